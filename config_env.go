@@ -1,0 +1,349 @@
+package kafkaevents
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The environment variables that [Config.FromEnv] reads.
+const (
+	envClientID            = "KAFKA_CLIENT_ID"
+	envBrokers             = "KAFKA_BROKERS"
+	envVersion             = "KAFKA_VERSION"
+	envLogLevel            = "KAFKA_LOG_LEVEL"
+	envSSLEnabled          = "KAFKA_SSL_ENABLED"
+	envSSLCAFile           = "KAFKA_SSL_CA_FILE"
+	envSSLCertFile         = "KAFKA_SSL_CERT_FILE"
+	envSSLKeyFile          = "KAFKA_SSL_KEY_FILE"
+	envSSLInsecure         = "KAFKA_SSL_INSECURE_SKIP_VERIFY"
+	envSASLMechanism       = "KAFKA_SASL_MECHANISM"
+	envSASLUsername        = "KAFKA_SASL_USERNAME"
+	envSASLPassword        = "KAFKA_SASL_PASSWORD" //nolint:gosec // G101: the name of a variable, not a credential.
+	envConsumerGroup       = "KAFKA_CONSUMER_GROUP"
+	envSessionTimeout      = "KAFKA_SESSION_TIMEOUT"
+	envHeartbeatInterval   = "KAFKA_HEARTBEAT_INTERVAL"
+	envFetchMaxWait        = "KAFKA_FETCH_MAX_WAIT"
+	envRebalanceStrategy   = "KAFKA_REBALANCE_STRATEGY"
+	envShutdownTimeout     = "KAFKA_SHUTDOWN_TIMEOUT"
+	envProducerIdempotent  = "KAFKA_PRODUCER_IDEMPOTENT"
+	envProducerAcks        = "KAFKA_PRODUCER_ACKS"
+	envProducerCompression = "KAFKA_PRODUCER_COMPRESSION"
+	envTopics              = "KAFKA_TOPICS"
+	envFromBeginning       = "KAFKA_FROM_BEGINNING"
+	envRetryEnabled        = "KAFKA_RETRY_ENABLED"
+	envRetryAttempts       = "KAFKA_RETRY_ATTEMPTS"
+	envRetryBaseDelay      = "KAFKA_RETRY_BASE_DELAY"
+	envRetryMaxDelay       = "KAFKA_RETRY_MAX_DELAY"
+	envRetryBackoff        = "KAFKA_RETRY_BACKOFF"
+	envRetryJitter         = "KAFKA_RETRY_JITTER"
+	envRetryTopicMode      = "KAFKA_RETRY_TOPIC_MODE"
+	envRetryPartitions     = "KAFKA_RETRY_PARTITIONS"
+	envRetryReplication    = "KAFKA_RETRY_REPLICATION_FACTOR"
+	envRetryRetention      = "KAFKA_RETRY_RETENTION"
+	envRetrySegment        = "KAFKA_RETRY_SEGMENT"
+	envDLQEnabled          = "KAFKA_DLQ_ENABLED"
+	envDLQPartitions       = "KAFKA_DLQ_PARTITIONS"
+	envDLQReplication      = "KAFKA_DLQ_REPLICATION_FACTOR"
+	envDLQRetention        = "KAFKA_DLQ_RETENTION"
+	envDLQMaxReprocess     = "KAFKA_DLQ_MAX_REPROCESS"
+	envMonitoringEnabled   = "KAFKA_MONITORING_ENABLED"
+	envAdminToken          = "KAFKA_ADMIN_TOKEN" //nolint:gosec // G101: the name of a variable, not a credential.
+)
+
+// FromEnv returns a copy of c in which every field that is still unset (zero
+// or nil) is filled from the process environment; fields already set win.
+// It is [Config.FromLookup] with os.LookupEnv; see there for the variables
+// and their syntax.
+func (c Config) FromEnv() (Config, error) {
+	return c.FromLookup(os.LookupEnv)
+}
+
+// FromLookup returns a copy of c in which every field that is still unset
+// (zero or nil) is filled from the variables that lookup reports; fields
+// already set win and their variables are not read. The variable of each
+// field is named in the field's documentation. A nil lookup changes nothing.
+//
+// An empty variable counts as unset. Values are read as follows:
+//   - durations in Go syntax ("500ms", "2s", "1m30s") or as a whole number of
+//     milliseconds ("1500" is 1.5s); see [ParseDuration];
+//   - booleans as true/false, 1/0, yes/no or on/off, in any case;
+//   - lists split on commas, with spaces around items trimmed and empty
+//     items dropped;
+//   - numbers as base-10 integers, KAFKA_RETRY_JITTER as a decimal fraction;
+//   - strings as they are (enums are checked by [Config.Validate]).
+//
+// A value that does not parse is an error naming the variable, the value and
+// what is allowed, such as `KAFKA_RETRY_ATTEMPTS="three": want a whole
+// number`. FromLookup reports every such variable in one error that joins
+// [ErrInvalidConfig] with one line per variable, and then returns c
+// unchanged.
+func (c Config) FromLookup(lookup func(string) (string, bool)) (Config, error) {
+	if lookup == nil {
+		return c, nil
+	}
+	orig := c
+	e := envReader{lookup: lookup}
+
+	e.str(envClientID, &c.ClientID)
+	e.list(envBrokers, &c.Brokers)
+	e.str(envVersion, &c.Version)
+	e.str(envLogLevel, &c.LogLevel)
+
+	e.boolPtr(envSSLEnabled, &c.TLS.Enabled)
+	e.str(envSSLCAFile, &c.TLS.CAFile)
+	e.str(envSSLCertFile, &c.TLS.CertFile)
+	e.str(envSSLKeyFile, &c.TLS.KeyFile)
+	e.boolVal(envSSLInsecure, &c.TLS.InsecureSkipVerify)
+
+	e.str(envSASLMechanism, &c.SASL.Mechanism)
+	e.str(envSASLUsername, &c.SASL.Username)
+	e.str(envSASLPassword, &c.SASL.Password)
+
+	e.str(envConsumerGroup, &c.Consumer.GroupID)
+	e.duration(envSessionTimeout, &c.Consumer.SessionTimeout)
+	e.duration(envHeartbeatInterval, &c.Consumer.HeartbeatInterval)
+	e.duration(envFetchMaxWait, &c.Consumer.MaxWaitTime)
+	e.str(envRebalanceStrategy, &c.Consumer.RebalanceStrategy)
+	e.duration(envShutdownTimeout, &c.Consumer.ShutdownTimeout)
+
+	e.boolPtr(envProducerIdempotent, &c.Producer.Idempotent)
+	e.str(envProducerAcks, &c.Producer.RequiredAcks)
+	e.str(envProducerCompression, &c.Producer.Compression)
+
+	e.list(envTopics, &c.Subscriptions.Topics)
+	e.boolPtr(envFromBeginning, &c.Subscriptions.FromBeginning)
+
+	e.boolPtr(envRetryEnabled, &c.Retry.Enabled)
+	envInt(&e, envRetryAttempts, &c.Retry.Attempts)
+	e.duration(envRetryBaseDelay, &c.Retry.BaseDelay)
+	e.duration(envRetryMaxDelay, &c.Retry.MaxDelay)
+	e.str(envRetryBackoff, &c.Retry.Backoff)
+	e.fraction(envRetryJitter, &c.Retry.Jitter)
+	e.str(envRetryTopicMode, &c.Retry.TopicMode)
+	envInt(&e, envRetryPartitions, &c.Retry.Partitions)
+	envInt(&e, envRetryReplication, &c.Retry.ReplicationFactor)
+	e.duration(envRetryRetention, &c.Retry.Retention)
+	e.duration(envRetrySegment, &c.Retry.Segment)
+
+	e.boolPtr(envDLQEnabled, &c.DLQ.Enabled)
+	envInt(&e, envDLQPartitions, &c.DLQ.Partitions)
+	envInt(&e, envDLQReplication, &c.DLQ.ReplicationFactor)
+	e.duration(envDLQRetention, &c.DLQ.Retention)
+	envInt(&e, envDLQMaxReprocess, &c.DLQ.MaxReprocess)
+
+	e.boolPtr(envMonitoringEnabled, &c.Monitoring.Enabled)
+	e.str(envAdminToken, &c.Monitoring.AdminToken)
+
+	if len(e.problems) > 0 {
+		return orig, errors.Join(append([]error{ErrInvalidConfig}, e.problems...)...)
+	}
+	return c, nil
+}
+
+// envReader fills unset fields from variables and collects parse problems.
+type envReader struct {
+	lookup   func(string) (string, bool)
+	problems []error
+}
+
+// get returns the variable's value, and false when it is unset or empty.
+func (e *envReader) get(name string) (string, bool) {
+	v, ok := e.lookup(name)
+	return v, ok && v != ""
+}
+
+// getTrimmed is get for values that are parsed, where surrounding spaces
+// do not count.
+func (e *envReader) getTrimmed(name string) (string, bool) {
+	v, ok := e.get(name)
+	v = strings.TrimSpace(v)
+	return v, ok && v != ""
+}
+
+// bad records that the variable's value does not parse. The value is quoted;
+// none of the variables that hold a secret is ever parsed, so none is shown.
+func (e *envReader) bad(name, value, want string) {
+	e.problems = append(e.problems, fmt.Errorf("%s=%q: want %s", name, value, want))
+}
+
+func (e *envReader) str(name string, dst *string) {
+	if *dst != "" {
+		return
+	}
+	if v, ok := e.get(name); ok {
+		*dst = v
+	}
+}
+
+func (e *envReader) list(name string, dst *[]string) {
+	if len(*dst) > 0 {
+		return
+	}
+	v, ok := e.get(name)
+	if !ok {
+		return
+	}
+	if items := splitList(v); len(items) > 0 {
+		*dst = items
+	}
+}
+
+// splitList splits s on commas, trims spaces around the items and drops the
+// empty ones.
+func splitList(s string) []string {
+	var items []string
+	for item := range strings.SplitSeq(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			items = append(items, item)
+		}
+	}
+	return items
+}
+
+const wantBool = "true or false (or 1/0, yes/no, on/off)"
+
+func (e *envReader) boolPtr(name string, dst **bool) {
+	if *dst != nil {
+		return
+	}
+	v, ok := e.getTrimmed(name)
+	if !ok {
+		return
+	}
+	b, err := parseBool(v)
+	if err != nil {
+		e.bad(name, v, wantBool)
+		return
+	}
+	*dst = Bool(b)
+}
+
+func (e *envReader) boolVal(name string, dst *bool) {
+	if *dst {
+		return
+	}
+	v, ok := e.getTrimmed(name)
+	if !ok {
+		return
+	}
+	b, err := parseBool(v)
+	if err != nil {
+		e.bad(name, v, wantBool)
+		return
+	}
+	*dst = b
+}
+
+// parseBool accepts true/false, 1/0, yes/no and on/off in any case.
+func parseBool(s string) (bool, error) {
+	switch strings.ToLower(s) {
+	case "true", "1", "yes", "on":
+		return true, nil
+	case "false", "0", "no", "off":
+		return false, nil
+	}
+	return false, errors.New("not a boolean")
+}
+
+func (e *envReader) duration(name string, dst *time.Duration) {
+	if *dst != 0 {
+		return
+	}
+	v, ok := e.getTrimmed(name)
+	if !ok {
+		return
+	}
+	d, err := ParseDuration(v)
+	if err != nil {
+		e.bad(name, v, "a non-negative duration such as 500ms, 2s or 1m30s, or a whole number of milliseconds")
+		return
+	}
+	*dst = d
+}
+
+// envInt fills an integer field of any width, rejecting values that do not
+// fit it.
+func envInt[T int | int16 | int32](e *envReader, name string, dst *T) {
+	if *dst != 0 {
+		return
+	}
+	v, ok := e.getTrimmed(name)
+	if !ok {
+		return
+	}
+	var zero T
+	bits := 64
+	switch any(zero).(type) {
+	case int16:
+		bits = 16
+	case int32:
+		bits = 32
+	}
+	n, err := strconv.ParseInt(v, 10, bits)
+	if err != nil {
+		if errors.Is(err, strconv.ErrRange) {
+			e.bad(name, v, fmt.Sprintf("a whole number that fits in %d bits", bits))
+		} else {
+			e.bad(name, v, "a whole number")
+		}
+		return
+	}
+	*dst = T(n)
+}
+
+func (e *envReader) fraction(name string, dst *float64) {
+	if *dst != 0 {
+		return
+	}
+	v, ok := e.getTrimmed(name)
+	if !ok {
+		return
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || math.IsNaN(f) || f < 0 || f > 1 {
+		e.bad(name, v, "a fraction from 0 to 1, such as 0.2")
+		return
+	}
+	*dst = f
+}
+
+// ParseDuration parses a non-negative duration written in Go syntax ("500ms",
+// "2s", "1m30s"; see time.ParseDuration) or as a whole number of
+// milliseconds ("1500" is 1.5s). Spaces around s are ignored. It returns an
+// error for an empty string, a negative duration, and a value too large for
+// time.Duration.
+func ParseDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, errors.New("kafkaevents: empty duration")
+	}
+	if isDigits(s) {
+		ms, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || ms > math.MaxInt64/int64(time.Millisecond) {
+			return 0, fmt.Errorf("kafkaevents: duration %q: too many milliseconds", s)
+		}
+		return time.Duration(ms) * time.Millisecond, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("kafkaevents: %w", err)
+	}
+	if d < 0 {
+		return 0, fmt.Errorf("kafkaevents: duration %q is negative", s)
+	}
+	return d, nil
+}
+
+func isDigits(s string) bool {
+	for i := range len(s) {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}

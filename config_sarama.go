@@ -1,0 +1,183 @@
+package kafkaevents
+
+import (
+	"crypto/tls"
+	"fmt"
+
+	"github.com/IBM/sarama"
+	"github.com/xdg-go/scram"
+)
+
+// Sarama builds a complete *sarama.Config for the client, the consumer groups
+// and the producers. It runs [Config.SetDefaults] on a copy of c and then
+// [Config.Validate], and returns the validation error if there is one; c
+// itself is not changed. The result starts from sarama.NewConfig and sets:
+//
+//   - ClientID and Version;
+//   - Net.TLS when [Config.TLSEnabled], with a *tls.Config of at least TLS 1.2
+//     that trusts TLS.CAFile (or the system roots), presents
+//     TLS.CertFile/TLS.KeyFile, and honours TLS.ServerName and
+//     TLS.InsecureSkipVerify;
+//   - Net.SASL when SASL.Mechanism is set: PLAIN, SCRAM-SHA-256 or
+//     SCRAM-SHA-512 with handshake v1;
+//   - Net.MaxOpenRequests from Producer.MaxInFlightRequests;
+//   - the consumer group session timeout, heartbeat interval and rebalance
+//     strategy, the fetch sizes and wait, Consumer.Offsets.Initial
+//     (OffsetOldest when [Config.FromBeginning], else OffsetNewest) and
+//     Consumer.Return.Errors;
+//   - Producer.RequiredAcks, Producer.Idempotent, Producer.Compression and
+//     both Producer.Return.Successes and Producer.Return.Errors, as
+//     synchronous producers need.
+//
+// Everything else keeps sarama's defaults; in particular
+// Metadata.AllowAutoTopicCreation stays true. Finally the result must pass
+// sarama's own Validate; an error from it wraps [ErrInvalidConfig] too.
+//
+// The cooperative-sticky strategy keeps state and must not be shared between
+// consumer groups: call Sarama once per group.
+func (c Config) Sarama() (*sarama.Config, error) {
+	c.SetDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+
+	sc := sarama.NewConfig()
+	sc.ClientID = c.ClientID
+	version, err := sarama.ParseKafkaVersion(c.Version)
+	if err != nil { // Validate has parsed it already
+		return nil, fmt.Errorf("%w: Version: %w", ErrInvalidConfig, err)
+	}
+	sc.Version = version
+
+	if c.TLSEnabled() {
+		tc, err := c.TLS.clientConfig()
+		if err != nil {
+			return nil, fmt.Errorf("%w: TLS: %w", ErrInvalidConfig, err)
+		}
+		sc.Net.TLS.Enable = true
+		sc.Net.TLS.Config = tc
+	}
+
+	if c.SASL.Mechanism != "" {
+		sc.Net.SASL.Enable = true
+		sc.Net.SASL.Handshake = true
+		sc.Net.SASL.Version = sarama.SASLHandshakeV1
+		sc.Net.SASL.User = c.SASL.Username
+		sc.Net.SASL.Password = c.SASL.Password
+		switch c.SASL.Mechanism {
+		case "plain":
+			sc.Net.SASL.Mechanism = sarama.SASLTypePlaintext
+		case "scram-sha-256":
+			sc.Net.SASL.Mechanism = sarama.SASLTypeSCRAMSHA256
+			sc.Net.SASL.SCRAMClientGeneratorFunc = func() sarama.SCRAMClient {
+				return &scramClient{hash: scram.SHA256}
+			}
+		case "scram-sha-512":
+			sc.Net.SASL.Mechanism = sarama.SASLTypeSCRAMSHA512
+			sc.Net.SASL.SCRAMClientGeneratorFunc = func() sarama.SCRAMClient {
+				return &scramClient{hash: scram.SHA512}
+			}
+		}
+	}
+
+	sc.Net.MaxOpenRequests = c.Producer.MaxInFlightRequests
+
+	sc.Consumer.Group.Session.Timeout = c.Consumer.SessionTimeout
+	sc.Consumer.Group.Heartbeat.Interval = c.Consumer.HeartbeatInterval
+	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{balanceStrategy(c.Consumer.RebalanceStrategy)}
+	sc.Consumer.Fetch.Min = c.Consumer.FetchMinBytes
+	sc.Consumer.Fetch.Default = c.Consumer.FetchDefaultBytes
+	sc.Consumer.Fetch.Max = c.Consumer.FetchMaxBytes
+	sc.Consumer.MaxWaitTime = c.Consumer.MaxWaitTime
+	sc.Consumer.Offsets.Initial = sarama.OffsetNewest
+	if c.FromBeginning() {
+		sc.Consumer.Offsets.Initial = sarama.OffsetOldest
+	}
+	sc.Consumer.Return.Errors = true
+
+	switch c.Producer.RequiredAcks {
+	case "all":
+		sc.Producer.RequiredAcks = sarama.WaitForAll
+	case "leader":
+		sc.Producer.RequiredAcks = sarama.WaitForLocal
+	case "none":
+		sc.Producer.RequiredAcks = sarama.NoResponse
+	}
+	sc.Producer.Idempotent = c.Idempotent()
+	if err := sc.Producer.Compression.UnmarshalText([]byte(c.Producer.Compression)); err != nil {
+		return nil, fmt.Errorf("%w: Producer.Compression: %w", ErrInvalidConfig, err)
+	}
+	sc.Producer.Return.Successes = true
+	sc.Producer.Return.Errors = true
+
+	if err := sc.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: sarama rejects the result: %w", ErrInvalidConfig, err)
+	}
+	return sc, nil
+}
+
+// balanceStrategy returns a new sarama strategy for a name Validate accepts.
+func balanceStrategy(name string) sarama.BalanceStrategy {
+	switch name {
+	case "roundrobin":
+		return sarama.NewBalanceStrategyRoundRobin()
+	case "sticky":
+		return sarama.NewBalanceStrategySticky()
+	case "cooperative-sticky":
+		return sarama.NewBalanceStrategyCooperativeSticky()
+	default:
+		return sarama.NewBalanceStrategyRange()
+	}
+}
+
+// clientConfig builds the *tls.Config for broker connections from the files.
+func (t TLSConfig) clientConfig() (*tls.Config, error) {
+	tc := &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		ServerName:         t.ServerName,
+		InsecureSkipVerify: t.InsecureSkipVerify, //nolint:gosec // G402: opt-in, documented as development only.
+	}
+	if t.CAFile != "" {
+		pool, err := loadCAPool(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("CAFile %q: %w", t.CAFile, err)
+		}
+		tc.RootCAs = pool
+	}
+	if t.CertFile != "" || t.KeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("CertFile %q, KeyFile %q: %w", t.CertFile, t.KeyFile, err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+// scramClient adapts an xdg-go/scram conversation to sarama.SCRAMClient.
+// sarama creates one per connection through SCRAMClientGeneratorFunc.
+type scramClient struct {
+	hash scram.HashGeneratorFcn
+	conv *scram.ClientConversation
+}
+
+// Begin starts a conversation for the user. The username, password and
+// authorisation ID are normalised with SASLprep, as RFC 5802 asks.
+func (s *scramClient) Begin(userName, password, authzID string) error {
+	client, err := s.hash.NewClient(userName, password, authzID)
+	if err != nil {
+		return fmt.Errorf("kafkaevents: SCRAM: %w", err)
+	}
+	s.conv = client.NewConversation()
+	return nil
+}
+
+// Step answers one challenge of the server.
+func (s *scramClient) Step(challenge string) (string, error) {
+	return s.conv.Step(challenge)
+}
+
+// Done reports whether the conversation is over.
+func (s *scramClient) Done() bool {
+	return s.conv.Done()
+}

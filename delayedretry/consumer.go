@@ -1,0 +1,345 @@
+package delayedretry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/torix/kafkaevents/correlation"
+	"github.com/torix/kafkaevents/dispatch"
+	"github.com/torix/kafkaevents/middleware"
+)
+
+// DeadLetterFunc stores a retry record that cannot be dispatched (unknown
+// handler, missing or corrupt retry headers) in the DLQ with reason
+// unroutable, returning once the broker acknowledged it.
+type DeadLetterFunc func(ctx context.Context, rec *sarama.ConsumerMessage, reason middleware.Reason, cause error) error
+
+// ConsumerConfig configures a Consumer.
+type ConsumerConfig struct {
+	// Client is the sarama client the consumer group is built on; it must
+	// not be shared with another consumer group. Required. Close does not
+	// close it.
+	Client sarama.Client
+	// GroupID is the consumer group of the retry topics. Required.
+	GroupID string
+	// Topics are the retry topics (Retrier.Topics). Required.
+	Topics []string
+	// Dispatcher delivers due records to their handler. Required.
+	Dispatcher *dispatch.Dispatcher
+	// DeadLetter stores unroutable records. Optional: when nil such records
+	// are logged and skipped.
+	DeadLetter DeadLetterFunc
+	// Metrics receives delivered, delayed, waiting and lateness figures.
+	// Optional. Default: NewMetrics().
+	Metrics *Metrics
+	// Now is the clock. Optional. Default: time.Now.
+	Now func() time.Time
+	// RedeliverBackoff is the wait before a rejected dispatch is tried
+	// again; it doubles up to 5s. Optional. Default: 100ms.
+	RedeliverBackoff time.Duration
+}
+
+// Consumer reads the retry topics and dispatches each record when it is due.
+// Offsets are marked only after the dispatch was acknowledged (or the record
+// was dead-lettered), so a crash or a rebalance while a record waits loses
+// nothing: the record is read again by whoever owns the partition next and
+// still waits for its due time.
+type Consumer struct {
+	cfg    ConsumerConfig
+	logger watermill.LoggerAdapter
+
+	running atomic.Bool
+	mu      sync.Mutex
+	cancel  context.CancelFunc
+	done    chan struct{}
+	closed  bool
+}
+
+// NewConsumer returns a Consumer, or an error naming a missing field.
+func NewConsumer(cfg ConsumerConfig, logger watermill.LoggerAdapter) (*Consumer, error) {
+	var errs []error
+	if cfg.Client == nil {
+		errs = append(errs, errors.New("delayedretry: ConsumerConfig.Client is required"))
+	}
+	if cfg.GroupID == "" {
+		errs = append(errs, errors.New("delayedretry: ConsumerConfig.GroupID is required"))
+	}
+	if len(cfg.Topics) == 0 {
+		errs = append(errs, errors.New("delayedretry: ConsumerConfig.Topics is required"))
+	}
+	if cfg.Dispatcher == nil {
+		errs = append(errs, errors.New("delayedretry: ConsumerConfig.Dispatcher is required"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.RedeliverBackoff <= 0 {
+		cfg.RedeliverBackoff = 100 * time.Millisecond
+	}
+	if logger == nil {
+		logger = watermill.NopLogger{}
+	}
+	return &Consumer{cfg: cfg, logger: logger}, nil
+}
+
+// Running reports whether Run is consuming.
+func (c *Consumer) Running() bool { return c.running.Load() }
+
+// Run consumes until ctx is done or Close is called, then leaves the group
+// (committing marked offsets) and returns nil. It returns an error when the
+// consumer group cannot be created or Run was already called.
+func (c *Consumer) Run(ctx context.Context) error {
+	c.mu.Lock()
+	if c.closed || c.done != nil {
+		c.mu.Unlock()
+		return errors.New("delayedretry: Consumer.Run called twice or after Close")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	c.cancel, c.done = cancel, make(chan struct{})
+	c.mu.Unlock()
+	defer close(c.done)
+	defer cancel()
+
+	group, err := sarama.NewConsumerGroupFromClient(c.cfg.GroupID, c.cfg.Client)
+	if err != nil {
+		return fmt.Errorf("delayedretry: consumer group %s: %w", c.cfg.GroupID, err)
+	}
+	defer func() { _ = group.Close() }()
+	go func() {
+		for err := range group.Errors() {
+			c.logger.Error("Retry consumer error", err, nil)
+		}
+	}()
+
+	c.running.Store(true)
+	defer c.running.Store(false)
+	h := &groupHandler{c: c, runCtx: ctx}
+	backoff := time.Second
+	for ctx.Err() == nil {
+		if err := group.Consume(ctx, c.cfg.Topics, h); err != nil {
+			if errors.Is(err, sarama.ErrClosedConsumerGroup) {
+				return nil
+			}
+			c.logger.Error("Retry consumer session failed; retrying", err, watermill.LogFields{"backoff": backoff.String()})
+			if !sleepCtx(ctx, backoff) {
+				break
+			}
+			backoff = min(2*backoff, 30*time.Second)
+			continue
+		}
+		backoff = time.Second
+	}
+	return nil
+}
+
+// Close stops Run and waits for it to return. It is idempotent.
+func (c *Consumer) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	cancel, done := c.cancel, c.done
+	c.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
+	return nil
+}
+
+type groupHandler struct {
+	c      *Consumer
+	runCtx context.Context
+}
+
+func (h *groupHandler) Setup(sarama.ConsumerGroupSession) error   { return nil }
+func (h *groupHandler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
+
+func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	for {
+		select {
+		case rec, ok := <-claim.Messages():
+			if !ok {
+				return nil
+			}
+			if !h.c.handle(h.runCtx, sess, rec) {
+				return nil
+			}
+		case <-sess.Context().Done():
+			return nil
+		}
+	}
+}
+
+// handle waits for rec to be due and dispatches it. It returns false when the
+// session ended before rec was done; rec is then left unmarked.
+func (c *Consumer) handle(runCtx context.Context, sess sarama.ConsumerGroupSession, rec *sarama.ConsumerMessage) bool {
+	hdr := headerMap(rec.Headers)
+	d, due, perr := parseRetryRecord(hdr, rec)
+	if perr == nil && !c.cfg.Dispatcher.Known(d.HandlerID) {
+		perr = fmt.Errorf("%w: %q", dispatch.ErrUnknownHandler, d.HandlerID)
+	}
+	m := c.cfg.Metrics.of(d.HandlerID)
+	if perr != nil {
+		m.unroutable.Add(1)
+		return c.deadLetter(runCtx, sess, rec, perr)
+	}
+
+	if wait := due.Sub(c.cfg.Now()); wait > 0 {
+		m.waiting.Add(1)
+		m.delayed.Add(1)
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+			c.cfg.Metrics.of(d.HandlerID).waiting.Add(-1)
+		case <-sess.Context().Done():
+			t.Stop()
+			c.cfg.Metrics.of(d.HandlerID).waiting.Add(-1)
+			return false
+		}
+		// A timer may fire a little before the wall clock reaches due;
+		// never deliver early.
+		for now := c.cfg.Now(); now.Before(due); now = c.cfg.Now() {
+			time.Sleep(due.Sub(now))
+		}
+	}
+
+	backoff := c.cfg.RedeliverBackoff
+	for {
+		msg := message.NewMessage(hdr[middleware.HeaderWatermillUUID], rec.Value)
+		for k, v := range hdr {
+			if k != middleware.HeaderWatermillUUID {
+				msg.Metadata.Set(k, v)
+			}
+		}
+		ctx := middleware.WithDelivery(runCtx, d)
+		if id := hdr[middleware.HeaderCorrelationID]; id != "" {
+			ctx = correlation.WithID(ctx, id)
+		}
+		msg.SetContext(ctx)
+		c.cfg.Metrics.observeLateness(c.cfg.Now().Sub(due))
+		err := c.cfg.Dispatcher.Deliver(sess.Context(), d.HandlerID, msg)
+		if err == nil {
+			c.cfg.Metrics.of(d.HandlerID).delivered.Add(1)
+			sess.MarkMessage(rec, "")
+			return true
+		}
+		if errors.Is(err, dispatch.ErrUnknownHandler) {
+			c.cfg.Metrics.of(d.HandlerID).unroutable.Add(1)
+			return c.deadLetter(runCtx, sess, rec, err)
+		}
+		if sess.Context().Err() != nil || errors.Is(err, dispatch.ErrClosed) {
+			return false
+		}
+		c.logger.Info("Retry dispatch rejected; trying again", watermill.LogFields{
+			"handler_id": d.HandlerID, "topic": rec.Topic, "partition": rec.Partition, "offset": rec.Offset, "err": err.Error(),
+		})
+		if !sleepCtx(sess.Context(), backoff) {
+			return false
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+func (c *Consumer) deadLetter(ctx context.Context, sess sarama.ConsumerGroupSession, rec *sarama.ConsumerMessage, cause error) bool {
+	if c.cfg.DeadLetter == nil {
+		c.logger.Error("Unroutable retry record skipped (no DLQ)", cause, watermill.LogFields{
+			"topic": rec.Topic, "partition": rec.Partition, "offset": rec.Offset,
+		})
+		sess.MarkMessage(rec, "")
+		return true
+	}
+	backoff := c.cfg.RedeliverBackoff
+	for {
+		err := c.cfg.DeadLetter(ctx, rec, middleware.ReasonUnroutable, cause)
+		if err == nil {
+			sess.MarkMessage(rec, "")
+			return true
+		}
+		c.logger.Error("Storing unroutable retry record failed; trying again", err, watermill.LogFields{
+			"topic": rec.Topic, "partition": rec.Partition, "offset": rec.Offset,
+		})
+		if !sleepCtx(sess.Context(), backoff) {
+			return false
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// ErrCorruptRecord is wrapped by the errors of retry records whose retry
+// headers are missing or do not parse.
+var ErrCorruptRecord = errors.New("delayedretry: corrupt retry record")
+
+func parseRetryRecord(hdr map[string]string, rec *sarama.ConsumerMessage) (middleware.Delivery, time.Time, error) {
+	d := middleware.Delivery{
+		HandlerID: hdr[middleware.HeaderHandlerID],
+		Topic:     hdr[middleware.HeaderOriginalTopic],
+		Key:       rec.Key,
+		Source:    middleware.SourceRetry,
+	}
+	var errs []error
+	if d.HandlerID == "" {
+		errs = append(errs, fmt.Errorf("missing %s", middleware.HeaderHandlerID))
+	}
+	if d.Topic == "" {
+		errs = append(errs, fmt.Errorf("missing %s", middleware.HeaderOriginalTopic))
+	}
+	n, err := strconv.Atoi(hdr[middleware.HeaderRetryCount])
+	if err != nil || n < 1 {
+		errs = append(errs, fmt.Errorf("%s = %q: want a whole number >= 1", middleware.HeaderRetryCount, hdr[middleware.HeaderRetryCount]))
+	}
+	d.RetryCount = n
+	due, err := time.Parse(time.RFC3339Nano, hdr[middleware.HeaderRetryAfter])
+	if err != nil {
+		errs = append(errs, fmt.Errorf("%s = %q: want an RFC 3339 time", middleware.HeaderRetryAfter, hdr[middleware.HeaderRetryAfter]))
+	}
+	if t, err := time.Parse(time.RFC3339Nano, hdr[middleware.HeaderFirstFailedAt]); err == nil {
+		d.FirstFailedAt = t
+	}
+	if p, err := strconv.ParseInt(hdr[middleware.HeaderOriginalPartition], 10, 32); err == nil {
+		if o, err := strconv.ParseInt(hdr[middleware.HeaderOriginalOffset], 10, 64); err == nil {
+			d.Partition, d.Offset, d.HasOffset = int32(p), o, true
+		}
+	}
+	if r, err := strconv.Atoi(hdr[middleware.HeaderReprocessCount]); err == nil && r > 0 {
+		d.ReprocessCount = r
+	}
+	if len(errs) > 0 {
+		return d, due, fmt.Errorf("%w: %w", ErrCorruptRecord, errors.Join(errs...))
+	}
+	return d, due, nil
+}
+
+func headerMap(hs []*sarama.RecordHeader) map[string]string {
+	m := make(map[string]string, len(hs))
+	for _, h := range hs {
+		if h != nil {
+			m[string(h.Key)] = string(h.Value)
+		}
+	}
+	return m
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

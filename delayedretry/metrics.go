@@ -1,0 +1,225 @@
+package delayedretry
+
+import (
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// HandlerStats are the retry counters of one handler (or the total). The
+// first four keep the NestJS package's names.
+type HandlerStats struct {
+	// MessagesProcessed counts deliveries that the handler completed.
+	MessagesProcessed int64 `json:"messagesProcessed"`
+	// MessagesDelayed counts retry records that were held until their due time.
+	MessagesDelayed int64 `json:"messagesDelayed"`
+	// MessagesSkipped counts failures that were not retried (permanent,
+	// undecodable, retry disabled).
+	MessagesSkipped int64 `json:"messagesSkipped"`
+	// ErrorsEncountered counts handler failures.
+	ErrorsEncountered int64 `json:"errorsEncountered"`
+	// Scheduled counts retry records published.
+	Scheduled int64 `json:"scheduled"`
+	// Delivered counts retry records dispatched when due.
+	Delivered int64 `json:"delivered"`
+	// Exhausted counts messages whose attempts ran out.
+	Exhausted int64 `json:"exhausted"`
+	// Unroutable counts retry records that named no known handler or had
+	// corrupt headers.
+	Unroutable int64 `json:"unroutable"`
+	// Waiting is the number of retry records read and not yet due.
+	Waiting int64 `json:"waiting"`
+}
+
+// Lateness summarises how late due retries were delivered (delivery time
+// minus x-retry-after) over the most recent deliveries.
+type Lateness struct {
+	Count int64         `json:"count"`
+	Early int64         `json:"early"`
+	P50   time.Duration `json:"p50Ns"`
+	P99   time.Duration `json:"p99Ns"`
+	Max   time.Duration `json:"maxNs"`
+}
+
+// Stats is a snapshot of the retry metrics.
+type Stats struct {
+	HandlerStats
+	Handlers map[string]HandlerStats `json:"handlers"`
+	Lateness Lateness                `json:"lateness"`
+}
+
+type counters struct {
+	processed, delayed, skipped, errors, scheduled, delivered, exhausted, unroutable, waiting atomic.Int64
+}
+
+func (c *counters) snapshot() HandlerStats {
+	return HandlerStats{
+		MessagesProcessed: c.processed.Load(),
+		MessagesDelayed:   c.delayed.Load(),
+		MessagesSkipped:   c.skipped.Load(),
+		ErrorsEncountered: c.errors.Load(),
+		Scheduled:         c.scheduled.Load(),
+		Delivered:         c.delivered.Load(),
+		Exhausted:         c.exhausted.Load(),
+		Unroutable:        c.unroutable.Load(),
+		Waiting:           c.waiting.Load(),
+	}
+}
+
+const latenessWindow = 8192
+
+// Metrics collects the counters of a Retrier and a Consumer. It is a
+// prometheus.Collector; register it on a registry of your own. The zero value
+// is not usable; call NewMetrics. Safe for concurrent use.
+type Metrics struct {
+	mu       sync.RWMutex
+	handlers map[string]*counters
+
+	lateMu  sync.Mutex
+	ring    []time.Duration
+	next    int
+	count   int64
+	early   int64
+	latHist prometheus.Histogram
+
+	descs map[string]*prometheus.Desc
+}
+
+// NewMetrics returns empty metrics.
+func NewMetrics() *Metrics {
+	m := &Metrics{
+		handlers: map[string]*counters{},
+		ring:     make([]time.Duration, 0, latenessWindow),
+		latHist: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "kafkaevents", Subsystem: "retry", Name: "lateness_seconds",
+			Help:    "Delivery time of a due retry minus its x-retry-after.",
+			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}),
+		descs: map[string]*prometheus.Desc{},
+	}
+	for _, n := range metricNames {
+		m.descs[n.name] = prometheus.NewDesc("kafkaevents_retry_"+n.name, n.help, []string{"handler"}, nil)
+	}
+	return m
+}
+
+var metricNames = []struct{ name, help string }{
+	{"messages_processed_total", "Deliveries the handler completed."},
+	{"messages_delayed_total", "Retry records held until their due time."},
+	{"messages_skipped_total", "Failures not retried (permanent, undecodable, retry disabled)."},
+	{"errors_total", "Handler failures."},
+	{"scheduled_total", "Retry records published."},
+	{"delivered_total", "Retry records dispatched when due."},
+	{"exhausted_total", "Messages whose retry attempts ran out."},
+	{"unroutable_total", "Retry records with an unknown handler or corrupt headers."},
+	{"waiting", "Retry records read and not yet due."},
+}
+
+func (m *Metrics) of(handlerID string) *counters {
+	m.mu.RLock()
+	c := m.handlers[handlerID]
+	m.mu.RUnlock()
+	if c != nil {
+		return c
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if c = m.handlers[handlerID]; c == nil {
+		c = &counters{}
+		m.handlers[handlerID] = c
+	}
+	return c
+}
+
+func (m *Metrics) observeLateness(d time.Duration) {
+	m.latHist.Observe(d.Seconds())
+	m.lateMu.Lock()
+	defer m.lateMu.Unlock()
+	m.count++
+	if d < 0 {
+		m.early++
+	}
+	if len(m.ring) < latenessWindow {
+		m.ring = append(m.ring, d)
+	} else {
+		m.ring[m.next] = d
+		m.next = (m.next + 1) % latenessWindow
+	}
+}
+
+// Stats returns a snapshot: per handler, the total, and the lateness of the
+// most recent deliveries.
+func (m *Metrics) Stats() Stats {
+	s := Stats{Handlers: map[string]HandlerStats{}}
+	m.mu.RLock()
+	for id, c := range m.handlers {
+		h := c.snapshot()
+		s.Handlers[id] = h
+		s.MessagesProcessed += h.MessagesProcessed
+		s.MessagesDelayed += h.MessagesDelayed
+		s.MessagesSkipped += h.MessagesSkipped
+		s.ErrorsEncountered += h.ErrorsEncountered
+		s.Scheduled += h.Scheduled
+		s.Delivered += h.Delivered
+		s.Exhausted += h.Exhausted
+		s.Unroutable += h.Unroutable
+		s.Waiting += h.Waiting
+	}
+	m.mu.RUnlock()
+
+	m.lateMu.Lock()
+	sorted := slices.Clone(m.ring)
+	s.Lateness.Count, s.Lateness.Early = m.count, m.early
+	m.lateMu.Unlock()
+	if n := len(sorted); n > 0 {
+		slices.Sort(sorted)
+		s.Lateness.P50 = sorted[(n-1)*50/100]
+		s.Lateness.P99 = sorted[(n-1)*99/100]
+		s.Lateness.Max = sorted[n-1]
+	}
+	return s
+}
+
+// Reset sets every counter to zero and forgets the lateness window. The
+// waiting gauge is kept: it describes records still held.
+func (m *Metrics) Reset() {
+	m.mu.Lock()
+	for id, c := range m.handlers {
+		fresh := &counters{}
+		fresh.waiting.Store(c.waiting.Load())
+		m.handlers[id] = fresh
+	}
+	m.mu.Unlock()
+	m.lateMu.Lock()
+	m.ring, m.next, m.count, m.early = m.ring[:0], 0, 0, 0
+	m.lateMu.Unlock()
+}
+
+// Describe implements prometheus.Collector.
+func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range m.descs {
+		ch <- d
+	}
+	m.latHist.Describe(ch)
+}
+
+// Collect implements prometheus.Collector.
+func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
+	m.mu.RLock()
+	for id, c := range m.handlers {
+		h := c.snapshot()
+		vals := []int64{h.MessagesProcessed, h.MessagesDelayed, h.MessagesSkipped, h.ErrorsEncountered, h.Scheduled, h.Delivered, h.Exhausted, h.Unroutable, h.Waiting}
+		for i, n := range metricNames {
+			typ := prometheus.CounterValue
+			if n.name == "waiting" {
+				typ = prometheus.GaugeValue
+			}
+			ch <- prometheus.MustNewConstMetric(m.descs[n.name], typ, float64(vals[i]), id)
+		}
+	}
+	m.mu.RUnlock()
+	m.latHist.Collect(ch)
+}

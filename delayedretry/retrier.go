@@ -1,0 +1,327 @@
+package delayedretry
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/torix/kafkaevents/correlation"
+	"github.com/torix/kafkaevents/middleware"
+	"github.com/torix/kafkaevents/tracing"
+)
+
+// Mode selects the retry topic layout.
+type Mode string
+
+const (
+	// ModeLanes uses one topic per distinct delay: no head-of-line blocking
+	// between different delays. The default.
+	ModeLanes Mode = "lanes"
+	// ModeSingle uses the one topic {prefix}: a record due later at the head
+	// of a partition holds back the records behind it.
+	ModeSingle Mode = "single"
+)
+
+// ErrHandoff wraps the error of a retry record that the broker did not
+// acknowledge. The DLQ middleware lets such errors through, so Watermill
+// redelivers the original message: nothing is lost.
+var ErrHandoff = middleware.ErrHandoff
+
+// Config configures a Retrier.
+type Config struct {
+	// Sender publishes retry records and returns once the broker
+	// acknowledged them. Required.
+	Sender middleware.Sender
+	// TopicPrefix names the retry topics: {TopicPrefix} in ModeSingle,
+	// {TopicPrefix}.{delay} in ModeLanes (e.g. "orders.retry.300ms").
+	// Required.
+	TopicPrefix string
+	// Mode is ModeLanes or ModeSingle. Optional. Default: ModeLanes.
+	Mode Mode
+	// Policy applies to handlers without a policy of their own. Optional.
+	// Default: DefaultPolicy.
+	Policy Policy
+	// Tracer records a retry span per scheduled retry and injects the trace
+	// context into the record. Optional. Default: tracing.New with the OTel
+	// globals.
+	Tracer *tracing.Tracer
+	// Metrics receives the counters. Optional. Default: NewMetrics().
+	Metrics *Metrics
+	// Now is the clock. Optional. Default: time.Now.
+	Now func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	if c.Mode == "" {
+		c.Mode = ModeLanes
+	}
+	if c.Policy == (Policy{}) {
+		c.Policy = DefaultPolicy
+	}
+	if c.Tracer == nil {
+		c.Tracer = tracing.New(tracing.Config{})
+	}
+	if c.Metrics == nil {
+		c.Metrics = NewMetrics()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Validate reports missing or invalid fields.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Sender == nil {
+		errs = append(errs, errors.New("delayedretry: Config.Sender is required"))
+	}
+	if c.TopicPrefix == "" {
+		errs = append(errs, errors.New("delayedretry: Config.TopicPrefix is required"))
+	}
+	if c.Mode != ModeLanes && c.Mode != ModeSingle {
+		errs = append(errs, fmt.Errorf("delayedretry: Config.Mode = %q: want %q or %q", c.Mode, ModeLanes, ModeSingle))
+	}
+	if err := c.Policy.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("delayedretry: Config.Policy: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// Retrier is the retry middleware. Create it with New; add it with
+// router.AddMiddleware(retrier.Middleware), inside the DLQ middleware.
+type Retrier struct {
+	cfg    Config
+	logger watermill.LoggerAdapter
+
+	mu       sync.RWMutex
+	policies map[string]Policy
+}
+
+// New returns a Retrier, or an error naming the bad Config field.
+func New(cfg Config, logger watermill.LoggerAdapter) (*Retrier, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = watermill.NopLogger{}
+	}
+	return &Retrier{cfg: cfg, logger: logger, policies: map[string]Policy{}}, nil
+}
+
+// SetPolicy gives handlerID its own policy, replacing the default for it. Call
+// it before the retry topics are provisioned so its delays get lanes.
+func (r *Retrier) SetPolicy(handlerID string, p Policy) error {
+	if err := p.Validate(); err != nil {
+		return fmt.Errorf("handler %q: %w", handlerID, err)
+	}
+	r.mu.Lock()
+	r.policies[handlerID] = p
+	r.mu.Unlock()
+	return nil
+}
+
+// PolicyFor returns the policy that applies to handlerID.
+func (r *Retrier) PolicyFor(handlerID string) Policy {
+	r.mu.RLock()
+	p, ok := r.policies[handlerID]
+	r.mu.RUnlock()
+	if ok {
+		return p
+	}
+	return r.cfg.Policy
+}
+
+// Metrics returns the metrics the Retrier writes to.
+func (r *Retrier) Metrics() *Metrics { return r.cfg.Metrics }
+
+// Lanes returns the distinct nominal delays of every policy in use, sorted.
+// In ModeSingle it returns nil.
+func (r *Retrier) Lanes() []time.Duration {
+	if r.cfg.Mode == ModeSingle {
+		return nil
+	}
+	r.mu.RLock()
+	all := r.cfg.Policy.Delays()
+	for _, p := range r.policies {
+		all = append(all, p.Delays()...)
+	}
+	r.mu.RUnlock()
+	for i, d := range all {
+		all[i] = d.Truncate(time.Millisecond)
+	}
+	slices.Sort(all)
+	return slices.Compact(all)
+}
+
+// Topics returns the retry topics to provision and consume.
+func (r *Retrier) Topics() []string {
+	if r.cfg.Mode == ModeSingle {
+		return []string{r.cfg.TopicPrefix}
+	}
+	lanes := r.Lanes()
+	out := make([]string, 0, len(lanes))
+	for _, d := range lanes {
+		out = append(out, LaneTopic(r.cfg.TopicPrefix, d))
+	}
+	return out
+}
+
+// LaneTopic names the lane of delay d: prefix + "." + the delay in whole
+// seconds ("5s") when it is one, else in milliseconds ("300ms").
+func LaneTopic(prefix string, d time.Duration) string {
+	ms := d.Milliseconds()
+	if ms%1000 == 0 {
+		return prefix + "." + strconv.FormatInt(ms/1000, 10) + "s"
+	}
+	return prefix + "." + strconv.FormatInt(ms, 10) + "ms"
+}
+
+// topicFor picks the lane with the largest delay not above d, so the lane's
+// own delay never exceeds the record's.
+func (r *Retrier) topicFor(d time.Duration) string {
+	if r.cfg.Mode == ModeSingle {
+		return r.cfg.TopicPrefix
+	}
+	lanes := r.Lanes()
+	if len(lanes) == 0 {
+		return LaneTopic(r.cfg.TopicPrefix, d)
+	}
+	i, found := slices.BinarySearch(lanes, d.Truncate(time.Millisecond))
+	if !found {
+		i--
+	}
+	if i < 0 {
+		i = 0
+	}
+	return LaneTopic(r.cfg.TopicPrefix, lanes[i])
+}
+
+// Middleware retries failures of the wrapped handler. On success it returns
+// the handler's messages. On a retryable failure (any error that is not
+// marked Permanent or Undecodable and not a handoff error) with attempts left
+// it publishes a retry record and returns nil, so the original is
+// acknowledged; if publishing fails it returns an error wrapping ErrHandoff
+// and Watermill redelivers. Otherwise it returns the error wrapped with its
+// DLQ reason (retries-exhausted, retry-disabled, or the reason it carries).
+func (r *Retrier) Middleware(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		out, err := h(msg)
+		d := middleware.DeliveryOf(msg)
+		c := r.cfg.Metrics.of(d.HandlerID)
+		if err == nil {
+			c.processed.Add(1)
+			return out, nil
+		}
+		if errors.Is(err, middleware.ErrHandoff) {
+			return nil, err
+		}
+		c.errors.Add(1)
+		if !middleware.IsRetryable(err) {
+			c.skipped.Add(1)
+			return nil, err
+		}
+		p := r.PolicyFor(d.HandlerID)
+		if p.Disabled {
+			c.skipped.Add(1)
+			return nil, middleware.WithReason(middleware.ReasonRetryDisabled, err)
+		}
+		attempt := d.RetryCount + 1
+		if attempt > p.Attempts {
+			c.exhausted.Add(1)
+			return nil, middleware.WithReason(middleware.ReasonRetriesExhausted, err)
+		}
+		if middleware.HandoffDisabled(msg.Context()) {
+			return nil, err
+		}
+		if herr := r.schedule(msg, d, p, attempt, err); herr != nil {
+			return nil, herr
+		}
+		c.scheduled.Add(1)
+		middleware.Report(msg, middleware.Outcome{Kind: middleware.OutcomeRetried, Err: err})
+		return nil, nil
+	}
+}
+
+func (r *Retrier) schedule(msg *message.Message, d middleware.Delivery, p Policy, attempt int, cause error) error {
+	now := r.cfg.Now().UTC()
+	delay := p.JitteredDelay(attempt)
+	due := now.Add(delay)
+	firstFailed := d.FirstFailedAt
+	if firstFailed.IsZero() {
+		firstFailed = now
+	}
+	topic := r.topicFor(delay)
+
+	ctx, span := r.cfg.Tracer.StartRetry(msg.Context(), tracing.RetrySpan{
+		HandlerID: d.HandlerID, Topic: d.Topic, RetryCount: attempt, Delay: delay,
+	})
+	defer span.End()
+
+	headers := make([]sarama.RecordHeader, 0, len(msg.Metadata)+10)
+	for k, v := range msg.Metadata {
+		if isRetryHeader(k) {
+			continue
+		}
+		headers = append(headers, sarama.RecordHeader{Key: []byte(k), Value: []byte(v)})
+	}
+	set := func(k, v string) {
+		headers = append(headers, sarama.RecordHeader{Key: []byte(k), Value: []byte(v)})
+	}
+	set(middleware.HeaderWatermillUUID, msg.UUID)
+	set(middleware.HeaderOriginalTopic, d.Topic)
+	set(middleware.HeaderHandlerID, d.HandlerID)
+	set(middleware.HeaderRetryCount, strconv.Itoa(attempt))
+	set(middleware.HeaderRetryAfter, due.Format(middleware.TimeFormat))
+	set(middleware.HeaderFirstFailedAt, firstFailed.Format(middleware.TimeFormat))
+	set(middleware.HeaderFailedAt, now.Format(middleware.TimeFormat))
+	set(middleware.HeaderErrorMessage, middleware.TruncateError(cause.Error()))
+	if d.HasOffset && d.Source == middleware.SourceMain {
+		set(middleware.HeaderOriginalPartition, strconv.FormatInt(int64(d.Partition), 10))
+		set(middleware.HeaderOriginalOffset, strconv.FormatInt(d.Offset, 10))
+	}
+	if id := correlation.FromMessage(msg); id != "" {
+		set(middleware.HeaderCorrelationID, id)
+	}
+	rec := &sarama.ProducerMessage{
+		Topic:   topic,
+		Value:   sarama.ByteEncoder(msg.Payload),
+		Headers: headers,
+	}
+	if d.Key != nil {
+		rec.Key = sarama.ByteEncoder(d.Key)
+	}
+	if err := r.cfg.Sender.SendRecord(ctx, rec); err != nil {
+		tracing.MarkFailed(span, err)
+		r.logger.Error("Publishing retry record failed; the message will be redelivered", err, watermill.LogFields{
+			"handler_id": d.HandlerID, "topic": topic, "retry_count": attempt,
+		})
+		return fmt.Errorf("%w: retry record to %s: %w", middleware.ErrHandoff, topic, err)
+	}
+	r.logger.Debug("Retry scheduled", watermill.LogFields{
+		"handler_id": d.HandlerID, "retry_topic": topic, "retry_count": attempt, "delay": delay.String(),
+	})
+	return nil
+}
+
+// isRetryHeader reports headers that the retry record sets itself, so stale
+// copies from an earlier attempt are not carried along.
+func isRetryHeader(k string) bool {
+	switch k {
+	case middleware.HeaderOriginalTopic, middleware.HeaderHandlerID, middleware.HeaderRetryCount,
+		middleware.HeaderRetryAfter, middleware.HeaderFirstFailedAt, middleware.HeaderFailedAt,
+		middleware.HeaderErrorMessage, middleware.HeaderCorrelationID, middleware.HeaderWatermillUUID,
+		middleware.HeaderOriginalPartition, middleware.HeaderOriginalOffset,
+		middleware.HeaderTraceparent, middleware.HeaderTracestate, middleware.HeaderUnmarshalError:
+		return true
+	}
+	return strings.HasPrefix(k, "x-dlq-")
+}

@@ -1,0 +1,263 @@
+package dlq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/torix/kafkaevents/correlation"
+	"github.com/torix/kafkaevents/middleware"
+	"github.com/torix/kafkaevents/tracing"
+)
+
+// Config configures a Queue.
+type Config struct {
+	// Sender publishes DLQ records and returns once the broker
+	// acknowledged them. Required.
+	Sender middleware.Sender
+	// Topic is the DLQ topic, conventionally {service}.dlq. Required.
+	Topic string
+	// Tracer records a dlq_store span per stored record. Optional.
+	// Default: tracing.New with the OTel globals.
+	Tracer *tracing.Tracer
+	// Metrics receives the counters. Optional. Default: NewMetrics().
+	Metrics *Metrics
+	// Now is the clock. Optional. Default: time.Now.
+	Now func() time.Time
+}
+
+// Queue stores failed messages in the DLQ topic.
+type Queue struct {
+	cfg    Config
+	logger watermill.LoggerAdapter
+}
+
+// New returns a Queue, or an error naming a missing field.
+func New(cfg Config, logger watermill.LoggerAdapter) (*Queue, error) {
+	var errs []error
+	if cfg.Sender == nil {
+		errs = append(errs, errors.New("dlq: Config.Sender is required"))
+	}
+	if cfg.Topic == "" {
+		errs = append(errs, errors.New("dlq: Config.Topic is required"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if cfg.Tracer == nil {
+		cfg.Tracer = tracing.New(tracing.Config{})
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if logger == nil {
+		logger = watermill.NopLogger{}
+	}
+	return &Queue{cfg: cfg, logger: logger}, nil
+}
+
+// Topic returns the DLQ topic name.
+func (q *Queue) Topic() string { return q.cfg.Topic }
+
+// Metrics returns the metrics the Queue and its Reprocessor write to.
+func (q *Queue) Metrics() *Metrics { return q.cfg.Metrics }
+
+// Record is what Store writes: the original record and why it failed.
+type Record struct {
+	// Key and Value are written unchanged.
+	Key, Value []byte
+	// Headers are the original headers; they are kept, except the ones the
+	// DLQ record sets itself.
+	Headers map[string]string
+	// UUID is the Watermill message UUID, kept in _watermill_message_uuid.
+	UUID string
+	// Topic, Partition and Offset locate the original record; Partition and
+	// Offset are written only when HasOffset.
+	Topic     string
+	Partition int32
+	Offset    int64
+	HasOffset bool
+	// HandlerID is the handler that failed.
+	HandlerID string
+	// RetryCount is how many retries ran.
+	RetryCount int
+	// Reason is why the record is dead-lettered. Required.
+	Reason middleware.Reason
+	// Err is the failure; its text becomes x-error-message.
+	Err error
+	// FailedAt defaults to now.
+	FailedAt time.Time
+	// CorrelationID defaults to the one in Headers.
+	CorrelationID string
+}
+
+// Store writes rec to the DLQ and returns once the broker acknowledged it.
+// An error wraps middleware.ErrHandoff.
+func (q *Queue) Store(ctx context.Context, rec Record) error {
+	now := q.cfg.Now().UTC()
+	if rec.FailedAt.IsZero() {
+		rec.FailedAt = now
+	}
+	if !rec.Reason.Valid() {
+		return fmt.Errorf("dlq: invalid reason %q", rec.Reason)
+	}
+	ctx, span := q.cfg.Tracer.StartDLQ(ctx, tracing.DLQSpan{
+		HandlerID: rec.HandlerID, Topic: rec.Topic, Reason: string(rec.Reason), RetryCount: rec.RetryCount, Err: rec.Err,
+	})
+	defer span.End()
+
+	headers := make([]sarama.RecordHeader, 0, len(rec.Headers)+14)
+	for k, v := range rec.Headers {
+		if isOwnHeader(k) {
+			continue
+		}
+		headers = append(headers, sarama.RecordHeader{Key: []byte(k), Value: []byte(v)})
+	}
+	set := func(k, v string) {
+		headers = append(headers, sarama.RecordHeader{Key: []byte(k), Value: []byte(v)})
+	}
+	if rec.UUID != "" {
+		set(middleware.HeaderWatermillUUID, rec.UUID)
+	}
+	set(middleware.HeaderOriginalTopic, rec.Topic)
+	if rec.HasOffset {
+		set(middleware.HeaderOriginalPartition, strconv.FormatInt(int64(rec.Partition), 10))
+		set(middleware.HeaderOriginalOffset, strconv.FormatInt(rec.Offset, 10))
+	}
+	set(middleware.HeaderHandlerID, rec.HandlerID)
+	set(middleware.HeaderRetryCount, strconv.Itoa(rec.RetryCount))
+	errText := ""
+	if rec.Err != nil {
+		errText = middleware.TruncateError(rec.Err.Error())
+	}
+	set(middleware.HeaderErrorMessage, errText)
+	set(middleware.HeaderFailedAt, rec.FailedAt.UTC().Format(middleware.TimeFormat))
+	set(middleware.HeaderDLQStoredAt, now.Format(middleware.TimeFormat))
+	set(middleware.HeaderDLQReason, string(rec.Reason))
+	id := rec.CorrelationID
+	if id == "" {
+		id = correlation.FromMetadata(rec.Headers)
+	}
+	if id == "" {
+		id = correlation.FromContext(ctx)
+	}
+	if id != "" {
+		set(middleware.HeaderCorrelationID, id)
+	}
+	pm := &sarama.ProducerMessage{Topic: q.cfg.Topic, Value: sarama.ByteEncoder(rec.Value), Headers: headers}
+	if rec.Key != nil {
+		pm.Key = sarama.ByteEncoder(rec.Key)
+	}
+	if err := q.cfg.Sender.SendRecord(ctx, pm); err != nil {
+		tracing.MarkFailed(span, err)
+		return fmt.Errorf("%w: DLQ record to %s: %w", middleware.ErrHandoff, q.cfg.Topic, err)
+	}
+	q.cfg.Metrics.stored(rec.Topic, rec.Reason)
+	q.logger.Info("Message stored in the DLQ", watermill.LogFields{
+		"dlq_topic": q.cfg.Topic, "original_topic": rec.Topic, "handler_id": rec.HandlerID,
+		"reason": string(rec.Reason), "retry_count": rec.RetryCount, "partition": pm.Partition, "offset": pm.Offset,
+	})
+	return nil
+}
+
+// isOwnHeader reports headers that the DLQ record sets itself, so stale
+// copies (from a retry record or an earlier DLQ trip) are not duplicated.
+func isOwnHeader(k string) bool {
+	switch k {
+	case middleware.HeaderWatermillUUID, middleware.HeaderOriginalTopic, middleware.HeaderOriginalPartition,
+		middleware.HeaderOriginalOffset, middleware.HeaderHandlerID, middleware.HeaderRetryCount,
+		middleware.HeaderErrorMessage, middleware.HeaderFailedAt, middleware.HeaderDLQStoredAt,
+		middleware.HeaderDLQReason, middleware.HeaderCorrelationID, middleware.HeaderRetryAfter,
+		middleware.HeaderTraceparent, middleware.HeaderTracestate, middleware.HeaderUnmarshalError:
+		return true
+	}
+	return false
+}
+
+// Middleware is the poison-queue middleware. A message marked undecodable by
+// the library's unmarshaler is stored without calling the handler. When the
+// wrapped handler fails, the message is stored with the reason its error
+// carries (see middleware.ReasonOf), or retry-disabled when it carries none,
+// and the middleware returns nil so the original is acknowledged. A failure
+// to store, a hand-off error from the retry middleware, and failures of
+// deliveries made with middleware.WithoutHandoff are returned unchanged, so
+// Watermill redelivers.
+func (q *Queue) Middleware(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		out, err := h(msg)
+		if err == nil {
+			return out, nil
+		}
+		if errors.Is(err, middleware.ErrHandoff) || middleware.HandoffDisabled(msg.Context()) {
+			return nil, err
+		}
+		reason, ok := middleware.ReasonOf(err)
+		if !ok {
+			reason = middleware.ReasonRetryDisabled
+		}
+		d := middleware.DeliveryOf(msg)
+		rec := Record{
+			Key: d.Key, Value: msg.Payload, Headers: msg.Metadata, UUID: msg.UUID,
+			Topic: d.Topic, Partition: d.Partition, Offset: d.Offset, HasOffset: d.HasOffset,
+			HandlerID: d.HandlerID, RetryCount: d.RetryCount, Reason: reason, Err: err,
+			CorrelationID: correlation.FromMessage(msg),
+		}
+		if !d.HasOffset {
+			rec.Partition, rec.Offset, rec.HasOffset = originalOffset(msg.Metadata)
+		}
+		if serr := q.Store(msg.Context(), rec); serr != nil {
+			q.logger.Error("Storing in the DLQ failed; the message will be redelivered", serr, watermill.LogFields{
+				"handler_id": d.HandlerID, "original_topic": d.Topic, "reason": string(reason),
+			})
+			return nil, serr
+		}
+		middleware.Report(msg, middleware.Outcome{Kind: middleware.OutcomeDeadLettered, Reason: reason, Err: err})
+		return nil, nil
+	}
+}
+
+func originalOffset(md message.Metadata) (int32, int64, bool) {
+	p, err1 := strconv.ParseInt(md.Get(middleware.HeaderOriginalPartition), 10, 32)
+	o, err2 := strconv.ParseInt(md.Get(middleware.HeaderOriginalOffset), 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, 0, false
+	}
+	return int32(p), o, true
+}
+
+// StoreConsumed stores a raw consumed record that cannot be dispatched (for
+// example an unroutable retry record). It has the shape of
+// delayedretry.DeadLetterFunc.
+func (q *Queue) StoreConsumed(ctx context.Context, cm *sarama.ConsumerMessage, reason middleware.Reason, cause error) error {
+	hdr := make(map[string]string, len(cm.Headers))
+	for _, h := range cm.Headers {
+		if h != nil {
+			hdr[string(h.Key)] = string(h.Value)
+		}
+	}
+	rec := Record{
+		Key: cm.Key, Value: cm.Value, Headers: hdr, UUID: hdr[middleware.HeaderWatermillUUID],
+		Topic: hdr[middleware.HeaderOriginalTopic], HandlerID: hdr[middleware.HeaderHandlerID],
+		Reason: reason, Err: cause,
+	}
+	if rec.Topic == "" {
+		rec.Topic = cm.Topic
+	}
+	if n, err := strconv.Atoi(hdr[middleware.HeaderRetryCount]); err == nil && n >= 0 {
+		rec.RetryCount = n
+	}
+	rec.Partition, rec.Offset, rec.HasOffset = originalOffset(hdr)
+	if !rec.HasOffset && rec.Topic == cm.Topic {
+		rec.Partition, rec.Offset, rec.HasOffset = cm.Partition, cm.Offset, true
+	}
+	return q.Store(ctx, rec)
+}

@@ -1,0 +1,511 @@
+package dlq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/torix/kafkaevents/correlation"
+	"github.com/torix/kafkaevents/dispatch"
+	"github.com/torix/kafkaevents/middleware"
+)
+
+var (
+	// ErrAlreadyRunning is returned by Start and Reprocess when a run for the
+	// topic is in progress. The HTTP layer maps it to 409.
+	ErrAlreadyRunning = errors.New("dlq: reprocessing of this topic is already running")
+	// ErrInvalidOptions is wrapped by the errors of bad ReprocessOptions.
+	ErrInvalidOptions = errors.New("dlq: invalid reprocess options")
+	// ErrClosed is returned after Close.
+	ErrClosed = errors.New("dlq: reprocessor closed")
+)
+
+// Defaults of ReprocessOptions and ReprocessorConfig.
+const (
+	DefaultBatchSize    = 100
+	DefaultTimeout      = 30 * time.Second
+	DefaultMaxReprocess = 5
+)
+
+// ReprocessOptions are the options of one run, as the NestJS package's
+// startReprocessing took them.
+type ReprocessOptions struct {
+	// Topic is the original topic whose DLQ records are reprocessed. Required.
+	Topic string `json:"topic"`
+	// BatchSize bounds how many records are dispatched before offsets are
+	// committed. Optional. Default: 100.
+	BatchSize int `json:"batchSize"`
+	// Timeout bounds the run. Optional. Default: 30s.
+	Timeout time.Duration `json:"timeout"`
+	// StopOnError stops the run at the first record that fails again and
+	// leaves it uncommitted (and not re-stored), so the next run starts with
+	// it. When false, a record that fails again goes through the normal
+	// retry and DLQ path and the run goes on.
+	StopOnError bool `json:"stopOnError"`
+}
+
+// Validate checks the options after defaults.
+func (o *ReprocessOptions) setDefaultsAndValidate() error {
+	if o.BatchSize == 0 {
+		o.BatchSize = DefaultBatchSize
+	}
+	if o.Timeout == 0 {
+		o.Timeout = DefaultTimeout
+	}
+	var errs []error
+	if o.Topic == "" {
+		errs = append(errs, errors.New("topic is required"))
+	}
+	if o.BatchSize < 0 {
+		errs = append(errs, fmt.Errorf("batchSize = %d: must be > 0", o.BatchSize))
+	}
+	if o.Timeout < 0 {
+		errs = append(errs, fmt.Errorf("timeout = %s: must be > 0", o.Timeout))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: %w", ErrInvalidOptions, errors.Join(errs...))
+	}
+	return nil
+}
+
+// Run states.
+const (
+	StateRunning        = "running"
+	StateCompleted      = "completed"
+	StateStopped        = "stopped"
+	StateTimedOut       = "timed-out"
+	StateStoppedOnError = "stopped-on-error"
+	StateFailed         = "failed"
+)
+
+// Progress describes a run, running or finished.
+type Progress struct {
+	Topic      string    `json:"topic"`
+	GroupID    string    `json:"groupId"`
+	State      string    `json:"state"`
+	StartedAt  time.Time `json:"startedAt"`
+	FinishedAt time.Time `json:"finishedAt,omitzero"`
+	// Reprocessed counts records the handler completed.
+	Reprocessed int64 `json:"reprocessed"`
+	// Failed counts records that failed again.
+	Failed int64 `json:"failed"`
+	// Skipped counts records of other topics.
+	Skipped int64 `json:"skipped"`
+	// Parked counts records at the reprocess limit.
+	Parked int64 `json:"parked"`
+	// Remaining counts DLQ offsets (of any topic) between the run's position
+	// and the end captured at its start.
+	Remaining int64  `json:"remaining"`
+	Error     string `json:"error,omitempty"`
+}
+
+// ReprocessorConfig configures a Reprocessor.
+type ReprocessorConfig struct {
+	// Client reads the DLQ and commits the runs' offsets. Required. Close
+	// does not close it.
+	Client sarama.Client
+	// Queue is the DLQ being reprocessed. Required.
+	Queue *Queue
+	// Dispatcher delivers records to their handler. Required.
+	Dispatcher *dispatch.Dispatcher
+	// GroupPrefix names each topic's consumer group: {GroupPrefix}.{topic}.
+	// Optional. Default: {Queue.Topic()}.reprocess, i.e.
+	// {service}.dlq.reprocess.{topic}.
+	GroupPrefix string
+	// MaxReprocess parks records whose x-reprocess-count reached it.
+	// Optional. Default: 5.
+	MaxReprocess int
+}
+
+// Reprocessor replays DLQ records per original topic. One run per topic at a
+// time; runs of different topics may go in parallel.
+type Reprocessor struct {
+	cfg    ReprocessorConfig
+	logger watermill.LoggerAdapter
+
+	mu     sync.Mutex
+	runs   map[string]*run
+	last   map[string]Progress
+	closed bool
+	wg     sync.WaitGroup
+}
+
+type run struct {
+	cancel                                          context.CancelFunc
+	p                                               Progress
+	mu                                              sync.Mutex
+	reprocessed, failed, skipped, parked, remaining atomic.Int64
+}
+
+// NewReprocessor returns a Reprocessor, or an error naming a missing field.
+func NewReprocessor(cfg ReprocessorConfig, logger watermill.LoggerAdapter) (*Reprocessor, error) {
+	var errs []error
+	if cfg.Client == nil {
+		errs = append(errs, errors.New("dlq: ReprocessorConfig.Client is required"))
+	}
+	if cfg.Queue == nil {
+		errs = append(errs, errors.New("dlq: ReprocessorConfig.Queue is required"))
+	}
+	if cfg.Dispatcher == nil {
+		errs = append(errs, errors.New("dlq: ReprocessorConfig.Dispatcher is required"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if cfg.GroupPrefix == "" {
+		cfg.GroupPrefix = cfg.Queue.Topic() + ".reprocess"
+	}
+	if cfg.MaxReprocess <= 0 {
+		cfg.MaxReprocess = DefaultMaxReprocess
+	}
+	if logger == nil {
+		logger = watermill.NopLogger{}
+	}
+	return &Reprocessor{cfg: cfg, logger: logger, runs: map[string]*run{}, last: map[string]Progress{}}, nil
+}
+
+// Topic returns the DLQ topic.
+func (r *Reprocessor) Topic() string { return r.cfg.Queue.Topic() }
+
+// GroupID returns the consumer group of topic's runs.
+func (r *Reprocessor) GroupID(topic string) string { return r.cfg.GroupPrefix + "." + topic }
+
+// Start begins a run in the background and returns at once. It returns
+// ErrAlreadyRunning when topic is being reprocessed, an error wrapping
+// ErrInvalidOptions for bad options, or ErrClosed.
+func (r *Reprocessor) Start(opts ReprocessOptions) error {
+	rn, ctx, err := r.begin(&opts)
+	if err != nil {
+		return err
+	}
+	go func() {
+		defer r.wg.Done()
+		_, _ = r.execute(ctx, rn, opts)
+	}()
+	return nil
+}
+
+// Reprocess runs synchronously and returns the run's final progress. The
+// error is the one that ended the run early, if any.
+func (r *Reprocessor) Reprocess(ctx context.Context, opts ReprocessOptions) (Progress, error) {
+	rn, runCtx, err := r.begin(&opts)
+	if err != nil {
+		return Progress{}, err
+	}
+	defer r.wg.Done()
+	stop := context.AfterFunc(ctx, rn.cancel)
+	defer stop()
+	return r.execute(runCtx, rn, opts)
+}
+
+func (r *Reprocessor) begin(opts *ReprocessOptions) (*run, context.Context, error) {
+	if err := opts.setDefaultsAndValidate(); err != nil {
+		return nil, nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil, nil, ErrClosed
+	}
+	if _, ok := r.runs[opts.Topic]; ok {
+		return nil, nil, fmt.Errorf("%w: %s", ErrAlreadyRunning, opts.Topic)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	rn := &run{cancel: cancel, p: Progress{Topic: opts.Topic, GroupID: r.GroupID(opts.Topic), State: StateRunning, StartedAt: time.Now().UTC()}}
+	r.runs[opts.Topic] = rn
+	r.wg.Add(1)
+	return rn, ctx, nil
+}
+
+// Stop ends the run of topic, if any, and reports whether there was one. The
+// run commits what it completed.
+func (r *Reprocessor) Stop(topic string) bool {
+	r.mu.Lock()
+	rn, ok := r.runs[topic]
+	r.mu.Unlock()
+	if ok {
+		rn.stop()
+	}
+	return ok
+}
+
+// StopAll ends every run and returns how many there were.
+func (r *Reprocessor) StopAll() int {
+	r.mu.Lock()
+	runs := make([]*run, 0, len(r.runs))
+	for _, rn := range r.runs {
+		runs = append(runs, rn)
+	}
+	r.mu.Unlock()
+	for _, rn := range runs {
+		rn.stop()
+	}
+	return len(runs)
+}
+
+func (rn *run) stop() {
+	rn.mu.Lock()
+	if rn.p.State == StateRunning {
+		rn.p.State = StateStopped
+	}
+	rn.mu.Unlock()
+	rn.cancel()
+}
+
+// Active reports whether topic is being reprocessed; with "" whether any
+// topic is.
+func (r *Reprocessor) Active(topic string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if topic == "" {
+		return len(r.runs) > 0
+	}
+	_, ok := r.runs[topic]
+	return ok
+}
+
+// Status lists the runs in progress and the last finished run of each topic.
+type Status struct {
+	Running []Progress          `json:"running"`
+	Last    map[string]Progress `json:"last"`
+}
+
+// Status returns the runs in progress with their progress and the last
+// result per topic.
+func (r *Reprocessor) Status() Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := Status{Running: []Progress{}, Last: map[string]Progress{}}
+	for _, rn := range r.runs {
+		s.Running = append(s.Running, rn.snapshot())
+	}
+	for k, v := range r.last {
+		s.Last[k] = v
+	}
+	return s
+}
+
+func (rn *run) snapshot() Progress {
+	rn.mu.Lock()
+	p := rn.p
+	rn.mu.Unlock()
+	p.Reprocessed, p.Failed, p.Skipped, p.Parked, p.Remaining =
+		rn.reprocessed.Load(), rn.failed.Load(), rn.skipped.Load(), rn.parked.Load(), rn.remaining.Load()
+	return p
+}
+
+// Close stops every run and waits for them to finish. It is idempotent.
+func (r *Reprocessor) Close() error {
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
+	r.StopAll()
+	r.wg.Wait()
+	return nil
+}
+
+var errStoppedOnError = errors.New("dlq: record failed again; run stopped (stopOnError)")
+
+func (r *Reprocessor) execute(ctx context.Context, rn *run, opts ReprocessOptions) (Progress, error) {
+	ctx, cancelTimeout := context.WithTimeout(ctx, opts.Timeout)
+	defer cancelTimeout()
+	err := r.reprocess(ctx, rn, opts)
+
+	rn.mu.Lock()
+	switch {
+	case errors.Is(err, errStoppedOnError):
+		rn.p.State = StateStoppedOnError
+	case rn.p.State == StateStopped:
+	case errors.Is(err, context.DeadlineExceeded):
+		rn.p.State = StateTimedOut
+	case err != nil:
+		rn.p.State = StateFailed
+	default:
+		rn.p.State = StateCompleted
+	}
+	if err != nil && rn.p.State != StateStopped && rn.p.State != StateTimedOut {
+		rn.p.Error = err.Error()
+	}
+	rn.p.FinishedAt = time.Now().UTC()
+	rn.mu.Unlock()
+	rn.cancel()
+	p := rn.snapshot()
+
+	r.cfg.Queue.Metrics().add(p.Reprocessed, p.Skipped, p.Failed, p.Parked)
+	r.mu.Lock()
+	delete(r.runs, opts.Topic)
+	r.last[opts.Topic] = p
+	r.mu.Unlock()
+	r.logger.Info("DLQ reprocessing finished", watermill.LogFields{
+		"topic": p.Topic, "state": p.State, "reprocessed": p.Reprocessed, "failed": p.Failed,
+		"skipped": p.Skipped, "parked": p.Parked, "remaining": p.Remaining,
+	})
+	if p.State == StateStopped || p.State == StateTimedOut {
+		return p, nil
+	}
+	return p, err
+}
+
+func (r *Reprocessor) reprocess(ctx context.Context, rn *run, opts ReprocessOptions) error {
+	dlqTopic := r.cfg.Queue.Topic()
+	client := r.cfg.Client
+	parts, err := client.Partitions(dlqTopic)
+	if err != nil {
+		return fmt.Errorf("dlq: partitions of %s: %w", dlqTopic, err)
+	}
+	om, err := sarama.NewOffsetManagerFromClient(r.GroupID(opts.Topic), client)
+	if err != nil {
+		return fmt.Errorf("dlq: offset manager: %w", err)
+	}
+	defer func() { _ = om.Close() }()
+	consumer, err := sarama.NewConsumerFromClient(client)
+	if err != nil {
+		return fmt.Errorf("dlq: consumer: %w", err)
+	}
+	defer func() { _ = consumer.Close() }()
+
+	type span struct {
+		pom       sarama.PartitionOffsetManager
+		from, end int64
+		partition int32
+	}
+	spans := make([]span, 0, len(parts))
+	defer func() {
+		for _, s := range spans {
+			_ = s.pom.Close()
+		}
+	}()
+	for _, p := range parts {
+		pom, err := om.ManagePartition(dlqTopic, p)
+		if err != nil {
+			return fmt.Errorf("dlq: manage %s/%d: %w", dlqTopic, p, err)
+		}
+		spans = append(spans, span{pom: pom, partition: p})
+		oldest, end, err := bounds(client, dlqTopic, p)
+		if err != nil {
+			return err
+		}
+		from, _ := pom.NextOffset()
+		if from < oldest { // nothing committed yet (or deleted by retention)
+			from = oldest
+		}
+		spans[len(spans)-1].from, spans[len(spans)-1].end = from, end
+		if end > from {
+			rn.remaining.Add(end - from)
+		}
+	}
+
+	var batch atomic.Int64
+	commitMu := sync.Mutex{}
+	commit := func() {
+		commitMu.Lock()
+		om.Commit()
+		commitMu.Unlock()
+	}
+	errs := make([]error, len(spans))
+	var wg sync.WaitGroup
+	for i, s := range spans {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = scanPartition(ctx, consumer, dlqTopic, s.partition, s.from, s.end, func(m *sarama.ConsumerMessage) error {
+				if err := r.reprocessOne(ctx, rn, opts, m); err != nil {
+					return err
+				}
+				s.pom.MarkOffset(m.Offset+1, "")
+				rn.remaining.Add(-1)
+				if batch.Add(1)%int64(opts.BatchSize) == 0 {
+					commit()
+				}
+				return nil
+			})
+		}()
+	}
+	wg.Wait()
+	commit()
+	return errors.Join(errs...)
+}
+
+// reprocessOne handles one DLQ record. A nil return means the record is done
+// (its offset may be committed).
+func (r *Reprocessor) reprocessOne(ctx context.Context, rn *run, opts ReprocessOptions, m *sarama.ConsumerMessage) error {
+	hdr := headerMap(m.Headers)
+	if hdr[middleware.HeaderOriginalTopic] != opts.Topic {
+		rn.skipped.Add(1)
+		return nil
+	}
+	count := reprocessCount(hdr)
+	if count >= r.cfg.MaxReprocess {
+		rn.parked.Add(1)
+		return nil
+	}
+	handlerID := hdr[middleware.HeaderHandlerID]
+	if !r.cfg.Dispatcher.Known(handlerID) {
+		rn.failed.Add(1)
+		r.logger.Error("DLQ record names an unknown handler; left in the DLQ", dispatch.ErrUnknownHandler, watermill.LogFields{
+			"handler_id": handlerID, "partition": m.Partition, "offset": m.Offset,
+		})
+		if opts.StopOnError {
+			return fmt.Errorf("%w: unknown handler %q at %d/%d", errStoppedOnError, handlerID, m.Partition, m.Offset)
+		}
+		return nil
+	}
+
+	d := middleware.Delivery{
+		HandlerID: handlerID, Topic: opts.Topic, Key: m.Key,
+		ReprocessCount: count + 1, Source: middleware.SourceReprocess,
+	}
+	d.Partition, d.Offset, d.HasOffset = originalOffset(message.Metadata(hdr))
+	var outcome atomic.Pointer[middleware.Outcome]
+	d.Report = func(o middleware.Outcome) { outcome.Store(&o) }
+
+	msg := message.NewMessage(hdr[middleware.HeaderWatermillUUID], m.Value)
+	for k, v := range hdr {
+		if !isOwnHeader(k) || k == middleware.HeaderCorrelationID || k == middleware.HeaderTraceparent || k == middleware.HeaderTracestate {
+			if k != middleware.HeaderWatermillUUID && k != middleware.HeaderFirstFailedAt {
+				msg.Metadata.Set(k, v)
+			}
+		}
+	}
+	msg.Metadata.Set(middleware.HeaderReprocessCount, strconv.Itoa(count+1))
+	mctx := middleware.WithDelivery(ctx, d)
+	if id := hdr[middleware.HeaderCorrelationID]; id != "" {
+		mctx = correlation.WithID(mctx, id)
+	}
+	if opts.StopOnError {
+		mctx = middleware.WithoutHandoff(mctx)
+	}
+	msg.SetContext(mctx)
+
+	err := r.cfg.Dispatcher.Deliver(ctx, handlerID, msg)
+	switch {
+	case err == nil:
+		if o := outcome.Load(); o != nil && o.Kind != middleware.OutcomeHandled {
+			rn.failed.Add(1)
+		} else {
+			rn.reprocessed.Add(1)
+		}
+		return nil
+	case errors.Is(err, dispatch.ErrNacked) && opts.StopOnError:
+		rn.failed.Add(1)
+		return fmt.Errorf("%w: %d/%d", errStoppedOnError, m.Partition, m.Offset)
+	default:
+		return fmt.Errorf("dlq: dispatch of %d/%d to %s: %w", m.Partition, m.Offset, handlerID, err)
+	}
+}
+
+func reprocessCount(hdr map[string]string) int {
+	n, err := strconv.Atoi(hdr[middleware.HeaderReprocessCount])
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
+}

@@ -1,0 +1,74 @@
+package dlq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/IBM/sarama"
+)
+
+// bounds returns the first offset still in the log and the end offset (the
+// offset the next record will get) of a partition.
+func bounds(client sarama.Client, topic string, partition int32) (oldest, end int64, err error) {
+	if oldest, err = client.GetOffset(topic, partition, sarama.OffsetOldest); err != nil {
+		return 0, 0, fmt.Errorf("dlq: oldest offset of %s/%d: %w", topic, partition, err)
+	}
+	if end, err = client.GetOffset(topic, partition, sarama.OffsetNewest); err != nil {
+		return 0, 0, fmt.Errorf("dlq: end offset of %s/%d: %w", topic, partition, err)
+	}
+	return oldest, end, nil
+}
+
+// errStopScan ends a scan early without an error.
+var errStopScan = errors.New("stop scan")
+
+// scanPartition calls fn for each record of partition from offset from up to,
+// not including, end. It returns ctx's error if ctx ends first, fn's error
+// (other than errStopScan), or nil.
+func scanPartition(ctx context.Context, consumer sarama.Consumer, topic string, partition int32, from, end int64, fn func(*sarama.ConsumerMessage) error) error {
+	if from >= end {
+		return nil
+	}
+	pc, err := consumer.ConsumePartition(topic, partition, from)
+	if err != nil {
+		return fmt.Errorf("dlq: consume %s/%d from %d: %w", topic, partition, from, err)
+	}
+	defer func() { _ = pc.Close() }()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-pc.Errors():
+			if err != nil {
+				return fmt.Errorf("dlq: consume %s/%d: %w", topic, partition, err)
+			}
+		case m, ok := <-pc.Messages():
+			if !ok {
+				return fmt.Errorf("dlq: consumer of %s/%d closed", topic, partition)
+			}
+			if m.Offset >= end {
+				return nil
+			}
+			if err := fn(m); err != nil {
+				if errors.Is(err, errStopScan) {
+					return nil
+				}
+				return err
+			}
+			if m.Offset+1 >= end {
+				return nil
+			}
+		}
+	}
+}
+
+func headerMap(hs []*sarama.RecordHeader) map[string]string {
+	m := make(map[string]string, len(hs))
+	for _, h := range hs {
+		if h != nil {
+			m[string(h.Key)] = string(h.Value)
+		}
+	}
+	return m
+}

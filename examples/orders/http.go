@@ -1,0 +1,62 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/torix/kafkaevents"
+)
+
+const maxBody = 1 << 20
+
+func newHTTP(stack *kafkaevents.Stack, cfg kafkaevents.Config, logger *slog.Logger) *echo.Echo {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.POST("/orders", publishHandler(stack, TopicOrderCreated, "orderId"))
+	e.POST("/users", publishHandler(stack, TopicUserRegistered, "userId"))
+	mountMonitoring(e, stack, cfg, logger)
+	return e
+}
+
+// publishHandler publishes the JSON body to topic, keyed by the string field
+// keyField, and answers with the correlation ID, partition and offset.
+func publishHandler(stack *kafkaevents.Stack, topic, keyField string) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		body, err := io.ReadAll(io.LimitReader(c.Request().Body, maxBody+1))
+		if err != nil {
+			return c.JSON(http.StatusBadRequest, errorBody("bad_request", "cannot read body"))
+		}
+		if len(body) > maxBody {
+			return c.JSON(http.StatusRequestEntityTooLarge, errorBody("too_large", "body exceeds 1 MiB"))
+		}
+		var fields map[string]any
+		if err := json.Unmarshal(body, &fields); err != nil {
+			return c.JSON(http.StatusBadRequest, errorBody("invalid_json", "body must be a JSON object: "+err.Error()))
+		}
+		key, ok := fields[keyField].(string)
+		if !ok || key == "" {
+			return c.JSON(http.StatusBadRequest, errorBody("invalid_body", keyField+" must be a non-empty string"))
+		}
+		res, err := stack.Producer().Send(c.Request().Context(), kafkaevents.Message{
+			Topic: topic, Key: key, Value: json.RawMessage(body),
+			CorrelationID: c.Request().Header.Get("x-correlation-id"),
+		})
+		if err != nil {
+			if errors.Is(err, kafkaevents.ErrInvalidMessage) {
+				return c.JSON(http.StatusBadRequest, errorBody("invalid_message", err.Error()))
+			}
+			return c.JSON(http.StatusServiceUnavailable, errorBody("publish_failed", err.Error()))
+		}
+		return c.JSON(http.StatusAccepted, map[string]any{
+			"success": true, "topic": res.Topic, keyField: key,
+			"correlationId": res.CorrelationID, "partition": res.Partition, "offset": res.Offset,
+		})
+	}
+}
+
+func errorBody(code, msg string) map[string]string { return map[string]string{"error": code, "message": msg} }

@@ -1,0 +1,41 @@
+// Package health serves the /kafka monitoring and admin endpoints of a
+// kafkaevents Stack on an Echo v4 router.
+//
+// Register mounts the endpoints under Config.Prefix (default "/kafka") on an
+// *echo.Echo or an *echo.Group:
+//
+//	if err := health.Register(e, health.Config{Source: stack, AdminToken: token}); err != nil {
+//		return err
+//	}
+//
+// Open endpoints (no authentication):
+//
+//	GET  {prefix}/health             component summary; 503 when the producer is not connected
+//	GET  {prefix}/health/ready       readiness checks, bounded by Config.ReadTimeout; 503 when not ready
+//	GET  {prefix}/health/live        liveness; always 200, touches nothing
+//	GET  {prefix}/metrics            retry, DLQ and handler counters and the consumer lag, as JSON
+//	GET  {prefix}/metrics/prometheus the Source's Prometheus registry, text exposition format
+//	GET  {prefix}/handlers           the registered handlers and their retry and DLQ options
+//	GET  {prefix}/dlq/status         the reprocessing runs in progress and the last result per topic
+//
+// Admin endpoints (they change state or show message payloads):
+//
+//	POST {prefix}/dlq/reprocess      start reprocessing the DLQ records of one topic; 202
+//	POST {prefix}/dlq/stop           stop the run of one topic, or every run
+//	GET  {prefix}/dlq/messages       browse the DLQ records of one topic
+//	POST {prefix}/metrics/reset      zero the retry and/or DLQ counters
+//
+// The admin endpoints are refused with 403 unless Config.AdminToken or
+// Config.AdminMiddleware is set. With a token, requests must carry
+// "Authorization: Bearer <token>" (401 otherwise); the token is compared in
+// constant time and never logged or printed.
+//
+// The JSON field names are those of the NestJS package this library replaces.
+// Every error the endpoints produce, including errors returned by
+// Config.AdminMiddleware, is written as {"error":"<code>","message":"<text>"}
+// by the routes themselves, whatever the Echo instance's HTTPErrorHandler.
+// Requests that match no route (404, 405) are left to Echo.
+//
+// Echo is imported only by this package, so moving to Echo v5 touches nothing
+// else.
+package health

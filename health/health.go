@@ -1,0 +1,191 @@
+package health
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/torix/kafkaevents"
+)
+
+// timeFormat is RFC 3339 in UTC with milliseconds, as JavaScript's
+// Date.toISOString writes it.
+const timeFormat = "2006-01-02T15:04:05.000Z07:00"
+
+type handlers struct {
+	cfg Config
+	src Source
+}
+
+// Register adds the endpoints to r under cfg.Prefix. It returns an error,
+// and adds nothing, when cfg is invalid (see Config.Validate). The group it
+// creates carries no middleware of its own, so requests outside the
+// endpoints are untouched.
+func Register(r Routes, cfg Config) error {
+	if r == nil {
+		return fmt.Errorf("health: Register needs an *echo.Echo or *echo.Group, got nil")
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	cfg.setDefaults()
+	h := &handlers{cfg: cfg, src: cfg.Source}
+	g := r.Group(cfg.Prefix)
+
+	g.GET(pathHealth, h.health, respond)
+	g.GET(pathReady, h.ready, respond)
+	g.GET(pathLive, h.live, respond)
+	g.GET(pathMetrics, h.metrics, respond)
+	g.GET(pathPrometheus, h.prometheus, respond)
+	g.GET(pathHandlers, h.handlers, respond)
+	g.GET(pathDLQStatus, h.dlqStatus, respond)
+
+	admin := h.adminChain()
+	g.POST(pathReprocess, h.reprocess, admin...)
+	g.POST(pathStop, h.stop, admin...)
+	g.GET(pathMessages, h.messages, admin...)
+	g.POST(pathReset, h.reset, admin...)
+	return nil
+}
+
+func (h *handlers) now() string { return h.cfg.Now().UTC().Format(timeFormat) }
+
+// Health states.
+const (
+	statusHealthy   = "healthy"
+	statusDegraded  = "degraded"
+	statusUnhealthy = "unhealthy"
+)
+
+type healthBody struct {
+	Status     string           `json:"status"`
+	Timestamp  string           `json:"timestamp"`
+	Components healthComponents `json:"components"`
+}
+
+type healthComponents struct {
+	Producer struct {
+		Connected bool `json:"connected"`
+	} `json:"producer"`
+	Retry struct {
+		Running bool `json:"running"`
+		Enabled bool `json:"enabled"`
+	} `json:"retry"`
+	DLQ struct {
+		Reprocessing bool `json:"reprocessing"`
+		Enabled      bool `json:"enabled"`
+	} `json:"dlq"`
+	Handlers struct {
+		Registered int `json:"registered"`
+	} `json:"handlers"`
+}
+
+// health is GET {prefix}/health. It answers from in-memory state only:
+// unhealthy (503) without a connected producer; degraded (200) when retries
+// are enabled but their consumer is not running, or no handler is
+// registered; healthy (200) otherwise.
+func (h *handlers) health(c echo.Context) error {
+	var comp healthComponents
+	comp.Producer.Connected = h.src.ProducerConnected()
+	comp.Retry.Enabled = h.src.RetryEnabled()
+	comp.Retry.Running = h.src.RetryRunning()
+	comp.DLQ.Enabled = h.src.DLQEnabled()
+	comp.DLQ.Reprocessing = h.src.ReprocessActive()
+	comp.Handlers.Registered = len(h.src.Handlers())
+
+	body := healthBody{Status: statusHealthy, Timestamp: h.now(), Components: comp}
+	code := http.StatusOK
+	switch {
+	case !comp.Producer.Connected:
+		body.Status, code = statusUnhealthy, http.StatusServiceUnavailable
+	case comp.Retry.Enabled && !comp.Retry.Running, comp.Handlers.Registered == 0:
+		body.Status = statusDegraded
+	}
+	return c.JSON(code, body)
+}
+
+type readyBody struct {
+	Ready  bool              `json:"ready"`
+	Checks readyChecks       `json:"checks"`
+	Errors map[string]string `json:"errors,omitempty"`
+}
+
+type readyChecks struct {
+	Producer bool `json:"producer"`
+	Handlers bool `json:"handlers"`
+	Consumer bool `json:"consumer"`
+}
+
+// ready is GET {prefix}/health/ready: 200 when every readiness check passed,
+// 503 otherwise, including when the checks did not finish within
+// ReadTimeout.
+func (h *handlers) ready(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), h.cfg.ReadTimeout)
+	defer cancel()
+	r, err := within(ctx, func(ctx context.Context) (kafkaevents.Readiness, error) {
+		return h.src.Readiness(ctx), nil
+	})
+	if err != nil {
+		errs := map[string]string{"readiness": err.Error()}
+		if ctx.Err() != nil {
+			errs = map[string]string{codeTimeout: fmt.Sprintf("readiness checks did not finish within %s", h.cfg.ReadTimeout)}
+		}
+		return c.JSON(http.StatusServiceUnavailable, readyBody{Errors: errs})
+	}
+	body := readyBody{
+		Ready:  r.Ready(),
+		Checks: readyChecks{Producer: r.Producer, Handlers: r.Handlers, Consumer: r.Consumer},
+		Errors: r.Errors,
+	}
+	if len(body.Errors) == 0 {
+		body.Errors = nil
+	}
+	code := http.StatusOK
+	if !body.Ready {
+		code = http.StatusServiceUnavailable
+	}
+	return c.JSON(code, body)
+}
+
+type liveBody struct {
+	Alive     bool   `json:"alive"`
+	Timestamp string `json:"timestamp"`
+}
+
+// live is GET {prefix}/health/live. It calls nothing on the Source.
+func (h *handlers) live(c echo.Context) error {
+	return c.JSON(http.StatusOK, liveBody{Alive: true, Timestamp: h.now()})
+}
+
+// within runs f in a goroutine and returns its result, or ctx's error as
+// soon as ctx ends, so a Source that ignores its context cannot hold a
+// request past the deadline. A late f finishes in the background and its
+// result is dropped. A panic in f is returned as an error rather than
+// crashing the process from a goroutine no recover middleware can see.
+func within[T any](ctx context.Context, f func(context.Context) (T, error)) (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		var r result
+		defer func() {
+			if p := recover(); p != nil {
+				r = result{err: fmt.Errorf("health: panic: %v", p)}
+			}
+			ch <- r
+		}()
+		r.v, r.err = f(ctx)
+	}()
+	select {
+	case r := <-ch:
+		return r.v, r.err
+	case <-ctx.Done():
+		var zero T
+		return zero, ctx.Err()
+	}
+}

@@ -1,0 +1,15 @@
+package middleware
+
+import (
+	"context"
+
+	"github.com/IBM/sarama"
+)
+
+// Sender publishes one record and returns once the broker acknowledged it
+// (or with the error). On success rec.Partition and rec.Offset are set. The
+// kafkaevents Producer implements it: it stamps the correlation ID, records a
+// send span and injects the trace context.
+type Sender interface {
+	SendRecord(ctx context.Context, rec *sarama.ProducerMessage) error
+}

@@ -1,0 +1,147 @@
+package tracing
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/torix/kafkaevents/correlation"
+	"github.com/torix/kafkaevents/middleware"
+)
+
+// Middleware is a Watermill handler middleware (use the method value:
+// router.AddMiddleware(tracer.Middleware)) that records a "process {topic}"
+// span, kind Consumer, around each delivery.
+//
+// The span's parent is read from the message metadata (the record headers)
+// with the configured propagator, which also extracts the baggage. When the
+// message context already holds a valid span context and the metadata has no
+// traceparent, the metadata is not read and that span is the parent.
+// Headers that do not parse are ignored, and the span then starts a new trace.
+//
+// The topic is the original topic of the delivery (middleware.DeliveryOf), so
+// a retried or reprocessed message is recorded under the topic it was first
+// consumed from. The span carries messaging.system, messaging.destination.name,
+// messaging.operation.type and messaging.operation.name, messaging.message.id
+// (the message UUID), messaging.consumer.group.name (when configured),
+// messaging.destination.partition.id and messaging.kafka.offset (when known),
+// messaging.kafka.message.key (when the key is valid UTF-8),
+// messaging.message.conversation_id (the correlation ID, when there is one),
+// and the handler ID, retry count and delivery source (HandlerIDKey,
+// RetryCountKey, DeliverySourceKey).
+//
+// The handler sees the span in msg.Context(). An error it returns is recorded
+// on the span, whose status becomes Error; a panic is recorded the same way and
+// then continues. The trace context is also written into the metadata of
+// each message the handler returns, unless it has a traceparent already or is
+// the incoming message itself.
+//
+// With a no-op tracer provider (go.opentelemetry.io/otel/trace/noop) no span
+// is started, but the trace context and baggage are still extracted into the
+// message context and written into the returned messages, so they keep
+// flowing to the records published while handling the message. A nil Tracer
+// returns h unchanged.
+func (t *Tracer) Middleware(h message.HandlerFunc) message.HandlerFunc {
+	if t == nil {
+		return h
+	}
+	return func(msg *message.Message) (out []*message.Message, err error) {
+		ctx := msg.Context()
+		if t.extract && (msg.Metadata[headerTraceparent] != "" || !trace.SpanContextFromContext(ctx).IsValid()) {
+			ctx = t.prop.Extract(ctx, MetadataCarrier(msg.Metadata))
+		}
+		if t.noop {
+			msg.SetContext(ctx)
+			out, err = h(msg)
+			t.injectOutputs(ctx, msg, out)
+			return out, err
+		}
+
+		d := middleware.DeliveryOf(msg)
+		var buf [13]attribute.KeyValue
+		attrs := append(buf[:0],
+			attrSystem,
+			semconv.MessagingDestinationName(d.Topic),
+			attrOpProcess,
+			attrNameProcess,
+			semconv.MessagingMessageID(strings.ToValidUTF8(msg.UUID, "\uFFFD")),
+			HandlerIDKey.String(d.HandlerID),
+			RetryCountKey.Int(d.RetryCount),
+			DeliverySourceKey.String(d.Source.String()),
+		)
+		if t.group != "" {
+			attrs = append(attrs, semconv.MessagingConsumerGroupName(t.group))
+		}
+		if d.HasOffset {
+			attrs = append(attrs,
+				semconv.MessagingDestinationPartitionID(strconv.FormatInt(int64(d.Partition), 10)),
+				semconv.MessagingKafkaOffsetKey.Int64(d.Offset),
+			)
+		}
+		if d.Key != nil && utf8.Valid(d.Key) {
+			attrs = append(attrs, semconv.MessagingKafkaMessageKey(string(d.Key)))
+		}
+		if id := correlation.FromMessage(msg); id != "" {
+			attrs = append(attrs, semconv.MessagingMessageConversationID(strings.ToValidUTF8(id, "\uFFFD")))
+		}
+
+		ctx, span := t.tracer.Start(ctx, spanName("process", d.Topic),
+			trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(attrs...))
+		defer func() {
+			if r := recover(); r != nil {
+				markPanic(span, r)
+				span.End()
+				panic(r)
+			}
+			MarkFailed(span, err)
+			span.End()
+		}()
+		msg.SetContext(ctx)
+		out, err = h(msg)
+		t.injectOutputs(ctx, msg, out)
+		return out, err
+	}
+}
+
+// injectOutputs writes the trace context of ctx into the messages a handler
+// returned, except the incoming one and those that carry a traceparent.
+func (t *Tracer) injectOutputs(ctx context.Context, in *message.Message, out []*message.Message) {
+	for _, m := range out {
+		if m == nil || m == in || m.Metadata[headerTraceparent] != "" {
+			continue
+		}
+		if m.Metadata == nil {
+			m.Metadata = message.Metadata{}
+		}
+		t.Inject(ctx, m.Metadata)
+	}
+}
+
+// spanName returns "{operation} {topic}", or the operation alone for an
+// unknown topic.
+func spanName(operation, topic string) string {
+	if topic == "" {
+		return operation
+	}
+	return operation + " " + topic
+}
+
+// markPanic records a recovered panic on span, with the stack, and sets its
+// status to Error.
+func markPanic(span trace.Span, r any) {
+	err, ok := r.(error)
+	if !ok {
+		err = fmt.Errorf("%v", r)
+	}
+	err = fmt.Errorf("panic: %w", err)
+	span.RecordError(err, trace.WithStackTrace(true))
+	span.SetStatus(codes.Error, err.Error())
+}

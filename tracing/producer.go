@@ -1,0 +1,93 @@
+package tracing
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/IBM/sarama"
+	"go.opentelemetry.io/otel/attribute"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/torix/kafkaevents/middleware"
+)
+
+// StartSend starts a "send {topic}" span, kind Producer, as a child of the
+// span in ctx, and writes the new span's context (traceparent, tracestate,
+// baggage, or whatever the configured propagator writes) into rec.Headers,
+// replacing the headers of those names that rec already has (see
+// InjectHeaders). The span carries messaging.system,
+// messaging.destination.name, messaging.operation.type and
+// messaging.operation.name, messaging.kafka.message.key (when rec.Key encodes
+// to valid UTF-8; a key that is neither a sarama.StringEncoder nor a
+// sarama.ByteEncoder is encoded once more to read it) and
+// messaging.message.conversation_id (the
+// x-correlation-id header, when rec has one).
+//
+// It returns the context holding the span and a function that ends it, to be
+// called once with the outcome of the send: on success (err == nil) it records
+// messaging.destination.partition.id and messaging.kafka.offset; otherwise it
+// records err and sets the status to Error.
+//
+// A nil Tracer, or a nil rec, returns ctx and a function that does nothing;
+// rec.Headers are then left as they are.
+func (t *Tracer) StartSend(ctx context.Context, rec *sarama.ProducerMessage) (context.Context, func(partition int32, offset int64, err error)) {
+	if t == nil || rec == nil {
+		return ctx, endNothing
+	}
+	var buf [6]attribute.KeyValue
+	attrs := append(buf[:0],
+		attrSystem,
+		semconv.MessagingDestinationName(rec.Topic),
+		attrOpSend,
+		attrNameSend,
+	)
+	if key, ok := recordKey(rec.Key); ok {
+		attrs = append(attrs, semconv.MessagingKafkaMessageKey(key))
+	}
+	if id := (HeadersCarrier{Headers: &rec.Headers}).Get(middleware.HeaderCorrelationID); id != "" {
+		attrs = append(attrs, semconv.MessagingMessageConversationID(strings.ToValidUTF8(id, "\uFFFD")))
+	}
+	ctx, span := t.tracer.Start(ctx, spanName("send", rec.Topic),
+		trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(attrs...))
+	rec.Headers = t.InjectHeaders(ctx, rec.Headers)
+	return ctx, func(partition int32, offset int64, err error) {
+		if err != nil {
+			MarkFailed(span, err)
+		} else {
+			span.SetAttributes(
+				semconv.MessagingDestinationPartitionID(strconv.FormatInt(int64(partition), 10)),
+				semconv.MessagingKafkaOffsetKey.Int64(offset),
+			)
+		}
+		span.End()
+	}
+}
+
+func endNothing(int32, int64, error) {}
+
+// recordKey returns the key of a record as a string, when it has one that is
+// valid UTF-8. Keys other than sarama.StringEncoder and sarama.ByteEncoder are
+// encoded to read them; one that fails to encode is treated as absent.
+func recordKey(k sarama.Encoder) (string, bool) {
+	var b []byte
+	switch k := k.(type) {
+	case nil:
+		return "", false
+	case sarama.StringEncoder:
+		return string(k), utf8.ValidString(string(k))
+	case sarama.ByteEncoder:
+		b = k
+	default:
+		var err error
+		if b, err = k.Encode(); err != nil {
+			return "", false
+		}
+	}
+	if b == nil || !utf8.Valid(b) {
+		return "", false
+	}
+	return string(b), true
+}

@@ -1,0 +1,133 @@
+package tracing
+
+import (
+	"context"
+	"time"
+
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// RetrySpan describes the scheduling of a retry, for StartRetry.
+type RetrySpan struct {
+	// HandlerID is the handler that failed and will get the retry.
+	HandlerID string
+	// Topic is the original topic of the message.
+	Topic string
+	// RetryCount is the attempt being scheduled: 1 for the first retry.
+	RetryCount int
+	// Delay is how long the retry waits before it is delivered.
+	Delay time.Duration
+}
+
+// StartRetry starts a "retry {topic}" span, kind Internal, as a child of the
+// span in ctx, around the publishing of a retry record. It carries
+// kafka.operation=retry, the handler ID, the retry count, the delay in
+// milliseconds (RetryDelayKey) and messaging.destination.name (the original
+// topic). The caller ends the span, after MarkFailed when the retry record
+// could not be published.
+//
+// A nil Tracer returns ctx and a span that records nothing (its End does
+// nothing) carrying ctx's span context.
+func (t *Tracer) StartRetry(ctx context.Context, s RetrySpan) (context.Context, trace.Span) {
+	if t == nil {
+		return ctx, inert(ctx)
+	}
+	return t.tracer.Start(ctx, spanName("retry", s.Topic),
+		trace.WithSpanKind(trace.SpanKindInternal),
+		trace.WithAttributes(
+			attrRetry,
+			HandlerIDKey.String(s.HandlerID),
+			RetryCountKey.Int(s.RetryCount),
+			RetryDelayKey.Int64(s.Delay.Milliseconds()),
+			semconv.MessagingDestinationName(s.Topic),
+		))
+}
+
+// DLQSpan describes the storing of a record in the DLQ, for StartDLQ.
+type DLQSpan struct {
+	// HandlerID is the handler that failed.
+	HandlerID string
+	// Topic is the original topic of the message.
+	Topic string
+	// Reason says why the record goes to the DLQ (a middleware.Reason).
+	Reason string
+	// RetryCount is the number of retries that ran.
+	RetryCount int
+	// Err is the error that sent the record to the DLQ; nil when unknown.
+	Err error
+}
+
+// StartDLQ starts a "dlq_store {topic}" span, kind Internal, as a child of the
+// span in ctx, around the publishing of a DLQ record. It carries
+// kafka.operation=dlq_store, the reason (DLQReasonKey), the retry count, the
+// handler ID and messaging.destination.name (the original topic). s.Err, when
+// not nil, is recorded as an exception event but does not set the status:
+// storing the record is what this span does, and it succeeds when the record
+// is stored. The caller ends the span, after MarkFailed when the DLQ record
+// could not be published.
+//
+// A nil Tracer returns ctx and a span that records nothing (its End does
+// nothing) carrying ctx's span context.
+func (t *Tracer) StartDLQ(ctx context.Context, s DLQSpan) (context.Context, trace.Span) {
+	if t == nil {
+		return ctx, inert(ctx)
+	}
+	ctx, span := t.tracer.Start(ctx, spanName("dlq_store", s.Topic),
+		trace.WithSpanKind(trace.SpanKindInternal),
+		trace.WithAttributes(
+			attrDLQStore,
+			DLQReasonKey.String(s.Reason),
+			RetryCountKey.Int(s.RetryCount),
+			HandlerIDKey.String(s.HandlerID),
+			semconv.MessagingDestinationName(s.Topic),
+		))
+	if s.Err != nil {
+		span.RecordError(s.Err)
+	}
+	return ctx, span
+}
+
+// InSpan runs fn in a new span named name, a child of the span in ctx, with
+// opts (kind Internal unless opts say otherwise), and returns fn's error. fn
+// receives the context holding the span. An error from fn is recorded on the
+// span and sets its status to Error (see MarkFailed). A panic in fn is
+// recorded the same way, with the stack, the span is ended, and the panic
+// continues with the same value.
+//
+// A nil Tracer runs fn(ctx) without a span.
+func (t *Tracer) InSpan(ctx context.Context, name string, fn func(ctx context.Context) error, opts ...trace.SpanStartOption) (err error) {
+	if t == nil {
+		return fn(ctx)
+	}
+	ctx, span := t.tracer.Start(ctx, name, opts...)
+	defer func() {
+		if r := recover(); r != nil {
+			markPanic(span, r)
+			span.End()
+			panic(r)
+		}
+		MarkFailed(span, err)
+		span.End()
+	}()
+	return fn(ctx)
+}
+
+// MarkFailed records err on span as an exception event and sets the span
+// status to Error with err's text. A nil err or a nil span is a no-op.
+func MarkFailed(span trace.Span, err error) {
+	if err == nil || span == nil {
+		return
+	}
+	span.RecordError(err)
+	span.SetStatus(codes.Error, err.Error())
+}
+
+// inert returns a span that records nothing, whose End does nothing, and that
+// carries the span context in ctx (so code that reads it still finds the
+// trace).
+func inert(ctx context.Context) trace.Span {
+	sc := trace.SpanContextFromContext(ctx)
+	return trace.SpanFromContext(trace.ContextWithSpanContext(context.Background(), sc))
+}

@@ -1,0 +1,123 @@
+package tracing
+
+import (
+	"slices"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+)
+
+// ScopeName is the instrumentation scope name of the tracer this package
+// obtains from the tracer provider.
+const ScopeName = "github.com/torix/kafkaevents/tracing"
+
+// Attribute keys specific to kafkaevents. The other attributes are those of
+// the OpenTelemetry semantic conventions for messaging.
+const (
+	// HandlerIDKey is the handler a message is delivered to, or that failed.
+	HandlerIDKey = attribute.Key("kafka.handler_id")
+	// DeliverySourceKey says where a delivery comes from: "main", "retry"
+	// or "reprocess" (middleware.Source).
+	DeliverySourceKey = attribute.Key("kafka.delivery.source")
+	// RetryCountKey is 0 for a first delivery, k for the k-th retry; on a
+	// retry span, the attempt being scheduled; on a DLQ span, the number of
+	// retries that ran.
+	RetryCountKey = attribute.Key("messaging.kafka.retry_count")
+	// RetryDelayKey is the delay of a scheduled retry, in milliseconds.
+	RetryDelayKey = attribute.Key("kafka.retry.delay_ms")
+	// OperationKey is "retry" or "dlq_store" on the internal spans.
+	OperationKey = attribute.Key("kafka.operation")
+	// DLQReasonKey is why a record is stored in the DLQ (middleware.Reason).
+	DLQReasonKey = attribute.Key("kafka.dlq.reason")
+)
+
+// Values of OperationKey.
+const (
+	OperationRetry    = "retry"
+	OperationDLQStore = "dlq_store"
+)
+
+// Config configures a Tracer. The zero value is ready to use.
+type Config struct {
+	// TracerProvider creates the tracer. Optional. Default: the global
+	// provider, otel.GetTracerProvider(), as it is when New runs (the
+	// global provider delegates to one set later with
+	// otel.SetTracerProvider).
+	TracerProvider trace.TracerProvider
+	// Propagator reads and writes the trace context in message metadata and
+	// record headers. Optional. Default: the global propagator,
+	// otel.GetTextMapPropagator(), as it is when New runs. Note that the
+	// global propagator propagates nothing until one is set: most
+	// applications want
+	// propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}).
+	Propagator propagation.TextMapPropagator
+	// ConsumerGroup is recorded as messaging.consumer.group.name on process
+	// spans. Optional. Default: the attribute is not recorded.
+	ConsumerGroup string
+}
+
+// Tracer records the spans of kafkaevents and propagates the trace context.
+// It is safe for concurrent use. A nil *Tracer is valid and does nothing.
+type Tracer struct {
+	tracer trace.Tracer
+	prop   propagation.TextMapPropagator
+	group  string
+
+	// noop is true when the provider is known never to record: the
+	// middleware then only propagates the context.
+	noop bool
+	// extract is false when the propagator has no fields, so there is
+	// nothing to read.
+	extract bool
+	// tracestate is true when the propagator writes the W3C tracestate
+	// header, which must not outlive the traceparent it belongs to.
+	tracestate bool
+	// nfields is the number of fields the propagator writes.
+	nfields int
+}
+
+// New returns a Tracer configured by cfg. It never returns nil.
+func New(cfg Config) *Tracer {
+	tp := cfg.TracerProvider
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	prop := cfg.Propagator
+	if prop == nil {
+		prop = otel.GetTextMapPropagator()
+	}
+	fields := prop.Fields()
+	t := &Tracer{
+		tracer:     tp.Tracer(ScopeName, trace.WithSchemaURL(semconv.SchemaURL)),
+		prop:       prop,
+		group:      cfg.ConsumerGroup,
+		extract:    len(fields) > 0,
+		tracestate: slices.Contains(fields, headerTracestate),
+		nfields:    len(fields),
+	}
+	switch tp.(type) {
+	case noop.TracerProvider, *noop.TracerProvider:
+		t.noop = true
+	}
+	return t
+}
+
+const (
+	headerTraceparent = "traceparent"
+	headerTracestate  = "tracestate"
+)
+
+// Attribute values shared by every span.
+var (
+	attrSystem      = semconv.MessagingSystemKafka
+	attrOpProcess   = semconv.MessagingOperationTypeProcess
+	attrOpSend      = semconv.MessagingOperationTypeSend
+	attrNameProcess = semconv.MessagingOperationName("process")
+	attrNameSend    = semconv.MessagingOperationName("send")
+	attrRetry       = OperationKey.String(OperationRetry)
+	attrDLQStore    = OperationKey.String(OperationDLQStore)
+)
