@@ -295,13 +295,18 @@ const (
 
 // Allowed values of the string enums, in the order error messages list them.
 var (
-	allowedLogLevels          = []string{"debug", "info", "warn", "error"}
-	allowedSASLMechanisms     = []string{"plain", "scram-sha-256", "scram-sha-512"}
-	allowedRebalanceStrategy  = []string{"range", "roundrobin", "sticky", "cooperative-sticky"}
-	allowedRequiredAcks       = []string{"all", "leader", "none"}
-	allowedCompressions       = []string{"none", "gzip", "snappy", "lz4", "zstd"}
-	allowedRetryBackoffs      = []string{"exponential", "linear"}
-	allowedRetryTopicModes    = []string{"lanes", "single"}
+	allowedLogLevels         = []string{"debug", "info", "warn", "error"}
+	allowedSASLMechanisms    = []string{"plain", "scram-sha-256", "scram-sha-512"}
+	allowedRebalanceStrategy = []string{"range", "roundrobin", "sticky", "cooperative-sticky"}
+	allowedRequiredAcks      = []string{"all", "leader", "none"}
+	allowedCompressions      = []string{"none", "gzip", "snappy", "lz4", "zstd"}
+	allowedRetryBackoffs     = []string{"exponential", "linear"}
+	allowedRetryTopicModes   = []string{"lanes", "single"}
+)
+
+// The Kafka versions that Validate requires: overall, and for the features
+// that sarama refuses on older brokers.
+var (
 	minSupportedKafkaVersion  = sarama.V1_0_0_0
 	cooperativeStickyMinKafka = sarama.V2_4_0_0
 	zstdMinKafka              = sarama.V2_1_0_0
@@ -501,8 +506,9 @@ func (c Config) Validate() error {
 // validator collects the problems Validate finds.
 type validator struct{ problems []error }
 
-// add records a problem with field: msg is what follows the field name, and
-// env, when not empty, the variable that sets the field.
+// add records a problem with field: format and args say what follows the
+// field name, and env, when not empty, names the variable that sets the
+// field.
 func (v *validator) add(field, env, format string, args ...any) {
 	msg := field + " " + fmt.Sprintf(format, args...)
 	if env != "" {

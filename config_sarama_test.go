@@ -473,7 +473,7 @@ func TestSaramaConnectSASL(t *testing.T) {
 			t.Run("wrong password", func(t *testing.T) {
 				// kfake closes the connection, so sarama only reports that it
 				// ran out of brokers; real Kafka fails the authentication.
-				err := cfgConnect(t, config(tt.password + "-wrong"))
+				err := cfgConnect(t, config(tt.password+"-wrong"))
 				require.Error(t, err)
 				if tt.authErr {
 					require.ErrorIs(t, err, sarama.ErrSASLAuthenticationFailed)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -361,76 +362,107 @@ func (r *Reprocessor) reprocess(ctx context.Context, rn *run, opts ReprocessOpti
 	if err != nil {
 		return fmt.Errorf("dlq: partitions of %s: %w", dlqTopic, err)
 	}
-	om, err := sarama.NewOffsetManagerFromClient(r.GroupID(opts.Topic), client)
-	if err != nil {
-		return fmt.Errorf("dlq: offset manager: %w", err)
-	}
-	defer func() { _ = om.Close() }()
 	consumer, err := sarama.NewConsumerFromClient(client)
 	if err != nil {
 		return fmt.Errorf("dlq: consumer: %w", err)
 	}
 	defer func() { _ = consumer.Close() }()
+	offsets := groupOffsets{client: client, group: r.GroupID(opts.Topic)}
+	committed, err := offsets.fetch(dlqTopic, parts)
+	if err != nil {
+		return err
+	}
 
 	type span struct {
-		pom       sarama.PartitionOffsetManager
-		from, end int64
 		partition int32
+		from, end int64
 	}
 	spans := make([]span, 0, len(parts))
-	defer func() {
-		for _, s := range spans {
-			_ = s.pom.Close()
-		}
-	}()
 	for _, p := range parts {
-		pom, err := om.ManagePartition(dlqTopic, p)
-		if err != nil {
-			return fmt.Errorf("dlq: manage %s/%d: %w", dlqTopic, p, err)
-		}
-		spans = append(spans, span{pom: pom, partition: p})
 		oldest, end, err := bounds(client, dlqTopic, p)
 		if err != nil {
 			return err
 		}
-		from, _ := pom.NextOffset()
-		if from < oldest { // nothing committed yet (or deleted by retention)
+		from := committed[p]
+		if from < oldest { // nothing committed yet, or deleted by retention
 			from = oldest
 		}
-		spans[len(spans)-1].from, spans[len(spans)-1].end = from, end
+		spans = append(spans, span{partition: p, from: from, end: end})
 		if end > from {
 			rn.remaining.Add(end - from)
 		}
 	}
 
-	var batch atomic.Int64
-	commitMu := sync.Mutex{}
-	commit := func() {
-		commitMu.Lock()
-		om.Commit()
-		commitMu.Unlock()
+	// next holds, per partition, the offset after the last finished record;
+	// it is committed every BatchSize records and at the end.
+	var mu sync.Mutex
+	next := map[int32]int64{}
+	dirty := false
+	var dispatched int64
+	commit := func() error {
+		mu.Lock()
+		if !dirty {
+			mu.Unlock()
+			return nil
+		}
+		snapshot := maps.Clone(next)
+		dirty = false
+		mu.Unlock()
+		return offsets.commit(dlqTopic, snapshot)
 	}
-	errs := make([]error, len(spans))
+	// Partitions are read in parallel, except with StopOnError, where the
+	// run must stop at one record. The first error stops every partition.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	limit := make(chan struct{}, len(spans))
+	if opts.StopOnError {
+		limit = make(chan struct{}, 1)
+	}
+	errs := make([]error, len(spans)+1)
 	var wg sync.WaitGroup
 	for i, s := range spans {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			select {
+			case limit <- struct{}{}:
+				defer func() { <-limit }()
+			case <-ctx.Done():
+				return
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			defer func() {
+				if errs[i] != nil {
+					cancel(errs[i])
+				}
+			}()
 			errs[i] = scanPartition(ctx, consumer, dlqTopic, s.partition, s.from, s.end, func(m *sarama.ConsumerMessage) error {
 				if err := r.reprocessOne(ctx, rn, opts, m); err != nil {
 					return err
 				}
-				s.pom.MarkOffset(m.Offset+1, "")
 				rn.remaining.Add(-1)
-				if batch.Add(1)%int64(opts.BatchSize) == 0 {
-					commit()
+				mu.Lock()
+				next[m.Partition] = m.Offset + 1
+				dirty = true
+				dispatched++
+				full := dispatched%int64(opts.BatchSize) == 0
+				mu.Unlock()
+				if full {
+					return commit()
 				}
 				return nil
 			})
 		}()
 	}
 	wg.Wait()
-	commit()
+	errs[len(spans)] = commit()
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		// Partitions stopped by another's failure report the cancellation;
+		// the cause is the error that matters.
+		return errors.Join(cause, errs[len(spans)])
+	}
 	return errors.Join(errs...)
 }
 

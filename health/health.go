@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -15,7 +14,7 @@ import (
 // Date.toISOString writes it.
 const timeFormat = "2006-01-02T15:04:05.000Z07:00"
 
-type handlers struct {
+type endpoints struct {
 	cfg Config
 	src Source
 }
@@ -32,7 +31,7 @@ func Register(r Routes, cfg Config) error {
 		return err
 	}
 	cfg.setDefaults()
-	h := &handlers{cfg: cfg, src: cfg.Source}
+	h := &endpoints{cfg: cfg, src: cfg.Source}
 	g := r.Group(cfg.Prefix)
 
 	g.GET(pathHealth, h.health, respond)
@@ -51,7 +50,7 @@ func Register(r Routes, cfg Config) error {
 	return nil
 }
 
-func (h *handlers) now() string { return h.cfg.Now().UTC().Format(timeFormat) }
+func (h *endpoints) now() string { return h.cfg.Now().UTC().Format(timeFormat) }
 
 // Health states.
 const (
@@ -87,7 +86,7 @@ type healthComponents struct {
 // unhealthy (503) without a connected producer; degraded (200) when retries
 // are enabled but their consumer is not running, or no handler is
 // registered; healthy (200) otherwise.
-func (h *handlers) health(c echo.Context) error {
+func (h *endpoints) health(c echo.Context) error {
 	var comp healthComponents
 	comp.Producer.Connected = h.src.ProducerConnected()
 	comp.Retry.Enabled = h.src.RetryEnabled()
@@ -122,7 +121,7 @@ type readyChecks struct {
 // ready is GET {prefix}/health/ready: 200 when every readiness check passed,
 // 503 otherwise, including when the checks did not finish within
 // ReadTimeout.
-func (h *handlers) ready(c echo.Context) error {
+func (h *endpoints) ready(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), h.cfg.ReadTimeout)
 	defer cancel()
 	r, err := within(ctx, func(ctx context.Context) (kafkaevents.Readiness, error) {
@@ -156,7 +155,7 @@ type liveBody struct {
 }
 
 // live is GET {prefix}/health/live. It calls nothing on the Source.
-func (h *handlers) live(c echo.Context) error {
+func (h *endpoints) live(c echo.Context) error {
 	return c.JSON(http.StatusOK, liveBody{Alive: true, Timestamp: h.now()})
 }
 

@@ -259,6 +259,27 @@ func TestMiddleware_NoopProviderStillPropagates(t *testing.T) {
 	assert.Equal(t, remoteBaggage, fresh.Metadata.Get("baggage"))
 }
 
+func TestMiddleware_UnsampledParent(t *testing.T) {
+	tr, exp, _ := newTracer(t, tracing.Config{}) // default sampler: parent-based
+	unsampled := "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
+	in := deliveredMessage(t.Context(), message.Metadata{"traceparent": unsampled})
+	fresh := message.NewMessage("out-1", nil)
+
+	var seen trace.SpanContext
+	_, err := tr.Middleware(func(m *message.Message) ([]*message.Message, error) {
+		seen = trace.SpanContextFromContext(m.Context())
+		return []*message.Message{fresh}, nil
+	})(in)
+	require.NoError(t, err)
+
+	assert.Empty(t, exp.GetSpans(), "the producer's sampling decision is honoured")
+	assert.Equal(t, remoteTraceID, seen.TraceID(), "the trace still flows")
+	assert.False(t, seen.IsSampled())
+	out := trace.SpanContextFromContext(tr.Extract(context.Background(), fresh.Metadata))
+	assert.Equal(t, remoteTraceID, out.TraceID())
+	assert.False(t, out.IsSampled())
+}
+
 func TestMiddleware_WithoutDelivery(t *testing.T) {
 	tr, exp, _ := newTracer(t, tracing.Config{})
 	_, err := tr.Middleware(okHandler)(message.NewMessage("u", nil))

@@ -1,0 +1,153 @@
+package health
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/torix/kafkaevents"
+	"github.com/torix/kafkaevents/delayedretry"
+	"github.com/torix/kafkaevents/dlq"
+)
+
+type metricsBody struct {
+	Timestamp string                     `json:"timestamp"`
+	Handlers  handlerSummary             `json:"handlers"`
+	Retry     retryMetrics               `json:"retry"`
+	DLQ       dlqMetrics                 `json:"dlq"`
+	Lag       []kafkaevents.PartitionLag `json:"lag"`
+	LagError  string                     `json:"lagError,omitempty"`
+}
+
+type handlerSummary struct {
+	Registered int      `json:"registered"`
+	Patterns   []string `json:"patterns"`
+}
+
+// retryMetrics is delayedretry.Stats with the retry settings in front and
+// the lateness in milliseconds.
+type retryMetrics struct {
+	Enabled bool     `json:"enabled"`
+	Topics  []string `json:"topics"`
+	Running bool     `json:"running"`
+	delayedretry.HandlerStats
+	Handlers map[string]delayedretry.HandlerStats `json:"handlers"`
+	Lateness lateness                             `json:"lateness"`
+}
+
+type lateness struct {
+	Count int64   `json:"count"`
+	Early int64   `json:"early"`
+	P50Ms float64 `json:"p50Ms"`
+	P99Ms float64 `json:"p99Ms"`
+	MaxMs float64 `json:"maxMs"`
+}
+
+// dlqMetrics is dlq.Stats with the DLQ settings in front.
+type dlqMetrics struct {
+	Enabled      bool   `json:"enabled"`
+	Topic        string `json:"topic"`
+	Reprocessing bool   `json:"reprocessing"`
+	dlq.Stats
+}
+
+func millis(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// metrics is GET {prefix}/metrics. A Lag error (or ReadTimeout running out)
+// is reported in lagError with an empty lag list; the answer is still 200.
+func (h *endpoints) metrics(c echo.Context) error {
+	infos := h.src.Handlers()
+	patterns := []string{}
+	for _, hi := range infos {
+		if hi.Pattern != "" && !slices.Contains(patterns, hi.Pattern) {
+			patterns = append(patterns, hi.Pattern)
+		}
+	}
+	slices.Sort(patterns)
+
+	rs := h.src.RetryStats()
+	retry := retryMetrics{
+		Enabled:      h.src.RetryEnabled(),
+		Topics:       nonNil(h.src.RetryTopics()),
+		Running:      h.src.RetryRunning(),
+		HandlerStats: rs.HandlerStats,
+		Handlers:     nonNilMap(rs.Handlers),
+		Lateness: lateness{
+			Count: rs.Lateness.Count, Early: rs.Lateness.Early,
+			P50Ms: millis(rs.Lateness.P50), P99Ms: millis(rs.Lateness.P99), MaxMs: millis(rs.Lateness.Max),
+		},
+	}
+	ds := h.src.DLQStats()
+	ds.ByReason, ds.ByTopic = nonNilMap(ds.ByReason), nonNilMap(ds.ByTopic)
+	dlqm := dlqMetrics{Enabled: h.src.DLQEnabled(), Topic: h.src.DLQTopic(), Reprocessing: h.src.ReprocessActive(), Stats: ds}
+
+	body := metricsBody{
+		Timestamp: h.now(),
+		Handlers:  handlerSummary{Registered: len(infos), Patterns: patterns},
+		Retry:     retry,
+		DLQ:       dlqm,
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), h.cfg.ReadTimeout)
+	defer cancel()
+	lags, err := within(ctx, h.src.Lag)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		body.Lag, body.LagError = []kafkaevents.PartitionLag{}, fmt.Sprintf("lag did not finish within %s", h.cfg.ReadTimeout)
+	case err != nil:
+		body.Lag, body.LagError = []kafkaevents.PartitionLag{}, err.Error()
+	default:
+		body.Lag = nonNil(lags)
+	}
+	return c.JSON(http.StatusOK, body)
+}
+
+// prometheus is GET {prefix}/metrics/prometheus: the Source's registry in
+// the text exposition format (or whatever the scraper negotiates).
+func (h *endpoints) prometheus(c echo.Context) error {
+	g := h.src.Gatherer()
+	if g == nil {
+		return newError(http.StatusServiceUnavailable, codeUnavailable, "no Prometheus registry")
+	}
+	promhttp.HandlerFor(g, promhttp.HandlerOpts{}).ServeHTTP(c.Response(), c.Request())
+	return nil
+}
+
+type handlersBody struct {
+	Total    int                       `json:"total"`
+	Handlers []kafkaevents.HandlerInfo `json:"handlers"`
+}
+
+// handlers is GET {prefix}/handlers, sorted by handler ID.
+func (h *endpoints) handlers(c echo.Context) error {
+	infos := slices.Clone(nonNil(h.src.Handlers()))
+	slices.SortFunc(infos, func(a, b kafkaevents.HandlerInfo) int { return cmp.Compare(a.ID, b.ID) })
+	return c.JSON(http.StatusOK, handlersBody{Total: len(infos), Handlers: infos})
+}
+
+// dlqStatus is GET {prefix}/dlq/status.
+func (h *endpoints) dlqStatus(c echo.Context) error {
+	s := h.src.ReprocessStatus()
+	s.Running, s.Last = nonNil(s.Running), nonNilMap(s.Last)
+	return c.JSON(http.StatusOK, s)
+}
+
+// nonNil and nonNilMap make empty collections encode as [] and {}, not null.
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+func nonNilMap[K comparable, V any](m map[K]V) map[K]V {
+	if m == nil {
+		return map[K]V{}
+	}
+	return m
+}
