@@ -145,10 +145,10 @@ func TestProvisionTopics(t *testing.T) {
 			got[e.Name] = e.Value
 		}
 		if sp.Name == cfg.ServiceName+".dlq" {
-			assert.Equal(t, strconv.FormatInt((48 * time.Hour).Milliseconds(), 10), got["retention.ms"])
+			assert.Equal(t, strconv.FormatInt((48*time.Hour).Milliseconds(), 10), got["retention.ms"])
 		} else {
-			assert.Equal(t, strconv.FormatInt((2 * time.Hour).Milliseconds(), 10), got["retention.ms"], sp.Name)
-			assert.Equal(t, strconv.FormatInt((30 * time.Minute).Milliseconds(), 10), got["segment.ms"], sp.Name)
+			assert.Equal(t, strconv.FormatInt((2*time.Hour).Milliseconds(), 10), got["retention.ms"], sp.Name)
+			assert.Equal(t, strconv.FormatInt((30*time.Minute).Milliseconds(), 10), got["segment.ms"], sp.Name)
 		}
 	}
 	// Provisioning again is a no-op on existing topics.

@@ -356,7 +356,13 @@ func (s *Stack) startRetryConsumer() error {
 	if s.started || s.retrier == nil {
 		return nil
 	}
-	client, err := sarama.NewClient(s.cfg.Brokers, s.saramaCfg)
+	// A consumer group gets a config of its own: sticky balance strategies
+	// keep state and must not be shared with the main group.
+	sc, err := s.cfg.Sarama()
+	if err != nil {
+		return err
+	}
+	client, err := sarama.NewClient(s.cfg.Brokers, sc)
 	if err != nil {
 		return fmt.Errorf("kafkaevents: retry consumer client: %w", err)
 	}

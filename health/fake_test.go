@@ -243,8 +243,8 @@ func adminServer(t testing.TB, f *fakeSource) *echo.Echo {
 	return newServer(t, f, health.Config{AdminToken: testToken})
 }
 
-// request serves one request. A non-empty token is sent as a bearer token.
-func request(h http.Handler, method, target, body, token string) *httptest.ResponseRecorder {
+// newRequest builds a request with an optional JSON body.
+func newRequest(method, target, body string) *http.Request {
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
@@ -253,12 +253,22 @@ func request(h http.Handler, method, target, body, token string) *httptest.Respo
 	if body != "" {
 		req.Header.Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
 	}
-	if token != "" {
-		req.Header.Set(echo.HeaderAuthorization, "Bearer "+token)
-	}
+	return req
+}
+
+func serve(h http.Handler, req *http.Request) *httptest.ResponseRecorder {
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	return rec
+}
+
+// request serves one request. A non-empty token is sent as a bearer token.
+func request(h http.Handler, method, target, body, token string) *httptest.ResponseRecorder {
+	req := newRequest(method, target, body)
+	if token != "" {
+		req.Header.Set(echo.HeaderAuthorization, "Bearer "+token)
+	}
+	return serve(h, req)
 }
 
 // errorOf decodes an error answer.

@@ -59,4 +59,6 @@ func publishHandler(stack *kafkaevents.Stack, topic, keyField string) echo.Handl
 	}
 }
 
-func errorBody(code, msg string) map[string]string { return map[string]string{"error": code, "message": msg} }
+func errorBody(code, msg string) map[string]string {
+	return map[string]string{"error": code, "message": msg}
+}

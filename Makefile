@@ -1,0 +1,51 @@
+# kafkaevents: `make` lists the targets.
+SHELL := /usr/bin/env bash
+GO ?= go
+PKGS := ./...
+KAFKA_LOCAL := scripts/kafka-local.sh
+GOLANGCI_VERSION := v2.6.2
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+.PHONY: test
+test: ## Run every test with -race on the embedded broker (needs only Go)
+	$(GO) test -race -count=1 $(PKGS)
+
+.PHONY: test-kafka
+test-kafka: ## Run the same suite against a real Apache Kafka 4.x started from Maven Central jars
+	@set -euo pipefail; \
+	trap '$(KAFKA_LOCAL) down' EXIT; \
+	eval "$$($(KAFKA_LOCAL) up)"; \
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+.PHONY: run
+run: ## Run the reference service (embedded broker unless KAFKA_BROKERS is set)
+	$(GO) run ./examples/orders
+
+.PHONY: build
+build: ## Build the reference service into bin/ (the way the Dockerfile does)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o bin/orders ./examples/orders
+
+.PHONY: vet
+vet: ## go vet and gofmt
+	$(GO) vet $(PKGS)
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+.PHONY: lint
+lint: vet ## golangci-lint (v2, curated config) plus go vet
+	$(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_VERSION) run $(PKGS)
+
+.PHONY: tidy
+tidy: ## go mod tidy and fail if it changed anything
+	$(GO) mod tidy
+	git diff --exit-code go.mod go.sum
+
+.PHONY: kafka-up kafka-down
+kafka-up: ## Start the local real Kafka and print its exports
+	$(KAFKA_LOCAL) up
+kafka-down: ## Stop the local real Kafka and delete its data
+	$(KAFKA_LOCAL) down
