@@ -19,7 +19,9 @@ test: ## Run every test with -race on the embedded broker (needs only Go)
 test-kafka: ## Run the same suite against a real Apache Kafka 4.x started from Maven Central jars
 	@set -euo pipefail; \
 	trap '$(KAFKA_LOCAL) down' EXIT; \
-	eval "$$($(KAFKA_LOCAL) up)"; \
+	trap 'exit 130' INT TERM; \
+	exports="$$($(KAFKA_LOCAL) up)"; \
+	eval "$$exports"; \
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 .PHONY: run

@@ -400,8 +400,8 @@ func cfgConnect(t *testing.T, c kafkaevents.Config) error {
 // TestSaramaConnectSASL connects through SASL to the embedded broker, and to
 // a real Kafka broker with SCRAM-SHA-512 when KAFKA_TEST_SASL_BROKERS is set
 // (with KAFKA_TEST_SASL_USERNAME and KAFKA_TEST_SASL_PASSWORD). For the real
-// broker, TLS follows the usual KAFKA_SSL_* variables: SASL turns TLS on, so
-// set KAFKA_SSL_ENABLED=false for a SASL_PLAINTEXT listener.
+// broker, TLS follows the usual KAFKA_SSL_* variables and is off unless
+// KAFKA_SSL_ENABLED says otherwise (the local test listener is SASL_PLAINTEXT).
 func TestSaramaConnectSASL(t *testing.T) {
 	t.Parallel()
 
@@ -452,6 +452,11 @@ func TestSaramaConnectSASL(t *testing.T) {
 					return os.LookupEnv(name)
 				})
 				require.NoError(t, err)
+				if c.TLS.Enabled == nil {
+					// The local test broker's SCRAM listener is
+					// SASL_PLAINTEXT; KAFKA_SSL_ENABLED=true selects TLS.
+					c.TLS.Enabled = kafkaevents.Bool(false)
+				}
 				return c
 			},
 		},

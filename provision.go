@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/IBM/sarama"
 )
@@ -108,5 +109,39 @@ func (s *Stack) Provision(ctx context.Context) error {
 		}
 		s.logger.Info("Topic created", map[string]any{"topic": sp.Name, "partitions": sp.Partitions, "replication_factor": sp.ReplicationFactor})
 	}
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	return s.waitForTopics(ctx, names)
+}
+
+// waitForTopics waits until every broker's metadata lists the topics: a
+// KRaft broker may answer CreateTopics before its metadata shows the topic,
+// and consumers started right after would not find it.
+func (s *Stack) waitForTopics(ctx context.Context, names []string) error {
+	for {
+		meta, err := s.admin.DescribeTopics(names)
+		missing := ""
+		if err == nil {
+			for _, m := range meta {
+				if m.Err != sarama.ErrNoError || len(m.Partitions) == 0 {
+					missing = m.Name
+					break
+				}
+			}
+		}
+		if err == nil && missing == "" {
+			return s.client.RefreshMetadata(names...)
+		}
+		t := time.NewTimer(100 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			if err == nil {
+				err = fmt.Errorf("topic %s not visible yet", missing)
+			}
+			return fmt.Errorf("kafkaevents: waiting for topics %v: %w (%w)", names, ctx.Err(), err)
+		case <-t.C:
+		}
+	}
 }

@@ -200,7 +200,7 @@ func New(cfg Config, opts ...Option) (*Stack, error) {
 	}
 	s.durations = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: "kafkaevents", Name: "handler_duration_seconds",
-		Help:    "Time spent in the handler chain inside the DLQ and retry middlewares, by handler and outcome.",
+		Help:    "Time spent in the handler, by handler and outcome (success or error).",
 		Buckets: prometheus.DefBuckets,
 	}, []string{"handler", "outcome"})
 	for _, c := range []prometheus.Collector{s.retryStats, s.dlqStats, s.durations, lagCollector{s}} {
@@ -255,21 +255,21 @@ func (s *Stack) Client() sarama.Client { return s.client }
 //
 //  1. correlation.Middleware: correlation ID into the context, onto outputs;
 //  2. tracing: extract the trace context, span "process {topic}";
-//  3. metrics: handler duration by outcome;
-//  4. DLQ (when enabled): store what escapes, then acknowledge;
-//  5. retry (when enabled): schedule a retry record, then acknowledge;
+//  3. DLQ (when enabled): store what escapes, then acknowledge;
+//  4. retry (when enabled): schedule a retry record, then acknowledge;
+//  5. metrics: handler duration by outcome (success or error);
 //  6. middleware.Recoverer: a panic becomes an error;
 //  7. middleware.RejectUndecodable: records the unmarshaler rejected fail
 //     as undecodable without reaching the handler.
 func (s *Stack) Middlewares() []message.HandlerMiddleware {
-	mws := []message.HandlerMiddleware{correlation.Middleware, s.tracer.Middleware, s.measure}
+	mws := []message.HandlerMiddleware{correlation.Middleware, s.tracer.Middleware}
 	if s.queue != nil {
 		mws = append(mws, s.queue.Middleware)
 	}
 	if s.retrier != nil {
 		mws = append(mws, s.retrier.Middleware)
 	}
-	return append(mws, middleware.Recoverer, middleware.RejectUndecodable)
+	return append(mws, s.measure, middleware.Recoverer, middleware.RejectUndecodable)
 }
 
 // Install adds the stack to r with r.AddMiddleware (see Middlewares for the

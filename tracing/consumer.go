@@ -66,35 +66,32 @@ func (t *Tracer) Middleware(h message.HandlerFunc) message.HandlerFunc {
 		}
 
 		d := middleware.DeliveryOf(msg)
-		var buf [13]attribute.KeyValue
-		attrs := append(buf[:0],
-			attrSystem,
-			semconv.MessagingDestinationName(d.Topic),
-			attrOpProcess,
-			attrNameProcess,
-			semconv.MessagingMessageID(strings.ToValidUTF8(msg.UUID, "\uFFFD")),
-			HandlerIDKey.String(d.HandlerID),
-			RetryCountKey.Int(d.RetryCount),
-			DeliverySourceKey.String(d.Source.String()),
-		)
-		if t.group != "" {
-			attrs = append(attrs, semconv.MessagingConsumerGroupName(t.group))
-		}
-		if d.HasOffset {
-			attrs = append(attrs,
-				semconv.MessagingDestinationPartitionID(strconv.FormatInt(int64(d.Partition), 10)),
-				semconv.MessagingKafkaOffsetKey.Int64(d.Offset),
+		start := t.processStart(d.Topic)
+		ctx, span := t.tracer.Start(ctx, start.name, start.opts...)
+		if span.IsRecording() {
+			// Attributes a sampler does not need are built only for spans
+			// that record.
+			var buf [8]attribute.KeyValue
+			attrs := append(buf[:0],
+				semconv.MessagingMessageID(strings.ToValidUTF8(msg.UUID, "\uFFFD")),
+				HandlerIDKey.String(d.HandlerID),
+				RetryCountKey.Int(d.RetryCount),
+				DeliverySourceKey.String(d.Source.String()),
 			)
+			if d.HasOffset {
+				attrs = append(attrs,
+					semconv.MessagingDestinationPartitionID(strconv.FormatInt(int64(d.Partition), 10)),
+					semconv.MessagingKafkaOffsetKey.Int64(d.Offset),
+				)
+			}
+			if d.Key != nil && utf8.Valid(d.Key) {
+				attrs = append(attrs, semconv.MessagingKafkaMessageKey(string(d.Key)))
+			}
+			if id := correlation.FromMessage(msg); id != "" {
+				attrs = append(attrs, semconv.MessagingMessageConversationID(strings.ToValidUTF8(id, "\uFFFD")))
+			}
+			span.SetAttributes(attrs...)
 		}
-		if d.Key != nil && utf8.Valid(d.Key) {
-			attrs = append(attrs, semconv.MessagingKafkaMessageKey(string(d.Key)))
-		}
-		if id := correlation.FromMessage(msg); id != "" {
-			attrs = append(attrs, semconv.MessagingMessageConversationID(strings.ToValidUTF8(id, "\uFFFD")))
-		}
-
-		ctx, span := t.tracer.Start(ctx, spanName("process", d.Topic),
-			trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(attrs...))
 		defer func() {
 			if r := recover(); r != nil {
 				markPanic(span, r)
@@ -123,15 +120,6 @@ func (t *Tracer) injectOutputs(ctx context.Context, in *message.Message, out []*
 		}
 		t.Inject(ctx, m.Metadata)
 	}
-}
-
-// spanName returns "{operation} {topic}", or the operation alone for an
-// unknown topic.
-func spanName(operation, topic string) string {
-	if topic == "" {
-		return operation
-	}
-	return operation + " " + topic
 }
 
 // markPanic records a recovered panic on span, with the stack, and sets its

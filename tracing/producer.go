@@ -9,7 +9,6 @@ import (
 	"github.com/IBM/sarama"
 	"go.opentelemetry.io/otel/attribute"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/torix/kafkaevents/middleware"
 )
@@ -37,21 +36,21 @@ func (t *Tracer) StartSend(ctx context.Context, rec *sarama.ProducerMessage) (co
 	if t == nil || rec == nil {
 		return ctx, endNothing
 	}
-	var buf [6]attribute.KeyValue
-	attrs := append(buf[:0],
-		attrSystem,
-		semconv.MessagingDestinationName(rec.Topic),
-		attrOpSend,
-		attrNameSend,
-	)
-	if key, ok := recordKey(rec.Key); ok {
-		attrs = append(attrs, semconv.MessagingKafkaMessageKey(key))
+	start := t.sendStart(rec.Topic)
+	ctx, span := t.tracer.Start(ctx, start.name, start.opts...)
+	if span.IsRecording() {
+		var buf [2]attribute.KeyValue
+		attrs := buf[:0]
+		if key, ok := recordKey(rec.Key); ok {
+			attrs = append(attrs, semconv.MessagingKafkaMessageKey(key))
+		}
+		if id := (HeadersCarrier{Headers: &rec.Headers}).Get(middleware.HeaderCorrelationID); id != "" {
+			attrs = append(attrs, semconv.MessagingMessageConversationID(strings.ToValidUTF8(id, "\uFFFD")))
+		}
+		if len(attrs) > 0 {
+			span.SetAttributes(attrs...)
+		}
 	}
-	if id := (HeadersCarrier{Headers: &rec.Headers}).Get(middleware.HeaderCorrelationID); id != "" {
-		attrs = append(attrs, semconv.MessagingMessageConversationID(strings.ToValidUTF8(id, "\uFFFD")))
-	}
-	ctx, span := t.tracer.Start(ctx, spanName("send", rec.Topic),
-		trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(attrs...))
 	rec.Headers = t.InjectHeaders(ctx, rec.Headers)
 	return ctx, func(partition int32, offset int64, err error) {
 		if err != nil {

@@ -35,7 +35,7 @@ func (t *Tracer) StartRetry(ctx context.Context, s RetrySpan) (context.Context, 
 		return ctx, inert(ctx)
 	}
 	return t.tracer.Start(ctx, spanName("retry", s.Topic),
-		trace.WithSpanKind(trace.SpanKindInternal),
+		kindInternal,
 		trace.WithAttributes(
 			attrRetry,
 			HandlerIDKey.String(s.HandlerID),
@@ -75,7 +75,7 @@ func (t *Tracer) StartDLQ(ctx context.Context, s DLQSpan) (context.Context, trac
 		return ctx, inert(ctx)
 	}
 	ctx, span := t.tracer.Start(ctx, spanName("dlq_store", s.Topic),
-		trace.WithSpanKind(trace.SpanKindInternal),
+		kindInternal,
 		trace.WithAttributes(
 			attrDLQStore,
 			DLQReasonKey.String(s.Reason),

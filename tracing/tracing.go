@@ -78,6 +78,8 @@ type Tracer struct {
 	tracestate bool
 	// nfields is the number of fields the propagator writes.
 	nfields int
+	// starts caches the span names and start options of the hot paths.
+	starts startCache
 }
 
 // New returns a Tracer configured by cfg. It never returns nil.
@@ -120,4 +122,8 @@ var (
 	attrNameSend    = semconv.MessagingOperationName("send")
 	attrRetry       = OperationKey.String(OperationRetry)
 	attrDLQStore    = OperationKey.String(OperationDLQStore)
+
+	kindConsumer = trace.WithSpanKind(trace.SpanKindConsumer)
+	kindProducer = trace.WithSpanKind(trace.SpanKindProducer)
+	kindInternal = trace.WithSpanKind(trace.SpanKindInternal)
 )

@@ -14,13 +14,15 @@ import (
 
 const maxBody = 1 << 20
 
-func newHTTP(stack *kafkaevents.Stack, cfg kafkaevents.Config, logger *slog.Logger) *echo.Echo {
+func newHTTP(stack *kafkaevents.Stack, cfg kafkaevents.Config, logger *slog.Logger) (*echo.Echo, error) {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.POST("/orders", publishHandler(stack, TopicOrderCreated, "orderId"))
 	e.POST("/users", publishHandler(stack, TopicUserRegistered, "userId"))
-	mountMonitoring(e, stack, cfg, logger)
-	return e
+	if err := mountMonitoring(e, stack, cfg, logger); err != nil {
+		return nil, err
+	}
+	return e, nil
 }
 
 // publishHandler publishes the JSON body to topic, keyed by the string field

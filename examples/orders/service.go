@@ -138,6 +138,11 @@ func Start(ctx context.Context, opts Options) (*Service, error) {
 			return nil, err
 		}
 		cfg.Brokers = svc.broker.Addrs()
+		if cfg.Subscriptions.FromBeginning == nil {
+			// A fresh in-memory broker: read what was published before the
+			// consumer group got its partitions.
+			cfg.Subscriptions.FromBeginning = kafkaevents.Bool(true)
+		}
 		logger.Info("embedded Kafka broker started (set KAFKA_BROKERS to use your own)", "address", strings.Join(cfg.Brokers, ","))
 	}
 	svc.Brokers = cfg.Brokers
@@ -176,7 +181,9 @@ func Start(ctx context.Context, opts Options) (*Service, error) {
 		return nil, ctx.Err()
 	}
 
-	svc.echo = newHTTP(stack, cfg, logger)
+	if svc.echo, err = newHTTP(stack, cfg, logger); err != nil {
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(envOr(lookup, "HOST", ""), envOr(lookup, "PORT", "3000")))
 	if err != nil {
 		return nil, fmt.Errorf("http listen: %w", err)
