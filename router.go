@@ -257,7 +257,8 @@ func (s *Stack) Client() sarama.Client { return s.client }
 //  2. tracing: extract the trace context, span "process {topic}";
 //  3. DLQ (when enabled): store what escapes, then acknowledge;
 //  4. retry (when enabled): schedule a retry record, then acknowledge;
-//  5. metrics: handler duration by outcome (success or error);
+//  5. metrics: handler duration by outcome; a handler error marks the
+//     process span failed;
 //  6. middleware.Recoverer: a panic becomes an error;
 //  7. middleware.RejectUndecodable: records the unmarshaler rejected fail
 //     as undecodable without reaching the handler.
@@ -443,7 +444,9 @@ func isNilCloser(c interface{ Close() error }) bool {
 	return false
 }
 
-// measure records the handler duration by outcome.
+// measure records the handler duration by outcome and marks the process
+// span failed when the handler fails, even when the retry or DLQ middleware
+// then hands the message off successfully.
 func (s *Stack) measure(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		start := time.Now()
@@ -451,6 +454,7 @@ func (s *Stack) measure(h message.HandlerFunc) message.HandlerFunc {
 		outcome := "success"
 		if err != nil {
 			outcome = "error"
+			tracing.MarkFailed(trace.SpanFromContext(msg.Context()), err)
 		}
 		s.durations.WithLabelValues(middleware.DeliveryOf(msg).HandlerID, outcome).Observe(time.Since(start).Seconds())
 		return out, err

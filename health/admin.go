@@ -65,7 +65,7 @@ func bearer(token string) echo.MiddlewareFunc {
 			got = strings.TrimSpace(got)
 			if !ok || !strings.EqualFold(scheme, "Bearer") || got == "" {
 				c.Response().Header().Set(echo.HeaderWWWAuthenticate, "Bearer")
-				return newError(http.StatusUnauthorized, codeUnauthorized, "missing bearer token: send Authorization: Bearer <admin token>")
+				return newError(http.StatusUnauthorized, codeUnauthorized, "missing bearer token: send the header Authorization: Bearer followed by the admin token")
 			}
 			sum := sha256.Sum256([]byte(got))
 			if subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {

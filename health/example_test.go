@@ -80,13 +80,13 @@ func ExampleRegister_adminToken() {
 		}
 		rec := httptest.NewRecorder()
 		e.ServeHTTP(rec, req)
-		fmt.Println(rec.Code, rec.Header().Get(echo.HeaderWWWAuthenticate))
+		fmt.Println(rec.Code, rec.Header().Values(echo.HeaderWWWAuthenticate))
 		fmt.Print(rec.Body.String())
 	}
 	// Output:
-	// 401 Bearer
-	// {"error":"unauthorized","message":"missing bearer token: send Authorization: Bearer <admin token>"}
-	// 202
+	// 401 [Bearer]
+	// {"error":"unauthorized","message":"missing bearer token: send the header Authorization: Bearer followed by the admin token"}
+	// 202 []
 	// {"success":true,"message":"reprocessing of the DLQ records of orders.paid started"}
 }
 

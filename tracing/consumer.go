@@ -36,7 +36,11 @@ import (
 // messaging.kafka.message.key (when the key is valid UTF-8),
 // messaging.message.conversation_id (the correlation ID, when there is one),
 // and the handler ID, retry count and delivery source (HandlerIDKey,
-// RetryCountKey, DeliverySourceKey).
+// RetryCountKey, DeliverySourceKey). The attributes a sampler may look at
+// (system, destination, operation, consumer group) are given when the span
+// starts; the others are added only when the span records. String values
+// read from headers are made valid UTF-8 (invalid bytes become U+FFFD), as
+// exporters reject invalid strings.
 //
 // The handler sees the span in msg.Context(). An error it returns is recorded
 // on the span, whose status becomes Error; a panic is recorded the same way and
@@ -74,7 +78,7 @@ func (t *Tracer) Middleware(h message.HandlerFunc) message.HandlerFunc {
 			var buf [8]attribute.KeyValue
 			attrs := append(buf[:0],
 				semconv.MessagingMessageID(strings.ToValidUTF8(msg.UUID, "\uFFFD")),
-				HandlerIDKey.String(d.HandlerID),
+				HandlerIDKey.String(strings.ToValidUTF8(d.HandlerID, "\uFFFD")),
 				RetryCountKey.Int(d.RetryCount),
 				DeliverySourceKey.String(d.Source.String()),
 			)

@@ -3,8 +3,10 @@ package tracing_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -75,9 +77,9 @@ func TestMiddleware_RemoteParent(t *testing.T) {
 
 func TestMiddleware_OptionalAttributes(t *testing.T) {
 	tr, exp, _ := newTracer(t, tracing.Config{})
-	msg := message.NewMessage("u-2", nil)
+	msg := message.NewMessage("u-\xff", nil) // not UTF-8, like the key
 	msg.SetContext(middleware.WithDelivery(t.Context(), middleware.Delivery{
-		HandlerID: "h", Topic: "events", Key: []byte{0xff, 0xfe}, // not UTF-8
+		HandlerID: "h", Topic: "events", Key: []byte{0xff, 0xfe},
 	}))
 
 	_, err := tr.Middleware(okHandler)(msg)
@@ -94,6 +96,7 @@ func TestMiddleware_OptionalAttributes(t *testing.T) {
 		assert.NotContains(t, got, k)
 	}
 	assert.Equal(t, "main", got["kafka.delivery.source"].AsString())
+	assert.Equal(t, "u-\uFFFD", got["messaging.message.id"].AsString(), "exporters need valid UTF-8")
 	assert.Equal(t, int64(0), got["messaging.kafka.retry_count"].AsInt64())
 }
 
@@ -278,6 +281,40 @@ func TestMiddleware_UnsampledParent(t *testing.T) {
 	out := trace.SpanContextFromContext(tr.Extract(context.Background(), fresh.Metadata))
 	assert.Equal(t, remoteTraceID, out.TraceID())
 	assert.False(t, out.IsSampled())
+}
+
+func TestMiddleware_ConcurrentTopics(t *testing.T) {
+	tr, exp, _ := newTracer(t, tracing.Config{})
+	h := tr.Middleware(okHandler)
+	const workers, perWorker = 4, 300 // more topics than the span-name cache keeps
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range perWorker {
+				topic := fmt.Sprintf("topic-%d", (w*perWorker+i)%(workers*perWorker))
+				msg := message.NewMessage("u", nil)
+				msg.SetContext(middleware.WithDelivery(context.Background(), middleware.Delivery{Topic: topic, HandlerID: topic}))
+				if _, err := h(msg); err != nil {
+					t.Error(err)
+				}
+				// The same topic again, now cached (or not, past the bound).
+				if _, err := h(msg); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+
+	spans := exp.GetSpans()
+	require.Len(t, spans, 2*workers*perWorker)
+	for _, s := range spans {
+		attrs := attrMap(s.Attributes)
+		topic := attrs["kafka.handler_id"].AsString() // the delivery's topic, not from the cache
+		require.True(t, strings.HasPrefix(topic, "topic-"))
+		require.Equal(t, "process "+topic, s.Name)
+		require.Equal(t, topic, attrs["messaging.destination.name"].AsString())
+	}
 }
 
 func TestMiddleware_WithoutDelivery(t *testing.T) {

@@ -1,6 +1,7 @@
 package tracing
 
 import (
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -72,6 +73,8 @@ func (c *startCache) get(k startKey, group string) *spanStart {
 }
 
 func newSpanStart(k startKey, group string) *spanStart {
+	// The topic of a retried message comes from a header.
+	k.topic = strings.ToValidUTF8(k.topic, "\uFFFD")
 	if k.send {
 		return &spanStart{
 			name: spanName("send", k.topic),

@@ -10,19 +10,21 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/torix/kafkaevents"
+	"github.com/torix/kafkaevents/health"
 )
 
 const maxBody = 1 << 20
 
-func newHTTP(stack *kafkaevents.Stack, cfg kafkaevents.Config, logger *slog.Logger) (*echo.Echo, error) {
+func newHTTP(stack *kafkaevents.Stack, cfg kafkaevents.Config, logger *slog.Logger) (*echo.Echo, health.Config, error) {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.POST("/orders", publishHandler(stack, TopicOrderCreated, "orderId"))
 	e.POST("/users", publishHandler(stack, TopicUserRegistered, "userId"))
-	if err := mountMonitoring(e, stack, cfg, logger); err != nil {
-		return nil, err
+	hc, err := mountMonitoring(e, stack, cfg, logger)
+	if err != nil {
+		return nil, hc, err
 	}
-	return e, nil
+	return e, hc, nil
 }
 
 // publishHandler publishes the JSON body to topic, keyed by the string field

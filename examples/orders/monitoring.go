@@ -10,14 +10,14 @@ import (
 )
 
 // mountMonitoring puts the /kafka endpoints on e unless monitoring is off.
-func mountMonitoring(e *echo.Echo, stack *kafkaevents.Stack, cfg kafkaevents.Config, logger *slog.Logger) error {
+func mountMonitoring(e *echo.Echo, stack *kafkaevents.Stack, cfg kafkaevents.Config, logger *slog.Logger) (health.Config, error) {
 	if !cfg.MonitoringEnabled() {
 		logger.Info("monitoring endpoints disabled (KAFKA_MONITORING_ENABLED=false)")
-		return nil
+		return health.Config{}, nil
 	}
 	hc := health.DefaultConfig
 	hc.Source = stack
 	hc.Prefix = cfg.Monitoring.Prefix
 	hc.AdminToken = cfg.Monitoring.AdminToken
-	return health.Register(e, hc)
+	return hc, health.Register(e, hc)
 }

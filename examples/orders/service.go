@@ -18,6 +18,7 @@ import (
 
 	"github.com/torix/kafkaevents"
 	"github.com/torix/kafkaevents/delayedretry"
+	"github.com/torix/kafkaevents/health"
 	"github.com/torix/kafkaevents/kafkatest"
 )
 
@@ -54,6 +55,8 @@ type Service struct {
 	closed   bool
 	routerCh chan error
 	adminSet bool
+
+	monitoring health.Config
 }
 
 // Order is the payload of order.created.
@@ -181,7 +184,7 @@ func Start(ctx context.Context, opts Options) (*Service, error) {
 		return nil, ctx.Err()
 	}
 
-	if svc.echo, err = newHTTP(stack, cfg, logger); err != nil {
+	if svc.echo, svc.monitoring, err = newHTTP(stack, cfg, logger); err != nil {
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(envOr(lookup, "HOST", ""), envOr(lookup, "PORT", "3000")))
@@ -257,6 +260,12 @@ func (s *Service) TryItOut() []string {
 	}
 	if !s.adminSet {
 		lines = append(lines, "  (admin endpoints are off: start with KAFKA_ADMIN_TOKEN=<secret> to enable them)")
+	}
+	if s.monitoring.Source != nil {
+		lines = append(lines, "", "Monitoring endpoints:")
+		for _, u := range s.monitoring.URLs(s.URL) {
+			lines = append(lines, "  "+u)
+		}
 	}
 	return append(lines, "")
 }
