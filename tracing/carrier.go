@@ -38,7 +38,7 @@ func (c MetadataCarrier) Keys() []string {
 // name to repeat: Get returns the last value, as Watermill's unmarshaler does
 // when it turns headers into metadata, and Set leaves exactly one header with
 // the name. Set modifies the slice that Headers points to in place, its
-// backing array included; Headers must not be nil.
+// backing array included, and needs a non-nil Headers.
 type HeadersCarrier struct {
 	Headers *[]sarama.RecordHeader
 }
@@ -98,7 +98,7 @@ func (t *Tracer) Inject(ctx context.Context, md message.Metadata) {
 	if t == nil || md == nil {
 		return
 	}
-	if t.tracestate && trace.SpanContextFromContext(ctx).IsValid() {
+	if _, tracestate := t.propFields(); tracestate && trace.SpanContextFromContext(ctx).IsValid() {
 		delete(md, headerTracestate)
 	}
 	t.prop.Inject(ctx, MetadataCarrier(md))
@@ -118,16 +118,21 @@ func (t *Tracer) Extract(ctx context.Context, md message.Metadata) context.Conte
 // written with the configured propagator: a header the propagator writes
 // replaces every header of the same name (so none is duplicated), and the
 // others are added. Like Inject, it removes a stale tracestate when ctx holds
-// a valid span context. headers itself is not modified; the result is a new
-// slice. A nil Tracer returns headers.
+// a valid span context. headers itself is not modified: the result is a new
+// slice, or headers when the propagator writes no field. A nil Tracer returns
+// headers.
 func (t *Tracer) InjectHeaders(ctx context.Context, headers []sarama.RecordHeader) []sarama.RecordHeader {
-	if t == nil || t.nfields == 0 {
+	if t == nil {
+		return headers
+	}
+	nfields, tracestate := t.propFields()
+	if nfields == 0 {
 		return headers
 	}
 	sc := trace.SpanContextFromContext(ctx)
-	out := make([]sarama.RecordHeader, len(headers), len(headers)+t.nfields)
+	out := make([]sarama.RecordHeader, len(headers), len(headers)+nfields)
 	copy(out, headers)
-	if t.tracestate && sc.IsValid() {
+	if tracestate && sc.IsValid() {
 		out = slices.DeleteFunc(out, func(h sarama.RecordHeader) bool { return string(h.Key) == headerTracestate })
 	}
 	t.prop.Inject(ctx, HeadersCarrier{Headers: &out})

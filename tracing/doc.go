@@ -17,13 +17,14 @@
 //
 // Spans follow the OpenTelemetry semantic conventions for messaging
 // (messaging.system, messaging.destination.name, messaging.operation.type,
-// messaging.kafka.offset, ...); the few library-specific attributes have the
-// kafka. prefix and are exported as attribute keys (HandlerIDKey, ...).
+// messaging.kafka.offset, ...); the few library-specific attributes
+// (kafka.handler_id, messaging.kafka.retry_count, ...) are exported as
+// attribute keys (HandlerIDKey, RetryCountKey, ...).
 //
 // The tracer provider and the propagator are injected through [Config]. Left
 // nil they default to the OpenTelemetry globals (otel.GetTracerProvider and
-// otel.GetTextMapPropagator) as they are when [New] runs; this package never
-// sets the globals. Only the OpenTelemetry API is used here: install the SDK
+// otel.GetTextMapPropagator, which follow a provider or propagator set after
+// [New] runs); this package never sets the globals. Only the OpenTelemetry API is used here: install the SDK
 // (or not) in the application.
 //
 // The middleware belongs outside the retry and DLQ middlewares, so that their

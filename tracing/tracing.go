@@ -43,16 +43,16 @@ const (
 
 // Config configures a Tracer. The zero value is ready to use.
 type Config struct {
-	// TracerProvider creates the tracer. Optional. Default: the global
-	// provider, otel.GetTracerProvider(), as it is when New runs (the
-	// global provider delegates to one set later with
-	// otel.SetTracerProvider).
+	// TracerProvider creates the tracer. Optional. Default:
+	// otel.GetTracerProvider(), called by New. If New runs before the
+	// application calls otel.SetTracerProvider, the provider it gets
+	// records nothing until then and forwards to the one set afterwards.
 	TracerProvider trace.TracerProvider
 	// Propagator reads and writes the trace context in message metadata and
-	// record headers. Optional. Default: the global propagator,
-	// otel.GetTextMapPropagator(), as it is when New runs. Note that the
-	// global propagator propagates nothing until one is set: most
-	// applications want
+	// record headers. Optional. Default: otel.GetTextMapPropagator(),
+	// called by New, which likewise forwards to a propagator set later with
+	// otel.SetTextMapPropagator. The global propagator propagates nothing
+	// until one is set; most applications want
 	// propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}).
 	Propagator propagation.TextMapPropagator
 	// ConsumerGroup is recorded as messaging.consumer.group.name on process
@@ -70,6 +70,10 @@ type Tracer struct {
 	// noop is true when the provider is known never to record: the
 	// middleware then only propagates the context.
 	noop bool
+	// globalProp is true when prop is the global propagator, whose fields
+	// change if the application sets it after New: they are then read on
+	// each use instead of from the fields below.
+	globalProp bool
 	// extract is false when the propagator has no fields, so there is
 	// nothing to read.
 	extract bool
@@ -97,7 +101,8 @@ func New(cfg Config) *Tracer {
 		tracer:     tp.Tracer(ScopeName, trace.WithSchemaURL(semconv.SchemaURL)),
 		prop:       prop,
 		group:      cfg.ConsumerGroup,
-		extract:    len(fields) > 0,
+		globalProp: cfg.Propagator == nil,
+		extract:    len(fields) > 0 || cfg.Propagator == nil,
 		tracestate: slices.Contains(fields, headerTracestate),
 		nfields:    len(fields),
 	}
@@ -106,6 +111,16 @@ func New(cfg Config) *Tracer {
 		t.noop = true
 	}
 	return t
+}
+
+// propFields returns the number of fields the propagator writes and whether
+// tracestate is one of them.
+func (t *Tracer) propFields() (n int, tracestate bool) {
+	if !t.globalProp {
+		return t.nfields, t.tracestate
+	}
+	fields := t.prop.Fields()
+	return len(fields), slices.Contains(fields, headerTracestate)
 }
 
 const (

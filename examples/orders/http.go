@@ -8,6 +8,9 @@ import (
 	"net/http"
 
 	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/torix/kafkaevents"
 	"github.com/torix/kafkaevents/health"
@@ -15,9 +18,12 @@ import (
 
 const maxBody = 1 << 20
 
-func newHTTP(stack *kafkaevents.Stack, cfg kafkaevents.Config, logger *slog.Logger) (*echo.Echo, health.Config, error) {
+func newHTTP(stack *kafkaevents.Stack, cfg kafkaevents.Config, logger *slog.Logger, tp trace.TracerProvider) (*echo.Echo, health.Config, error) {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
+	if tp != nil {
+		e.Use(serverSpans(tp))
+	}
 	e.POST("/orders", publishHandler(stack, TopicOrderCreated, "orderId"))
 	e.POST("/users", publishHandler(stack, TopicUserRegistered, "userId"))
 	hc, err := mountMonitoring(e, stack, cfg, logger)
@@ -60,6 +66,28 @@ func publishHandler(stack *kafkaevents.Stack, topic, keyField string) echo.Handl
 			"success": true, "topic": res.Topic, keyField: key,
 			"correlationId": res.CorrelationID, "partition": res.Partition, "offset": res.Offset,
 		})
+	}
+}
+
+// serverSpans starts a server span per request, continuing a trace the
+// caller sent in traceparent, so a trace starts at the HTTP request and
+// follows the order through Kafka.
+func serverSpans(tp trace.TracerProvider) echo.MiddlewareFunc {
+	tracer := tp.Tracer("github.com/torix/kafkaevents/examples/orders")
+	prop := propagator()
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			req := c.Request()
+			ctx := prop.Extract(req.Context(), propagation.HeaderCarrier(req.Header))
+			ctx, span := tracer.Start(ctx, req.Method+" "+c.Path(), trace.WithSpanKind(trace.SpanKindServer))
+			defer span.End()
+			c.SetRequest(req.WithContext(ctx))
+			err := next(c)
+			if st := c.Response().Status; st >= 500 {
+				span.SetStatus(codes.Error, http.StatusText(st))
+			}
+			return err
+		}
 	}
 }
 

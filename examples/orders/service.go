@@ -15,6 +15,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/labstack/echo/v4"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/torix/kafkaevents"
 	"github.com/torix/kafkaevents/delayedretry"
@@ -57,6 +58,7 @@ type Service struct {
 	adminSet bool
 
 	monitoring health.Config
+	tp         *sdktrace.TracerProvider
 }
 
 // Order is the payload of order.created.
@@ -152,7 +154,15 @@ func Start(ctx context.Context, opts Options) (*Service, error) {
 	svc.adminSet = cfg.Monitoring.AdminToken != ""
 
 	wlog := watermill.NewSlogLogger(logger)
-	stack, err := kafkaevents.New(cfg, kafkaevents.WithLogger(wlog))
+	stackOpts := []kafkaevents.Option{kafkaevents.WithLogger(wlog)}
+	if svc.tp, err = tracerProvider(ctx, lookup, cfg.ClientID); err != nil {
+		return nil, err
+	}
+	if svc.tp != nil {
+		stackOpts = append(stackOpts, kafkaevents.WithTracerProvider(svc.tp), kafkaevents.WithPropagator(propagator()))
+		logger.Info("tracing on (OpenTelemetry)")
+	}
+	stack, err := kafkaevents.New(cfg, stackOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +194,7 @@ func Start(ctx context.Context, opts Options) (*Service, error) {
 		return nil, ctx.Err()
 	}
 
-	if svc.echo, svc.monitoring, err = newHTTP(stack, cfg, logger); err != nil {
+	if svc.echo, svc.monitoring, err = newHTTP(stack, cfg, logger, svc.tp); err != nil {
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(envOr(lookup, "HOST", ""), envOr(lookup, "PORT", "3000")))
@@ -238,6 +248,11 @@ func (s *Service) Close() error {
 	}
 	if s.Stack != nil {
 		errs = append(errs, s.Stack.Close())
+	}
+	if s.tp != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		errs = append(errs, s.tp.Shutdown(ctx))
+		cancel()
 	}
 	if s.broker != nil {
 		s.broker.Close()
