@@ -16,6 +16,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/labstack/echo/v4"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/torix/kafkaevents"
 	"github.com/torix/kafkaevents/delayedretry"
@@ -194,7 +195,11 @@ func Start(ctx context.Context, opts Options) (*Service, error) {
 		return nil, ctx.Err()
 	}
 
-	if svc.echo, svc.monitoring, err = newHTTP(stack, cfg, logger, svc.tp); err != nil {
+	var tp trace.TracerProvider // stays a nil interface when tracing is off
+	if svc.tp != nil {
+		tp = svc.tp
+	}
+	if svc.echo, svc.monitoring, err = newHTTP(stack, cfg, logger, tp); err != nil {
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(envOr(lookup, "HOST", ""), envOr(lookup, "PORT", "3000")))
