@@ -3,7 +3,7 @@ SHELL := /usr/bin/env bash
 GO ?= go
 PKGS := ./...
 KAFKA_LOCAL := scripts/kafka-local.sh
-GOLANGCI_VERSION := v2.6.2
+GOLANGCI_VERSION := v2.15.0
 
 .DEFAULT_GOAL := help
 

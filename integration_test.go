@@ -138,10 +138,12 @@ func TestProvisionTopics(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, sarama.ErrNoError, meta[0].Err, sp.Name)
 		assert.Len(t, meta[0].Partitions, int(sp.Partitions), sp.Name)
-		entries, err := admin.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: sp.Name, ConfigNames: []string{"retention.ms", "segment.ms"}})
+		results, err := admin.DescribeConfigs([]*sarama.ConfigResource{{Type: sarama.TopicResource, Name: sp.Name, ConfigNames: []string{"retention.ms", "segment.ms"}}}, sarama.DescribeConfigsOptions{})
 		require.NoError(t, err)
+		require.Len(t, results, 1)
+		require.Equal(t, sarama.ErrNoError, results[0].ErrorCode, results[0].ErrorMsg)
 		got := map[string]string{}
-		for _, e := range entries {
+		for _, e := range results[0].Configs {
 			got[e.Name] = e.Value
 		}
 		if sp.Name == cfg.ServiceName+".dlq" {

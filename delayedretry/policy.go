@@ -52,24 +52,24 @@ var DefaultPolicy = Policy{Attempts: 3, BaseDelay: time.Second, MaxDelay: 30 * t
 func (p Policy) Validate() error {
 	var errs []error
 	if p.Attempts < 0 {
-		errs = append(errs, fmt.Errorf("Attempts = %d: must be >= 0", p.Attempts))
+		errs = append(errs, fmt.Errorf("field Attempts = %d: must be >= 0", p.Attempts))
 	}
 	if p.Attempts > 0 && p.BaseDelay <= 0 {
-		errs = append(errs, fmt.Errorf("BaseDelay = %s: must be > 0", p.BaseDelay))
+		errs = append(errs, fmt.Errorf("field BaseDelay = %s: must be > 0", p.BaseDelay))
 	}
 	if p.MaxDelay < 0 {
-		errs = append(errs, fmt.Errorf("MaxDelay = %s: must be >= 0", p.MaxDelay))
+		errs = append(errs, fmt.Errorf("field MaxDelay = %s: must be >= 0", p.MaxDelay))
 	}
 	if p.MaxDelay > 0 && p.BaseDelay > p.MaxDelay {
-		errs = append(errs, fmt.Errorf("BaseDelay = %s exceeds MaxDelay = %s", p.BaseDelay, p.MaxDelay))
+		errs = append(errs, fmt.Errorf("field BaseDelay = %s exceeds MaxDelay = %s", p.BaseDelay, p.MaxDelay))
 	}
 	switch Backoff(strings.ToLower(string(p.Backoff))) {
 	case "", BackoffExponential, BackoffLinear:
 	default:
-		errs = append(errs, fmt.Errorf("Backoff = %q: want %q or %q", p.Backoff, BackoffExponential, BackoffLinear))
+		errs = append(errs, fmt.Errorf("field Backoff = %q: want %q or %q", p.Backoff, BackoffExponential, BackoffLinear))
 	}
 	if p.Jitter < 0 || p.Jitter > 1 || math.IsNaN(p.Jitter) {
-		errs = append(errs, fmt.Errorf("Jitter = %v: want a fraction in [0,1]", p.Jitter))
+		errs = append(errs, fmt.Errorf("field Jitter = %v: want a fraction in [0,1]", p.Jitter))
 	}
 	if len(errs) == 0 {
 		return nil

@@ -288,9 +288,7 @@ func (r *Reprocessor) Status() Status {
 	for _, rn := range r.runs {
 		s.Running = append(s.Running, rn.snapshot())
 	}
-	for k, v := range r.last {
-		s.Last[k] = v
-	}
+	maps.Copy(s.Last, r.last)
 	return s
 }
 

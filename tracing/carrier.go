@@ -67,7 +67,8 @@ func (c HeadersCarrier) Set(key, value string) {
 	hs := *c.Headers
 	i := slices.IndexFunc(hs, func(h sarama.RecordHeader) bool { return string(h.Key) == key })
 	if i < 0 {
-		*c.Headers = append(hs, sarama.RecordHeader{Key: []byte(key), Value: []byte(value)})
+		hs = append(hs, sarama.RecordHeader{Key: []byte(key), Value: []byte(value)})
+		*c.Headers = hs
 		return
 	}
 	hs[i].Value = []byte(value)

@@ -24,8 +24,9 @@ import (
 func main() {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel()}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, logger, os.LookupEnv); err != nil {
+	err := run(ctx, logger, os.LookupEnv)
+	stop()
+	if err != nil {
 		logger.Error("orders service failed", "err", err)
 		os.Exit(1)
 	}
