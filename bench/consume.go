@@ -1,0 +1,244 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/torix/kafkaevents"
+	"github.com/torix/kafkaevents/middleware"
+)
+
+// counter counts handled messages and closes done at target.
+type counter struct {
+	n      atomic.Int64
+	target int64
+	done   chan struct{}
+	first  atomic.Int64 // unix nanos of the first message
+}
+
+func newCounter(target int) *counter {
+	return &counter{target: int64(target), done: make(chan struct{})}
+}
+
+func (c *counter) add() {
+	n := c.n.Add(1)
+	if n == 1 {
+		c.first.Store(time.Now().UnixNano())
+	}
+	if n == c.target {
+		close(c.done)
+	}
+}
+
+func (c *counter) wait(timeout time.Duration) error {
+	select {
+	case <-c.done:
+		return nil
+	case <-time.After(timeout):
+		return fmt.Errorf("handled %d of %d messages in %s", c.n.Load(), c.target, timeout)
+	}
+}
+
+// consumeResult is one consumer measured from router start until all
+// messages were handled.
+type consumeResult struct {
+	total      time.Duration // router start to last message handled
+	firstAfter time.Duration // router start to first message handled
+}
+
+func (r consumeResult) rate(n int) float64 { return float64(n) / r.total.Seconds() }
+
+// bareConsume measures a bare Watermill router: the watermill-kafka
+// subscriber (same sarama settings as the stack's), a no-op handler and no
+// middleware.
+func (e *env) bareConsume(topic string, n int) (consumeResult, error) {
+	group := e.name("bare-group")
+	sc, err := e.saramaConfig(group)
+	if err != nil {
+		return consumeResult{}, err
+	}
+	sub, err := kafka.NewSubscriber(kafka.SubscriberConfig{
+		Brokers: e.brokers, Unmarshaler: kafka.DefaultMarshaler{}, OverwriteSaramaConfig: sc, ConsumerGroup: group,
+	}, watermill.NopLogger{})
+	if err != nil {
+		return consumeResult{}, err
+	}
+	defer func() { _ = sub.Close() }()
+	r, err := newRouter()
+	if err != nil {
+		return consumeResult{}, err
+	}
+	c := newCounter(n)
+	r.AddConsumerHandler("bare", topic, sub, func(*message.Message) error {
+		c.add()
+		return nil
+	})
+	return timeRouter(r, c)
+}
+
+// timeRouter runs r, waits for c and returns the times from the start of Run.
+func timeRouter(r *message.Router, c *counter) (consumeResult, error) {
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- r.Run(context.Background()) }()
+	err := c.wait(10 * time.Minute)
+	res := consumeResult{total: time.Since(start), firstAfter: time.Duration(c.first.Load() - start.UnixNano())}
+	_ = r.Close()
+	if rerr := <-done; rerr != nil && err == nil {
+		err = rerr
+	}
+	return res, err
+}
+
+// discardExporter is an OpenTelemetry span exporter that drops every span.
+type discardExporter struct{}
+
+func (discardExporter) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discardExporter) Shutdown(context.Context) error                             { return nil }
+
+// tracingMode selects the tracer provider of a stack.
+type tracingMode int
+
+const (
+	tracingNoop tracingMode = iota
+	tracingSDK
+)
+
+// stackOptions returns the options of a stack with the tracing mode and a
+// function that shuts the provider down.
+func stackOptions(mode tracingMode) ([]kafkaevents.Option, func()) {
+	opts := []kafkaevents.Option{kafkaevents.WithLogger(watermill.NopLogger{})}
+	var tp trace.TracerProvider = noop.NewTracerProvider()
+	shutdown := func() {}
+	if mode == tracingSDK {
+		sdk := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithBatcher(discardExporter{}))
+		tp, shutdown = sdk, func() { _ = sdk.Shutdown(context.Background()) }
+		opts = append(opts, kafkaevents.WithPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})))
+	}
+	return append(opts, kafkaevents.WithTracerProvider(tp)), shutdown
+}
+
+// stackRun is a stack with its router, built but not running.
+type stackRun struct {
+	stack    *kafkaevents.Stack
+	router   *message.Router
+	shutdown func()
+}
+
+// newStackRun builds a stack with every middleware (Install), lets setup add
+// handlers and provisions the retry and DLQ topics, so that the measured
+// start of the router does not include creating them.
+func (e *env) newStackRun(cfg kafkaevents.Config, mode tracingMode, setup func(*kafkaevents.Stack, *message.Router) error) (*stackRun, error) {
+	opts, shutdown := stackOptions(mode)
+	s, err := kafkaevents.New(cfg, opts...)
+	if err != nil {
+		shutdown()
+		return nil, err
+	}
+	r, err := newRouter()
+	if err != nil {
+		_ = s.Close()
+		shutdown()
+		return nil, err
+	}
+	s.Install(r)
+	if err := setup(s, r); err != nil {
+		_ = s.Close()
+		shutdown()
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := s.Provision(ctx); err != nil {
+		_ = s.Close()
+		shutdown()
+		return nil, err
+	}
+	return &stackRun{stack: s, router: r, shutdown: shutdown}, nil
+}
+
+func (sr *stackRun) close() {
+	_ = sr.stack.Close()
+	sr.shutdown()
+}
+
+// stackConsume measures the full stack with a no-op handler.
+func (e *env) stackConsume(topic string, n int, mode tracingMode) (consumeResult, error) {
+	c := newCounter(n)
+	sr, err := e.newStackRun(e.stackConfig("full"), mode, func(s *kafkaevents.Stack, r *message.Router) error {
+		_, err := s.AddHandler(r, topic, "Bench.noop", func(*message.Message) error {
+			c.add()
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		return consumeResult{}, err
+	}
+	defer sr.close()
+	return timeRouter(sr.router, c)
+}
+
+// failingConsume measures the full stack when every tenth message fails on
+// its first delivery and succeeds on its retry (delay retryDelay). The time
+// is until every first delivery was handled; it also waits for the retries.
+func (e *env) failingConsume(topic string, n int, retryDelay time.Duration) (consumeResult, error) {
+	first := newCounter(n)
+	failures := (n + 9) / 10
+	retried := newCounter(failures)
+	cfg := e.stackConfig("fail")
+	cfg.Retry.Attempts, cfg.Retry.BaseDelay, cfg.Retry.MaxDelay = 1, retryDelay, retryDelay
+	sr, err := e.newStackRun(cfg, tracingNoop, func(s *kafkaevents.Stack, r *message.Router) error {
+		_, err := s.AddHandler(r, topic, "Bench.failTenth", func(msg *message.Message) error {
+			if middleware.DeliveryOf(msg).RetryCount > 0 {
+				retried.add()
+				return nil
+			}
+			first.add()
+			if failsOnce(msg) {
+				return errors.New("fails once")
+			}
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		return consumeResult{}, err
+	}
+	defer sr.close()
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- sr.router.Run(context.Background()) }()
+	err = first.wait(10 * time.Minute)
+	res := consumeResult{total: time.Since(start), firstAfter: time.Duration(first.first.Load() - start.UnixNano())}
+	if err == nil {
+		err = retried.wait(5 * time.Minute)
+	}
+	_ = sr.router.Close()
+	if rerr := <-done; rerr != nil && err == nil {
+		err = rerr
+	}
+	return res, err
+}
+
+// failsOnce picks every tenth message by the number in its key.
+func failsOnce(msg *message.Message) bool {
+	key, _ := kafka.MessageKeyFromCtx(msg.Context())
+	if len(key) < len("order-") {
+		return false
+	}
+	i, err := strconv.Atoi(string(key[len("order-"):]))
+	return err == nil && i%10 == 0
+}

@@ -1,0 +1,180 @@
+package delayedretry_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/torix/kafkaevents/correlation"
+	"github.com/torix/kafkaevents/delayedretry"
+	"github.com/torix/kafkaevents/middleware"
+)
+
+type fakeSender struct {
+	mu   sync.Mutex
+	recs []*sarama.ProducerMessage
+	err  error
+}
+
+func (f *fakeSender) SendRecord(_ context.Context, rec *sarama.ProducerMessage) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return f.err
+	}
+	f.recs = append(f.recs, rec)
+	return nil
+}
+
+func headers(rec *sarama.ProducerMessage) map[string]string {
+	m := map[string]string{}
+	for _, h := range rec.Headers {
+		m[string(h.Key)] = string(h.Value)
+	}
+	return m
+}
+
+func delivered(retryCount int) *message.Message {
+	msg := message.NewMessage("uuid-1", []byte("payload"))
+	msg.Metadata.Set("x-custom", "kept")
+	msg.Metadata.Set(middleware.HeaderRetryAfter, "stale")
+	ctx := middleware.WithDelivery(context.Background(), middleware.Delivery{
+		HandlerID: "H", Topic: "orders", Partition: 2, Offset: 41, HasOffset: true,
+		Key: []byte("k"), RetryCount: retryCount, Source: middleware.SourceMain,
+	})
+	msg.SetContext(correlation.WithID(ctx, "corr-1"))
+	return msg
+}
+
+func newRetrier(t *testing.T, s *fakeSender, now time.Time) *delayedretry.Retrier {
+	t.Helper()
+	r, err := delayedretry.New(delayedretry.Config{
+		Sender: s, TopicPrefix: "svc.retry",
+		Policy: delayedretry.Policy{Attempts: 2, BaseDelay: 300 * time.Millisecond, MaxDelay: 5 * time.Second},
+		Now:    func() time.Time { return now },
+	}, nil)
+	require.NoError(t, err)
+	return r
+}
+
+func failing(err error) message.HandlerFunc {
+	return func(*message.Message) ([]*message.Message, error) { return nil, err }
+}
+
+func TestRetrierSchedulesARetryRecord(t *testing.T) {
+	s := &fakeSender{}
+	now := time.Date(2026, 1, 2, 3, 4, 5, 6_000_000, time.UTC)
+	r := newRetrier(t, s, now)
+	out, err := r.Middleware(failing(errors.New("boom")))(delivered(0))
+	require.NoError(t, err, "the original is acknowledged once the retry record is")
+	assert.Nil(t, out)
+	require.Len(t, s.recs, 1)
+	rec := s.recs[0]
+	assert.Equal(t, "svc.retry.300ms", rec.Topic)
+	key, _ := rec.Key.Encode()
+	val, _ := rec.Value.Encode()
+	assert.Equal(t, "k", string(key))
+	assert.Equal(t, "payload", string(val))
+	h := headers(rec)
+	assert.Equal(t, map[string]string{
+		"x-custom":                         "kept",
+		middleware.HeaderWatermillUUID:     "uuid-1",
+		middleware.HeaderOriginalTopic:     "orders",
+		middleware.HeaderHandlerID:         "H",
+		middleware.HeaderRetryCount:        "1",
+		middleware.HeaderRetryAfter:        "2026-01-02T03:04:05.306Z",
+		middleware.HeaderFirstFailedAt:     "2026-01-02T03:04:05.006Z",
+		middleware.HeaderFailedAt:          "2026-01-02T03:04:05.006Z",
+		middleware.HeaderErrorMessage:      "boom",
+		middleware.HeaderOriginalPartition: "2",
+		middleware.HeaderOriginalOffset:    "41",
+		middleware.HeaderCorrelationID:     "corr-1",
+	}, h)
+	assert.Equal(t, []string{"svc.retry.300ms", "svc.retry.600ms"}, r.Topics())
+}
+
+func TestRetrierGivesUpWithAReason(t *testing.T) {
+	s := &fakeSender{}
+	r := newRetrier(t, s, time.Now())
+	_, err := r.Middleware(failing(errors.New("boom")))(delivered(2))
+	reason, ok := middleware.ReasonOf(err)
+	require.True(t, ok)
+	assert.Equal(t, middleware.ReasonRetriesExhausted, reason)
+
+	_, err = r.Middleware(failing(delayedretry.Permanent(errors.New("bad"))))(delivered(0))
+	reason, _ = middleware.ReasonOf(err)
+	assert.Equal(t, middleware.ReasonPermanent, reason)
+
+	require.NoError(t, r.SetPolicy("H", delayedretry.Policy{Disabled: true}))
+	_, err = r.Middleware(failing(errors.New("boom")))(delivered(0))
+	reason, _ = middleware.ReasonOf(err)
+	assert.Equal(t, middleware.ReasonRetryDisabled, reason)
+	assert.Empty(t, s.recs)
+
+	st := r.Metrics().Stats().Handlers["H"]
+	assert.Equal(t, int64(1), st.Exhausted)
+	assert.Equal(t, int64(2), st.MessagesSkipped)
+	assert.Equal(t, int64(3), st.ErrorsEncountered)
+}
+
+func TestRetrierReturnsHandoffErrorWhenPublishFails(t *testing.T) {
+	s := &fakeSender{err: errors.New("broker down")}
+	r := newRetrier(t, s, time.Now())
+	_, err := r.Middleware(failing(errors.New("boom")))(delivered(0))
+	require.ErrorIs(t, err, middleware.ErrHandoff)
+	_, hasReason := middleware.ReasonOf(err)
+	assert.False(t, hasReason, "a failed hand-off is redelivered, never dead-lettered")
+}
+
+func TestRetrierPerHandlerPolicyAndLanes(t *testing.T) {
+	s := &fakeSender{}
+	r := newRetrier(t, s, time.Now())
+	require.NoError(t, r.SetPolicy("H", delayedretry.Policy{Attempts: 3, BaseDelay: time.Second, Backoff: delayedretry.BackoffLinear}))
+	assert.Equal(t, []string{"svc.retry.300ms", "svc.retry.600ms", "svc.retry.1s", "svc.retry.2s", "svc.retry.3s"}, r.Topics())
+	_, err := r.Middleware(failing(errors.New("boom")))(delivered(1))
+	require.NoError(t, err)
+	assert.Equal(t, "svc.retry.2s", s.recs[0].Topic)
+	require.Error(t, r.SetPolicy("X", delayedretry.Policy{Attempts: -1}))
+}
+
+func TestRetrierJitteredRecordsUseTheLaneBelow(t *testing.T) {
+	s := &fakeSender{}
+	r, err := delayedretry.New(delayedretry.Config{
+		Sender: s, TopicPrefix: "svc.retry",
+		Policy: delayedretry.Policy{Attempts: 1, BaseDelay: time.Second, Jitter: 0.9},
+	}, nil)
+	require.NoError(t, err)
+	for range 20 {
+		_, err := r.Middleware(failing(errors.New("boom")))(delivered(0))
+		require.NoError(t, err)
+	}
+	for _, rec := range s.recs {
+		assert.Equal(t, "svc.retry.1s", rec.Topic)
+	}
+}
+
+func TestRetrierSingleMode(t *testing.T) {
+	s := &fakeSender{}
+	r, err := delayedretry.New(delayedretry.Config{Sender: s, TopicPrefix: "svc.retry", Mode: delayedretry.ModeSingle}, nil)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"svc.retry"}, r.Topics())
+	_, err = r.Middleware(failing(errors.New("boom")))(delivered(0))
+	require.NoError(t, err)
+	assert.Equal(t, "svc.retry", s.recs[0].Topic)
+}
+
+func TestNewValidates(t *testing.T) {
+	_, err := delayedretry.New(delayedretry.Config{}, nil)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "Sender")
+	assert.Contains(t, err.Error(), "TopicPrefix")
+	_, err = delayedretry.New(delayedretry.Config{Sender: &fakeSender{}, TopicPrefix: "p", Mode: "zigzag"}, nil)
+	assert.ErrorContains(t, err, "zigzag")
+}

@@ -1,0 +1,108 @@
+package middleware_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/torix/kafkaevents/middleware"
+)
+
+func TestReasonsAndClassification(t *testing.T) {
+	base := errors.New("base")
+	tests := []struct {
+		name      string
+		err       error
+		reason    middleware.Reason
+		hasReason bool
+		retryable bool
+	}{
+		{"plain", base, "", false, true},
+		{"permanent", middleware.Permanent(base), middleware.ReasonPermanent, true, false},
+		{"wrapped permanent", fmt.Errorf("ctx: %w", middleware.Permanent(base)), middleware.ReasonPermanent, true, false},
+		{"undecodable", middleware.Undecodable(base), middleware.ReasonUndecodable, true, false},
+		{"panic", &middleware.PanicError{Value: "x"}, "", false, true},
+		{"nil", nil, "", false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, ok := middleware.ReasonOf(tt.err)
+			assert.Equal(t, tt.hasReason, ok)
+			assert.Equal(t, tt.reason, r)
+			assert.Equal(t, tt.retryable, middleware.IsRetryable(tt.err))
+		})
+	}
+	assert.ErrorIs(t, middleware.Permanent(base), base, "the cause stays reachable")
+	assert.NoError(t, middleware.Permanent(nil))
+	for _, r := range middleware.Reasons {
+		assert.True(t, r.Valid())
+	}
+	assert.False(t, middleware.Reason("bogus").Valid())
+}
+
+func TestTruncateError(t *testing.T) {
+	short := "short"
+	assert.Equal(t, short, middleware.TruncateError(short))
+	long := strings.Repeat("é", middleware.MaxErrorMessageLen) // 2 bytes each
+	got := middleware.TruncateError(long)
+	assert.LessOrEqual(t, len(got), middleware.MaxErrorMessageLen)
+	assert.True(t, utf8.ValidString(got), "cut on a rune boundary")
+	assert.True(t, strings.HasSuffix(got, "…"))
+}
+
+func TestRecovererTurnsPanicIntoError(t *testing.T) {
+	h := middleware.Recoverer(func(*message.Message) ([]*message.Message, error) { panic("kaboom") })
+	out, err := h(message.NewMessage("1", nil))
+	assert.Nil(t, out)
+	var pe *middleware.PanicError
+	require.ErrorAs(t, err, &pe)
+	assert.Equal(t, "panic: kaboom", err.Error())
+	assert.NotEmpty(t, pe.Stack)
+	assert.True(t, middleware.IsRetryable(err))
+}
+
+func TestRejectUndecodable(t *testing.T) {
+	called := false
+	h := middleware.RejectUndecodable(func(*message.Message) ([]*message.Message, error) {
+		called = true
+		return nil, nil
+	})
+	msg := message.NewMessage("1", []byte("x"))
+	msg.Metadata.Set(middleware.HeaderUnmarshalError, "unmarshal: bad")
+	_, err := h(msg)
+	r, _ := middleware.ReasonOf(err)
+	assert.Equal(t, middleware.ReasonUndecodable, r)
+	assert.False(t, called)
+	_, err = h(message.NewMessage("2", []byte("x")))
+	assert.NoError(t, err)
+	assert.True(t, called)
+}
+
+func TestDeliveryOf(t *testing.T) {
+	msg := message.NewMessage("1", nil)
+	msg.Metadata.Set(middleware.HeaderReprocessCount, "2")
+	d := middleware.DeliveryOf(msg)
+	assert.Equal(t, middleware.SourceMain, d.Source)
+	assert.Equal(t, 2, d.ReprocessCount)
+	assert.False(t, d.HasOffset)
+
+	var got middleware.Outcome
+	want := middleware.Delivery{HandlerID: "h", Topic: "t", RetryCount: 2, Source: middleware.SourceRetry, Report: func(o middleware.Outcome) { got = o }}
+	msg.SetContext(middleware.WithDelivery(context.Background(), want))
+	d = middleware.DeliveryOf(msg)
+	assert.Equal(t, "h", d.HandlerID)
+	assert.Equal(t, 2, d.RetryCount)
+	assert.Equal(t, "retry", d.Source.String())
+	middleware.Report(msg, middleware.Outcome{Kind: middleware.OutcomeRetried})
+	assert.Equal(t, middleware.OutcomeRetried, got.Kind)
+
+	assert.False(t, middleware.HandoffDisabled(context.Background()))
+	assert.True(t, middleware.HandoffDisabled(middleware.WithoutHandoff(context.Background())))
+}
