@@ -275,7 +275,11 @@ func TestWaitingRetriesSurviveRestart(t *testing.T) {
 	_, err := first.Stack.Producer().SendBatch(t.Context(), ms)
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return first.Stack.RetryStats().Scheduled == n }, 30*time.Second, 10*time.Millisecond)
+	stopping := time.Now()
 	first.Stop() // while every retry still waits
+	took := time.Since(stopping)
+	t.Logf("shutdown with %d retries waiting took %s", n, took)
+	assert.Less(t, took, cfg.Retry.BaseDelay, "shutdown ends the waits instead of sitting them out")
 
 	for _, d := range rec.all() {
 		require.Zero(t, d.RetryCount, "no retry may be due yet")
@@ -362,4 +366,59 @@ func TestUnroutableRetryRecordsGoToDLQ(t *testing.T) {
 	}
 	assert.Zero(t, calls.Load(), "no corrupt retry record reaches a handler")
 	assert.Equal(t, int64(len(cases)), rn.Stack.RetryStats().Unroutable)
+}
+
+// TestWaitingRetriesMoveOnRebalance starts a second instance while retries
+// wait: the retry partitions are rebalanced between the two, waits end
+// without delivering early, and every retry is delivered.
+func TestWaitingRetriesMoveOnRebalance(t *testing.T) {
+	env := newEnv(t)
+	topic := uniq("rebalance")
+	env.createTopics(t, 3, topic)
+	cfg := env.baseConfig("rebalance")
+	cfg.Retry.Attempts = 1
+	cfg.Retry.BaseDelay = 6 * time.Second
+	cfg.Retry.MaxDelay = 6 * time.Second
+	cfg.Retry.Partitions = 3
+	cfg.Consumer.HeartbeatInterval = 500 * time.Millisecond
+	rec := &recorder{}
+	setup := func(s *kafkaevents.Stack, r *message.Router) {
+		_, err := s.AddHandler(r, topic, "Rebalance.handle", func(msg *message.Message) error {
+			if rec.add(msg).RetryCount == 0 {
+				return errors.New("fail first")
+			}
+			return nil
+		})
+		require.NoError(t, err)
+	}
+	first := start(t, cfg, setup)
+	const n = 30
+	ms := make([]kafkaevents.Message, n)
+	for i := range ms {
+		ms[i] = kafkaevents.Message{Topic: topic, Key: strconv.Itoa(i), Value: strconv.Itoa(i)}
+	}
+	_, err := first.Stack.Producer().SendBatch(t.Context(), ms)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return first.Stack.RetryStats().Scheduled == n }, 30*time.Second, 10*time.Millisecond)
+	second := start(t, cfg, setup)
+
+	require.Eventually(t, func() bool {
+		retried := map[string]bool{}
+		for _, d := range rec.all() {
+			if d.RetryCount == 1 {
+				retried[d.Payload] = true
+			}
+		}
+		return len(retried) == n
+	}, 60*time.Second, 20*time.Millisecond, "every retry delivered across the rebalance")
+	for _, d := range rec.all() {
+		if d.RetryCount == 1 {
+			due, err := time.Parse(time.RFC3339Nano, d.RetryAfter)
+			require.NoError(t, err)
+			assert.False(t, d.At.Before(due), "delivered %s early", due.Sub(d.At))
+		}
+	}
+	byFirst, bySecond := first.Stack.RetryStats().Delivered, second.Stack.RetryStats().Delivered
+	t.Logf("retries delivered by the first instance: %d, by the second: %d", byFirst, bySecond)
+	assert.Positive(t, bySecond, "the second instance took over retry partitions with waiting records")
 }
