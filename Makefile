@@ -46,6 +46,18 @@ tidy: ## go mod tidy and fail if it changed anything
 	$(GO) mod tidy
 	git diff --exit-code go.mod go.sum
 
+.PHONY: compose-check
+compose-check: ## Validate docker/docker-compose.yml (docker-compose or the docker compose plugin; no engine needed)
+	@if command -v docker-compose >/dev/null 2>&1; then \
+		docker-compose -f docker/docker-compose.yml config -q; \
+	elif docker compose version >/dev/null 2>&1; then \
+		docker compose -f docker/docker-compose.yml config -q; \
+	else \
+		echo "compose-check: install docker-compose (apt-get install -y docker-compose) or the docker compose plugin" >&2; \
+		exit 1; \
+	fi
+	$(GO) test -count=1 ./docker
+
 .PHONY: kafka-up kafka-down
 kafka-up: ## Start the local real Kafka and print its exports
 	$(KAFKA_LOCAL) up

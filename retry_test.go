@@ -115,6 +115,11 @@ func TestRetryAttemptsThenDLQ(t *testing.T) {
 	d := dlqRecs[0]
 	assert.Equal(t, string(middleware.ReasonRetriesExhausted), d.Headers[middleware.HeaderDLQReason])
 	assert.Equal(t, "3", d.Headers[middleware.HeaderRetryCount])
+	assert.Equal(t, "0", d.Headers[middleware.HeaderOriginalPartition], "the original position survives every retry")
+	assert.Equal(t, "0", d.Headers[middleware.HeaderOriginalOffset])
+	for _, r := range retries {
+		assert.Equal(t, "0", r.Headers[middleware.HeaderOriginalOffset], "retry %s", r.Headers[middleware.HeaderRetryCount])
+	}
 	assert.Equal(t, retries[0].Headers[middleware.HeaderCorrelationID], d.Headers[middleware.HeaderCorrelationID])
 
 	st := rn.Stack.RetryStats().Handlers["Retry.alwaysFails"]

@@ -98,22 +98,44 @@ func Resolve(ctx context.Context, explicit string, md message.Metadata) string {
 // metadata.
 func Middleware(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
-		id := FromMessage(msg)
-		if id == "" {
-			id = New()
-		}
-		if FromContext(msg.Context()) != id {
-			msg.SetContext(WithID(msg.Context(), id))
-		}
+		id := ensureID(msg)
 		out, err := h(msg)
-		for _, m := range out {
-			if m.Metadata == nil {
-				m.Metadata = message.Metadata{}
-			}
-			if m.Metadata.Get(Header) == "" {
-				m.Metadata.Set(Header, id)
-			}
-		}
+		stamp(out, id)
 		return out, err
+	}
+}
+
+// ensureID returns the correlation ID of msg (FromMessage), or a new one when
+// it has none, and puts it in msg's context unless it is there already.
+//
+// ensureID and stamp are not inlined so that the frame of Middleware, live
+// while the handler runs, stays small: Watermill runs each message in a new
+// goroutine whose stack grows by copying.
+//
+//go:noinline
+func ensureID(msg *message.Message) string {
+	ctx := msg.Context()
+	if id := FromContext(ctx); id != "" {
+		return id
+	}
+	id := FromMetadata(msg.Metadata)
+	if id == "" {
+		id = New()
+	}
+	msg.SetContext(WithID(ctx, id))
+	return id
+}
+
+// stamp sets Header to id on the messages of out that have none.
+//
+//go:noinline
+func stamp(out []*message.Message, id string) {
+	for _, m := range out {
+		if m.Metadata == nil {
+			m.Metadata = message.Metadata{}
+		}
+		if m.Metadata.Get(Header) == "" {
+			m.Metadata.Set(Header, id)
+		}
 	}
 }

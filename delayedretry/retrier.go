@@ -215,40 +215,54 @@ func (r *Retrier) topicFor(d time.Duration) string {
 func (r *Retrier) Middleware(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		out, err := h(msg)
-		d := middleware.DeliveryOf(msg)
-		c := r.cfg.Metrics.of(d.HandlerID)
 		if err == nil {
-			c.processed.Add(1)
+			r.succeeded(msg)
 			return out, nil
 		}
-		if errors.Is(err, middleware.ErrHandoff) {
-			return nil, err
-		}
-		c.errors.Add(1)
-		if !middleware.IsRetryable(err) {
-			c.skipped.Add(1)
-			return nil, err
-		}
-		p := r.PolicyFor(d.HandlerID)
-		if p.Disabled {
-			c.skipped.Add(1)
-			return nil, middleware.WithReason(middleware.ReasonRetryDisabled, err)
-		}
-		attempt := d.RetryCount + 1
-		if attempt > p.Attempts {
-			c.exhausted.Add(1)
-			return nil, middleware.WithReason(middleware.ReasonRetriesExhausted, err)
-		}
-		if middleware.HandoffDisabled(msg.Context()) {
-			return nil, err
-		}
-		if herr := r.schedule(msg, d, p, attempt, err); herr != nil {
-			return nil, herr
-		}
-		c.scheduled.Add(1)
-		middleware.Report(msg, middleware.Outcome{Kind: middleware.OutcomeRetried, Err: err})
-		return nil, nil
+		return nil, r.failed(msg, err)
 	}
+}
+
+// succeeded and failed are functions of their own so that the frame of
+// Middleware, live while the handler runs, stays small: Watermill runs each
+// message in a new goroutine whose stack grows by copying.
+
+func (r *Retrier) succeeded(msg *message.Message) {
+	r.cfg.Metrics.of(middleware.HandlerIDOf(msg)).processed.Add(1)
+}
+
+// failed schedules a retry of the message whose handler returned err and
+// returns nil, or returns the error to give back to the router.
+func (r *Retrier) failed(msg *message.Message, err error) error {
+	d := middleware.DeliveryOf(msg)
+	c := r.cfg.Metrics.of(d.HandlerID)
+	if errors.Is(err, middleware.ErrHandoff) {
+		return err
+	}
+	c.errors.Add(1)
+	if !middleware.IsRetryable(err) {
+		c.skipped.Add(1)
+		return err
+	}
+	p := r.PolicyFor(d.HandlerID)
+	if p.Disabled {
+		c.skipped.Add(1)
+		return middleware.WithReason(middleware.ReasonRetryDisabled, err)
+	}
+	attempt := d.RetryCount + 1
+	if attempt > p.Attempts {
+		c.exhausted.Add(1)
+		return middleware.WithReason(middleware.ReasonRetriesExhausted, err)
+	}
+	if middleware.HandoffDisabled(msg.Context()) {
+		return err
+	}
+	if herr := r.schedule(msg, d, p, attempt, err); herr != nil {
+		return herr
+	}
+	c.scheduled.Add(1)
+	middleware.Report(msg, middleware.Outcome{Kind: middleware.OutcomeRetried, Err: err})
+	return nil
 }
 
 func (r *Retrier) schedule(msg *message.Message, d middleware.Delivery, p Policy, attempt int, cause error) error {
@@ -276,7 +290,9 @@ func (r *Retrier) schedule(msg *message.Message, d middleware.Delivery, p Policy
 	set := func(k, v string) {
 		headers = append(headers, sarama.RecordHeader{Key: []byte(k), Value: []byte(v)})
 	}
-	set(middleware.HeaderWatermillUUID, msg.UUID)
+	if msg.UUID != "" {
+		set(middleware.HeaderWatermillUUID, msg.UUID)
+	}
 	set(middleware.HeaderOriginalTopic, d.Topic)
 	set(middleware.HeaderHandlerID, d.HandlerID)
 	set(middleware.HeaderRetryCount, strconv.Itoa(attempt))
@@ -284,7 +300,7 @@ func (r *Retrier) schedule(msg *message.Message, d middleware.Delivery, p Policy
 	set(middleware.HeaderFirstFailedAt, firstFailed.Format(middleware.TimeFormat))
 	set(middleware.HeaderFailedAt, now.Format(middleware.TimeFormat))
 	set(middleware.HeaderErrorMessage, middleware.TruncateError(cause.Error()))
-	if d.HasOffset && d.Source == middleware.SourceMain {
+	if d.HasOffset { // from the main topic, or carried along by earlier retries
 		set(middleware.HeaderOriginalPartition, strconv.FormatInt(int64(d.Partition), 10))
 		set(middleware.HeaderOriginalOffset, strconv.FormatInt(d.Offset, 10))
 	}

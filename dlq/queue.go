@@ -197,32 +197,40 @@ func (q *Queue) Middleware(h message.HandlerFunc) message.HandlerFunc {
 		if err == nil {
 			return out, nil
 		}
-		if errors.Is(err, middleware.ErrHandoff) || middleware.HandoffDisabled(msg.Context()) {
-			return nil, err
-		}
-		reason, ok := middleware.ReasonOf(err)
-		if !ok {
-			reason = middleware.ReasonRetryDisabled
-		}
-		d := middleware.DeliveryOf(msg)
-		rec := Record{
-			Key: d.Key, Value: msg.Payload, Headers: msg.Metadata, UUID: msg.UUID,
-			Topic: d.Topic, Partition: d.Partition, Offset: d.Offset, HasOffset: d.HasOffset,
-			HandlerID: d.HandlerID, RetryCount: d.RetryCount, Reason: reason, Err: err,
-			CorrelationID: correlation.FromMessage(msg),
-		}
-		if !d.HasOffset {
-			rec.Partition, rec.Offset, rec.HasOffset = originalOffset(msg.Metadata)
-		}
-		if serr := q.Store(msg.Context(), rec); serr != nil {
-			q.logger.Error("Storing in the DLQ failed; the message will be redelivered", serr, watermill.LogFields{
-				"handler_id": d.HandlerID, "original_topic": d.Topic, "reason": string(reason),
-			})
-			return nil, serr
-		}
-		middleware.Report(msg, middleware.Outcome{Kind: middleware.OutcomeDeadLettered, Reason: reason, Err: err})
-		return nil, nil
+		return nil, q.failed(msg, err)
 	}
+}
+
+// failed stores the message whose handler returned err, or returns the error
+// to give back to the router. It is a function of its own so that the frame
+// of Middleware, live while the handler runs, stays small: Watermill runs
+// each message in a new goroutine whose stack grows by copying.
+func (q *Queue) failed(msg *message.Message, err error) error {
+	if errors.Is(err, middleware.ErrHandoff) || middleware.HandoffDisabled(msg.Context()) {
+		return err
+	}
+	reason, ok := middleware.ReasonOf(err)
+	if !ok {
+		reason = middleware.ReasonRetryDisabled
+	}
+	d := middleware.DeliveryOf(msg)
+	rec := Record{
+		Key: d.Key, Value: msg.Payload, Headers: msg.Metadata, UUID: msg.UUID,
+		Topic: d.Topic, Partition: d.Partition, Offset: d.Offset, HasOffset: d.HasOffset,
+		HandlerID: d.HandlerID, RetryCount: d.RetryCount, Reason: reason, Err: err,
+		CorrelationID: correlation.FromMessage(msg),
+	}
+	if !d.HasOffset {
+		rec.Partition, rec.Offset, rec.HasOffset = originalOffset(msg.Metadata)
+	}
+	if serr := q.Store(msg.Context(), rec); serr != nil {
+		q.logger.Error("Storing in the DLQ failed; the message will be redelivered", serr, watermill.LogFields{
+			"handler_id": d.HandlerID, "original_topic": d.Topic, "reason": string(reason),
+		})
+		return serr
+	}
+	middleware.Report(msg, middleware.Outcome{Kind: middleware.OutcomeDeadLettered, Reason: reason, Err: err})
+	return nil
 }
 
 func originalOffset(md message.Metadata) (int32, int64, bool) {

@@ -84,7 +84,8 @@ type deliveryKey struct{}
 // records use it; main-topic deliveries are described from the router's and
 // watermill-kafka's context values.
 func WithDelivery(ctx context.Context, d Delivery) context.Context {
-	return context.WithValue(ctx, deliveryKey{}, d)
+	// A pointer, so that readers of a single field do not copy the struct.
+	return context.WithValue(ctx, deliveryKey{}, &d)
 }
 
 // DeliveryOf describes msg's delivery. For a record the router consumed from
@@ -93,8 +94,8 @@ func WithDelivery(ctx context.Context, d Delivery) context.Context {
 // there; the retry count comes from HeaderRetryCount when present.
 func DeliveryOf(msg *message.Message) Delivery {
 	ctx := msg.Context()
-	if d, ok := ctx.Value(deliveryKey{}).(Delivery); ok {
-		return d
+	if d, ok := ctx.Value(deliveryKey{}).(*Delivery); ok {
+		return *d
 	}
 	d := Delivery{
 		HandlerID: message.HandlerNameFromCtx(ctx),
@@ -110,15 +111,30 @@ func DeliveryOf(msg *message.Message) Delivery {
 	if k, ok := kafka.MessageKeyFromCtx(ctx); ok {
 		d.Key = k
 	}
-	if n, err := strconv.Atoi(msg.Metadata.Get(HeaderReprocessCount)); err == nil && n > 0 {
-		d.ReprocessCount = n
+	// Most messages have no reprocess count: skip strconv.Atoi, whose error
+	// for "" is an allocation on every delivery.
+	if v := msg.Metadata.Get(HeaderReprocessCount); v != "" {
+		if n, err := strconv.Atoi(v); err == nil && n > 0 {
+			d.ReprocessCount = n
+		}
 	}
 	return d
 }
 
+// HandlerIDOf returns DeliveryOf(msg).HandlerID without building the rest of
+// the Delivery, for the middlewares that need only the handler ID on every
+// message (metrics on the success path).
+func HandlerIDOf(msg *message.Message) string {
+	ctx := msg.Context()
+	if d, ok := ctx.Value(deliveryKey{}).(*Delivery); ok {
+		return d.HandlerID
+	}
+	return message.HandlerNameFromCtx(ctx)
+}
+
 // Report tells the delivery's reporter, if any, how it ended.
 func Report(msg *message.Message, o Outcome) {
-	if d, ok := msg.Context().Value(deliveryKey{}).(Delivery); ok && d.Report != nil {
+	if d, ok := msg.Context().Value(deliveryKey{}).(*Delivery); ok && d.Report != nil {
 		d.Report(o)
 	}
 }

@@ -57,59 +57,83 @@ func (t *Tracer) Middleware(h message.HandlerFunc) message.HandlerFunc {
 	if t == nil {
 		return h
 	}
-	return func(msg *message.Message) (out []*message.Message, err error) {
-		ctx := msg.Context()
-		if t.extract && (msg.Metadata[headerTraceparent] != "" || !trace.SpanContextFromContext(ctx).IsValid()) {
-			ctx = t.prop.Extract(ctx, MetadataCarrier(msg.Metadata))
+	return func(msg *message.Message) ([]*message.Message, error) {
+		ctx := t.parentContext(msg)
+		if !t.noop {
+			return t.process(ctx, msg, h)
 		}
-		if t.noop {
-			msg.SetContext(ctx)
-			out, err = h(msg)
-			t.injectOutputs(ctx, msg, out)
-			return out, err
-		}
-
-		d := middleware.DeliveryOf(msg)
-		start := t.processStart(d.Topic)
-		ctx, span := t.tracer.Start(ctx, start.name, start.opts...)
-		if span.IsRecording() {
-			// Attributes a sampler does not need are built only for spans
-			// that record.
-			var buf [8]attribute.KeyValue
-			attrs := append(buf[:0],
-				semconv.MessagingMessageID(strings.ToValidUTF8(msg.UUID, "\uFFFD")),
-				HandlerIDKey.String(strings.ToValidUTF8(d.HandlerID, "\uFFFD")),
-				RetryCountKey.Int(d.RetryCount),
-				DeliverySourceKey.String(d.Source.String()),
-			)
-			if d.HasOffset {
-				attrs = append(attrs,
-					semconv.MessagingDestinationPartitionID(strconv.FormatInt(int64(d.Partition), 10)),
-					semconv.MessagingKafkaOffsetKey.Int64(d.Offset),
-				)
-			}
-			if d.Key != nil && utf8.Valid(d.Key) {
-				attrs = append(attrs, semconv.MessagingKafkaMessageKey(string(d.Key)))
-			}
-			if id := correlation.FromMessage(msg); id != "" {
-				attrs = append(attrs, semconv.MessagingMessageConversationID(strings.ToValidUTF8(id, "\uFFFD")))
-			}
-			span.SetAttributes(attrs...)
-		}
-		defer func() {
-			if r := recover(); r != nil {
-				markPanic(span, r)
-				span.End()
-				panic(r)
-			}
-			MarkFailed(span, err)
-			span.End()
-		}()
 		msg.SetContext(ctx)
-		out, err = h(msg)
+		out, err := h(msg)
 		t.injectOutputs(ctx, msg, out)
 		return out, err
 	}
+}
+
+// parentContext returns msg's context with the trace context and baggage
+// extracted from its metadata, unless the context holds a valid span context
+// already and the metadata has no traceparent.
+//
+//go:noinline
+func (t *Tracer) parentContext(msg *message.Message) context.Context {
+	ctx := msg.Context()
+	if t.extract && (msg.Metadata[headerTraceparent] != "" || !trace.SpanContextFromContext(ctx).IsValid()) {
+		ctx = t.prop.Extract(ctx, MetadataCarrier(msg.Metadata))
+	}
+	return ctx
+}
+
+// process runs h inside a "process {topic}" span whose parent is in ctx.
+//
+// It, parentContext and processAttributes are functions of their own to keep
+// the frame of the middleware small: Watermill runs each message in a new
+// goroutine, and every byte of the middleware frames that are live while the
+// handler runs counts towards the stack that goroutine must grow, by copying,
+// on every message.
+func (t *Tracer) process(ctx context.Context, msg *message.Message, h message.HandlerFunc) (out []*message.Message, err error) {
+	d := middleware.DeliveryOf(msg)
+	start := t.processStart(d.Topic)
+	ctx, span := t.tracer.Start(ctx, start.name, start.opts...)
+	if span.IsRecording() {
+		processAttributes(span, msg, &d)
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			markPanic(span, r)
+			span.End()
+			panic(r)
+		}
+		MarkFailed(span, err)
+		span.End()
+	}()
+	msg.SetContext(ctx)
+	out, err = h(msg)
+	t.injectOutputs(ctx, msg, out)
+	return out, err
+}
+
+// processAttributes sets the attributes of a recording process span that a
+// sampler does not need, so they are built only for spans that record.
+func processAttributes(span trace.Span, msg *message.Message, d *middleware.Delivery) {
+	var buf [8]attribute.KeyValue
+	attrs := append(buf[:0],
+		semconv.MessagingMessageID(strings.ToValidUTF8(msg.UUID, "\uFFFD")),
+		HandlerIDKey.String(strings.ToValidUTF8(d.HandlerID, "\uFFFD")),
+		RetryCountKey.Int(d.RetryCount),
+		DeliverySourceKey.String(d.Source.String()),
+	)
+	if d.HasOffset {
+		attrs = append(attrs,
+			semconv.MessagingDestinationPartitionID(strconv.FormatInt(int64(d.Partition), 10)),
+			semconv.MessagingKafkaOffsetKey.Int64(d.Offset),
+		)
+	}
+	if d.Key != nil && utf8.Valid(d.Key) {
+		attrs = append(attrs, semconv.MessagingKafkaMessageKey(string(d.Key)))
+	}
+	if id := correlation.FromMessage(msg); id != "" {
+		attrs = append(attrs, semconv.MessagingMessageConversationID(strings.ToValidUTF8(id, "\uFFFD")))
+	}
+	span.SetAttributes(attrs...)
 }
 
 // injectOutputs writes the trace context of ctx into the messages a handler
