@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -56,6 +58,7 @@ func (c *counter) wait(timeout time.Duration) error {
 type consumeResult struct {
 	total      time.Duration // router start to last message handled
 	firstAfter time.Duration // router start to first message handled
+	cpu        time.Duration // CPU time of the process (broker included) meanwhile
 }
 
 func (r consumeResult) rate(n int) float64 { return float64(n) / r.total.Seconds() }
@@ -63,7 +66,7 @@ func (r consumeResult) rate(n int) float64 { return float64(n) / r.total.Seconds
 // bareConsume measures a bare Watermill router: the watermill-kafka
 // subscriber (same sarama settings as the stack's), a no-op handler and no
 // middleware.
-func (e *env) bareConsume(topic string, n int) (consumeResult, error) {
+func (e *env) bareConsume(topic string, n int, work func(*message.Message) error) (consumeResult, error) {
 	group := e.name("bare-group")
 	sc, err := e.saramaConfig(group)
 	if err != nil {
@@ -81,9 +84,9 @@ func (e *env) bareConsume(topic string, n int) (consumeResult, error) {
 		return consumeResult{}, err
 	}
 	c := newCounter(n)
-	r.AddConsumerHandler("bare", topic, sub, func(*message.Message) error {
+	r.AddConsumerHandler("bare", topic, sub, func(msg *message.Message) error {
 		c.add()
-		return nil
+		return work(msg)
 	})
 	return timeRouter(r, c)
 }
@@ -91,10 +94,11 @@ func (e *env) bareConsume(topic string, n int) (consumeResult, error) {
 // timeRouter runs r, waits for c and returns the times from the start of Run.
 func timeRouter(r *message.Router, c *counter) (consumeResult, error) {
 	done := make(chan error, 1)
+	cpu0 := cpuTime()
 	start := time.Now()
 	go func() { done <- r.Run(context.Background()) }()
 	err := c.wait(10 * time.Minute)
-	res := consumeResult{total: time.Since(start), firstAfter: time.Duration(c.first.Load() - start.UnixNano())}
+	res := consumeResult{total: time.Since(start), firstAfter: time.Duration(c.first.Load() - start.UnixNano()), cpu: cpuTime() - cpu0}
 	_ = r.Close()
 	if rerr := <-done; rerr != nil && err == nil {
 		err = rerr
@@ -175,12 +179,12 @@ func (sr *stackRun) close() {
 }
 
 // stackConsume measures the full stack with a no-op handler.
-func (e *env) stackConsume(topic string, n int, mode tracingMode) (consumeResult, error) {
+func (e *env) stackConsume(topic string, n int, mode tracingMode, work func(*message.Message) error) (consumeResult, error) {
 	c := newCounter(n)
 	sr, err := e.newStackRun(e.stackConfig("full"), mode, func(s *kafkaevents.Stack, r *message.Router) error {
-		_, err := s.AddHandler(r, topic, "Bench.noop", func(*message.Message) error {
+		_, err := s.AddHandler(r, topic, "Bench.noop", func(msg *message.Message) error {
 			c.add()
-			return nil
+			return work(msg)
 		})
 		return err
 	})
@@ -219,10 +223,11 @@ func (e *env) failingConsume(topic string, n int, retryDelay time.Duration) (con
 	}
 	defer sr.close()
 	done := make(chan error, 1)
+	cpu0 := cpuTime()
 	start := time.Now()
 	go func() { done <- sr.router.Run(context.Background()) }()
 	err = first.wait(10 * time.Minute)
-	res := consumeResult{total: time.Since(start), firstAfter: time.Duration(first.first.Load() - start.UnixNano())}
+	res := consumeResult{total: time.Since(start), firstAfter: time.Duration(first.first.Load() - start.UnixNano()), cpu: cpuTime() - cpu0}
 	if err == nil {
 		err = retried.wait(5 * time.Minute)
 	}
@@ -233,6 +238,22 @@ func (e *env) failingConsume(topic string, n int, retryDelay time.Duration) (con
 	return res, err
 }
 
+// noWork is the no-op handler.
+func noWork(*message.Message) error { return nil }
+
+// order is what decodeWork decodes the payload into.
+type order struct {
+	OrderID string `json:"orderId"`
+	Note    string `json:"note"`
+}
+
+// decodeWork is a handler that does a little real work: it decodes the JSON
+// payload.
+func decodeWork(msg *message.Message) error {
+	var o order
+	return json.Unmarshal(msg.Payload, &o)
+}
+
 // failsOnce picks every tenth message by the number in its key.
 func failsOnce(msg *message.Message) bool {
 	key, _ := kafka.MessageKeyFromCtx(msg.Context())
@@ -241,4 +262,13 @@ func failsOnce(msg *message.Message) bool {
 	}
 	i, err := strconv.Atoi(string(key[len("order-"):]))
 	return err == nil && i%10 == 0
+}
+
+// cpuTime is the user and system CPU time of the process so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"fmt"
+	"time"
+)
+
+// figConsume measures figures 1 and 2 in the same runs: a bare router, the
+// full stack with no-op tracing, the full stack with the OTel SDK, and the
+// full stack with every tenth message failing once, each with a fresh
+// consumer group on the same pre-produced messages. The order rotates from
+// run to run so that a drift in load does not favour one of them.
+func figConsume(e *env, o options, rep *report) error {
+	n := o.counts().consume
+	topic := e.name("consume")
+	if err := e.createTopics(topic); err != nil {
+		return err
+	}
+	t0 := time.Now()
+	if err := e.produce(topic, n, func(i int) record { return event(i, o.size) }); err != nil {
+		return err
+	}
+	fmt.Printf("\n[1,2] consume: %d messages of %d bytes pre-produced in %s\n", n, o.size, time.Since(t0).Round(time.Millisecond))
+	stop, err := startProfile(o, "consume")
+	if err != nil {
+		return err
+	}
+	defer stop()
+
+	type variant struct {
+		name string
+		fn   func() (consumeResult, error)
+	}
+	variants := []variant{
+		{"bare", func() (consumeResult, error) { return e.bareConsume(topic, n, noWork) }},
+		{"full", func() (consumeResult, error) { return e.stackConsume(topic, n, tracingNoop, noWork) }},
+		{"sdk", func() (consumeResult, error) { return e.stackConsume(topic, n, tracingSDK, noWork) }},
+		{"bare-json", func() (consumeResult, error) { return e.bareConsume(topic, n, decodeWork) }},
+		{"full-json", func() (consumeResult, error) { return e.stackConsume(topic, n, tracingNoop, decodeWork) }},
+		{"fail", func() (consumeResult, error) { return e.failingConsume(topic, n, time.Second) }},
+	}
+	if !o.wants(1) {
+		variants = []variant{variants[1], variants[5]}
+	} else if !o.wants(2) {
+		variants = variants[:5]
+	}
+	if o.variants != nil {
+		var keep []variant
+		for _, v := range variants {
+			if o.variants[v.name] {
+				keep = append(keep, v)
+			}
+		}
+		variants = keep
+	}
+	rates := map[string][]float64{}
+	firsts := map[string][]float64{}
+	var ratioFull, ratioSDK, ratioJSON, ratioFail []float64
+	for run := range o.runs {
+		got := map[string]float64{}
+		for k := range variants {
+			v := variants[(run+k)%len(variants)]
+			res, err := v.fn()
+			if err != nil {
+				return fmt.Errorf("%s: %w", v.name, err)
+			}
+			got[v.name] = res.rate(n)
+			rates[v.name] = append(rates[v.name], res.rate(n))
+			firsts[v.name] = append(firsts[v.name], float64(res.firstAfter.Milliseconds()))
+			fmt.Printf("  run %d %-9s %8.0f msg/s  (%s total, first message after %s, %.1f µs CPU/msg)  load %s\n",
+				run+1, v.name, res.rate(n), res.total.Round(time.Millisecond), res.firstAfter.Round(time.Millisecond),
+				float64(res.cpu.Microseconds())/float64(n), loadAverage())
+		}
+		ratio := func(dst *[]float64, a, b string) {
+			if x, ok := got[a]; ok {
+				if y, ok := got[b]; ok {
+					*dst = append(*dst, x/y)
+				}
+			}
+		}
+		ratio(&ratioFull, "full", "bare")
+		ratio(&ratioSDK, "sdk", "bare")
+		ratio(&ratioJSON, "full-json", "bare-json")
+		ratio(&ratioFail, "fail", "full")
+	}
+
+	if o.wants(1) {
+		s := rep.section("1. Consume overhead",
+			fmt.Sprintf("%d pre-produced messages (%d bytes, a key and an x-correlation-id header each) on a %d-partition topic; "+
+				"each consumer gets a fresh consumer group reading from the oldest offset, and is timed from router.Run until its "+
+				"handler saw all %d. Bare: a Watermill router, the watermill-kafka subscriber (same sarama settings as the stack's), "+
+				"a no-op handler, no middleware. Full stack: kafkaevents.New, Install (every middleware), AddHandler, metrics, "+
+				"retries and DLQ on; its retry and DLQ topics are provisioned before the timer starts. "+
+				"watermill-kafka waits for each acknowledgement before the next message of a partition, so per-message cost shows directly.",
+				n, o.size, e.partitions, n))
+		s.add(row{name: "bare Watermill router", unit: "msg/s", vals: rates["bare"]})
+		s.add(row{name: "full stack, no-op tracing", unit: "msg/s", vals: rates["full"]})
+		s.add(row{name: "full stack, OTel SDK (AlwaysSample, batcher, discarding exporter)", unit: "msg/s", vals: rates["sdk"]})
+		s.add(row{name: "full stack / bare", unit: "ratio", vals: ratioFull, goal: "≥ 0.90", met: atLeast(0.90), ratio: "full stack/bare"})
+		s.add(row{name: "full stack with OTel SDK / bare", unit: "ratio", vals: ratioSDK, ratio: "full stack with OTel SDK/bare"})
+		s.add(row{name: "bare, handler decoding the JSON payload", unit: "msg/s", vals: rates["bare-json"]})
+		s.add(row{name: "full stack, handler decoding the JSON payload", unit: "msg/s", vals: rates["full-json"]})
+		s.add(row{name: "full stack / bare, handler decoding the JSON payload", unit: "ratio", vals: ratioJSON, ratio: "full stack/bare with a JSON-decoding handler"})
+		s.add(row{name: "first message after start: bare", unit: "ms", vals: firsts["bare"]})
+		s.add(row{name: "first message after start: full stack", unit: "ms", vals: firsts["full"]})
+	}
+	if o.wants(2) {
+		s := rep.section("2. Failure path",
+			fmt.Sprintf("The same %d messages through the full stack (no-op tracing) with a handler that fails the first delivery "+
+				"of every tenth message (%d failures) and succeeds on its retry (retry topic, 1 s delay, back to the handler "+
+				"through the dispatcher). Timed from router.Run until every first delivery was handled, against the full stack "+
+				"without failures in the same run.", n, (n+9)/10))
+		s.add(row{name: "full stack, no failures", unit: "msg/s", vals: rates["full"]})
+		s.add(row{name: "full stack, 10% fail once", unit: "msg/s", vals: rates["fail"]})
+		s.add(row{name: "10% failing / no failures", unit: "ratio", vals: ratioFail, goal: "≥ 0.85", met: atLeast(0.85), ratio: "failure path/no failures"})
+	}
+	return nil
+}
