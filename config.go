@@ -179,7 +179,8 @@ type SubscriptionConfig struct {
 	Topics []string
 	// FromBeginning makes a group without committed offsets start at the
 	// oldest record instead of the newest. Optional. Default: false.
-	// Environment: KAFKA_FROM_BEGINNING.
+	// Environment: KAFKA_FROM_BEGINNING. The retry consumer group always
+	// starts at the oldest record: its topics hold only retries still owed.
 	FromBeginning *bool
 }
 

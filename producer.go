@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -50,8 +51,13 @@ type Result struct {
 // for concurrent use. Create it with NewProducer or get the Stack's with
 // Stack.Producer.
 type Producer struct {
-	sync   sarama.SyncProducer
-	tracer *tracing.Tracer
+	// sync sends the records of SendRecord, which belong to the caller.
+	sync sarama.SyncProducer
+	// async sends the records SendBatch builds; their Metadata says which
+	// batch and index each is, for the goroutines reading its results.
+	async   sarama.AsyncProducer
+	results sync.WaitGroup
+	tracer  *tracing.Tracer
 }
 
 // ErrInvalidMessage is wrapped by the errors of messages that cannot be sent
@@ -65,7 +71,26 @@ func NewProducer(client sarama.Client, tracer *tracing.Tracer) (*Producer, error
 	if err != nil {
 		return nil, fmt.Errorf("kafkaevents: producer: %w", err)
 	}
-	return &Producer{sync: sp, tracer: tracer}, nil
+	ap, err := sarama.NewAsyncProducerFromClient(client)
+	if err != nil {
+		_ = sp.Close()
+		return nil, fmt.Errorf("kafkaevents: producer: %w", err)
+	}
+	p := &Producer{sync: sp, async: ap, tracer: tracer}
+	p.results.Add(2)
+	go func() {
+		defer p.results.Done()
+		for rec := range ap.Successes() {
+			rec.Metadata.(*batchRecord).done(nil)
+		}
+	}()
+	go func() {
+		defer p.results.Done()
+		for perr := range ap.Errors() {
+			perr.Msg.Metadata.(*batchRecord).done(perr.Err)
+		}
+	}()
+	return p, nil
 }
 
 // Send sends one record and returns once the broker acknowledged it (with the
@@ -86,46 +111,67 @@ func (p *Producer) SendBatch(ctx context.Context, ms []Message) ([]Result, error
 	if len(ms) == 0 {
 		return nil, nil
 	}
-	recs := make([]*sarama.ProducerMessage, len(ms))
-	ends := make([]func(int32, int64, error), len(ms))
-	results := make([]Result, len(ms))
+	// Every message is checked, and its value marshalled, before any is sent.
+	values := make([][]byte, len(ms))
 	for i, m := range ms {
-		rec, id, err := toRecord(ctx, m)
+		v, err := recordValue(m)
 		if err != nil {
 			return nil, fmt.Errorf("message %d: %w", i, err)
 		}
+		values[i] = v
+	}
+	// Each record goes to the producer as soon as it is built, so building
+	// the next ones overlaps sending the first.
+	b := &batch{recs: make([]batchRecord, len(ms))}
+	b.pending.Add(len(ms))
+	results := make([]Result, len(ms))
+	ends := make([]func(int32, int64, error), len(ms))
+	for i, m := range ms {
+		rec, id := buildRecord(ctx, m, values[i])
+		b.recs[i] = batchRecord{batch: b, rec: rec, explicit: m.Partition != nil}
+		rec.Metadata = &b.recs[i]
 		_, ends[i] = p.tracer.StartSend(ctx, rec)
-		recs[i] = rec
 		results[i] = Result{Topic: m.Topic, CorrelationID: id}
+		p.async.Input() <- rec
 	}
-	err := p.sync.SendMessages(recs)
-	failed := map[*sarama.ProducerMessage]error{}
-	var perrs sarama.ProducerErrors
-	if errors.As(err, &perrs) {
-		for _, pe := range perrs {
-			failed[pe.Msg] = pe.Err
-		}
-	} else if err != nil {
-		for i := range recs {
-			ends[i](0, 0, err)
-		}
-		return nil, fmt.Errorf("kafkaevents: send: %w", err)
-	}
+	b.pending.Wait()
 	var errs []error
-	for i, rec := range recs {
-		if ferr, ok := failed[rec]; ok {
-			ends[i](0, 0, ferr)
-			errs = append(errs, fmt.Errorf("message %d to %s: %w", i, rec.Topic, ferr))
+	for i := range b.recs {
+		r := &b.recs[i]
+		if r.err != nil {
+			ends[i](0, 0, r.err)
+			errs = append(errs, fmt.Errorf("message %d to %s: %w", i, r.rec.Topic, r.err))
 			results[i] = Result{}
 			continue
 		}
-		ends[i](rec.Partition, rec.Offset, nil)
-		results[i].Partition, results[i].Offset = rec.Partition, rec.Offset
+		ends[i](r.rec.Partition, r.rec.Offset, nil)
+		results[i].Partition, results[i].Offset = r.rec.Partition, r.rec.Offset
 	}
 	if len(errs) > 0 {
 		return results, fmt.Errorf("kafkaevents: send: %w", errors.Join(errs...))
 	}
 	return results, nil
+}
+
+// batch is a SendBatch call waiting for its records.
+type batch struct {
+	recs    []batchRecord
+	pending sync.WaitGroup
+}
+
+// batchRecord is the Metadata of a record sent by SendBatch.
+type batchRecord struct {
+	batch *batch
+	rec   *sarama.ProducerMessage
+	// explicit is true when the caller chose the partition.
+	explicit bool
+	err      error
+}
+
+// done records the outcome of the record.
+func (r *batchRecord) done(err error) {
+	r.err = err
+	r.batch.pending.Done()
 }
 
 // SendRecord implements middleware.Sender: it stamps the correlation ID from
@@ -144,7 +190,12 @@ func (p *Producer) SendRecord(ctx context.Context, rec *sarama.ProducerMessage) 
 }
 
 // Close flushes and closes the producer. It does not close the client.
-func (p *Producer) Close() error { return p.sync.Close() }
+func (p *Producer) Close() error {
+	p.async.AsyncClose()
+	err := p.sync.Close()
+	p.results.Wait()
+	return err
+}
 
 func hasHeader(hs []sarama.RecordHeader, key string) bool {
 	for _, h := range hs {
@@ -155,9 +206,10 @@ func hasHeader(hs []sarama.RecordHeader, key string) bool {
 	return false
 }
 
-func toRecord(ctx context.Context, m Message) (*sarama.ProducerMessage, string, error) {
+// recordValue checks m and returns its value as bytes.
+func recordValue(m Message) ([]byte, error) {
 	if m.Topic == "" {
-		return nil, "", fmt.Errorf("%w: topic is required", ErrInvalidMessage)
+		return nil, fmt.Errorf("%w: topic is required", ErrInvalidMessage)
 	}
 	var value []byte
 	switch v := m.Value.(type) {
@@ -171,10 +223,19 @@ func toRecord(ctx context.Context, m Message) (*sarama.ProducerMessage, string, 
 	default:
 		b, err := json.Marshal(v)
 		if err != nil {
-			return nil, "", fmt.Errorf("%w: value does not marshal to JSON: %w", ErrInvalidMessage, err)
+			return nil, fmt.Errorf("%w: value does not marshal to JSON: %w", ErrInvalidMessage, err)
 		}
 		value = b
 	}
+	if m.Partition != nil && *m.Partition < 0 {
+		return nil, fmt.Errorf("%w: partition %d is negative", ErrInvalidMessage, *m.Partition)
+	}
+	return value, nil
+}
+
+// buildRecord builds the record of m, checked by recordValue, and returns it
+// with its correlation ID.
+func buildRecord(ctx context.Context, m Message, value []byte) (*sarama.ProducerMessage, string) {
 	id := correlation.Resolve(ctx, m.CorrelationID, m.Headers)
 	headers := make([]sarama.RecordHeader, 0, len(m.Headers)+1)
 	for k, v := range m.Headers {
@@ -189,20 +250,13 @@ func toRecord(ctx context.Context, m Message) (*sarama.ProducerMessage, string, 
 		rec.Key = sarama.StringEncoder(m.Key)
 	}
 	if m.Partition != nil {
-		if *m.Partition < 0 {
-			return nil, "", fmt.Errorf("%w: partition %d is negative", ErrInvalidMessage, *m.Partition)
-		}
 		rec.Partition = *m.Partition
-		rec.Metadata = explicitPartition{}
 	}
 	if rec.Timestamp.IsZero() {
 		rec.Timestamp = time.Now()
 	}
-	return rec, id, nil
+	return rec, id
 }
-
-// explicitPartition marks a record whose Partition was chosen by the caller.
-type explicitPartition struct{}
 
 // partitioner honours an explicit partition and hashes the key otherwise.
 type partitioner struct{ hash sarama.Partitioner }
@@ -212,7 +266,7 @@ func newPartitioner(topic string) sarama.Partitioner {
 }
 
 func (p partitioner) Partition(msg *sarama.ProducerMessage, n int32) (int32, error) {
-	if _, ok := msg.Metadata.(explicitPartition); ok {
+	if r, ok := msg.Metadata.(*batchRecord); ok && r.explicit {
 		if msg.Partition >= n {
 			return 0, fmt.Errorf("%w: partition %d does not exist (topic has %d)", ErrInvalidMessage, msg.Partition, n)
 		}

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -95,7 +97,7 @@ type Stack struct {
 	client      sarama.Client
 	admin       sarama.ClusterAdmin
 	producer    *Producer
-	subscriber  *kafka.Subscriber
+	subscriber  *drainingSubscriber
 	tracer      *tracing.Tracer
 	dispatcher  *dispatch.Dispatcher
 	retrier     *delayedretry.Retrier
@@ -155,15 +157,18 @@ func New(cfg Config, opts ...Option) (*Stack, error) {
 	if s.producer, err = NewProducer(s.client, s.tracer); err != nil {
 		return nil, err
 	}
-	s.subscriber, err = kafka.NewSubscriber(kafka.SubscriberConfig{
+	marks := newOffsetMarks()
+	ks, err := kafka.NewSubscriber(kafka.SubscriberConfig{
 		Brokers:               cfg.Brokers,
 		Unmarshaler:           SafeUnmarshaler{Unmarshaler: o.unmarshaler},
 		OverwriteSaramaConfig: sc,
 		ConsumerGroup:         cfg.Consumer.GroupID,
+		Tracer:                marks,
 	}, s.logger)
 	if err != nil {
 		return nil, fmt.Errorf("kafkaevents: subscriber: %w", err)
 	}
+	s.subscriber = newDrainingSubscriber(ks, marks, cfg.Consumer.ShutdownTimeout)
 	s.dispatcher = dispatch.New()
 	s.retryStats = delayedretry.NewMetrics()
 	s.dlqStats = dlq.NewMetrics()
@@ -229,7 +234,11 @@ func (s *Stack) Config() Config { return s.cfg }
 func (s *Stack) ServiceName() string { return s.cfg.ServiceName }
 
 // Subscriber returns the Kafka subscriber of the service's consumer group,
-// for handlers added directly with router.AddConsumerHandler.
+// for handlers added directly with router.AddConsumerHandler. When the router
+// closes, it stops handing out messages but keeps its partitions until the
+// messages being handled are acknowledged (at most Consumer.ShutdownTimeout),
+// so that their offsets are committed and a restart does not deliver them
+// again.
 func (s *Stack) Subscriber() message.Subscriber { return s.subscriber }
 
 // Producer returns the stack's producer.
@@ -363,6 +372,12 @@ func (s *Stack) startRetryConsumer() error {
 	if err != nil {
 		return err
 	}
+	// The retry topics hold only records this service wrote and still owes a
+	// delivery, so a partition without a committed offset is read from its
+	// start whatever Subscriptions.FromBeginning says: starting at the end
+	// would skip the retries that waited there when the instance that owned
+	// the partition before crashed or handed it over.
+	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
 	client, err := sarama.NewClient(s.cfg.Brokers, sc)
 	if err != nil {
 		return fmt.Errorf("kafkaevents: retry consumer client: %w", err)
@@ -373,7 +388,7 @@ func (s *Stack) startRetryConsumer() error {
 	}
 	c, err := delayedretry.NewConsumer(delayedretry.ConsumerConfig{
 		Client: client, GroupID: s.cfg.Consumer.GroupID + ".retry", Topics: s.retrier.Topics(),
-		Dispatcher: s.dispatcher, DeadLetter: dead, Metrics: s.retryStats,
+		Dispatcher: s.dispatcher, DeadLetter: dead, Metrics: s.retryStats, MaxWait: s.cfg.Retry.Retention,
 	}, s.logger)
 	if err != nil {
 		_ = client.Close()
@@ -448,17 +463,69 @@ func isNilCloser(c interface{ Close() error }) bool {
 // span failed when the handler fails, even when the retry or DLQ middleware
 // then hands the message off successfully.
 func (s *Stack) measure(h message.HandlerFunc) message.HandlerFunc {
+	// The observers of this router handler, by handler ID and outcome, so
+	// that a message does not pay for the label lookup of the histogram.
+	obs := newObservers(s.durations)
 	return func(msg *message.Message) ([]*message.Message, error) {
 		start := time.Now()
 		out, err := h(msg)
-		outcome := "success"
-		if err != nil {
-			outcome = "error"
-			tracing.MarkFailed(trace.SpanFromContext(msg.Context()), err)
-		}
-		s.durations.WithLabelValues(middleware.DeliveryOf(msg).HandlerID, outcome).Observe(time.Since(start).Seconds())
+		obs.observe(msg, time.Since(start), err)
 		return out, err
 	}
+}
+
+// observers caches the children of a HistogramVec by outcome and handler
+// ID. A router handler sees one handler ID or a few, so the maps are copied
+// on the rare miss and read without a lock.
+type observers struct {
+	vec    *prometheus.HistogramVec
+	mu     sync.Mutex
+	byID   [2]atomic.Pointer[map[string]prometheus.Observer] // success, error
+	labels [2]string
+}
+
+func newObservers(vec *prometheus.HistogramVec) *observers {
+	return &observers{vec: vec, labels: [2]string{"success", "error"}}
+}
+
+// observe is measure's work after the handler, in a function of its own so
+// that the frame of measure, live while the handler runs, stays small:
+// Watermill runs each message in a new goroutine whose stack grows by
+// copying.
+func (o *observers) observe(msg *message.Message, elapsed time.Duration, err error) {
+	outcome := 0
+	if err != nil {
+		outcome = 1
+		tracing.MarkFailed(trace.SpanFromContext(msg.Context()), err)
+	}
+	o.of(outcome, middleware.HandlerIDOf(msg)).Observe(elapsed.Seconds())
+}
+
+func (o *observers) of(outcome int, handlerID string) prometheus.Observer {
+	if m := o.byID[outcome].Load(); m != nil {
+		if h, ok := (*m)[handlerID]; ok {
+			return h
+		}
+	}
+	return o.add(outcome, handlerID)
+}
+
+func (o *observers) add(outcome int, handlerID string) prometheus.Observer {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var next map[string]prometheus.Observer
+	if m := o.byID[outcome].Load(); m != nil {
+		if h, ok := (*m)[handlerID]; ok {
+			return h
+		}
+		next = maps.Clone(*m)
+	} else {
+		next = map[string]prometheus.Observer{}
+	}
+	h := o.vec.WithLabelValues(handlerID, o.labels[outcome])
+	next[handlerID] = h
+	o.byID[outcome].Store(&next)
+	return h
 }
 
 // Handlers lists the registered handlers, sorted by ID.

@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -63,6 +66,12 @@ type consumeResult struct {
 
 func (r consumeResult) rate(n int) float64 { return float64(n) / r.total.Seconds() }
 
+// steadyRate leaves the start (consumer group join, first fetch) out: the
+// messages after the first over the time from the first to the last.
+func (r consumeResult) steadyRate(n int) float64 {
+	return float64(n-1) / (r.total - r.firstAfter).Seconds()
+}
+
 // bareConsume measures a bare Watermill router: the watermill-kafka
 // subscriber (same sarama settings as the stack's), a no-op handler and no
 // middleware.
@@ -94,6 +103,7 @@ func (e *env) bareConsume(topic string, n int, work func(*message.Message) error
 // timeRouter runs r, waits for c and returns the times from the start of Run.
 func timeRouter(r *message.Router, c *counter) (consumeResult, error) {
 	done := make(chan error, 1)
+	runtime.GC()
 	cpu0 := cpuTime()
 	start := time.Now()
 	go func() { done <- r.Run(context.Background()) }()
@@ -223,6 +233,7 @@ func (e *env) failingConsume(topic string, n int, retryDelay time.Duration) (con
 	}
 	defer sr.close()
 	done := make(chan error, 1)
+	runtime.GC()
 	cpu0 := cpuTime()
 	start := time.Now()
 	go func() { done <- sr.router.Run(context.Background()) }()
@@ -271,4 +282,32 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// sendRecordLatency times sequential Producer.SendRecord calls, the hand-off
+// the retry middleware makes for each failed message before the original is
+// acknowledged, and returns their median.
+func (e *env) sendRecordLatency(n, size int) (time.Duration, error) {
+	topic := e.name("sendrecord")
+	if err := e.createTopics(topic); err != nil {
+		return 0, err
+	}
+	opts, shutdown := stackOptions(tracingNoop)
+	defer shutdown()
+	s, err := kafkaevents.New(e.stackConfig("sendrecord"), opts...)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = s.Close() }()
+	lat := make([]time.Duration, n)
+	for i := range n {
+		rec := &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder("order-" + strconv.Itoa(i)), Value: sarama.ByteEncoder(payload(i, size))}
+		start := time.Now()
+		if err := s.Producer().SendRecord(context.Background(), rec); err != nil {
+			return 0, err
+		}
+		lat[i] = time.Since(start)
+	}
+	slices.Sort(lat)
+	return lat[len(lat)/2], nil
 }

@@ -208,7 +208,9 @@ func runRouter(r *message.Router) (stop func(), err error) {
 	}
 	return func() {
 		_ = r.Close()
-		<-done
+		if err := <-done; err != nil {
+			fmt.Println("router:", err)
+		}
 	}, nil
 }
 

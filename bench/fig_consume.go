@@ -54,7 +54,9 @@ func figConsume(e *env, o options, rep *report) error {
 		variants = keep
 	}
 	rates := map[string][]float64{}
+	var steadyFull, steadyFail []float64
 	firsts := map[string][]float64{}
+	cpus := map[string][]float64{}
 	var ratioFull, ratioSDK, ratioJSON, ratioFail []float64
 	for run := range o.runs {
 		got := map[string]float64{}
@@ -65,8 +67,10 @@ func figConsume(e *env, o options, rep *report) error {
 				return fmt.Errorf("%s: %w", v.name, err)
 			}
 			got[v.name] = res.rate(n)
+			got[v.name+"/steady"] = res.steadyRate(n)
 			rates[v.name] = append(rates[v.name], res.rate(n))
 			firsts[v.name] = append(firsts[v.name], float64(res.firstAfter.Milliseconds()))
+			cpus[v.name] = append(cpus[v.name], float64(res.cpu.Microseconds())/float64(n))
 			fmt.Printf("  run %d %-9s %8.0f msg/s  (%s total, first message after %s, %.1f µs CPU/msg)  load %s\n",
 				run+1, v.name, res.rate(n), res.total.Round(time.Millisecond), res.firstAfter.Round(time.Millisecond),
 				float64(res.cpu.Microseconds())/float64(n), loadAverage())
@@ -82,6 +86,8 @@ func figConsume(e *env, o options, rep *report) error {
 		ratio(&ratioSDK, "sdk", "bare")
 		ratio(&ratioJSON, "full-json", "bare-json")
 		ratio(&ratioFail, "fail", "full")
+		ratio(&steadyFull, "full/steady", "bare/steady")
+		ratio(&steadyFail, "fail/steady", "full/steady")
 	}
 
 	if o.wants(1) {
@@ -103,8 +109,22 @@ func figConsume(e *env, o options, rep *report) error {
 		s.add(row{name: "full stack / bare, handler decoding the JSON payload", unit: "ratio", vals: ratioJSON, ratio: "full stack/bare with a JSON-decoding handler"})
 		s.add(row{name: "first message after start: bare", unit: "ms", vals: firsts["bare"]})
 		s.add(row{name: "first message after start: full stack", unit: "ms", vals: firsts["full"]})
+		s.add(row{name: "full stack / bare, from the first message to the last (start left out)", unit: "ratio", vals: steadyFull,
+			ratio: "full stack/bare from the first message"})
+		where := "the client"
+		if !e.real {
+			where = "the broker included"
+		}
+		s.add(row{name: "CPU per message, bare (whole process: " + where + ")", unit: "µs", vals: cpus["bare"]})
+		s.add(row{name: "CPU per message, full stack (whole process: " + where + ")", unit: "µs", vals: cpus["full"]})
 	}
 	if o.wants(2) {
+		lat, err := e.sendRecordLatency(1000, o.size)
+		if err != nil {
+			return fmt.Errorf("SendRecord latency: %w", err)
+		}
+		failures := (n + 9) / 10
+		fmt.Printf("  Producer.SendRecord round trip, median of 1000 sequential: %s  load %s\n", lat.Round(time.Microsecond), loadAverage())
 		s := rep.section("2. Failure path",
 			fmt.Sprintf("The same %d messages through the full stack (no-op tracing) with a handler that fails the first delivery "+
 				"of every tenth message (%d failures) and succeeds on its retry (retry topic, 1 s delay, back to the handler "+
@@ -113,6 +133,16 @@ func figConsume(e *env, o options, rep *report) error {
 		s.add(row{name: "full stack, no failures", unit: "msg/s", vals: rates["full"]})
 		s.add(row{name: "full stack, 10% fail once", unit: "msg/s", vals: rates["fail"]})
 		s.add(row{name: "10% failing / no failures", unit: "ratio", vals: ratioFail, goal: "≥ 0.85", met: atLeast(0.85), ratio: "failure path/no failures"})
+		s.add(row{name: "10% failing / no failures, from the first message to the last", unit: "ratio", vals: steadyFail,
+			ratio: "failure path/no failures from the first message"})
+		s.add(row{name: "CPU per message, 10% failing (whole process)", unit: "µs", vals: cpus["fail"]})
+		s.add(row{name: "Producer.SendRecord round trip (median of 1000 sequential calls)", unit: "ms", vals: []float64{ms(lat)}})
+		s.add(row{name: fmt.Sprintf("%d failures × that round trip / %d partitions", failures, e.partitions), unit: "ms",
+			vals: []float64{ms(lat) * float64(failures) / float64(e.partitions)}})
+		s.notes = append(s.notes, "The retry middleware acknowledges a failed message only once its retry record is "+
+			"acknowledged by the broker (a synchronous Producer.SendRecord), and watermill-kafka hands out the next message of "+
+			"a partition only after that acknowledgement, so each failure holds its partition for one produce round trip. "+
+			"The last row is that cost spread over the partitions, to compare with the difference between the two runs.")
 	}
 	return nil
 }

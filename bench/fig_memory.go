@@ -51,7 +51,7 @@ func figMemory(e *env, o options, rep *report) error {
 	}
 	var hwm, start, heap, secs []float64
 	for run := range o.runs {
-		cmd := exec.Command(exe, "-child", "memory", "-brokers", strings.Join(e.brokers, ","), "-topic", topic, "-n", strconv.Itoa(n)) //nolint:gosec // G204: this very binary.
+		cmd := exec.Command(exe, "-child", "memory", "-brokers", strings.Join(e.brokers, ","), "-topic", topic, "-n", strconv.Itoa(n))
 		cmd.Env = append(os.Environ(), "KAFKA_BROKERS=")
 		var out, errb bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &errb

@@ -30,7 +30,7 @@ func figMicro(_ *env, o options, rep *report) error {
 	count := strconv.Itoa(o.runs)
 	args := []string{"test", "-run", "^$", "-bench", benchPattern, "-benchmem", "-count", count, "-benchtime", o.counts().benchtime, "."}
 	fmt.Printf("\n[6] micro-benchmarks: go %s\n", strings.Join(args, " "))
-	cmd := exec.Command("go", args...) //nolint:gosec // G204: fixed arguments.
+	cmd := exec.Command("go", args...)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "KAFKA_BROKERS=") // the benchmarks start their own embedded broker
 	var out bytes.Buffer

@@ -67,7 +67,7 @@ func format(v float64, unit string) string {
 		return fmt.Sprintf("%.0f", v)
 	case unit == "ns/op":
 		return fmt.Sprintf("%.0f", v)
-	case unit == "ms" || unit == "s" || unit == "MB":
+	case unit == "ms" || unit == "s" || unit == "MB" || unit == "µs":
 		if v >= 100 {
 			return fmt.Sprintf("%.0f", v)
 		}

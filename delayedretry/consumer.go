@@ -46,6 +46,13 @@ type ConsumerConfig struct {
 	// RedeliverBackoff is the wait before a rejected dispatch is tried
 	// again; it doubles up to 5s. Optional. Default: 100ms.
 	RedeliverBackoff time.Duration
+	// MaxWait bounds how far ahead of now a record may be due. A record due
+	// later is treated as corrupt and dead-lettered (reason unroutable)
+	// instead of holding its partition, and every record behind it, until
+	// then. Set it above the longest retry delay; the Stack uses the retry
+	// topics' retention, which Config.Validate keeps above Retry.MaxDelay.
+	// Optional. Default: 0, no bound.
+	MaxWait time.Duration
 }
 
 // Consumer reads the retry topics and dispatches each record when it is due.
@@ -189,6 +196,9 @@ func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 func (c *Consumer) handle(runCtx context.Context, sess sarama.ConsumerGroupSession, rec *sarama.ConsumerMessage) bool {
 	hdr := headerMap(rec.Headers)
 	d, due, perr := parseRetryRecord(hdr, rec)
+	if perr == nil && c.cfg.MaxWait > 0 && due.Sub(c.cfg.Now()) > c.cfg.MaxWait {
+		perr = fmt.Errorf("%w: %s = %q is more than %s ahead", ErrCorruptRecord, middleware.HeaderRetryAfter, hdr[middleware.HeaderRetryAfter], c.cfg.MaxWait)
+	}
 	if perr == nil && !c.cfg.Dispatcher.Known(d.HandlerID) {
 		perr = fmt.Errorf("%w: %q", dispatch.ErrUnknownHandler, d.HandlerID)
 	}

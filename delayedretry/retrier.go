@@ -103,6 +103,11 @@ type Retrier struct {
 
 	mu       sync.RWMutex
 	policies map[string]Policy
+	// lanes and laneTopics cache Lanes and their topics while lanesOK;
+	// SetPolicy invalidates them. Every scheduled retry reads them.
+	lanes      []time.Duration
+	laneTopics []string
+	lanesOK    bool
 }
 
 // New returns a Retrier, or an error naming the bad Config field.
@@ -125,6 +130,7 @@ func (r *Retrier) SetPolicy(handlerID string, p Policy) error {
 	}
 	r.mu.Lock()
 	r.policies[handlerID] = p
+	r.lanesOK = false
 	r.mu.Unlock()
 	return nil
 }
@@ -149,17 +155,38 @@ func (r *Retrier) Lanes() []time.Duration {
 	if r.cfg.Mode == ModeSingle {
 		return nil
 	}
+	lanes, _ := r.cachedLanes()
+	return slices.Clone(lanes)
+}
+
+// cachedLanes returns the lanes and their topics, computing them after a
+// SetPolicy. The results are shared: do not modify them.
+func (r *Retrier) cachedLanes() ([]time.Duration, []string) {
 	r.mu.RLock()
-	all := r.cfg.Policy.Delays()
-	for _, p := range r.policies {
-		all = append(all, p.Delays()...)
-	}
+	lanes, topics, ok := r.lanes, r.laneTopics, r.lanesOK
 	r.mu.RUnlock()
-	for i, d := range all {
-		all[i] = d.Truncate(time.Millisecond)
+	if ok {
+		return lanes, topics
 	}
-	slices.Sort(all)
-	return slices.Compact(all)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.lanesOK {
+		all := r.cfg.Policy.Delays()
+		for _, p := range r.policies {
+			all = append(all, p.Delays()...)
+		}
+		for i, d := range all {
+			all[i] = d.Truncate(time.Millisecond)
+		}
+		slices.Sort(all)
+		r.lanes = slices.Compact(all)
+		r.laneTopics = make([]string, len(r.lanes))
+		for i, d := range r.lanes {
+			r.laneTopics[i] = LaneTopic(r.cfg.TopicPrefix, d)
+		}
+		r.lanesOK = true
+	}
+	return r.lanes, r.laneTopics
 }
 
 // Topics returns the retry topics to provision and consume.
@@ -191,7 +218,7 @@ func (r *Retrier) topicFor(d time.Duration) string {
 	if r.cfg.Mode == ModeSingle {
 		return r.cfg.TopicPrefix
 	}
-	lanes := r.Lanes()
+	lanes, topics := r.cachedLanes()
 	if len(lanes) == 0 {
 		return LaneTopic(r.cfg.TopicPrefix, d)
 	}
@@ -202,7 +229,7 @@ func (r *Retrier) topicFor(d time.Duration) string {
 	if i < 0 {
 		i = 0
 	}
-	return LaneTopic(r.cfg.TopicPrefix, lanes[i])
+	return topics[i]
 }
 
 // Middleware retries failures of the wrapped handler. On success it returns
