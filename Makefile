@@ -24,6 +24,10 @@ test-kafka: ## Run the same suite against a real Apache Kafka 4.x started from M
 	eval "$$exports"; \
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
+.PHONY: bench
+bench: ## Benchmarks side by side; writes BENCHMARKS.md (BENCH_SHORT=1: one quick run, prints only; KAFKA_BROKERS: real Kafka)
+	$(GO) run ./bench
+
 .PHONY: run
 run: ## Run the reference service (embedded broker unless KAFKA_BROKERS is set)
 	$(GO) run ./examples/orders

@@ -68,10 +68,13 @@ func format(v float64, unit string) string {
 	case unit == "ns/op":
 		return fmt.Sprintf("%.0f", v)
 	case unit == "ms" || unit == "s" || unit == "MB" || unit == "µs":
-		if v >= 100 {
+		switch {
+		case v >= 100:
 			return fmt.Sprintf("%.0f", v)
+		case v >= 1 || v == 0:
+			return fmt.Sprintf("%.1f", v)
 		}
-		return fmt.Sprintf("%.1f", v)
+		return fmt.Sprintf("%.2f", v)
 	}
 	return fmt.Sprintf("%.3g", v)
 }

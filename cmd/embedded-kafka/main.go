@@ -39,7 +39,7 @@ import (
 )
 
 // envPassword holds the SASL password.
-const envPassword = "EMBEDDED_KAFKA_SASL_PASSWORD" //nolint:gosec // G101: the name of a variable, not a credential.
+const envPassword = "EMBEDDED_KAFKA_SASL_PASSWORD"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -75,7 +75,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return fmt.Errorf("-partitions %d: want 1..1000", *partitions)
 	}
 
-	opts := []kafkatest.Option{kafkatest.Partitions(int32(*partitions))} //nolint:gosec // G115: bounded above.
+	opts := []kafkatest.Option{kafkatest.Partitions(int32(*partitions))}
 	if *port != 0 {
 		opts = append(opts, kafkatest.Port(*port))
 	}

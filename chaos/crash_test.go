@@ -1,0 +1,108 @@
+package chaos_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestCrashLosesNothing feeds orders to the reference service and SIGKILLs it
+// several times while they are handled, retried and dead-lettered,
+// restarting it each time with the same client ID and group. Every order must
+// end in order.processed or the DLQ, the always-failing ones in the DLQ only.
+// Redeliveries after a kill are expected (at-least-once) and counted.
+func TestCrashLosesNothing(t *testing.T) {
+	needProcesses(t)
+	started := time.Now()
+	c := newCluster(t)
+	n := size(300, 10000)
+	kills := size(3, 5)
+	name := uniq("chaos-crash")
+	orders := newOrders(name, n)
+
+	svc := c.service(t, name, nil)
+	svc.Start()
+	tr := c.track(t, name, topicOrderProcessed, name+".dlq")
+	fed := feed(t.Context(), c.producer(t), orders, size(150, 1000))
+
+	var downtime []time.Duration
+	for i := range kills {
+		// Kill at evenly spread points of the stream, while records are in
+		// flight on the main topic and in the retry lanes.
+		tr.WaitSettled(t, orders, n*(i+1)/(kills+2), 5*time.Minute, svc)
+		svc.Kill()
+		down := time.Now()
+		svc.Start()
+		downtime = append(downtime, time.Since(down))
+		t.Logf("%s: kill %d at %d of %d orders settled", time.Since(started).Round(time.Millisecond), i+1, tr.Settled(orders), n)
+	}
+	require.NoError(t, <-fed)
+	t.Logf("%s: all orders fed, %d settled", time.Since(started).Round(time.Millisecond), tr.Settled(orders))
+	tr.WaitSettled(t, orders, n, time.Duration(size(3, 10))*time.Minute, svc)
+	settled := time.Since(started)
+	code, took := svc.Terminate(30 * time.Second)
+	assert.Equal(t, 0, code, "exit code after SIGTERM")
+	tr.WaitQuiet(2*time.Second, 20*time.Second)
+
+	tl := tr.Tally(orders)
+	report(t, result{
+		Scenario: "crash", Broker: c.Kind, tally: tl,
+		Injected: fmt.Sprintf("%d×SIGKILL of the service mid-stream, restarted with the same client ID and group", kills),
+		Recovery: fmt.Sprintf("restart to HTTP ready %v; SIGTERM at the end took %s", roundAll(downtime), took.Round(time.Millisecond)),
+		Took:     settled.Round(time.Second).String(),
+	})
+	assert.Zero(t, tl.Lost, "lost orders, e.g. %v", tl.LostIDs)
+	assert.Zero(t, tl.Misrouted, "orders with the wrong outcome: %v", tl.Wrong)
+}
+
+func roundAll(ds []time.Duration) []string {
+	out := make([]string, len(ds))
+	for i, d := range ds {
+		out[i] = d.Round(10 * time.Millisecond).String()
+	}
+	return out
+}
+
+// TestCrashWhileRetriesWait kills the service while every retry waits in its
+// retry topic, with the service's default offset reset (KAFKA_FROM_BEGINNING
+// unset: new groups start at the end of their topics). The restarted service
+// must still deliver every waiting retry: the retry topics are the service's
+// own, so their consumer group must never skip records it has not read.
+func TestCrashWhileRetriesWait(t *testing.T) {
+	fullOnly(t, "TestWaitingRetriesSurviveRestartWithoutFromBeginning covers the same defect in process")
+	needProcesses(t)
+	started := time.Now()
+	c := newCluster(t)
+	n := size(60, 300)
+	name := uniq("chaos-waiting")
+	orders := make([]order, n)
+	for i := range orders {
+		orders[i] = order{ID: fmt.Sprintf("%s-%06d", name, i), Kind: kindFailOnce}
+	}
+	vars := map[string]string{"KAFKA_FROM_BEGINNING": "", "KAFKA_RETRY_BASE_DELAY": "3s", "KAFKA_RETRY_MAX_DELAY": "3s"}
+	svc := c.service(t, name, vars)
+	svc.Start()
+	svc.WaitReady(60 * time.Second)
+	tr := c.track(t, name, topicOrderProcessed, name+".dlq")
+	require.NoError(t, <-feed(t.Context(), c.producer(t), orders, 10000))
+
+	// Every order failed once and its retry waits 3s; let the originals'
+	// offsets be committed (1s auto-commit), then kill.
+	waitUntil(t, 60*time.Second, "every retry scheduled", func() bool { return svc.RetryStats().Scheduled >= int64(n) }, svc)
+	time.Sleep(1500 * time.Millisecond)
+	require.Zero(t, tr.Settled(orders), "no retry may be due yet")
+	svc.Kill()
+	svc.Start()
+	tr.WaitSettled(t, orders, n, 2*time.Minute, svc)
+	tr.WaitQuiet(time.Second, 10*time.Second)
+	tl := tr.Tally(orders)
+	report(t, result{
+		Scenario: "crash-while-retries-wait", Broker: c.Kind, tally: tl,
+		Injected: fmt.Sprintf("SIGKILL while %d retries (3s delay) waited, new groups starting at the end (KAFKA_FROM_BEGINNING unset)", n),
+		Took:     time.Since(started).Round(time.Second).String(),
+	})
+	assert.Zero(t, tl.Lost, "lost orders, e.g. %v", tl.LostIDs)
+}
