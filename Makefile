@@ -28,6 +28,16 @@ test-kafka: ## Run the same suite against a real Apache Kafka 4.x started from M
 bench: ## Benchmarks side by side; writes BENCHMARKS.md (BENCH_SHORT=1: one quick run, prints only; KAFKA_BROKERS: real Kafka)
 	$(GO) run ./bench
 
+.PHONY: chaos
+chaos: ## Full-size reliability scenarios (RELIABILITY.md): embedded broker, then real Kafka
+	KAFKAEVENTS_CHAOS=1 $(GO) test -race -count=1 -timeout 60m -v ./chaos/
+	@set -euo pipefail; \
+	trap '$(KAFKA_LOCAL) down' EXIT; \
+	trap 'exit 130' INT TERM; \
+	exports="$$($(KAFKA_LOCAL) up)"; \
+	eval "$$exports"; \
+	KAFKAEVENTS_CHAOS=1 $(GO) test -race -count=1 -timeout 60m -v ./chaos/
+
 .PHONY: run
 run: ## Run the reference service (embedded broker unless KAFKA_BROKERS is set)
 	$(GO) run ./examples/orders

@@ -9,7 +9,7 @@
 //
 //	go run ./bench                 # every figure, 3 runs each, writes BENCHMARKS.md
 //	BENCH_SHORT=1 go run ./bench   # 1 run, smaller counts, prints only
-//	go run ./bench -only 1,4 -out /tmp/b.md
+//	go run ./bench -only 1,4 -out figures.md   # two figures, written elsewhere
 package main
 
 import (
