@@ -284,7 +284,8 @@ func (h markingHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sar
 	tp := topicPartition{claim.Topic(), claim.Partition()}
 	h.marks.update(func() { h.marks.claims[tp]++ })
 	defer h.marks.update(func() {
-		if h.marks.claims[tp]--; h.marks.claims[tp] <= 0 {
+		h.marks.claims[tp]--
+		if h.marks.claims[tp] <= 0 {
 			delete(h.marks.claims, tp)
 		}
 	})
