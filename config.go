@@ -147,6 +147,13 @@ type ConsumerConfig struct {
 	// consumer group. Optional. Default: "range". Environment:
 	// KAFKA_REBALANCE_STRATEGY.
 	RebalanceStrategy string
+	// RebalanceTimeout is how long the coordinator waits for every member to
+	// rejoin during a rebalance; a member that crashed keeps the rebalance
+	// open this long. The client's read timeout is raised to at least
+	// RebalanceTimeout + 5s, so that a join the coordinator holds is not
+	// abandoned. Optional. Default: 60s. Environment:
+	// KAFKA_REBALANCE_TIMEOUT.
+	RebalanceTimeout time.Duration
 	// ShutdownTimeout is how long in-flight handlers may keep running after
 	// a stop. Optional. Default: 30s. Environment: KAFKA_SHUTDOWN_TIMEOUT.
 	ShutdownTimeout time.Duration
@@ -274,6 +281,7 @@ const (
 	defaultFetchDefaultBytes = 1 << 20
 	defaultMaxWaitTime       = 250 * time.Millisecond
 	defaultRebalanceStrategy = "range"
+	defaultRebalanceTimeout  = 60 * time.Second
 	defaultShutdownTimeout   = 30 * time.Second
 	defaultMaxInFlight       = 5
 	defaultRequiredAcks      = "all"
@@ -370,6 +378,7 @@ func (c *Config) SetDefaults() {
 	setDefault(&cc.MaxWaitTime, defaultMaxWaitTime)
 	cc.RebalanceStrategy = normEnum(cc.RebalanceStrategy)
 	setDefault(&cc.RebalanceStrategy, defaultRebalanceStrategy)
+	setDefault(&cc.RebalanceTimeout, defaultRebalanceTimeout)
 	setDefault(&cc.ShutdownTimeout, defaultShutdownTimeout)
 
 	p := &c.Producer
@@ -646,6 +655,7 @@ func (c Config) validateConsumer(v *validator) {
 	if ver, err := sarama.ParseKafkaVersion(c.Version); strategy == "cooperative-sticky" && err == nil && !ver.IsAtLeast(cooperativeStickyMinKafka) {
 		v.add("Consumer.RebalanceStrategy", envRebalanceStrategy, "= %q needs Version %s or newer, got %q", strategy, cooperativeStickyMinKafka, c.Version)
 	}
+	v.positive("Consumer.RebalanceTimeout", envRebalanceTimeout, cc.RebalanceTimeout)
 	if cc.ShutdownTimeout < 0 {
 		v.add("Consumer.ShutdownTimeout", envShutdownTimeout, "= %s: want a duration >= 0", cc.ShutdownTimeout)
 	}

@@ -29,6 +29,7 @@ const (
 	envHeartbeatInterval   = "KAFKA_HEARTBEAT_INTERVAL"
 	envFetchMaxWait        = "KAFKA_FETCH_MAX_WAIT"
 	envRebalanceStrategy   = "KAFKA_REBALANCE_STRATEGY"
+	envRebalanceTimeout    = "KAFKA_REBALANCE_TIMEOUT"
 	envShutdownTimeout     = "KAFKA_SHUTDOWN_TIMEOUT"
 	envProducerIdempotent  = "KAFKA_PRODUCER_IDEMPOTENT"
 	envProducerAcks        = "KAFKA_PRODUCER_ACKS"
@@ -109,6 +110,7 @@ func (c Config) FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	e.duration(envHeartbeatInterval, &c.Consumer.HeartbeatInterval)
 	e.duration(envFetchMaxWait, &c.Consumer.MaxWaitTime)
 	e.str(envRebalanceStrategy, &c.Consumer.RebalanceStrategy)
+	e.duration(envRebalanceTimeout, &c.Consumer.RebalanceTimeout)
 	e.duration(envShutdownTimeout, &c.Consumer.ShutdownTimeout)
 
 	e.boolPtr(envProducerIdempotent, &c.Producer.Idempotent)

@@ -42,6 +42,7 @@ func TestEnvFromLookupReadsEveryVariable(t *testing.T) {
 		"KAFKA_FETCH_MAX_WAIT":           "100ms",
 		"KAFKA_REBALANCE_STRATEGY":       "cooperative-sticky",
 		"KAFKA_SHUTDOWN_TIMEOUT":         "1m30s",
+		"KAFKA_REBALANCE_TIMEOUT":        "20000",
 		"KAFKA_PRODUCER_IDEMPOTENT":      "on",
 		"KAFKA_PRODUCER_ACKS":            "-1",
 		"KAFKA_PRODUCER_COMPRESSION":     "zstd",
@@ -88,6 +89,7 @@ func TestEnvFromLookupReadsEveryVariable(t *testing.T) {
 			HeartbeatInterval: 5 * time.Second,
 			MaxWaitTime:       100 * time.Millisecond,
 			RebalanceStrategy: "cooperative-sticky",
+			RebalanceTimeout:  20 * time.Second,
 			ShutdownTimeout:   90 * time.Second,
 		},
 		Producer: kafkaevents.ProducerConfig{

@@ -3,6 +3,7 @@ package kafkaevents
 import (
 	"crypto/tls"
 	"fmt"
+	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/xdg-go/scram"
@@ -21,6 +22,9 @@ import (
 //   - Net.SASL when SASL.Mechanism is set: PLAIN, SCRAM-SHA-256 or
 //     SCRAM-SHA-512 with handshake v1;
 //   - Net.MaxOpenRequests from Producer.MaxInFlightRequests;
+//   - Consumer.Group.Rebalance.Timeout from Consumer.RebalanceTimeout, and
+//     Net.ReadTimeout of at least that plus 5s (65s by default), so that a
+//     JoinGroup the broker holds during a rebalance does not time out;
 //   - the consumer group session timeout, heartbeat interval and rebalance
 //     strategy, the fetch sizes and wait, Consumer.Offsets.Initial
 //     (OffsetOldest when [Config.FromBeginning], else OffsetNewest) and
@@ -84,6 +88,7 @@ func (c Config) Sarama() (*sarama.Config, error) {
 
 	sc.Consumer.Group.Session.Timeout = c.Consumer.SessionTimeout
 	sc.Consumer.Group.Heartbeat.Interval = c.Consumer.HeartbeatInterval
+	sc.Consumer.Group.Rebalance.Timeout = c.Consumer.RebalanceTimeout
 	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{balanceStrategy(c.Consumer.RebalanceStrategy)}
 	sc.Consumer.Fetch.Min = c.Consumer.FetchMinBytes
 	sc.Consumer.Fetch.Default = c.Consumer.FetchDefaultBytes
@@ -94,6 +99,12 @@ func (c Config) Sarama() (*sarama.Config, error) {
 		sc.Consumer.Offsets.Initial = sarama.OffsetOldest
 	}
 	sc.Consumer.Return.Errors = true
+	// The broker may hold a JoinGroup for up to the rebalance timeout while
+	// it waits for the other members (a crashed one among them). With a
+	// shorter read timeout sarama gives up on the join, joins again as a new
+	// member and waits again, for ever (IBM/sarama#2820). Read as long as
+	// the rebalance timeout and 5 seconds, as the Java client does.
+	sc.Net.ReadTimeout = max(sc.Net.ReadTimeout, sc.Consumer.Group.Rebalance.Timeout+5*time.Second)
 
 	switch c.Producer.RequiredAcks {
 	case "all":

@@ -63,6 +63,7 @@ func TestConfigSetDefaults(t *testing.T) {
 			FetchMaxBytes:     0,
 			MaxWaitTime:       250 * time.Millisecond,
 			RebalanceStrategy: "range",
+			RebalanceTimeout:  60 * time.Second,
 			ShutdownTimeout:   30 * time.Second,
 		},
 		Producer: kafkaevents.ProducerConfig{

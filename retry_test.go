@@ -122,6 +122,9 @@ func TestRetryAttemptsThenDLQ(t *testing.T) {
 	}
 	assert.Equal(t, retries[0].Headers[middleware.HeaderCorrelationID], d.Headers[middleware.HeaderCorrelationID])
 
+	// The retry consumer counts a delivery once the dispatch is acknowledged,
+	// which is after the DLQ record of the last one was written.
+	require.Eventually(t, func() bool { return rn.Stack.RetryStats().Handlers["Retry.alwaysFails"].Delivered == 3 }, 5*time.Second, 10*time.Millisecond)
 	st := rn.Stack.RetryStats().Handlers["Retry.alwaysFails"]
 	assert.Equal(t, int64(3), st.Scheduled)
 	assert.Equal(t, int64(3), st.Delivered)

@@ -37,6 +37,9 @@ func TestCrashLosesNothing(t *testing.T) {
 		down := time.Now()
 		svc.Start()
 		downtime = append(downtime, time.Since(down))
+		// Kill the next instance once it consumes, not while it joins the
+		// group: TestCrashDuringJoin covers that.
+		svc.WaitReady(2 * time.Minute)
 		t.Logf("%s: kill %d at %d of %d orders settled", time.Since(started).Round(time.Millisecond), i+1, tr.Settled(orders), n)
 	}
 	require.NoError(t, <-fed)
@@ -102,6 +105,44 @@ func TestCrashWhileRetriesWait(t *testing.T) {
 	report(t, result{
 		Scenario: "crash-while-retries-wait", Broker: c.Kind, tally: tl,
 		Injected: fmt.Sprintf("SIGKILL while %d retries (3s delay) waited, new groups starting at the end (KAFKA_FROM_BEGINNING unset)", n),
+		Took:     time.Since(started).Round(time.Second).String(),
+	})
+	assert.Zero(t, tl.Lost, "lost orders, e.g. %v", tl.LostIDs)
+}
+
+// TestCrashDuringJoin kills the service twice right after it started, while
+// its consumer group members are still joining, and then lets a third
+// instance run. The dead members keep the group's rebalance open for up to
+// the rebalance timeout (10s here); the third instance must wait that out and
+// consume, not give up on its join and try again for ever.
+func TestCrashDuringJoin(t *testing.T) {
+	needProcesses(t)
+	started := time.Now()
+	c := newCluster(t)
+	n := size(100, 1000)
+	name := uniq("chaos-join")
+	orders := newOrders(name, n)
+	svc := c.service(t, name, nil)
+	svc.Start()
+	svc.WaitReady(60 * time.Second)
+	tr := c.track(t, name, topicOrderProcessed, name+".dlq")
+	require.NoError(t, <-feed(t.Context(), c.producer(t), orders, 1000))
+	tr.WaitSettled(t, orders, n/10, time.Minute, svc)
+	for range 2 {
+		svc.Kill()
+		svc.Start() // answers HTTP while its members join the group
+	}
+	svc.Kill()
+	down := time.Now()
+	svc.Start()
+	tr.WaitSettled(t, orders, n, 3*time.Minute, svc)
+	recovered := time.Since(down)
+	tr.WaitQuiet(time.Second, 10*time.Second)
+	tl := tr.Tally(orders)
+	report(t, result{
+		Scenario: "crash-during-join", Broker: c.Kind, tally: tl,
+		Injected: "3 × SIGKILL in a row, each right after the start, while the group members join",
+		Recovery: fmt.Sprintf("every order settled %s after the last restart", recovered.Round(100*time.Millisecond)),
 		Took:     time.Since(started).Round(time.Second).String(),
 	})
 	assert.Zero(t, tl.Lost, "lost orders, e.g. %v", tl.LostIDs)

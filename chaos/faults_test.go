@@ -142,7 +142,7 @@ func TestBrokerRefusesProduce(t *testing.T) {
 				}
 			}
 			report(t, result{
-				Scenario: "produce-refused/" + tc.target, Broker: "embedded (in process)",
+				Scenario: "produce-refused/" + tc.target + "/" + tc.err.Message, Broker: "embedded (in process)",
 				Injected: fmt.Sprintf("%d produce requests to the %s topic answered %s (%d hit)", tc.count, tc.target, tc.err.Message, fault.Hits()),
 				tally:    tally{Orders: n, Processed: len(handled), DeadLettered: dead.distinct(), Lost: lost, Duplicates: dups, Misrouted: wrong},
 				Took:     time.Since(started).Round(time.Millisecond).String(),

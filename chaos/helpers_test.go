@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -63,9 +65,28 @@ func fullOnly(t *testing.T, why string) {
 }
 
 func TestMain(m *testing.M) {
+	// An interrupted run still stops what it started.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sig
+		killChildren()
+		shutdownShared()
+		os.Exit(130)
+	}()
 	code := m.Run()
 	shutdownShared()
 	os.Exit(code)
+}
+
+// children are the processes the tests started and have not reaped yet.
+var children sync.Map // *os.Process -> struct{}
+
+func killChildren() {
+	children.Range(func(k, _ any) bool {
+		_ = k.(*os.Process).Kill()
+		return true
+	})
 }
 
 // uniq returns a name unique to this run: services, groups and order IDs
@@ -172,8 +193,9 @@ type cluster struct {
 	Brokers []string
 	// Kind is "embedded" or "kafka".
 	Kind string
-	// Session and Heartbeat are the group timings the services get: short
-	// on the embedded broker (it accepts 1s), Kafka's minimum of 6s there.
+	// Session and Heartbeat are the group timings the services get: 2s on
+	// the embedded broker (started with a 500ms minimum), Kafka's minimum of
+	// 6s on real Kafka.
 	Session, Heartbeat string
 
 	embedded *brokerProcess
@@ -186,10 +208,13 @@ func newCluster(t *testing.T) *cluster {
 	case os.Getenv("KAFKA_LOCAL_SCRIPT") != "":
 		k := privateKafka(t)
 		c := &cluster{Brokers: k.Brokers, Kind: "kafka", Session: "6000", Heartbeat: "1000", local: k}
+		c.createTopics(t, topicOrderCreated, topicOrderProcessed)
 		c.truncate(t, topicOrderCreated, topicOrderProcessed)
 		return c
 	case os.Getenv("KAFKA_BROKERS") != "":
-		return &cluster{Brokers: strings.Split(os.Getenv("KAFKA_BROKERS"), ","), Kind: "kafka", Session: "6000", Heartbeat: "1000"}
+		c := &cluster{Brokers: strings.Split(os.Getenv("KAFKA_BROKERS"), ","), Kind: "kafka", Session: "6000", Heartbeat: "1000"}
+		c.createTopics(t, topicOrderCreated, topicOrderProcessed)
+		return c
 	}
 	args := []string{"-port", "0", "-min-session-timeout", "500ms", "-topics", topicOrderCreated + "," + topicOrderProcessed}
 	if lvl := os.Getenv("KAFKAEVENTS_CHAOS_BROKER_LOG"); lvl != "" {
@@ -213,6 +238,33 @@ func (c *cluster) saramaConfig() *sarama.Config {
 	sc.Net.MaxOpenRequests = 1
 	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
 	return sc
+}
+
+// createTopics creates the topics with 3 partitions unless they exist, as
+// the embedded broker does at start.
+func (c *cluster) createTopics(t *testing.T, topics ...string) {
+	t.Helper()
+	admin, err := sarama.NewClusterAdmin(c.Brokers, c.saramaConfig())
+	require.NoError(t, err)
+	defer admin.Close()
+	for _, topic := range topics {
+		err := admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: 3, ReplicationFactor: 1}, false)
+		if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
+			require.NoError(t, err, "create topic %s", topic)
+		}
+	}
+	require.Eventually(t, func() bool {
+		meta, err := admin.DescribeTopics(topics)
+		if err != nil || len(meta) != len(topics) {
+			return false
+		}
+		for _, m := range meta {
+			if !errors.Is(m.Err, sarama.ErrNoError) || len(m.Partitions) == 0 {
+				return false
+			}
+		}
+		return true
+	}, 30*time.Second, 100*time.Millisecond, "topics %v", topics)
 }
 
 // truncate deletes the records of topics that earlier scenarios left on a
@@ -256,7 +308,14 @@ type brokerProcess struct {
 
 func startBrokerProcess(t *testing.T, args ...string) *brokerProcess {
 	t.Helper()
-	b := &brokerProcess{t: t, args: args, logPath: filepath.Join(t.TempDir(), "broker.log")}
+	return startBrokerProcessEnv(t, nil, args...)
+}
+
+// startBrokerProcessEnv is startBrokerProcess with extra environment
+// variables (the SASL password).
+func startBrokerProcessEnv(t *testing.T, env map[string]string, args ...string) *brokerProcess {
+	t.Helper()
+	b := &brokerProcess{t: t, args: args, env: env, logPath: filepath.Join(t.TempDir(), "broker.log")}
 	b.Start()
 	t.Cleanup(func() {
 		b.Stop()
@@ -300,8 +359,10 @@ func (b *brokerProcess) Start() {
 		addr <- strings.TrimSpace(line)
 		_, _ = io.Copy(io.Discard, stdout)
 	}()
+	children.Store(cmd.Process, struct{}{})
 	go func() {
 		_ = cmd.Wait()
+		children.Delete(cmd.Process)
 		_ = logf.Close()
 		close(done)
 	}()
@@ -464,10 +525,12 @@ func (c *cluster) service(t *testing.T, name string, vars map[string]string) *se
 		"KAFKA_FROM_BEGINNING":     "true",
 		"KAFKA_SESSION_TIMEOUT":    c.Session,
 		"KAFKA_HEARTBEAT_INTERVAL": c.Heartbeat,
-		"KAFKA_SHUTDOWN_TIMEOUT":   "15s",
-		"KAFKA_LOG_LEVEL":          "info",
-		"HOST":                     "127.0.0.1",
-		"PORT":                     strconv.Itoa(port),
+		// A member killed mid-rebalance holds the rebalance this long.
+		"KAFKA_REBALANCE_TIMEOUT": "10s",
+		"KAFKA_SHUTDOWN_TIMEOUT":  "15s",
+		"KAFKA_LOG_LEVEL":         "info",
+		"HOST":                    "127.0.0.1",
+		"PORT":                    strconv.Itoa(port),
 	}
 	for k, v := range vars {
 		env[k] = v
@@ -507,8 +570,10 @@ func (s *service) Start() {
 		s.t.Fatal(err)
 	}
 	done := make(chan struct{})
+	children.Store(cmd.Process, struct{}{})
 	go func() {
 		_ = cmd.Wait()
+		children.Delete(cmd.Process)
 		_ = logf.Close()
 		close(done)
 	}()

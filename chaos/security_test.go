@@ -147,19 +147,6 @@ func lastLine(log, substr string) string {
 	return out
 }
 
-// startBrokerProcessEnv is startBrokerProcess with extra environment
-// variables (the SASL password).
-func startBrokerProcessEnv(t *testing.T, env map[string]string, args ...string) *brokerProcess {
-	t.Helper()
-	b := &brokerProcess{t: t, args: args, env: env, logPath: t.TempDir() + "/broker.log"}
-	b.Start()
-	t.Cleanup(func() {
-		b.Stop()
-		keepLog(t, b.logPath)
-	})
-	return b
-}
-
 // Post posts a JSON body with an optional Authorization header.
 func (s *service) Post(path, body, auth string) (int, []byte) {
 	return s.do(http.MethodPost, path, body, auth)
