@@ -38,6 +38,7 @@ type options struct {
 	propagator  propagation.TextMapPropagator
 	registry    *prometheus.Registry
 	unmarshaler kafka.Unmarshaler
+	noTracing   bool
 	now         func() time.Time
 }
 
@@ -48,6 +49,12 @@ func WithLogger(l watermill.LoggerAdapter) Option { return func(o *options) { o.
 // WithTracerProvider sets the OpenTelemetry tracer provider. Default: the
 // global one (a no-op unless the application set one).
 func WithTracerProvider(tp trace.TracerProvider) Option { return func(o *options) { o.tp = tp } }
+
+// WithoutTracing turns tracing off: no process or send spans, and the trace
+// context is neither extracted from records nor written into the records
+// the stack publishes (retry and DLQ records, Producer sends). Stack.Tracer
+// returns nil. Default: tracing on, with the global provider and propagator.
+func WithoutTracing() Option { return func(o *options) { o.noTracing = true } }
 
 // WithPropagator sets the trace context propagator. Default: the global one.
 func WithPropagator(p propagation.TextMapPropagator) Option {
@@ -153,7 +160,9 @@ func New(cfg Config, opts ...Option) (*Stack, error) {
 	if s.admin, err = sarama.NewClusterAdmin(cfg.Brokers, sc); err != nil {
 		return nil, fmt.Errorf("kafkaevents: admin client: %w", err)
 	}
-	s.tracer = tracing.New(tracing.Config{TracerProvider: o.tp, Propagator: o.propagator, ConsumerGroup: cfg.Consumer.GroupID})
+	if !o.noTracing {
+		s.tracer = tracing.New(tracing.Config{TracerProvider: o.tp, Propagator: o.propagator, ConsumerGroup: cfg.Consumer.GroupID})
+	}
 	if s.producer, err = NewProducer(s.client, s.tracer); err != nil {
 		return nil, err
 	}
@@ -244,7 +253,8 @@ func (s *Stack) Subscriber() message.Subscriber { return s.subscriber }
 // Producer returns the stack's producer.
 func (s *Stack) Producer() *Producer { return s.producer }
 
-// Tracer returns the stack's tracer.
+// Tracer returns the stack's tracer, or nil when it was built WithoutTracing
+// (a nil *tracing.Tracer is valid and does nothing).
 func (s *Stack) Tracer() *tracing.Tracer { return s.tracer }
 
 // Retrier returns the retry middleware, or nil when retries are disabled.
@@ -268,18 +278,23 @@ func (s *Stack) Client() sarama.Client { return s.client }
 //  4. retry (when enabled): schedule a retry record, then acknowledge;
 //  5. metrics: handler duration by outcome; a handler error marks the
 //     process span failed;
-//  6. middleware.Recoverer: a panic becomes an error;
-//  7. middleware.RejectUndecodable: records the unmarshaler rejected fail
-//     as undecodable without reaching the handler.
+//  6. middleware.Guard: records the unmarshaler rejected fail as
+//     undecodable without reaching the handler, and a panic becomes an
+//     error (RejectUndecodable and Recoverer in one frame).
+//
+// Tracing is left out when the stack was built WithoutTracing.
 func (s *Stack) Middlewares() []message.HandlerMiddleware {
-	mws := []message.HandlerMiddleware{correlation.Middleware, s.tracer.Middleware}
+	mws := []message.HandlerMiddleware{correlation.Middleware}
+	if s.tracer != nil {
+		mws = append(mws, s.tracer.Middleware)
+	}
 	if s.queue != nil {
 		mws = append(mws, s.queue.Middleware)
 	}
 	if s.retrier != nil {
 		mws = append(mws, s.retrier.Middleware)
 	}
-	return append(mws, s.measure, middleware.Recoverer, middleware.RejectUndecodable)
+	return append(mws, s.measure, middleware.Guard)
 }
 
 // Install adds the stack to r with r.AddMiddleware (see Middlewares for the

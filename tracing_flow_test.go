@@ -201,3 +201,50 @@ func TestUntracedAndCorruptTraceContext(t *testing.T) {
 	}
 	assert.Len(t, traces, 4)
 }
+
+// TestWithoutTracingRecordsAndPropagatesNothing runs the flow of the test
+// above with WithoutTracing next to a recording provider and a W3C
+// propagator: the option wins, so no span is recorded and no record the
+// stack writes (the send, its retry, its DLQ record) carries a trace context,
+// even though the producer is called inside a recording span.
+func TestWithoutTracingRecordsAndPropagatesNothing(t *testing.T) {
+	env := newEnv(t)
+	topic := uniq("untraced")
+	env.createTopics(t, 1, topic)
+	cfg := env.baseConfig("untraced")
+	cfg.Retry.Attempts = 1
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	t.Cleanup(func() { _ = tp.Shutdown(t.Context()) })
+	prop := propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+
+	handled := make(chan trace.SpanContext, 2)
+	rn := start(t, cfg, func(s *kafkaevents.Stack, r *message.Router) {
+		_, err := s.AddHandler(r, topic, "Untraced.handle", func(msg *message.Message) error {
+			handled <- trace.SpanContextFromContext(msg.Context())
+			return errors.New("handler failed")
+		})
+		require.NoError(t, err)
+	}, kafkaevents.WithTracerProvider(tp), kafkaevents.WithPropagator(prop), kafkaevents.WithoutTracing())
+	assert.Nil(t, rn.Stack.Tracer())
+	assert.Len(t, rn.Stack.Middlewares(), 5, "correlation, DLQ, retry, metrics, guard: no tracing")
+	c := env.collect(t, append([]string{topic}, append(rn.Stack.RetryTopics(), rn.Stack.DLQTopic())...)...)
+
+	ctx, root := tp.Tracer("test").Start(t.Context(), "POST /orders")
+	_, err := rn.Stack.Producer().Send(ctx, kafkaevents.Message{Topic: topic, Key: "order-8", Value: "{}", CorrelationID: "corr-untraced-8"})
+	require.NoError(t, err)
+	root.End()
+
+	c.WaitFor(t, 1, 30*time.Second, onTopic(rn.Stack.DLQTopic()))
+	for range 2 {
+		sc := <-handled
+		assert.False(t, sc.IsValid(), "the handler's context holds no span")
+	}
+	records := c.Records(nil)
+	require.Len(t, records, 3, "the send, one retry, one DLQ record")
+	for _, r := range records {
+		assert.NotContains(t, r.Headers, middleware.HeaderTraceparent, r.Topic)
+		assert.Equal(t, "corr-untraced-8", r.Headers[middleware.HeaderCorrelationID], r.Topic)
+	}
+	assert.Equal(t, []string{"POST /orders"}, names(exp.GetSpans()), "only the test's own span")
+}

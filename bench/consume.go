@@ -128,6 +128,7 @@ type tracingMode int
 const (
 	tracingNoop tracingMode = iota
 	tracingSDK
+	tracingOff
 )
 
 // stackOptions returns the options of a stack with the tracing mode and a
@@ -136,6 +137,9 @@ func stackOptions(mode tracingMode) ([]kafkaevents.Option, func()) {
 	opts := []kafkaevents.Option{kafkaevents.WithLogger(watermill.NopLogger{})}
 	var tp trace.TracerProvider = noop.NewTracerProvider()
 	shutdown := func() {}
+	if mode == tracingOff {
+		return append(opts, kafkaevents.WithoutTracing()), shutdown
+	}
 	if mode == tracingSDK {
 		sdk := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithBatcher(discardExporter{}))
 		tp, shutdown = sdk, func() { _ = sdk.Shutdown(context.Background()) }

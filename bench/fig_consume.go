@@ -38,11 +38,12 @@ func figConsume(e *env, o options, rep *report) error {
 		{"bare-json", func() (consumeResult, error) { return e.bareConsume(topic, n, decodeWork) }},
 		{"full-json", func() (consumeResult, error) { return e.stackConsume(topic, n, tracingNoop, decodeWork) }},
 		{"fail", func() (consumeResult, error) { return e.failingConsume(topic, n, time.Second) }},
+		{"off", func() (consumeResult, error) { return e.stackConsume(topic, n, tracingOff, noWork) }},
 	}
 	if !o.wants(1) {
 		variants = []variant{variants[1], variants[5]}
 	} else if !o.wants(2) {
-		variants = variants[:5]
+		variants = append(variants[:5], variants[6])
 	}
 	if o.variants != nil {
 		var keep []variant
@@ -57,7 +58,7 @@ func figConsume(e *env, o options, rep *report) error {
 	var steadyFull, steadyFail []float64
 	firsts := map[string][]float64{}
 	cpus := map[string][]float64{}
-	var ratioFull, ratioSDK, ratioJSON, ratioFail []float64
+	var ratioFull, ratioSDK, ratioJSON, ratioFail, ratioOff, ratioNoopOff []float64
 	for run := range o.runs {
 		got := map[string]float64{}
 		for k := range variants {
@@ -86,6 +87,8 @@ func figConsume(e *env, o options, rep *report) error {
 		ratio(&ratioSDK, "sdk", "bare")
 		ratio(&ratioJSON, "full-json", "bare-json")
 		ratio(&ratioFail, "fail", "full")
+		ratio(&ratioOff, "off", "bare")
+		ratio(&ratioNoopOff, "full", "off")
 		ratio(&steadyFull, "full/steady", "bare/steady")
 		ratio(&steadyFail, "fail/steady", "full/steady")
 	}
@@ -96,7 +99,9 @@ func figConsume(e *env, o options, rep *report) error {
 				"each consumer gets a fresh consumer group reading from the oldest offset, and is timed from router.Run until its "+
 				"handler saw all %d. Bare: a Watermill router, the watermill-kafka subscriber (same sarama settings as the stack's), "+
 				"a no-op handler, no middleware. Full stack: kafkaevents.New, Install (every middleware), AddHandler, metrics, "+
-				"retries and DLQ on; its retry and DLQ topics are provisioned before the timer starts. "+
+				"retries and DLQ on; its retry and DLQ topics are provisioned before the timer starts. No-op tracing: a "+
+				"go.opentelemetry.io/otel/trace/noop provider (the trace context is still extracted and propagated); tracing off: "+
+				"kafkaevents.WithoutTracing(), no tracing middleware at all. "+
 				"watermill-kafka waits for each acknowledgement before the next message of a partition, so per-message cost shows directly.",
 				n, o.size, e.partitions, n))
 		s.add(row{name: "bare Watermill router", unit: "msg/s", vals: rates["bare"]})
@@ -104,6 +109,10 @@ func figConsume(e *env, o options, rep *report) error {
 		s.add(row{name: "full stack, OTel SDK (AlwaysSample, batcher, discarding exporter)", unit: "msg/s", vals: rates["sdk"]})
 		s.add(row{name: "full stack / bare", unit: "ratio", vals: ratioFull, goal: "≥ 0.90", met: atLeast(0.90), ratio: "full stack/bare"})
 		s.add(row{name: "full stack with OTel SDK / bare", unit: "ratio", vals: ratioSDK, ratio: "full stack with OTel SDK/bare"})
+		s.add(row{name: "full stack, tracing off (WithoutTracing)", unit: "msg/s", vals: rates["off"]})
+		s.add(row{name: "full stack, tracing off / bare", unit: "ratio", vals: ratioOff, ratio: "full stack without tracing/bare"})
+		s.add(row{name: "full stack, no-op tracing / tracing off", unit: "ratio", vals: ratioNoopOff, goal: "≥ 0.97", met: atLeast(0.97),
+			ratio: "no-op tracing/tracing off"})
 		s.add(row{name: "bare, handler decoding the JSON payload", unit: "msg/s", vals: rates["bare-json"]})
 		s.add(row{name: "full stack, handler decoding the JSON payload", unit: "msg/s", vals: rates["full-json"]})
 		s.add(row{name: "full stack / bare, handler decoding the JSON payload", unit: "ratio", vals: ratioJSON, ratio: "full stack/bare with a JSON-decoding handler"})

@@ -194,7 +194,7 @@ func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 // handle waits for rec to be due and dispatches it. It returns false when the
 // session ended before rec was done; rec is then left unmarked.
 func (c *Consumer) handle(runCtx context.Context, sess sarama.ConsumerGroupSession, rec *sarama.ConsumerMessage) bool {
-	hdr := headerMap(rec.Headers)
+	hdr := middleware.HeaderMap(rec.Headers)
 	d, due, perr := parseRetryRecord(hdr, rec)
 	if perr == nil && c.cfg.MaxWait > 0 && due.Sub(c.cfg.Now()) > c.cfg.MaxWait {
 		perr = fmt.Errorf("%w: %s = %q is more than %s ahead", ErrCorruptRecord, middleware.HeaderRetryAfter, hdr[middleware.HeaderRetryAfter], c.cfg.MaxWait)
@@ -331,16 +331,6 @@ func parseRetryRecord(hdr map[string]string, rec *sarama.ConsumerMessage) (middl
 		return d, due, fmt.Errorf("%w: %w", ErrCorruptRecord, errors.Join(errs...))
 	}
 	return d, due, nil
-}
-
-func headerMap(hs []*sarama.RecordHeader) map[string]string {
-	m := make(map[string]string, len(hs))
-	for _, h := range hs {
-		if h != nil {
-			m[string(h.Key)] = string(h.Value)
-		}
-	}
-	return m
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {

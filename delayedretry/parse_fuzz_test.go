@@ -46,7 +46,7 @@ func FuzzParseRetryRecord(f *testing.F) {
 			hs = append(hs, &sarama.RecordHeader{Key: []byte(extraKey), Value: []byte(extraValue)}, nil)
 		}
 		rec := &sarama.ConsumerMessage{Topic: "svc.retry.1s", Key: key, Headers: hs}
-		hdr := headerMap(rec.Headers)
+		hdr := middleware.HeaderMap(rec.Headers)
 
 		d, due, err := parseRetryRecord(hdr, rec)
 		if err != nil {

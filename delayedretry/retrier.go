@@ -50,8 +50,8 @@ type Config struct {
 	// Default: DefaultPolicy.
 	Policy Policy
 	// Tracer records a retry span per scheduled retry and injects the trace
-	// context into the record. Optional. Default: tracing.New with the OTel
-	// globals.
+	// context into the record. Optional. Default: nil, which records no
+	// span and writes no trace context (kafkaevents.Stack passes its own).
 	Tracer *tracing.Tracer
 	// Metrics receives the counters. Optional. Default: NewMetrics().
 	Metrics *Metrics
@@ -65,9 +65,6 @@ func (c *Config) setDefaults() {
 	}
 	if c.Policy == (Policy{}) {
 		c.Policy = DefaultPolicy
-	}
-	if c.Tracer == nil {
-		c.Tracer = tracing.New(tracing.Config{})
 	}
 	if c.Metrics == nil {
 		c.Metrics = NewMetrics()

@@ -74,7 +74,7 @@ func (r *Reprocessor) Browse(ctx context.Context, topic string, limit, offset in
 			return Page{}, err
 		}
 		err = scanPartition(ctx, consumer, dlqTopic, p, oldest, end, func(m *sarama.ConsumerMessage) error {
-			hdr := headerMap(m.Headers)
+			hdr := middleware.HeaderMap(m.Headers)
 			if hdr[middleware.HeaderOriginalTopic] != topic {
 				return nil
 			}

@@ -23,8 +23,9 @@ type Config struct {
 	Sender middleware.Sender
 	// Topic is the DLQ topic, conventionally {service}.dlq. Required.
 	Topic string
-	// Tracer records a dlq_store span per stored record. Optional.
-	// Default: tracing.New with the OTel globals.
+	// Tracer records a dlq_store span per stored record and injects the
+	// trace context into it. Optional. Default: nil, which records no span
+	// and writes no trace context (kafkaevents.Stack passes its own).
 	Tracer *tracing.Tracer
 	// Metrics receives the counters. Optional. Default: NewMetrics().
 	Metrics *Metrics
@@ -49,9 +50,6 @@ func New(cfg Config, logger watermill.LoggerAdapter) (*Queue, error) {
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
-	}
-	if cfg.Tracer == nil {
-		cfg.Tracer = tracing.New(tracing.Config{})
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics()

@@ -467,7 +467,7 @@ func (r *Reprocessor) reprocess(ctx context.Context, rn *run, opts ReprocessOpti
 // reprocessOne handles one DLQ record. A nil return means the record is done
 // (its offset may be committed).
 func (r *Reprocessor) reprocessOne(ctx context.Context, rn *run, opts ReprocessOptions, m *sarama.ConsumerMessage) error {
-	hdr := headerMap(m.Headers)
+	hdr := middleware.HeaderMap(m.Headers)
 	if hdr[middleware.HeaderOriginalTopic] != opts.Topic {
 		rn.skipped.Add(1)
 		return nil

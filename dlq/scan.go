@@ -62,13 +62,3 @@ func scanPartition(ctx context.Context, consumer sarama.Consumer, topic string, 
 		}
 	}
 }
-
-func headerMap(hs []*sarama.RecordHeader) map[string]string {
-	m := make(map[string]string, len(hs))
-	for _, h := range hs {
-		if h != nil {
-			m[string(h.Key)] = string(h.Value)
-		}
-	}
-	return m
-}

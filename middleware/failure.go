@@ -103,3 +103,26 @@ func RejectUndecodable(h message.HandlerFunc) message.HandlerFunc {
 		return h(msg)
 	}
 }
+
+// Guard is RejectUndecodable and Recoverer in one middleware: a message
+// marked by the library's unmarshaler fails as Undecodable without reaching
+// the handler, and a handler panic becomes a *PanicError. It is what the
+// stack installs innermost; one frame instead of two keeps the goroutine
+// Watermill starts for each message within its initial stack.
+func Guard(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) (msgs []*message.Message, err error) {
+		if cause := msg.Metadata[HeaderUnmarshalError]; cause != "" {
+			return nil, Undecodable(errors.New(cause))
+		}
+		defer recoverPanic(&msgs, &err)
+		return h(msg)
+	}
+}
+
+// recoverPanic, deferred, turns a panic into a *PanicError result.
+func recoverPanic(msgs *[]*message.Message, err *error) {
+	if r := recover(); r != nil {
+		*msgs = nil
+		*err = &PanicError{Value: r, Stack: debug.Stack()}
+	}
+}

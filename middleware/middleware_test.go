@@ -85,6 +85,39 @@ func TestRejectUndecodable(t *testing.T) {
 	assert.True(t, called)
 }
 
+func TestGuardRejectsUndecodableAndRecovers(t *testing.T) {
+	calls := 0
+	h := middleware.Guard(func(msg *message.Message) ([]*message.Message, error) {
+		calls++
+		if string(msg.Payload) == "panic" {
+			panic("kaboom")
+		}
+		return []*message.Message{msg}, nil
+	})
+
+	bad := message.NewMessage("1", []byte("x"))
+	bad.Metadata.Set(middleware.HeaderUnmarshalError, "unmarshal: bad")
+	out, err := h(bad)
+	r, _ := middleware.ReasonOf(err)
+	assert.Equal(t, middleware.ReasonUndecodable, r)
+	assert.Contains(t, err.Error(), "unmarshal: bad")
+	assert.Nil(t, out)
+	assert.Zero(t, calls, "an undecodable message never reaches the handler")
+
+	out, err = h(message.NewMessage("2", []byte("panic")))
+	var pe *middleware.PanicError
+	require.ErrorAs(t, err, &pe)
+	assert.Equal(t, "panic: kaboom", err.Error())
+	assert.NotEmpty(t, pe.Stack)
+	assert.Nil(t, out, "a panic returns no messages")
+	assert.True(t, middleware.IsRetryable(err))
+
+	out, err = h(message.NewMessage("3", []byte("ok")))
+	require.NoError(t, err)
+	assert.Len(t, out, 1)
+	assert.Equal(t, 2, calls)
+}
+
 func TestDeliveryOf(t *testing.T) {
 	msg := message.NewMessage("1", nil)
 	msg.Metadata.Set(middleware.HeaderReprocessCount, "2")

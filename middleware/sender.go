@@ -13,3 +13,15 @@ import (
 type Sender interface {
 	SendRecord(ctx context.Context, rec *sarama.ProducerMessage) error
 }
+
+// HeaderMap returns the headers of a consumed record as a map, the last value
+// winning when a key repeats; nil entries are skipped.
+func HeaderMap(hs []*sarama.RecordHeader) map[string]string {
+	m := make(map[string]string, len(hs))
+	for _, h := range hs {
+		if h != nil {
+			m[string(h.Key)] = string(h.Value)
+		}
+	}
+	return m
+}
