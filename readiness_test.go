@@ -72,11 +72,12 @@ func TestReadinessFollowsBrokerOutage(t *testing.T) {
 	if script == "" {
 		t.Skip("needs real Kafka: KAFKA_LOCAL_SCRIPT is set by make test-kafka")
 	}
-	base := 31000 + int(time.Now().UnixNano()%500)*3
+	base := 31000 + int(time.Now().UnixNano()%500)*4
 	kenv := append(os.Environ(),
 		fmt.Sprintf("KAFKA_LOCAL_PORT=%d", base),
 		fmt.Sprintf("KAFKA_LOCAL_SASL_PORT=%d", base+1),
 		fmt.Sprintf("KAFKA_LOCAL_CONTROLLER_PORT=%d", base+2),
+		fmt.Sprintf("KAFKA_LOCAL_SASL_SSL_PORT=%d", base+3),
 		"KAFKA_LOCAL_DIR="+t.TempDir(),
 	)
 	run := func(args ...string) {

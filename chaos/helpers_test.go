@@ -420,7 +420,7 @@ func privateKafka(t *testing.T) *localKafka {
 			shared.err = err
 			return
 		}
-		base := freePortRun(t, 3)
+		base := freePortRun(t, 4)
 		k := &localKafka{
 			Brokers: []string{fmt.Sprintf("127.0.0.1:%d", base)},
 			script:  os.Getenv("KAFKA_LOCAL_SCRIPT"),
@@ -429,6 +429,7 @@ func privateKafka(t *testing.T) *localKafka {
 				fmt.Sprintf("KAFKA_LOCAL_PORT=%d", base),
 				fmt.Sprintf("KAFKA_LOCAL_SASL_PORT=%d", base+1),
 				fmt.Sprintf("KAFKA_LOCAL_CONTROLLER_PORT=%d", base+2),
+				fmt.Sprintf("KAFKA_LOCAL_SASL_SSL_PORT=%d", base+3),
 				"KAFKA_LOCAL_DIR="+dir),
 		}
 		started := time.Now()

@@ -7,8 +7,9 @@
 #
 # Usage: scripts/kafka-local.sh {up|down|stop|start|status|env}
 #
-#   up      fetch jars if needed, format a fresh data dir (with a SCRAM user),
-#           start the broker, wait until it answers, print the env exports
+#   up      fetch jars if needed, generate a fresh throwaway CA and broker
+#           certificate, format a fresh data dir (with a SCRAM user), start
+#           the broker, wait until it answers, print the env exports
 #   down    stop the broker (SIGTERM, then SIGKILL after ~30 s), delete its data
 #   stop    stop the broker but keep its data dir (simulates an outage)
 #   start   start the broker again on the existing data dir and wait for it
@@ -23,11 +24,17 @@
 #   KAFKA_LOCAL_PORT             PLAINTEXT listener port        (19092)
 #   KAFKA_LOCAL_SASL_PORT        SASL_PLAINTEXT/SCRAM port      (19093)
 #   KAFKA_LOCAL_CONTROLLER_PORT  KRaft controller port          (19094)
+#   KAFKA_LOCAL_SASL_SSL_PORT    SASL_SSL/SCRAM port            (KAFKA_LOCAL_PORT+3: 19095)
 #   KAFKA_LOCAL_DIR              state dir (data, pid, logs)    (<repo>/.cache/kafka-local)
 #   KAFKA_LOCAL_VERSION          Kafka version from Maven Central (4.1.2)
 #   KAFKA_LOCAL_CACHE            jar cache dir                  ($HOME/.cache/kafkaevents/kafka-<version>)
 #   KAFKA_LOCAL_TIMEOUT          seconds to wait for readiness  (90)
 #   KAFKA_HEAP_OPTS              JVM heap flags                 (-Xms256m -Xmx512m)
+#
+# The SASL_SSL listener uses the same SCRAM user as SASL_PLAINTEXT and a
+# certificate (SAN IP:127.0.0.1, DNS:localhost) signed by a throwaway CA that
+# `up` generates with openssl into <state dir>/tls; the CA's PEM file is
+# exported as KAFKA_TEST_SSL_CA_FILE. `down` deletes it with the state dir.
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
@@ -38,6 +45,16 @@ HOST=127.0.0.1
 PORT="${KAFKA_LOCAL_PORT:-19092}"
 SASL_PORT="${KAFKA_LOCAL_SASL_PORT:-19093}"
 CONTROLLER_PORT="${KAFKA_LOCAL_CONTROLLER_PORT:-19094}"
+# Follows KAFKA_LOCAL_PORT by default, so that callers that move only the
+# other three ports (tests starting a second broker next to the shared one)
+# do not collide on it.
+if [[ -n "${KAFKA_LOCAL_SASL_SSL_PORT:-}" ]]; then
+	SASL_SSL_PORT="${KAFKA_LOCAL_SASL_SSL_PORT}"
+elif [[ "${PORT}" =~ ^[0-9]+$ ]]; then
+	SASL_SSL_PORT=$((PORT + 3))
+else
+	SASL_SSL_PORT=19095
+fi
 KAFKA_VERSION="${KAFKA_LOCAL_VERSION:-4.1.2}"
 STATE_DIR="${KAFKA_LOCAL_DIR:-${REPO_ROOT}/.cache/kafka-local}"
 if [[ -n "${KAFKA_LOCAL_CACHE:-}" ]]; then
@@ -66,6 +83,11 @@ BROKER_LOG4J="${STATE_DIR}/log4j2-broker.properties"
 TOOLS_LOG4J="${STATE_DIR}/log4j2-tools.properties"
 BROKER_LOG="${STATE_DIR}/server.log"     # log4j2 output of the broker
 BROKER_OUT="${STATE_DIR}/broker.out"     # JVM stdout/stderr (crashes, GC, ...)
+TLS_DIR="${STATE_DIR}/tls"               # throwaway CA and broker certificate
+CA_CERT="${TLS_DIR}/ca.pem"
+CA_KEY="${TLS_DIR}/ca.key"
+BROKER_CERT="${TLS_DIR}/broker.pem"      # broker certificate, then the CA
+BROKER_KEY="${TLS_DIR}/broker.key"       # unencrypted PKCS#8
 
 log() { printf 'kafka-local: %s\n' "$*" >&2; }
 
@@ -97,6 +119,8 @@ export KAFKA_TEST_SASL_BROKERS=${HOST}:${SASL_PORT}
 export KAFKA_TEST_SASL_MECHANISM=${SCRAM_MECHANISM}
 export KAFKA_TEST_SASL_USERNAME=${SCRAM_USER}
 export KAFKA_TEST_SASL_PASSWORD=${SCRAM_PASSWORD}
+export KAFKA_TEST_SASL_SSL_BROKERS=${HOST}:${SASL_SSL_PORT}
+export KAFKA_TEST_SSL_CA_FILE=$(printf '%q' "${CA_CERT}")
 export KAFKA_LOCAL_SCRIPT=${SCRIPT_PATH}
 EOF
 }
@@ -140,6 +164,91 @@ ensure_jars() {
 }
 
 # ---------------------------------------------------------------------------
+# TLS: a throwaway CA and a broker certificate for the SASL_SSL listener
+
+need_openssl() {
+	need openssl "openssl is required to generate the throwaway CA and broker certificate for the SASL_SSL listener (Debian: apt-get install openssl)"
+}
+
+gen_tls() {
+	need_openssl
+	log "generating a throwaway CA and broker certificate in ${TLS_DIR}"
+	rm -rf "${TLS_DIR}"
+	mkdir -p "${TLS_DIR}"
+	chmod 700 "${TLS_DIR}"
+
+	# The broker's names: loopback by IP and by name, and HOST whatever it is.
+	local san="IP.1 = 127.0.0.1
+DNS.1 = localhost"
+	if [[ "${HOST}" != 127.0.0.1 && "${HOST}" != localhost ]]; then
+		if [[ "${HOST}" =~ ^[0-9.]+$ || "${HOST}" == *:* ]]; then
+			san+=$'\n'"IP.2 = ${HOST}"
+		else
+			san+=$'\n'"DNS.2 = ${HOST}"
+		fi
+	fi
+	# Our own openssl config, so that the result does not depend on the
+	# system's openssl.cnf (OpenSSL 1.1.1 and 3.x alike).
+	local cnf="${TLS_DIR}/openssl.cnf"
+	cat >"${cnf}" <<EOF
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = kafka-local throwaway CA
+[v3_ca]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign
+subjectKeyIdentifier = hash
+[v3_broker]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature,keyEncipherment
+extendedKeyUsage = serverAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+subjectAltName = @alt
+[alt]
+${san}
+EOF
+
+	# EC P-256 keys in PKCS#8 ("BEGIN PRIVATE KEY"), unencrypted: Kafka's
+	# PEM key store reads that without ssl.key.password. The directory is
+	# private to the user; the keys live only as long as the state dir.
+	run_openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
+		-pkeyopt ec_param_enc:named_curve -out "${CA_KEY}"
+	run_openssl req -config "${cnf}" -new -x509 -key "${CA_KEY}" \
+		-extensions v3_ca -days 30 -sha256 \
+		-set_serial "0x$(openssl rand -hex 16)" -out "${CA_CERT}"
+	run_openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
+		-pkeyopt ec_param_enc:named_curve -out "${BROKER_KEY}"
+	run_openssl req -config "${cnf}" -new -key "${BROKER_KEY}" \
+		-subj "/CN=kafka-local broker" -out "${TLS_DIR}/broker.csr"
+	run_openssl x509 -req -in "${TLS_DIR}/broker.csr" \
+		-CA "${CA_CERT}" -CAkey "${CA_KEY}" \
+		-set_serial "0x$(openssl rand -hex 16)" -days 30 -sha256 \
+		-extfile "${cnf}" -extensions v3_broker -out "${TLS_DIR}/leaf.pem"
+	cat "${TLS_DIR}/leaf.pem" "${CA_CERT}" >"${BROKER_CERT}"
+	rm -f "${TLS_DIR}/broker.csr" "${TLS_DIR}/leaf.pem"
+	chmod 600 "${CA_KEY}" "${BROKER_KEY}"
+}
+
+run_openssl() {
+	local out
+	if ! out="$(openssl "$@" 2>&1)"; then
+		printf '%s\n' "${out}" >&2
+		die "'openssl $1' failed (see above) while generating the throwaway CA and broker certificate in ${TLS_DIR}"
+	fi
+}
+
+# A PEM file as the value of a .properties entry: every line but the last
+# ends in "\n\", a newline escape and then a backslash that continues the
+# value on the next line. The value keeps its line breaks: Kafka's PEM parser
+# needs them to find more than one certificate in a chain.
+pem_property() {
+	sed -e '$!s/$/\\n\\/' "$1"
+}
+
+# ---------------------------------------------------------------------------
 # Config files
 
 write_configs() {
@@ -147,19 +256,29 @@ write_configs() {
 
 	cat >"${SERVER_PROPS}" <<EOF
 # Generated by scripts/kafka-local.sh; rewritten on every up/start.
+# Holds the throwaway broker key (listener.name.sasl_ssl.ssl.keystore.key).
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@${HOST}:${CONTROLLER_PORT}
 
-listeners=PLAINTEXT://${HOST}:${PORT},SASL_PLAINTEXT://${HOST}:${SASL_PORT},CONTROLLER://${HOST}:${CONTROLLER_PORT}
-advertised.listeners=PLAINTEXT://${HOST}:${PORT},SASL_PLAINTEXT://${HOST}:${SASL_PORT}
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT
+listeners=PLAINTEXT://${HOST}:${PORT},SASL_PLAINTEXT://${HOST}:${SASL_PORT},SASL_SSL://${HOST}:${SASL_SSL_PORT},CONTROLLER://${HOST}:${CONTROLLER_PORT}
+advertised.listeners=PLAINTEXT://${HOST}:${PORT},SASL_PLAINTEXT://${HOST}:${SASL_PORT},SASL_SSL://${HOST}:${SASL_SSL_PORT}
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 
 sasl.enabled.mechanisms=${SCRAM_MECHANISM}
 listener.name.sasl_plaintext.sasl.enabled.mechanisms=${SCRAM_MECHANISM}
 listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.sasl.enabled.mechanisms=${SCRAM_MECHANISM}
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+
+# SASL_SSL: the broker certificate from ${TLS_DIR}, inline as PEM (no client
+# certificates, so no trust store).
+listener.name.sasl_ssl.ssl.keystore.type=PEM
+listener.name.sasl_ssl.ssl.keystore.certificate.chain=$(pem_property "${BROKER_CERT}")
+listener.name.sasl_ssl.ssl.keystore.key=$(pem_property "${BROKER_KEY}")
+listener.name.sasl_ssl.ssl.client.auth=none
 
 log.dirs=${DATA_DIR}
 metadata.log.dir=${DATA_DIR}
@@ -185,6 +304,7 @@ num.recovery.threads.per.data.dir=1
 log.retention.hours=24
 log.segment.bytes=67108864
 EOF
+	chmod 600 "${SERVER_PROPS}"
 
 	# Settings for the admin tools used by the readiness check: fail fast
 	# instead of waiting the default 60 s on a broker that is not ready.
@@ -284,11 +404,23 @@ metadata_ok() {
 		--command-config "${CLIENT_PROPS}" --list >/dev/null 2>&1
 }
 
+# A TLS handshake with the SASL_SSL listener that verifies its certificate
+# against the throwaway CA and HOST; prints openssl's output on failure.
+tls_ok() {
+	local verify=(-verify_hostname "${HOST}") out
+	[[ "${HOST}" =~ ^[0-9.]+$ ]] && verify=(-verify_ip "${HOST}")
+	if ! out="$(timeout 20 openssl s_client -connect "${HOST}:${SASL_SSL_PORT}" \
+		-CAfile "${CA_CERT}" "${verify[@]}" -verify_return_error </dev/null 2>&1)"; then
+		printf '%s\n' "${out}" | tail -n 20 >&2
+		return 1
+	fi
+}
+
 check_ports_free() {
 	local p
-	for p in "${PORT}" "${SASL_PORT}" "${CONTROLLER_PORT}"; do
+	for p in "${PORT}" "${SASL_PORT}" "${SASL_SSL_PORT}" "${CONTROLLER_PORT}"; do
 		if port_open "${p}"; then
-			die "port ${HOST}:${p} is already in use by another process (a broker from another checkout? try its 'down', or set KAFKA_LOCAL_PORT/KAFKA_LOCAL_SASL_PORT/KAFKA_LOCAL_CONTROLLER_PORT)"
+			die "port ${HOST}:${p} is already in use by another process (a broker from another checkout? try its 'down', or set KAFKA_LOCAL_PORT/KAFKA_LOCAL_SASL_PORT/KAFKA_LOCAL_SASL_SSL_PORT/KAFKA_LOCAL_CONTROLLER_PORT)"
 		fi
 	done
 }
@@ -303,7 +435,7 @@ launch_broker() {
 	local heap=(${HEAP_OPTS})
 	# Remember where this run's log output starts, for wait_ready.
 	LOG_OFFSET="$(stat -c %s "${BROKER_LOG}" 2>/dev/null || echo 0)"
-	log "starting broker (PLAINTEXT ${HOST}:${PORT}, SASL_PLAINTEXT ${HOST}:${SASL_PORT}, CONTROLLER ${HOST}:${CONTROLLER_PORT})"
+	log "starting broker (PLAINTEXT ${HOST}:${PORT}, SASL_PLAINTEXT ${HOST}:${SASL_PORT}, SASL_SSL ${HOST}:${SASL_SSL_PORT}, CONTROLLER ${HOST}:${CONTROLLER_PORT})"
 	# Run from the state dir; stdin/stdout/stderr are detached so callers
 	# capturing our output (eval "$(... up)", make, CI) are not held open.
 	(
@@ -341,9 +473,13 @@ wait_ready() {
 		# broker has logged that it finished starting (or enough time has
 		# passed that the log line may simply have changed); then a real
 		# metadata request.
-		if port_open "${PORT}" && port_open "${SASL_PORT}" &&
+		if port_open "${PORT}" && port_open "${SASL_PORT}" && port_open "${SASL_SSL_PORT}" &&
 			{ started_logged || ((SECONDS - started >= 15)); } &&
 			metadata_ok; then
+			if command -v openssl >/dev/null 2>&1 && ! tls_ok; then
+				stop_broker || true
+				die "the SASL_SSL listener ${HOST}:${SASL_SSL_PORT} answers, but its certificate does not verify against ${CA_CERT} (see above)"
+			fi
 			log "broker is up (pid ${pid}) after $((SECONDS - started)) s"
 			return 0
 		fi
@@ -397,6 +533,7 @@ new_cluster_id() {
 
 cmd_up() {
 	need java "a Java 17+ runtime is required to run Kafka"
+	need_openssl
 	ensure_jars
 	if broker_pid >/dev/null; then
 		log "a broker from ${STATE_DIR} is already running; replacing it with a fresh one"
@@ -405,6 +542,7 @@ cmd_up() {
 	rm -f "${PID_FILE}"
 	check_ports_free
 	rm -rf "${DATA_DIR}" "${BROKER_LOG}"* "${BROKER_OUT}"
+	gen_tls
 	write_configs
 	mkdir -p "${DATA_DIR}"
 
@@ -432,6 +570,8 @@ cmd_start() {
 		wait_ready
 		return 0
 	fi
+	# A state dir from before the SASL_SSL listener has no certificate.
+	[[ -s "${BROKER_CERT}" && -s "${BROKER_KEY}" ]] || gen_tls
 	write_configs
 	launch_broker
 	wait_ready
