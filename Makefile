@@ -16,13 +16,14 @@ test: ## Run every test with -race on the embedded broker (needs only Go)
 	$(GO) test -race -count=1 $(PKGS)
 
 .PHONY: test-kafka
-test-kafka: ## Run the same suite against a real Apache Kafka 4.x started from Maven Central jars (chaos scenarios: make chaos)
+test-kafka: ## Run the same suite against a real Apache Kafka 4.x started from Maven Central jars, then the short chaos scenarios on it
 	@set -euo pipefail; \
 	trap '$(KAFKA_LOCAL) down' EXIT; \
 	trap 'exit 130' INT TERM; \
 	exports="$$($(KAFKA_LOCAL) up)"; \
 	eval "$$exports"; \
-	$(GO) test -race -count=1 -timeout 20m $$($(GO) list $(PKGS) | grep -v /chaos)
+	$(GO) test -race -count=1 -timeout 20m $$($(GO) list $(PKGS) | grep -v /chaos); \
+	$(GO) test -race -count=1 -timeout 20m ./chaos/
 
 .PHONY: bench
 bench: ## Benchmarks side by side; writes BENCHMARKS.md (BENCH_SHORT=1: one quick run, prints only; KAFKA_BROKERS: real Kafka)

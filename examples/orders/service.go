@@ -162,6 +162,9 @@ func Start(ctx context.Context, opts Options) (*Service, error) {
 	if svc.tp != nil {
 		stackOpts = append(stackOpts, kafkaevents.WithTracerProvider(svc.tp), kafkaevents.WithPropagator(propagator()))
 		logger.Info("tracing on (OpenTelemetry)")
+	} else {
+		// Off: no spans and no trace headers written.
+		stackOpts = append(stackOpts, kafkaevents.WithoutTracing())
 	}
 	stack, err := kafkaevents.New(cfg, stackOpts...)
 	if err != nil {
