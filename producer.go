@@ -81,13 +81,13 @@ func NewProducer(client sarama.Client, tracer *tracing.Tracer) (*Producer, error
 	go func() {
 		defer p.results.Done()
 		for rec := range ap.Successes() {
-			rec.Metadata.(*batchRecord).done(nil)
+			rec.Metadata.(pendingRecord).done(nil)
 		}
 	}()
 	go func() {
 		defer p.results.Done()
 		for perr := range ap.Errors() {
-			perr.Msg.Metadata.(*batchRecord).done(perr.Err)
+			perr.Msg.Metadata.(pendingRecord).done(perr.Err)
 		}
 	}()
 	return p, nil
@@ -168,6 +168,10 @@ type batchRecord struct {
 	err      error
 }
 
+// pendingRecord is the Metadata of a record sent on the AsyncProducer: the
+// goroutines reading its results call done with the broker's answer.
+type pendingRecord interface{ done(err error) }
+
 // done records the outcome of the record.
 func (r *batchRecord) done(err error) {
 	r.err = err
@@ -187,6 +191,34 @@ func (p *Producer) SendRecord(ctx context.Context, rec *sarama.ProducerMessage) 
 	partition, offset, err := p.sync.SendMessage(rec)
 	end(partition, offset, err)
 	return err
+}
+
+// SendRecordAsync implements middleware.AsyncSender: it stamps the
+// correlation ID and the trace context as SendRecord does, hands rec to the
+// asynchronous producer and returns; done is called once with the broker's
+// answer, from a goroutine of the producer, so it must not block. rec.Metadata
+// is overwritten.
+func (p *Producer) SendRecordAsync(ctx context.Context, rec *sarama.ProducerMessage, done func(error)) {
+	if !hasHeader(rec.Headers, correlation.Header) {
+		if id := correlation.FromContext(ctx); id != "" {
+			rec.Headers = append(rec.Headers, sarama.RecordHeader{Key: []byte(correlation.Header), Value: []byte(id)})
+		}
+	}
+	_, end := p.tracer.StartSend(ctx, rec)
+	rec.Metadata = &asyncRecord{rec: rec, end: end, cb: done}
+	p.async.Input() <- rec
+}
+
+// asyncRecord is the Metadata of a record sent by SendRecordAsync.
+type asyncRecord struct {
+	rec *sarama.ProducerMessage
+	end func(partition int32, offset int64, err error)
+	cb  func(error)
+}
+
+func (r *asyncRecord) done(err error) {
+	r.end(r.rec.Partition, r.rec.Offset, err)
+	r.cb(err)
 }
 
 // Close flushes and closes the producer. It does not close the client.

@@ -167,6 +167,7 @@ func New(cfg Config, opts ...Option) (*Stack, error) {
 		return nil, err
 	}
 	marks := newOffsetMarks()
+	marks.releaseWait = cfg.Consumer.ShutdownTimeout
 	ks, err := kafka.NewSubscriber(kafka.SubscriberConfig{
 		Brokers:               cfg.Brokers,
 		Unmarshaler:           SafeUnmarshaler{Unmarshaler: o.unmarshaler},
@@ -190,6 +191,7 @@ func New(cfg Config, opts ...Option) (*Stack, error) {
 			Tracer:      s.tracer,
 			Metrics:     s.retryStats,
 			Now:         o.now,
+			Holder:      marks,
 		}, s.logger)
 		if err != nil {
 			return nil, err

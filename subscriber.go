@@ -9,6 +9,8 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/torix/kafkaevents/middleware"
 )
 
 // drainingSubscriber wraps the Kafka subscriber so that a graceful shutdown
@@ -63,7 +65,7 @@ func (d *drainingSubscriber) Subscribe(ctx context.Context, topic string) (<-cha
 		return nil, err
 	}
 	out := make(chan *message.Message)
-	go d.forward(ctx, topic, in, out, cancel)
+	go d.forward(ctx, &subscription{topic: topic, marks: d.marks}, in, out, cancel)
 	return out, nil
 }
 
@@ -74,11 +76,16 @@ func (d *drainingSubscriber) Subscribe(ctx context.Context, topic string) (<-cha
 // cancelling the contexts of its subscriptions, and ending one subscription
 // early would make its member leave the consumer group, revoking the
 // partitions of the others while their messages are still being handled.
-func (d *drainingSubscriber) forward(ctx context.Context, topic string, in <-chan *message.Message, out chan<- *message.Message, cancel context.CancelFunc) {
+func (d *drainingSubscriber) forward(ctx context.Context, sub *subscription, in <-chan *message.Message, out chan<- *message.Message, cancel context.CancelFunc) {
 	defer d.subs.Done()
-	// watermill-kafka hands out one message per partition at a time, so
-	// the messages not yet settled are few.
+	topic := sub.topic
+	// The messages handed out and maybe not settled yet. watermill-kafka
+	// hands out one message per partition at a time, so few are unsettled,
+	// but behind a held offset (a retry record on its way) the acknowledged
+	// ones wait for their marks: the list is pruned only when it doubled
+	// since the last pruning, which keeps the cost per message constant.
 	var pending []*message.Message
+	prune := 64
 	defer func() {
 		close(out)
 		d.wait(topic, pending)
@@ -99,9 +106,14 @@ func (d *drainingSubscriber) forward(ctx context.Context, topic string, in <-cha
 			if !ok {
 				return
 			}
+			// Marks the message as one whose offset d.marks can hold.
+			msg.SetContext(context.WithValue(msg.Context(), subscriptionKey{}, sub))
 			select {
 			case out <- msg:
-				pending = append(d.unsettled(topic, pending), msg)
+				if pending = append(pending, msg); len(pending) >= prune {
+					pending = d.unsettled(topic, pending)
+					prune = max(64, 2*len(pending))
+				}
 			case <-ctx.Done():
 				return // not handed out: its offset stays unmarked
 			case <-d.closing:
@@ -206,12 +218,41 @@ func (d *drainingSubscriber) Close() error {
 // is consuming. watermill-kafka marks a message's offset from its own
 // goroutine after the acknowledgement; closing the subscriber before that
 // goroutine ran would lose the mark.
+//
+// It is also the stack's middleware.OffsetHolder: a held offset, and every
+// offset after it in its partition, is kept out of the marks (and so out of
+// the commits) until the hold is released, so that the retry middleware can
+// acknowledge a failed message while its retry record is still on its way.
 type offsetMarks struct {
 	mu      sync.Mutex
-	next    map[topicPartition]int64 // the offset after the last one marked
-	claims  map[topicPartition]int   // ConsumeClaim calls in progress
-	changed chan struct{}            // closed and replaced on a change, if watched
-	watched bool                     // changes was called since the last change
+	next    map[topicPartition]int64       // the offset after the last one marked
+	claims  map[topicPartition]*claimState // the latest claim of each partition
+	active  map[topicPartition]int         // ConsumeClaim calls in progress
+	holds   int                            // open holds, all partitions
+	changed chan struct{}                  // closed and replaced on a change, if watched
+	watched bool                           // changes was called since the last change
+
+	// maxHolds caps the open holds; Hold returns nil beyond it, and the
+	// hand-off waits for its record instead.
+	maxHolds int
+	// releaseWait bounds how long the end of a claim waits for its holds
+	// to be released, so that their offsets are committed.
+	releaseWait time.Duration
+}
+
+// claimState is one ConsumeClaim of a partition: its session and its holds.
+type claimState struct {
+	sess sarama.ConsumerGroupSession
+	// held are the held offsets; want is the highest next offset
+	// watermill-kafka asked to mark while some were held; marked is the
+	// highest next offset marked in this claim's session (which starts from
+	// the committed offset, possibly below what an earlier claim marked).
+	held   map[int64]int
+	want   int64
+	marked int64
+	// lost is closed when the claim ends.
+	lost  chan struct{}
+	ended bool
 }
 
 type topicPartition struct {
@@ -219,19 +260,34 @@ type topicPartition struct {
 	partition int32
 }
 
+const (
+	defaultMaxHolds    = 1024
+	defaultReleaseWait = 10 * time.Second
+)
+
 func newOffsetMarks() *offsetMarks {
-	return &offsetMarks{next: map[topicPartition]int64{}, claims: map[topicPartition]int{}, changed: make(chan struct{})}
+	return &offsetMarks{
+		next: map[topicPartition]int64{}, claims: map[topicPartition]*claimState{}, active: map[topicPartition]int{},
+		changed:  make(chan struct{}),
+		maxHolds: defaultMaxHolds, releaseWait: defaultReleaseWait,
+	}
 }
 
+// update runs f under the lock and signals a change.
 func (o *offsetMarks) update(f func()) {
 	o.mu.Lock()
 	f()
+	o.signal()
+	o.mu.Unlock()
+}
+
+// signal wakes the watchers of changes; o.mu is held.
+func (o *offsetMarks) signal() {
 	if o.watched {
 		close(o.changed)
 		o.changed = make(chan struct{})
 		o.watched = false
 	}
-	o.mu.Unlock()
 }
 
 // changes returns a channel that is closed at the next change.
@@ -254,8 +310,102 @@ func (o *offsetMarks) done(topic string, m *message.Message) bool {
 	tp := topicPartition{topic, p}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return o.next[tp] > off || o.claims[tp] == 0
+	return o.next[tp] > off || o.active[tp] == 0
 }
+
+// subscription is the context value that marks the messages of the stack's
+// subscriber, whose offsets offsetMarks can hold.
+type subscription struct {
+	topic string
+	marks *offsetMarks
+}
+
+type subscriptionKey struct{}
+
+// Hold implements middleware.OffsetHolder.
+func (o *offsetMarks) Hold(msg *message.Message) middleware.OffsetHold {
+	sub, ok := msg.Context().Value(subscriptionKey{}).(*subscription)
+	if !ok || sub.marks != o {
+		return nil
+	}
+	p, ok1 := kafka.MessagePartitionFromCtx(msg.Context())
+	off, ok2 := kafka.MessagePartitionOffsetFromCtx(msg.Context())
+	if !ok1 || !ok2 {
+		return nil
+	}
+	tp := topicPartition{sub.topic, p}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	c := o.claims[tp]
+	// Two claims of one partition at once (a rebalance of two members of
+	// this process) leave it unclear whose session marks the message: no
+	// hold then.
+	if c == nil || c.ended || o.active[tp] != 1 || o.holds >= o.maxHolds || c.marked > off {
+		return nil
+	}
+	c.held[off]++
+	o.holds++
+	return &offsetHold{marks: o, tp: tp, claim: c, offset: off}
+}
+
+// minHeld returns the smallest held offset of c, or -1.
+func (c *claimState) minHeld() int64 {
+	lowest := int64(-1)
+	for off := range c.held {
+		if lowest < 0 || off < lowest {
+			lowest = off
+		}
+	}
+	return lowest
+}
+
+// mark marks next (the offset after the last message done) in c's session,
+// or as much of it as the holds allow; o.mu is held.
+func (o *offsetMarks) mark(tp topicPartition, c *claimState, next int64) {
+	if c == nil || c.ended {
+		return
+	}
+	if len(c.held) > 0 {
+		c.want = max(c.want, next)
+		next = min(next, c.minHeld())
+	}
+	if next <= c.marked {
+		return
+	}
+	c.sess.MarkOffset(tp.topic, tp.partition, next, "")
+	c.marked = next
+	o.next[tp] = max(o.next[tp], next)
+	o.signal()
+}
+
+type offsetHold struct {
+	marks    *offsetMarks
+	tp       topicPartition
+	claim    *claimState
+	offset   int64
+	released bool
+}
+
+// Release implements middleware.OffsetHold.
+func (h *offsetHold) Release() {
+	o := h.marks
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if h.released {
+		return
+	}
+	h.released = true
+	o.holds--
+	c := h.claim
+	if c.held[h.offset]--; c.held[h.offset] <= 0 {
+		delete(c.held, h.offset)
+	}
+	o.mark(h.tp, c, c.want)
+	o.signal()
+}
+
+// Lost implements middleware.OffsetHold.
+func (h *offsetHold) Lost() <-chan struct{} { return h.claim.lost }
 
 // WrapConsumerGroupHandler implements kafka.SaramaTracer.
 func (o *offsetMarks) WrapConsumerGroupHandler(h sarama.ConsumerGroupHandler) sarama.ConsumerGroupHandler {
@@ -280,29 +430,68 @@ type markingHandler struct {
 	marks *offsetMarks
 }
 
+// ConsumeClaim runs watermill-kafka's ConsumeClaim with a session that
+// honours the holds. When it returns, it waits (at most releaseWait) for the
+// holds of the claim to be released, so that their offsets are marked before
+// the session commits; the offsets still held then are left uncommitted and
+// their messages are delivered again.
 func (h markingHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	o := h.marks
 	tp := topicPartition{claim.Topic(), claim.Partition()}
-	h.marks.update(func() { h.marks.claims[tp]++ })
-	defer h.marks.update(func() {
-		h.marks.claims[tp]--
-		if h.marks.claims[tp] <= 0 {
-			delete(h.marks.claims, tp)
+	c := &claimState{sess: sess, held: map[int64]int{}, lost: make(chan struct{})}
+	o.update(func() {
+		o.claims[tp] = c
+		o.active[tp]++
+	})
+
+	err := h.ConsumerGroupHandler.ConsumeClaim(markingSession{ConsumerGroupSession: sess, marks: o, tp: tp, claim: c}, claim)
+
+	deadline := time.Now().Add(o.releaseWait)
+	for {
+		changed := o.changes()
+		o.mu.Lock()
+		n := len(c.held)
+		o.mu.Unlock()
+		if n == 0 || !time.Now().Before(deadline) {
+			break
+		}
+		t := time.NewTimer(time.Until(deadline))
+		select {
+		case <-changed:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	o.update(func() {
+		c.ended = true
+		close(c.lost)
+		if o.claims[tp] == c {
+			delete(o.claims, tp)
+		}
+		if o.active[tp]--; o.active[tp] <= 0 {
+			delete(o.active, tp)
 		}
 	})
-	return h.ConsumerGroupHandler.ConsumeClaim(markingSession{ConsumerGroupSession: sess, marks: h.marks}, claim)
+	return err
 }
 
 type markingSession struct {
 	sarama.ConsumerGroupSession
 	marks *offsetMarks
+	tp    topicPartition
+	claim *claimState
 }
 
-func (s markingSession) MarkMessage(msg *sarama.ConsumerMessage, metadata string) {
-	s.ConsumerGroupSession.MarkMessage(msg, metadata)
-	tp := topicPartition{msg.Topic, msg.Partition}
-	s.marks.update(func() {
-		if msg.Offset+1 > s.marks.next[tp] {
-			s.marks.next[tp] = msg.Offset + 1
-		}
-	})
+// MarkMessage marks msg, or as much as the holds of its partition allow.
+func (s markingSession) MarkMessage(msg *sarama.ConsumerMessage, _ string) {
+	o := s.marks
+	if msg.Topic != s.tp.topic || msg.Partition != s.tp.partition {
+		// Not this claim's partition (watermill-kafka never does this):
+		// mark it as it is.
+		s.ConsumerGroupSession.MarkMessage(msg, "")
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.mark(s.tp, s.claim, msg.Offset+1)
 }

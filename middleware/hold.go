@@ -1,0 +1,42 @@
+package middleware
+
+import (
+	"context"
+
+	"github.com/IBM/sarama"
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// OffsetHolder lets a hand-off acknowledge a message before its retry record
+// is durable, without giving up at-least-once delivery: the consumer keeps
+// the message's offset, and every offset after it, out of its commits until
+// the hold is released. The kafkaevents Stack's subscriber implements it.
+type OffsetHolder interface {
+	// Hold holds back the offset of msg and returns the hold, or nil when
+	// it cannot: msg did not come from this consumer, its partition is no
+	// longer assigned, or too many holds are open already. A nil hold means
+	// the caller must wait for its record before it acknowledges msg.
+	Hold(msg *message.Message) OffsetHold
+}
+
+// OffsetHold is the offset of one acknowledged message held back from the
+// consumer group's commits.
+type OffsetHold interface {
+	// Release lets the offset be committed: the record that replaces the
+	// message is durable. Calling it more than once does nothing.
+	Release()
+	// Lost is closed when releasing can no longer commit the offset: the
+	// partition was revoked or the consumer stopped. The message will be
+	// delivered again from the last committed offset, by this consumer or
+	// another one of the group.
+	Lost() <-chan struct{}
+}
+
+// AsyncSender is a Sender that can also send without waiting.
+type AsyncSender interface {
+	Sender
+	// SendRecordAsync hands rec to the producer and returns at once; done
+	// is called exactly once, from another goroutine, with the broker's
+	// answer (nil when the record was acknowledged). done must not block.
+	SendRecordAsync(ctx context.Context, rec *sarama.ProducerMessage, done func(error))
+}
