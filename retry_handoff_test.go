@@ -19,74 +19,107 @@ import (
 	"github.com/torix/kafkaevents/middleware"
 )
 
+// handoffRig is a one-partition topic whose handler fails the first
+// delivery of "m-0" only, on the embedded broker, with the means to refuse
+// retry records and to read the group's committed offset.
+type handoffRig struct {
+	env   *testEnv
+	topic string
+	cfg   kafkaevents.Config
+	admin sarama.ClusterAdmin
+
+	mu         sync.Mutex
+	deliveries map[string][]int // id -> retry count of each delivery
+}
+
+func newHandoffRig(t *testing.T, name string) *handoffRig {
+	t.Helper()
+	env := newEnv(t)
+	if env.Broker == nil {
+		t.Skip("needs the embedded broker's fault injection")
+	}
+	rig := &handoffRig{env: env, topic: uniq(name), cfg: env.baseConfig(name), deliveries: map[string][]int{}}
+	env.createTopics(t, 1, rig.topic)
+	rig.cfg.Retry.Attempts = 2
+	admin, err := sarama.NewClusterAdminFromClient(env.client(t))
+	require.NoError(t, err)
+	rig.admin = admin
+	return rig
+}
+
+// start runs a stack with the rig's handler.
+func (rig *handoffRig) start(t *testing.T) *running {
+	t.Helper()
+	return start(t, rig.cfg, func(s *kafkaevents.Stack, r *message.Router) {
+		_, err := s.AddHandler(r, rig.topic, "Handoff.handle", func(msg *message.Message) error {
+			id := string(msg.Payload)
+			rig.mu.Lock()
+			rig.deliveries[id] = append(rig.deliveries[id], middleware.DeliveryOf(msg).RetryCount)
+			first := len(rig.deliveries[id]) == 1
+			rig.mu.Unlock()
+			if id == "m-0" && first {
+				return errors.New("first delivery of m-0 fails")
+			}
+			return nil
+		})
+		require.NoError(t, err)
+	})
+}
+
+// refuseRetries makes the broker answer every produce request to the
+// stack's first retry lane with NOT_ENOUGH_REPLICAS until Remove.
+func (rig *handoffRig) refuseRetries(rn *running) *kfake.FaultHandle {
+	return rig.env.Broker.Cluster().Fault(kfake.Fault{
+		Keys: []kmsg.Key{kmsg.Produce}, Topic: rn.Stack.RetryTopics()[0], Err: kerr.NotEnoughReplicas, Count: -1,
+	})
+}
+
+func (rig *handoffRig) send(t *testing.T, rn *running, n int) {
+	t.Helper()
+	for i := range n {
+		_, err := rn.Stack.Producer().Send(t.Context(), kafkaevents.Message{Topic: rig.topic, Key: "k", Value: fmt.Sprintf("m-%d", i)})
+		require.NoError(t, err)
+	}
+}
+
+// delivered returns the retry counts of the deliveries of id so far.
+func (rig *handoffRig) delivered(id string) []int {
+	rig.mu.Lock()
+	defer rig.mu.Unlock()
+	return append([]int(nil), rig.deliveries[id]...)
+}
+
+// committed returns the group's committed offset of the partition, or -1.
+func (rig *handoffRig) committed(t *testing.T) int64 {
+	offsets, err := rig.admin.ListConsumerGroupOffsets(rig.cfg.Consumer.GroupID, map[string][]int32{rig.topic: {0}})
+	require.NoError(t, err)
+	if b := offsets.GetBlock(rig.topic, 0); b != nil {
+		return b.Offset
+	}
+	return -1
+}
+
 // TestRetryHandoffDoesNotBlockItsPartition makes the broker refuse the retry
 // record of a failed message and checks both halves of the hand-off
 // contract: the messages behind the failed one keep flowing while its retry
 // record is refused, and the group's committed offset stays at the failed
 // message until the record is written. Then the stack is stopped with the
 // record still refused: the next instance of the group gets the failed
-// message again, and once the broker accepts retry records, its retry.
+// message again.
 func TestRetryHandoffDoesNotBlockItsPartition(t *testing.T) {
-	env := newEnv(t)
-	if env.Broker == nil {
-		t.Skip("needs the embedded broker's fault injection")
-	}
-	topic := uniq("handoff")
-	env.createTopics(t, 1, topic)
-	cfg := env.baseConfig("handoff")
-	cfg.Retry.Attempts = 2
-	cfg.Consumer.ShutdownTimeout = 2 * time.Second
-
-	var mu sync.Mutex
-	deliveries := map[string][]int{} // id -> retry count of each delivery
-	handler := func(msg *message.Message) error {
-		id := string(msg.Payload)
-		mu.Lock()
-		deliveries[id] = append(deliveries[id], middleware.DeliveryOf(msg).RetryCount)
-		first := len(deliveries[id]) == 1
-		mu.Unlock()
-		if id == "m-0" && first {
-			return errors.New("first delivery of m-0 fails")
-		}
-		return nil
-	}
-	setup := func(s *kafkaevents.Stack, r *message.Router) {
-		_, err := s.AddHandler(r, topic, "Handoff.handle", handler)
-		require.NoError(t, err)
-	}
-	delivered := func(id string) []int {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]int(nil), deliveries[id]...)
-	}
-	admin, err := sarama.NewClusterAdminFromClient(env.client(t))
-	require.NoError(t, err)
-	committed := func() int64 {
-		offsets, err := admin.ListConsumerGroupOffsets(cfg.Consumer.GroupID, map[string][]int32{topic: {0}})
-		require.NoError(t, err)
-		if b := offsets.GetBlock(topic, 0); b != nil {
-			return b.Offset
-		}
-		return -1
-	}
-
-	rn := start(t, cfg, setup)
-	lane := rn.Stack.RetryTopics()[0]
-	fault := env.Broker.Cluster().Fault(kfake.Fault{
-		Keys: []kmsg.Key{kmsg.Produce}, Topic: lane, Err: kerr.NotEnoughReplicas, Count: -1,
-	})
+	rig := newHandoffRig(t, "handoff")
+	rig.cfg.Consumer.ShutdownTimeout = 2 * time.Second
+	rn := rig.start(t)
+	fault := rig.refuseRetries(rn)
 	defer fault.Remove()
 
 	const n = 10
-	for i := range n {
-		_, err := rn.Stack.Producer().Send(t.Context(), kafkaevents.Message{Topic: topic, Key: "k", Value: fmt.Sprintf("m-%d", i)})
-		require.NoError(t, err)
-	}
+	rig.send(t, rn, n)
 	// Non-blocking: m-1..m-9 are handled although m-0's retry record is
 	// refused.
 	require.Eventually(t, func() bool {
 		for i := 1; i < n; i++ {
-			if len(delivered(fmt.Sprintf("m-%d", i))) == 0 {
+			if len(rig.delivered(fmt.Sprintf("m-%d", i))) == 0 {
 				return false
 			}
 		}
@@ -96,22 +129,22 @@ func TestRetryHandoffDoesNotBlockItsPartition(t *testing.T) {
 	// Nothing lost: the offset of m-0 (0) is not committed past while its
 	// retry record is refused (sarama commits marked offsets every second).
 	time.Sleep(2500 * time.Millisecond)
-	assert.LessOrEqual(t, committed(), int64(0), "committed past the message whose retry record was refused")
-	assert.Equal(t, []int{0}, delivered("m-0"), "m-0 was delivered once, its retry not yet")
+	assert.LessOrEqual(t, rig.committed(t), int64(0), "committed past the message whose retry record was refused")
+	assert.Equal(t, []int{0}, rig.delivered("m-0"), "m-0 was delivered once, its retry not yet")
 	assert.Zero(t, rn.Stack.RetryStats().Handlers["Handoff.handle"].Scheduled, "no retry counted as scheduled before the broker took it")
 
 	// A stop while the record is refused leaves m-0 uncommitted.
 	rn.Stop()
-	assert.LessOrEqual(t, committed(), int64(0), "committed past m-0 at shutdown")
+	assert.LessOrEqual(t, rig.committed(t), int64(0), "committed past m-0 at shutdown")
 
 	// The next instance gets m-0 again from the main topic (the messages
 	// after it too: at-least-once) and handles it; no retry record of the
 	// first instance was ever written.
 	fault.Remove()
-	rn2 := start(t, cfg, setup)
-	require.Eventually(t, func() bool { return len(delivered("m-0")) >= 2 }, 30*time.Second, 20*time.Millisecond, "m-0 delivered again")
-	assert.Equal(t, []int{0, 0}, delivered("m-0")[:2], "the redelivery comes from the main topic")
-	require.Eventually(t, func() bool { return committed() == n }, 10*time.Second, 50*time.Millisecond, "everything committed in the end")
+	rn2 := rig.start(t)
+	require.Eventually(t, func() bool { return len(rig.delivered("m-0")) >= 2 }, 30*time.Second, 20*time.Millisecond, "m-0 delivered again")
+	assert.Equal(t, []int{0, 0}, rig.delivered("m-0")[:2], "the redelivery comes from the main topic")
+	require.Eventually(t, func() bool { return rig.committed(t) == n }, 10*time.Second, 50*time.Millisecond, "everything committed in the end")
 	rn2.Stop()
 }
 
@@ -119,65 +152,23 @@ func TestRetryHandoffDoesNotBlockItsPartition(t *testing.T) {
 // a while and then accepts it: the retry is delivered, counted as scheduled
 // once, and the committed offset moves past the failed message only then.
 func TestRetryHandoffCommitsAfterTheRecordIsWritten(t *testing.T) {
-	env := newEnv(t)
-	if env.Broker == nil {
-		t.Skip("needs the embedded broker's fault injection")
-	}
-	topic := uniq("handoff-late")
-	env.createTopics(t, 1, topic)
-	cfg := env.baseConfig("handoff-late")
-	cfg.Retry.Attempts = 2
+	rig := newHandoffRig(t, "handoff-late")
+	rn := rig.start(t)
+	fault := rig.refuseRetries(rn)
+	defer fault.Remove()
 
-	var mu sync.Mutex
-	deliveries := map[string][]int{}
-	rn := start(t, cfg, func(s *kafkaevents.Stack, r *message.Router) {
-		_, err := s.AddHandler(r, topic, "Handoff.late", func(msg *message.Message) error {
-			id := string(msg.Payload)
-			mu.Lock()
-			deliveries[id] = append(deliveries[id], middleware.DeliveryOf(msg).RetryCount)
-			first := len(deliveries[id]) == 1
-			mu.Unlock()
-			if id == "m-0" && first {
-				return errors.New("first delivery of m-0 fails")
-			}
-			return nil
-		})
-		require.NoError(t, err)
-	})
-	admin, err := sarama.NewClusterAdminFromClient(env.client(t))
-	require.NoError(t, err)
-	committed := func() int64 {
-		offsets, err := admin.ListConsumerGroupOffsets(cfg.Consumer.GroupID, map[string][]int32{topic: {0}})
-		require.NoError(t, err)
-		if b := offsets.GetBlock(topic, 0); b != nil {
-			return b.Offset
-		}
-		return -1
-	}
-	fault := env.Broker.Cluster().Fault(kfake.Fault{
-		Keys: []kmsg.Key{kmsg.Produce}, Topic: rn.Stack.RetryTopics()[0], Err: kerr.NotEnoughReplicas, Count: -1,
-	})
-	for i := range 5 {
-		_, err := rn.Stack.Producer().Send(t.Context(), kafkaevents.Message{Topic: topic, Key: "k", Value: fmt.Sprintf("m-%d", i)})
-		require.NoError(t, err)
-	}
+	const n = 5
+	rig.send(t, rn, n)
 	require.Eventually(t, func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(deliveries["m-4"]) == 1 && fault.Hits() >= 2
+		return len(rig.delivered("m-4")) == 1 && fault.Hits() >= 2
 	}, 20*time.Second, 20*time.Millisecond)
 	time.Sleep(1500 * time.Millisecond)
-	assert.LessOrEqual(t, committed(), int64(0))
+	assert.LessOrEqual(t, rig.committed(t), int64(0))
 
 	fault.Remove()
-	require.Eventually(t, func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(deliveries["m-0"]) == 2
-	}, 30*time.Second, 20*time.Millisecond, "the retry of m-0 was delivered once the broker took its record")
-	mu.Lock()
-	assert.Equal(t, []int{0, 1}, deliveries["m-0"])
-	mu.Unlock()
-	require.Eventually(t, func() bool { return committed() == 5 }, 10*time.Second, 50*time.Millisecond)
-	assert.Equal(t, int64(1), rn.Stack.RetryStats().Handlers["Handoff.late"].Scheduled)
+	require.Eventually(t, func() bool { return len(rig.delivered("m-0")) == 2 }, 30*time.Second, 20*time.Millisecond,
+		"the retry of m-0 was delivered once the broker took its record")
+	assert.Equal(t, []int{0, 1}, rig.delivered("m-0"))
+	require.Eventually(t, func() bool { return rig.committed(t) == n }, 10*time.Second, 50*time.Millisecond)
+	assert.Equal(t, int64(1), rn.Stack.RetryStats().Handlers["Handoff.handle"].Scheduled)
 }

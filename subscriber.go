@@ -397,7 +397,8 @@ func (h *offsetHold) Release() {
 	h.released = true
 	o.holds--
 	c := h.claim
-	if c.held[h.offset]--; c.held[h.offset] <= 0 {
+	c.held[h.offset]--
+	if c.held[h.offset] <= 0 {
 		delete(c.held, h.offset)
 	}
 	o.mark(h.tp, c, c.want)
@@ -468,7 +469,8 @@ func (h markingHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sar
 		if o.claims[tp] == c {
 			delete(o.claims, tp)
 		}
-		if o.active[tp]--; o.active[tp] <= 0 {
+		o.active[tp]--
+		if o.active[tp] <= 0 {
 			delete(o.active, tp)
 		}
 	})
