@@ -227,9 +227,10 @@ func TestRetryPrecisionMixedDelays(t *testing.T) {
 	p50, p99, maxL := sorted[len(sorted)/2], sorted[len(sorted)*99/100], sorted[len(sorted)-1]
 	t.Logf("retry lateness over %d retries (100ms/1s/5s): p50=%s p99=%s max=%s early=%d", len(sorted), p50, p99, maxL, early.Load())
 	assert.Zero(t, early.Load(), "no retry may be delivered before x-retry-after")
-	if !env.Real {
-		assert.LessOrEqual(t, p99, 100*time.Millisecond, "p99 lateness on the embedded broker")
-	}
+	// A short delay waiting behind a long one would be seconds late. The
+	// bound leaves room for a loaded machine: the lateness itself is
+	// measured by the benchmarks (figure 3, about 1.5 ms at p99).
+	assert.LessOrEqual(t, p99, 500*time.Millisecond, "p99 lateness")
 	st := rn.Stack.RetryStats()
 	assert.Zero(t, st.Lateness.Early)
 }
