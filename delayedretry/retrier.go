@@ -320,32 +320,16 @@ func (r *Retrier) schedule(msg *message.Message, d middleware.Delivery, p Policy
 	})
 	defer span.End()
 
-	headers := make([]sarama.RecordHeader, 0, len(msg.Metadata)+10)
-	for k, v := range msg.Metadata {
-		if isRetryHeader(k) {
-			continue
-		}
-		headers = append(headers, sarama.RecordHeader{Key: []byte(k), Value: []byte(v)})
-	}
-	set := func(k, v string) {
-		headers = append(headers, sarama.RecordHeader{Key: []byte(k), Value: []byte(v)})
-	}
-	if msg.UUID != "" {
-		set(middleware.HeaderWatermillUUID, msg.UUID)
-	}
-	set(middleware.HeaderOriginalTopic, d.Topic)
-	set(middleware.HeaderHandlerID, d.HandlerID)
-	set(middleware.HeaderRetryCount, strconv.Itoa(attempt))
-	set(middleware.HeaderRetryAfter, due.Format(middleware.TimeFormat))
-	set(middleware.HeaderFirstFailedAt, firstFailed.Format(middleware.TimeFormat))
-	set(middleware.HeaderFailedAt, now.Format(middleware.TimeFormat))
-	set(middleware.HeaderErrorMessage, middleware.TruncateError(cause.Error()))
-	if d.HasOffset { // from the main topic, or carried along by earlier retries
-		set(middleware.HeaderOriginalPartition, strconv.FormatInt(int64(d.Partition), 10))
-		set(middleware.HeaderOriginalOffset, strconv.FormatInt(d.Offset, 10))
-	}
+	headers := middleware.CopyHeaders(msg.Metadata, 10, isRetryHeader)
+	headers.SetOrigin(msg.UUID, d.Topic, d.HasOffset, d.Partition, d.Offset) // the offset: from the main topic, or carried along
+	headers.Set(middleware.HeaderHandlerID, d.HandlerID)
+	headers.Set(middleware.HeaderRetryCount, strconv.Itoa(attempt))
+	headers.Set(middleware.HeaderRetryAfter, due.Format(middleware.TimeFormat))
+	headers.Set(middleware.HeaderFirstFailedAt, firstFailed.Format(middleware.TimeFormat))
+	headers.Set(middleware.HeaderFailedAt, now.Format(middleware.TimeFormat))
+	headers.Set(middleware.HeaderErrorMessage, middleware.TruncateError(cause.Error()))
 	if id := correlation.FromMessage(msg); id != "" {
-		set(middleware.HeaderCorrelationID, id)
+		headers.Set(middleware.HeaderCorrelationID, id)
 	}
 	rec := &sarama.ProducerMessage{
 		Topic:   topic,

@@ -113,24 +113,9 @@ func (q *Queue) Store(ctx context.Context, rec Record) error {
 	})
 	defer span.End()
 
-	headers := make([]sarama.RecordHeader, 0, len(rec.Headers)+14)
-	for k, v := range rec.Headers {
-		if isOwnHeader(k) {
-			continue
-		}
-		headers = append(headers, sarama.RecordHeader{Key: []byte(k), Value: []byte(v)})
-	}
-	set := func(k, v string) {
-		headers = append(headers, sarama.RecordHeader{Key: []byte(k), Value: []byte(v)})
-	}
-	if rec.UUID != "" {
-		set(middleware.HeaderWatermillUUID, rec.UUID)
-	}
-	set(middleware.HeaderOriginalTopic, rec.Topic)
-	if rec.HasOffset {
-		set(middleware.HeaderOriginalPartition, strconv.FormatInt(int64(rec.Partition), 10))
-		set(middleware.HeaderOriginalOffset, strconv.FormatInt(rec.Offset, 10))
-	}
+	headers := middleware.CopyHeaders(rec.Headers, 14, isOwnHeader)
+	headers.SetOrigin(rec.UUID, rec.Topic, rec.HasOffset, rec.Partition, rec.Offset)
+	set := headers.Set
 	set(middleware.HeaderHandlerID, rec.HandlerID)
 	set(middleware.HeaderRetryCount, strconv.Itoa(rec.RetryCount))
 	errText := ""

@@ -139,3 +139,24 @@ func TestDeliveryOf(t *testing.T) {
 	assert.False(t, middleware.HandoffDisabled(context.Background()))
 	assert.True(t, middleware.HandoffDisabled(middleware.WithoutHandoff(context.Background())))
 }
+
+func TestRecordHeaders(t *testing.T) {
+	h := middleware.CopyHeaders(map[string]string{"keep": "1", middleware.HeaderRetryCount: "7"}, 4,
+		func(k string) bool { return k == middleware.HeaderRetryCount })
+	h.SetOrigin("uuid-1", "orders", true, 2, 42)
+	h.Set(middleware.HeaderRetryCount, "1")
+	got := map[string]string{}
+	for _, rh := range h {
+		got[string(rh.Key)] = string(rh.Value)
+	}
+	assert.Equal(t, map[string]string{
+		"keep": "1", middleware.HeaderWatermillUUID: "uuid-1", middleware.HeaderOriginalTopic: "orders",
+		middleware.HeaderOriginalPartition: "2", middleware.HeaderOriginalOffset: "42", middleware.HeaderRetryCount: "1",
+	}, got)
+	assert.Len(t, h, 6, "the skipped header is not copied")
+
+	var bare middleware.RecordHeaders
+	bare.SetOrigin("", "orders", false, 0, 0)
+	require.Len(t, bare, 1, "no UUID, no offset: only the topic")
+	assert.Equal(t, middleware.HeaderOriginalTopic, string(bare[0].Key))
+}

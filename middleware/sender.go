@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"context"
+	"strconv"
 
 	"github.com/IBM/sarama"
 )
@@ -24,4 +25,39 @@ func HeaderMap(hs []*sarama.RecordHeader) map[string]string {
 		}
 	}
 	return m
+}
+
+// RecordHeaders builds the headers of a record the library writes (a retry
+// or DLQ record).
+type RecordHeaders []sarama.RecordHeader
+
+// CopyHeaders returns RecordHeaders holding md's entries except those skip
+// reports, with room for extra more.
+func CopyHeaders(md map[string]string, extra int, skip func(key string) bool) RecordHeaders {
+	h := make(RecordHeaders, 0, len(md)+extra)
+	for k, v := range md {
+		if !skip(k) {
+			h = append(h, sarama.RecordHeader{Key: []byte(k), Value: []byte(v)})
+		}
+	}
+	return h
+}
+
+// Set appends the header k: v.
+func (h *RecordHeaders) Set(k, v string) {
+	*h = append(*h, sarama.RecordHeader{Key: []byte(k), Value: []byte(v)})
+}
+
+// SetOrigin appends the headers that name where the message came from: its
+// Watermill UUID (unless empty), HeaderOriginalTopic and, when hasOffset,
+// HeaderOriginalPartition and HeaderOriginalOffset.
+func (h *RecordHeaders) SetOrigin(uuid, topic string, hasOffset bool, partition int32, offset int64) {
+	if uuid != "" {
+		h.Set(HeaderWatermillUUID, uuid)
+	}
+	h.Set(HeaderOriginalTopic, topic)
+	if hasOffset {
+		h.Set(HeaderOriginalPartition, strconv.FormatInt(int64(partition), 10))
+		h.Set(HeaderOriginalOffset, strconv.FormatInt(offset, 10))
+	}
 }
