@@ -333,7 +333,11 @@ func (o *offsetMarks) Hold(msg *message.Message) middleware.OffsetHold {
 	if !ok1 || !ok2 {
 		return nil
 	}
-	tp := topicPartition{sub.topic, p}
+	return o.hold(topicPartition{sub.topic, p}, off)
+}
+
+// hold holds back offset off of tp, or returns nil.
+func (o *offsetMarks) hold(tp topicPartition, off int64) middleware.OffsetHold {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	c := o.claims[tp]
@@ -395,8 +399,11 @@ func (h *offsetHold) Release() {
 		return
 	}
 	h.released = true
-	o.holds--
 	c := h.claim
+	if c.ended {
+		return // counted out when the claim ended
+	}
+	o.holds--
 	c.held[h.offset]--
 	if c.held[h.offset] <= 0 {
 		delete(c.held, h.offset)
@@ -439,13 +446,26 @@ type markingHandler struct {
 func (h markingHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
 	o := h.marks
 	tp := topicPartition{claim.Topic(), claim.Partition()}
+	c := o.startClaim(tp, sess)
+	err := h.ConsumerGroupHandler.ConsumeClaim(markingSession{ConsumerGroupSession: sess, marks: o, tp: tp, claim: c}, claim)
+	o.endClaim(tp, c)
+	return err
+}
+
+// startClaim registers a claim of tp in sess.
+func (o *offsetMarks) startClaim(tp topicPartition, sess sarama.ConsumerGroupSession) *claimState {
 	c := &claimState{sess: sess, held: map[int64]int{}, lost: make(chan struct{})}
 	o.update(func() {
 		o.claims[tp] = c
 		o.active[tp]++
 	})
+	return c
+}
 
-	err := h.ConsumerGroupHandler.ConsumeClaim(markingSession{ConsumerGroupSession: sess, marks: o, tp: tp, claim: c}, claim)
+// endClaim waits (at most releaseWait) for the holds of c to be released,
+// so that their offsets are marked before the session commits, and then
+// ends c: the holds still open are lost.
+func (o *offsetMarks) endClaim(tp topicPartition, c *claimState) {
 
 	deadline := time.Now().Add(o.releaseWait)
 	for {
@@ -465,6 +485,11 @@ func (h markingHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sar
 	}
 	o.update(func() {
 		c.ended = true
+		// The holds still open are lost: their offsets stay uncommitted.
+		for _, n := range c.held {
+			o.holds -= n
+		}
+		clear(c.held)
 		close(c.lost)
 		if o.claims[tp] == c {
 			delete(o.claims, tp)
@@ -474,7 +499,6 @@ func (h markingHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sar
 			delete(o.active, tp)
 		}
 	})
-	return err
 }
 
 type markingSession struct {
