@@ -167,7 +167,10 @@ func New(cfg Config, opts ...Option) (*Stack, error) {
 		return nil, err
 	}
 	marks := newOffsetMarks()
-	marks.releaseWait = cfg.Consumer.ShutdownTimeout
+	// A claim that ends waits for its retry records at most this long:
+	// within the shutdown timeout, and well within the rebalance timeout,
+	// past which the coordinator would evict the member.
+	marks.releaseWait = min(cfg.Consumer.ShutdownTimeout, cfg.Consumer.RebalanceTimeout/2)
 	ks, err := kafka.NewSubscriber(kafka.SubscriberConfig{
 		Brokers:               cfg.Brokers,
 		Unmarshaler:           SafeUnmarshaler{Unmarshaler: o.unmarshaler},

@@ -466,7 +466,6 @@ func (o *offsetMarks) startClaim(tp topicPartition, sess sarama.ConsumerGroupSes
 // so that their offsets are marked before the session commits, and then
 // ends c: the holds still open are lost.
 func (o *offsetMarks) endClaim(tp topicPartition, c *claimState) {
-
 	deadline := time.Now().Add(o.releaseWait)
 	for {
 		changed := o.changes()
