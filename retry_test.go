@@ -228,9 +228,13 @@ func TestRetryPrecisionMixedDelays(t *testing.T) {
 	t.Logf("retry lateness over %d retries (100ms/1s/5s): p50=%s p99=%s max=%s early=%d", len(sorted), p50, p99, maxL, early.Load())
 	assert.Zero(t, early.Load(), "no retry may be delivered before x-retry-after")
 	// A short delay waiting behind a long one would be seconds late. The
-	// bound leaves room for a loaded machine: the lateness itself is
-	// measured by the benchmarks (figure 3, about 1.5 ms at p99).
-	assert.LessOrEqual(t, p99, 500*time.Millisecond, "p99 lateness")
+	// benchmarks measure the lateness itself (figure 3: about 1.5 ms at
+	// p99 on the embedded broker, 13 ms on the local Kafka).
+	bound := 100 * time.Millisecond
+	if env.Real {
+		bound = 500 * time.Millisecond
+	}
+	assert.LessOrEqual(t, p99, bound, "p99 lateness")
 	st := rn.Stack.RetryStats()
 	assert.Zero(t, st.Lateness.Early)
 }
