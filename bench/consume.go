@@ -220,7 +220,7 @@ func (e *env) failingConsume(topic string, n int, retryDelay time.Duration) (con
 	cfg.Retry.Attempts, cfg.Retry.BaseDelay, cfg.Retry.MaxDelay = 1, retryDelay, retryDelay
 	sr, err := e.newStackRun(cfg, tracingNoop, func(s *kafkaevents.Stack, r *message.Router) error {
 		_, err := s.AddHandler(r, topic, "Bench.failTenth", func(msg *message.Message) error {
-			if middleware.DeliveryOf(msg).RetryCount > 0 {
+			if middleware.RetryCountOf(msg) > 0 {
 				retried.add()
 				return nil
 			}

@@ -132,6 +132,17 @@ func HandlerIDOf(msg *message.Message) string {
 	return message.HandlerNameFromCtx(ctx)
 }
 
+// RetryCountOf returns DeliveryOf(msg).RetryCount without building the rest
+// of the Delivery: 0 for a first delivery, k for the k-th retry. Its frame is
+// small, which matters in a handler: Watermill runs each message in a new
+// goroutine whose stack grows by copying.
+func RetryCountOf(msg *message.Message) int {
+	if d, ok := msg.Context().Value(deliveryKey{}).(*Delivery); ok {
+		return d.RetryCount
+	}
+	return 0
+}
+
 // Report tells the delivery's reporter, if any, how it ended.
 func Report(msg *message.Message, o Outcome) {
 	if d, ok := msg.Context().Value(deliveryKey{}).(*Delivery); ok && d.Report != nil {

@@ -125,6 +125,7 @@ func TestDeliveryOf(t *testing.T) {
 	assert.Equal(t, middleware.SourceMain, d.Source)
 	assert.Equal(t, 2, d.ReprocessCount)
 	assert.False(t, d.HasOffset)
+	assert.Equal(t, 0, middleware.RetryCountOf(msg), "a first delivery")
 
 	var got middleware.Outcome
 	want := middleware.Delivery{HandlerID: "h", Topic: "t", RetryCount: 2, Source: middleware.SourceRetry, Report: func(o middleware.Outcome) { got = o }}
@@ -132,6 +133,7 @@ func TestDeliveryOf(t *testing.T) {
 	d = middleware.DeliveryOf(msg)
 	assert.Equal(t, "h", d.HandlerID)
 	assert.Equal(t, 2, d.RetryCount)
+	assert.Equal(t, 2, middleware.RetryCountOf(msg))
 	assert.Equal(t, "retry", d.Source.String())
 	middleware.Report(msg, middleware.Outcome{Kind: middleware.OutcomeRetried})
 	assert.Equal(t, middleware.OutcomeRetried, got.Kind)
