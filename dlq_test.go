@@ -91,6 +91,9 @@ func TestDLQOnePerReason(t *testing.T) {
 		assert.Equal(t, "kept-"+key, r.Headers["x-custom"], "custom header of %s kept", key)
 		assert.Equal(t, "corr-"+key, r.Headers[middleware.HeaderCorrelationID])
 	}
+	// The DLQ counts a record once its send returned, which can be after a
+	// consumer already read it.
+	require.Eventually(t, func() bool { return rn.Stack.DLQStats().MessagesStored == 4 }, 5*time.Second, 10*time.Millisecond)
 	st := rn.Stack.DLQStats()
 	assert.Equal(t, int64(4), st.MessagesStored)
 	assert.Equal(t, int64(1), st.ByReason[string(middleware.ReasonPermanent)])
