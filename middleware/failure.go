@@ -76,12 +76,7 @@ func (p *PanicError) Error() string { return fmt.Sprintf("panic: %v", p.Value) }
 // the error message. Place it innermost (closest to the handler).
 func Recoverer(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) (msgs []*message.Message, err error) {
-		defer func() {
-			if r := recover(); r != nil {
-				msgs = nil
-				err = &PanicError{Value: r, Stack: debug.Stack()}
-			}
-		}()
+		defer recoverPanic(&msgs, &err)
 		return h(msg)
 	}
 }
@@ -97,11 +92,20 @@ var ErrHandoff = errors.New("kafkaevents: hand-off not acknowledged")
 // undecodable. Place it innermost.
 func RejectUndecodable(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
-		if cause := msg.Metadata.Get(HeaderUnmarshalError); cause != "" {
-			return nil, Undecodable(errors.New(cause))
+		if err := undecodable(msg); err != nil {
+			return nil, err
 		}
 		return h(msg)
 	}
+}
+
+// undecodable returns the Undecodable error of a message the library's
+// unmarshaler marked with HeaderUnmarshalError, or nil.
+func undecodable(msg *message.Message) error {
+	if cause := msg.Metadata[HeaderUnmarshalError]; cause != "" {
+		return Undecodable(errors.New(cause))
+	}
+	return nil
 }
 
 // Guard is RejectUndecodable and Recoverer in one middleware: a message
@@ -111,8 +115,8 @@ func RejectUndecodable(h message.HandlerFunc) message.HandlerFunc {
 // Watermill starts for each message within its initial stack.
 func Guard(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) (msgs []*message.Message, err error) {
-		if cause := msg.Metadata[HeaderUnmarshalError]; cause != "" {
-			return nil, Undecodable(errors.New(cause))
+		if err := undecodable(msg); err != nil {
+			return nil, err
 		}
 		defer recoverPanic(&msgs, &err)
 		return h(msg)
