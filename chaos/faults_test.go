@@ -207,39 +207,10 @@ func (r *topicReader) distinct() int {
 func readAll(t *testing.T, brokers []string, topic string) *topicReader {
 	t.Helper()
 	r := &topicReader{counts: map[string]int{}}
-	c := &cluster{Brokers: brokers}
-	client, err := sarama.NewClient(brokers, c.saramaConfig())
-	require.NoError(t, err)
-	consumer, err := sarama.NewConsumerFromClient(client)
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		cancel()
-		wg.Wait()
-		_ = consumer.Close()
-		_ = client.Close()
-	})
-	parts, err := client.Partitions(topic)
-	require.NoError(t, err)
-	for _, p := range parts {
-		pc, err := consumer.ConsumePartition(topic, p, sarama.OffsetOldest)
-		require.NoError(t, err)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer pc.Close()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case m := <-pc.Messages():
-					r.mu.Lock()
-					r.counts[string(m.Value)]++
-					r.mu.Unlock()
-				}
-			}
-		}()
-	}
+	(&cluster{Brokers: brokers}).readFromStart(t, func(m *sarama.ConsumerMessage) {
+		r.mu.Lock()
+		r.counts[string(m.Value)]++
+		r.mu.Unlock()
+	}, topic)
 	return r
 }

@@ -808,6 +808,15 @@ type tracker struct {
 func (c *cluster) track(t *testing.T, prefix string, topics ...string) *tracker {
 	t.Helper()
 	tr := &tracker{prefix: prefix, processed: map[string]int{}, dead: map[string][]string{}}
+	c.readFromStart(t, tr.add, topics...)
+	return tr
+}
+
+// readFromStart reads every partition of topics from the oldest offset,
+// waiting for the topics to exist, and calls fn with each record until the
+// test ends.
+func (c *cluster) readFromStart(t *testing.T, fn func(*sarama.ConsumerMessage), topics ...string) {
+	t.Helper()
 	client, err := sarama.NewClient(c.Brokers, c.saramaConfig())
 	require.NoError(t, err)
 	consumer, err := sarama.NewConsumerFromClient(client)
@@ -839,13 +848,12 @@ func (c *cluster) track(t *testing.T, prefix string, topics ...string) *tracker 
 					case <-ctx.Done():
 						return
 					case m := <-pc.Messages():
-						tr.add(m)
+						fn(m)
 					}
 				}
 			}()
 		}
 	}
-	return tr
 }
 
 func (tr *tracker) add(m *sarama.ConsumerMessage) {
