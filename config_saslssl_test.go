@@ -1,9 +1,7 @@
 package kafkaevents_test
 
 import (
-	"crypto/rand"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"os"
 	"strings"
@@ -70,7 +68,7 @@ func TestSASLSSLRealKafka(t *testing.T) {
 		t.Parallel()
 		sc := saramaConfig(t, config(password, caFile))
 
-		topic := "kafkaevents-saslssl-" + saslSSLRandomHex(t)
+		topic := uniq("kafkaevents-saslssl")
 		admin, err := sarama.NewClusterAdmin(brokers, sc)
 		require.NoError(t, err)
 		t.Cleanup(func() {
@@ -82,7 +80,7 @@ func TestSASLSSLRealKafka(t *testing.T) {
 		producer, err := sarama.NewSyncProducer(brokers, sc)
 		require.NoError(t, err)
 		t.Cleanup(func() { assert.NoError(t, producer.Close()) })
-		key, value := "key-"+topic, "SCRAM-SHA-512 over TLS "+saslSSLRandomHex(t)
+		key, value := "key-"+topic, "SCRAM-SHA-512 over TLS "+uniq("value")
 		// The topic may not have a leader yet right after CreateTopic.
 		var partition int32
 		var offset int64
@@ -188,12 +186,4 @@ func TestSASLSSLRealKafka(t *testing.T) {
 		assert.NotErrorIs(t, err, sarama.ErrSASLAuthenticationFailed)
 		assert.Less(t, elapsed, saslSSLFailWithin)
 	})
-}
-
-func saslSSLRandomHex(t *testing.T) string {
-	t.Helper()
-	b := make([]byte, 6)
-	_, err := rand.Read(b)
-	require.NoError(t, err)
-	return hex.EncodeToString(b)
 }

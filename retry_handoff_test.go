@@ -91,12 +91,7 @@ func (rig *handoffRig) delivered(id string) []int {
 
 // committed returns the group's committed offset of the partition, or -1.
 func (rig *handoffRig) committed(t *testing.T) int64 {
-	offsets, err := rig.admin.ListConsumerGroupOffsets(rig.cfg.Consumer.GroupID, map[string][]int32{rig.topic: {0}})
-	require.NoError(t, err)
-	if b := offsets.GetBlock(rig.topic, 0); b != nil {
-		return b.Offset
-	}
-	return -1
+	return committedOffset(t, rig.admin, rig.cfg.Consumer.GroupID, rig.topic)
 }
 
 // TestRetryHandoffDoesNotBlockItsPartition makes the broker refuse the retry

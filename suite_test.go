@@ -84,6 +84,18 @@ func (e *testEnv) createTopics(t *testing.T, partitions int32, names ...string) 
 	}, 10*time.Second, 50*time.Millisecond)
 }
 
+// committedOffset returns the offset group committed on partition 0 of topic, or
+// -1 when it committed none.
+func committedOffset(t *testing.T, admin sarama.ClusterAdmin, group, topic string) int64 {
+	t.Helper()
+	offsets, err := admin.ListConsumerGroupOffsets(group, map[string][]int32{topic: {0}})
+	require.NoError(t, err)
+	if b := offsets.GetBlock(topic, 0); b != nil {
+		return b.Offset
+	}
+	return -1
+}
+
 // baseConfig is a config for one test: unique service, client and group.
 func (e *testEnv) baseConfig(name string) kafkaevents.Config {
 	svc := uniq(name)
