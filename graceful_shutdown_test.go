@@ -61,6 +61,11 @@ func TestGracefulShutdownCommitsInFlightMessages(t *testing.T) {
 		t.Fatal("the handler was not called")
 	}
 
+	// The next message waits behind the one in flight; it is handed out
+	// once that one is acknowledged, in the middle of the drain.
+	_, err = stack.Producer().Send(t.Context(), kafkaevents.Message{Topic: topic, Value: "next"})
+	require.NoError(t, err)
+
 	stopped := make(chan struct{})
 	go func() {
 		_ = router.Close()
@@ -78,7 +83,33 @@ func TestGracefulShutdownCommitsInFlightMessages(t *testing.T) {
 	}
 
 	assert.Equal(t, int64(1), committedOffset(t, admin, cfg.Consumer.GroupID, topic), "the offset of the message handled during the shutdown is committed")
-	assert.Empty(t, entered, "no other delivery")
+	assert.Empty(t, entered, "the message handed out during the drain was not handled")
+
+	// The next instance gets the refused message, and only that one.
+	stack2, err := kafkaevents.New(cfg)
+	require.NoError(t, err)
+	router2, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, watermill.NopLogger{})
+	require.NoError(t, err)
+	stack2.Install(router2)
+	got := make(chan string, 4)
+	_, err = stack2.AddHandler(router2, topic, "InFlight.handle", func(msg *message.Message) error {
+		got <- string(msg.Payload)
+		return nil
+	})
+	require.NoError(t, err)
+	go func() { _ = router2.Run(context.Background()) }()
+	defer func() {
+		_ = router2.Close()
+		_ = stack2.Close()
+	}()
+	select {
+	case p := <-got:
+		assert.Equal(t, "next", p)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the message refused during the drain was not delivered again")
+	}
+	require.Eventually(t, func() bool { return committedOffset(t, admin, cfg.Consumer.GroupID, topic) == 2 }, 30*time.Second, 100*time.Millisecond)
+	assert.Empty(t, got, "no other delivery")
 }
 
 // closingLogger closes closing when the router logs that it is closing.

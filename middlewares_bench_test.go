@@ -62,7 +62,9 @@ func benchDelivery(b *testing.B, tp trace.TracerProvider, opts ...Option) (*Stac
 		return nil
 	})
 	go func() { _ = r.Run(context.Background()) }()
-	defer func() { _ = r.Close() }()
+	// The router runs until the benchmark ends: closing it would make the
+	// subscription drain, and the stack refuse the message.
+	b.Cleanup(func() { _ = r.Close() })
 	select {
 	case msg := <-got:
 		return s, msg, msg.Context()

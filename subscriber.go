@@ -3,7 +3,9 @@ package kafkaevents
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -19,23 +21,36 @@ import (
 // router closes the subscriber or cancels its context, without marking its
 // offset; the router still waits for the handler, so the message was
 // completed and then delivered again after the restart. Here the router's
-// context and Close only stop new deliveries: the subscription underneath
-// stays open until the messages in flight are acknowledged and their offsets
-// marked (or they are nacked, or the drain timeout passes), and closing it
-// then commits the marked offsets.
+// context and Close only make a subscription drain: the subscription
+// underneath stays open until the messages in flight are acknowledged and
+// their offsets marked (or the drain timeout passes), and closing it then
+// commits the marked offsets.
+//
+// The router reads the channel of the subscription underneath directly: a
+// goroutine forwarding the messages would cost each of them a hand-off
+// between goroutines, a quarter of the throughput of a partition. What is in
+// flight is known without it: the stack's unmarshaler (handOutUnmarshaler)
+// tells offsetMarks which offset each partition hands out, and while a
+// subscription drains the stack's first middleware (Stack.admit) refuses
+// what it still hands out, nacking it unhandled, so that its offset stays
+// unmarked for the next owner of the partition.
 type drainingSubscriber struct {
 	inner message.Subscriber
 	// drain bounds the wait for the messages in flight. Zero means no wait.
 	drain time.Duration
-	// marks sees the offsets watermill-kafka marks; it must be the Tracer of
-	// the subscriber underneath.
+	// marks sees the offsets watermill-kafka hands out and marks; it must be
+	// the Tracer of the subscriber underneath, and its unmarshaler must be a
+	// handOutUnmarshaler of it.
 	marks *offsetMarks
+	// draining counts the subscriptions that drain, so that admitting a
+	// message costs one atomic load while none does.
+	draining atomic.Int32
 
 	mu        sync.Mutex
 	closed    bool
 	closing   chan struct{}
-	subs      sync.WaitGroup
-	cancels   []context.CancelFunc
+	subs      []*subscription
+	watchers  sync.WaitGroup
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -46,171 +61,158 @@ func newDrainingSubscriber(inner message.Subscriber, marks *offsetMarks, drain t
 	return &drainingSubscriber{inner: inner, drain: drain, marks: marks, closing: make(chan struct{})}
 }
 
+// subscription is one Subscribe call. It is a value of the context of every
+// message of the subscription (set once, on the context the subscription
+// underneath derives the messages' contexts from), which marks the messages
+// whose offsets offsetMarks can hold.
+type subscription struct {
+	topic    string
+	marks    *offsetMarks
+	cancel   context.CancelFunc
+	draining atomic.Bool
+}
+
+type subscriptionKey struct{}
+
 // Subscribe subscribes to topic underneath with a context that ctx does not
-// cancel, and forwards the messages until ctx is done or Close is called.
+// cancel, and returns the channel of that subscription. When ctx is done
+// before Close, the subscription drains and then ends (see watch).
 func (d *drainingSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
 		return nil, errSubscriberClosed
 	}
-	d.subs.Add(1)
-	innerCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	d.cancels = append(d.cancels, cancel)
+	sub := &subscription{topic: topic, marks: d.marks}
+	innerCtx, cancel := context.WithCancel(context.WithValue(context.WithoutCancel(ctx), subscriptionKey{}, sub))
+	sub.cancel = cancel
+	d.subs = append(d.subs, sub)
+	d.watchers.Add(1)
 	d.mu.Unlock()
-	in, err := d.inner.Subscribe(innerCtx, topic)
+	out, err := d.inner.Subscribe(innerCtx, topic)
 	if err != nil {
 		cancel()
-		d.subs.Done()
+		d.mu.Lock()
+		d.subs = slices.DeleteFunc(d.subs, func(s *subscription) bool { return s == sub })
+		d.mu.Unlock()
+		d.watchers.Done()
 		return nil, err
 	}
-	out := make(chan *message.Message)
-	go d.forward(ctx, &subscription{topic: topic, marks: d.marks}, in, out, cancel)
+	go d.watch(ctx, sub)
 	return out, nil
 }
 
-// forward passes messages from in to out. When ctx is done or Close is
-// called it closes out and waits for the messages it passed on to be settled.
-// The subscription underneath then ends with Close, or, when only ctx is
-// done, after the drain timeout: the router closes the subscriber right after
-// cancelling the contexts of its subscriptions, and ending one subscription
-// early would make its member leave the consumer group, revoking the
-// partitions of the others while their messages are still being handled.
-func (d *drainingSubscriber) forward(ctx context.Context, sub *subscription, in <-chan *message.Message, out chan<- *message.Message, cancel context.CancelFunc) {
-	defer d.subs.Done()
-	topic := sub.topic
-	// The messages handed out and maybe not settled yet. watermill-kafka
-	// hands out one message per partition at a time, so few are unsettled,
-	// but behind a held offset (a retry record on its way) the acknowledged
-	// ones wait for their marks: the list is pruned only when it doubled
-	// since the last pruning, which keeps the cost per message constant.
-	var pending []*message.Message
-	prune := 64
-	defer func() {
-		close(out)
-		d.wait(topic, pending)
-		if d.isClosing() {
-			return // Close ends every subscription at once
-		}
-		t := time.NewTimer(d.drain)
-		defer t.Stop()
-		select {
-		case <-d.closing:
-		case <-t.C:
-			cancel()
-		}
-	}()
-	for {
-		select {
-		case msg, ok := <-in:
-			if !ok {
-				return
-			}
-			// Marks the message as one whose offset d.marks can hold.
-			msg.SetContext(context.WithValue(msg.Context(), subscriptionKey{}, sub))
-			select {
-			case out <- msg:
-				if pending = append(pending, msg); len(pending) >= prune {
-					pending = d.unsettled(topic, pending)
-					prune = max(64, 2*len(pending))
-				}
-			case <-ctx.Done():
-				return // not handed out: its offset stays unmarked
-			case <-d.closing:
-				return
-			}
-		case <-ctx.Done():
-			return
-		case <-d.closing:
-			return
-		}
+// watch drains sub when ctx is done before Close: it refuses new deliveries,
+// waits for the messages in flight to be settled, and then ends the
+// subscription underneath with Close or, when Close does not come, after the
+// drain timeout. The router closes the subscriber right after cancelling the
+// contexts of its subscriptions, and ending one subscription early would
+// make its member leave the consumer group, revoking the partitions of the
+// others while their messages are still being handled.
+func (d *drainingSubscriber) watch(ctx context.Context, sub *subscription) {
+	defer d.watchers.Done()
+	select {
+	case <-ctx.Done():
+	case <-d.closing:
+		return // Close drains every subscription at once
 	}
-}
-
-func (d *drainingSubscriber) isClosing() bool {
+	d.startDraining(sub)
+	d.waitSettled(sub)
+	t := time.NewTimer(d.drain)
+	defer t.Stop()
 	select {
 	case <-d.closing:
-		return true
-	default:
+	case <-t.C:
+		sub.cancel()
+	}
+}
+
+func (d *drainingSubscriber) startDraining(sub *subscription) {
+	if sub.draining.CompareAndSwap(false, true) {
+		d.draining.Add(1)
+	}
+}
+
+// refuse nacks msg if its subscription drains, and reports whether it did.
+func (d *drainingSubscriber) refuse(msg *message.Message) bool {
+	sub, ok := msg.Context().Value(subscriptionKey{}).(*subscription)
+	if !ok || sub.marks != d.marks || !sub.draining.Load() {
 		return false
 	}
-}
-
-// unsettled drops the messages that were settled.
-func (d *drainingSubscriber) unsettled(topic string, ms []*message.Message) []*message.Message {
-	keep := ms[:0]
-	for _, m := range ms {
-		if !d.settled(topic, m) {
-			keep = append(keep, m)
-		}
+	msg.Nack()
+	p, ok1 := kafka.MessagePartitionFromCtx(msg.Context())
+	off, ok2 := kafka.MessagePartitionOffsetFromCtx(msg.Context())
+	if ok1 && ok2 {
+		d.marks.refused(topicPartition{sub.topic, p}, off)
 	}
-	clear(ms[len(keep):])
-	return keep
+	return true
 }
 
-// settled reports whether m was nacked, or acknowledged and then marked, or
-// acknowledged when the session that would mark it is over.
-func (d *drainingSubscriber) settled(topic string, m *message.Message) bool {
-	select {
-	case <-m.Nacked():
-		return true
-	case <-m.Acked():
-		return d.marks.done(topic, m)
-	default:
-		return false
-	}
-}
-
-// wait waits for each message to be settled, at most d.drain in all.
-func (d *drainingSubscriber) wait(topic string, ms []*message.Message) {
-	if len(ms) == 0 || d.drain <= 0 {
+// waitSettled waits, at most d.drain, until the partitions of the topics of
+// subs have no message in flight.
+func (d *drainingSubscriber) waitSettled(subs ...*subscription) {
+	if d.drain <= 0 || len(subs) == 0 {
 		return
+	}
+	topics := make(map[string]bool, len(subs))
+	for _, s := range subs {
+		topics[s.topic] = true
 	}
 	timer := time.NewTimer(d.drain)
 	defer timer.Stop()
-	for _, m := range ms {
-		for {
-			changed := d.marks.changes()
-			if d.settled(topic, m) {
-				break
-			}
-			select {
-			case <-m.Nacked():
-			case <-m.Acked():
-				select {
-				case <-changed:
-				case <-timer.C:
-					return
-				}
-			case <-timer.C:
-				return
-			}
+	for {
+		changed := d.marks.changes()
+		if d.marks.settled(topics) {
+			return
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			return
 		}
 	}
 }
 
-// Close stops new deliveries, waits for the messages in flight of every
-// subscription (at most the drain timeout) and then closes the subscriber
-// underneath, which commits the marked offsets and leaves the group. It is
-// idempotent; a call made while another is in progress waits for it, so that
-// Stack.Close does not return before the offsets are committed (the router
-// calls Close too, from a goroutine of its own).
+// Close makes every subscription drain, waits for the messages in flight
+// (at most the drain timeout) and then closes the subscriber underneath,
+// which commits the marked offsets and leaves the group. It is idempotent; a
+// call made while another is in progress waits for it, so that Stack.Close
+// does not return before the offsets are committed (the router calls Close
+// too, from a goroutine of its own).
 func (d *drainingSubscriber) Close() error {
 	d.closeOnce.Do(func() {
 		d.mu.Lock()
 		d.closed = true
 		close(d.closing)
+		subs := slices.Clone(d.subs)
 		d.mu.Unlock()
-		d.subs.Wait()
-		d.closeErr = d.inner.Close()
-		d.mu.Lock()
-		for _, cancel := range d.cancels {
-			cancel()
+		for _, sub := range subs {
+			d.startDraining(sub)
 		}
-		d.cancels = nil
-		d.mu.Unlock()
+		d.waitSettled(subs...)
+		d.watchers.Wait()
+		d.closeErr = d.inner.Close()
+		for _, sub := range subs {
+			sub.cancel()
+		}
 	})
 	return d.closeErr
+}
+
+// handOutUnmarshaler is the unmarshaler of the stack's subscriber: it tells
+// marks which offset of its partition watermill-kafka is about to hand out
+// (watermill-kafka unmarshals a record right before it hands it out, and
+// hands out the next one of the partition only after this one was
+// acknowledged), and unmarshals the record with Unmarshaler.
+type handOutUnmarshaler struct {
+	kafka.Unmarshaler
+	marks *offsetMarks
+}
+
+// Unmarshal implements kafka.Unmarshaler.
+func (u handOutUnmarshaler) Unmarshal(rec *sarama.ConsumerMessage) (*message.Message, error) {
+	u.marks.handOut(topicPartition{rec.Topic, rec.Partition}, rec.Offset)
+	return u.Unmarshaler.Unmarshal(rec)
 }
 
 // offsetMarks is a kafka.SaramaTracer that wraps the consumer group handler
@@ -225,7 +227,6 @@ func (d *drainingSubscriber) Close() error {
 // acknowledge a failed message while its retry record is still on its way.
 type offsetMarks struct {
 	mu      sync.Mutex
-	next    map[topicPartition]int64       // the offset after the last one marked
 	claims  map[topicPartition]*claimState // the latest claim of each partition
 	active  map[topicPartition]int         // ConsumeClaim calls in progress
 	holds   int                            // open holds, all partitions
@@ -250,6 +251,9 @@ type claimState struct {
 	held   map[int64]int
 	want   int64
 	marked int64
+	// handedOut is the offset handed out last, refused the highest offset
+	// refused unhandled while draining; -1 for none.
+	handedOut, refused int64
 	// lost is closed when the claim ends.
 	lost  chan struct{}
 	ended bool
@@ -267,7 +271,7 @@ const (
 
 func newOffsetMarks() *offsetMarks {
 	return &offsetMarks{
-		next: map[topicPartition]int64{}, claims: map[topicPartition]*claimState{}, active: map[topicPartition]int{},
+		claims: map[topicPartition]*claimState{}, active: map[topicPartition]int{},
 		changed:  make(chan struct{}),
 		maxHolds: defaultMaxHolds, releaseWait: defaultReleaseWait,
 	}
@@ -298,29 +302,41 @@ func (o *offsetMarks) changes() <-chan struct{} {
 	return o.changed
 }
 
-// done reports whether the acknowledged message m was marked, or can no
-// longer be: its partition is not being consumed. A message without its
-// partition and offset in the context counts as done.
-func (o *offsetMarks) done(topic string, m *message.Message) bool {
-	p, ok1 := kafka.MessagePartitionFromCtx(m.Context())
-	off, ok2 := kafka.MessagePartitionOffsetFromCtx(m.Context())
-	if !ok1 || !ok2 {
-		return true
+// handOut records that offset off of tp is being handed out.
+func (o *offsetMarks) handOut(tp topicPartition, off int64) {
+	o.mu.Lock()
+	if c := o.claims[tp]; c != nil {
+		c.handedOut = off
 	}
-	tp := topicPartition{topic, p}
+	o.mu.Unlock()
+}
+
+// refused records that offset off of tp was refused unhandled.
+func (o *offsetMarks) refused(tp topicPartition, off int64) {
+	o.update(func() {
+		if c := o.claims[tp]; c != nil {
+			c.refused = max(c.refused, off)
+		}
+	})
+}
+
+// settled reports whether no partition of topics has a message in flight:
+// the last one handed out was marked (or refused, or its claim is over).
+func (o *offsetMarks) settled(topics map[string]bool) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return o.next[tp] > off || o.active[tp] == 0
+	for tp, c := range o.claims {
+		if topics[tp.topic] && !c.settled() {
+			return false
+		}
+	}
+	return true
 }
 
-// subscription is the context value that marks the messages of the stack's
-// subscriber, whose offsets offsetMarks can hold.
-type subscription struct {
-	topic string
-	marks *offsetMarks
+// settled reports whether c has no message in flight; o.mu is held.
+func (c *claimState) settled() bool {
+	return c.ended || c.handedOut < 0 || c.marked > c.handedOut || c.refused >= c.handedOut
 }
-
-type subscriptionKey struct{}
 
 // Hold implements middleware.OffsetHolder.
 func (o *offsetMarks) Hold(msg *message.Message) middleware.OffsetHold {
@@ -378,7 +394,6 @@ func (o *offsetMarks) mark(tp topicPartition, c *claimState, next int64) {
 	}
 	c.sess.MarkOffset(tp.topic, tp.partition, next, "")
 	c.marked = next
-	o.next[tp] = max(o.next[tp], next)
 	o.signal()
 }
 
@@ -454,7 +469,7 @@ func (h markingHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sar
 
 // startClaim registers a claim of tp in sess.
 func (o *offsetMarks) startClaim(tp topicPartition, sess sarama.ConsumerGroupSession) *claimState {
-	c := &claimState{sess: sess, held: map[int64]int{}, lost: make(chan struct{})}
+	c := &claimState{sess: sess, held: map[int64]int{}, lost: make(chan struct{}), handedOut: -1, refused: -1}
 	o.update(func() {
 		o.claims[tp] = c
 		o.active[tp]++

@@ -120,3 +120,49 @@ func TestClaimEndWaitsForHolds(t *testing.T) {
 	assert.Less(t, time.Since(start), 4*time.Second, "the end of the claim waited for the release, not the timeout")
 	assert.Equal(t, int64(1), raw.last(), "the released offset was marked before the claim ended")
 }
+
+// TestDrainWaitsForWhatWasHandedOut: a partition has a message in flight
+// from the moment watermill-kafka unmarshals it until its offset is marked,
+// or it is refused while draining, or its claim ends; a held offset keeps
+// the message in flight until the hold is released.
+func TestDrainWaitsForWhatWasHandedOut(t *testing.T) {
+	o := newOffsetMarks()
+	o.releaseWait = 0
+	orders := map[string]bool{"orders": true}
+	tp0, tp1 := topicPartition{"orders", 0}, topicPartition{"orders", 1}
+	other := topicPartition{"payments", 0}
+	raw0, raw1, rawOther := &markSession{}, &markSession{}, &markSession{}
+	c0, c1, cOther := o.startClaim(tp0, raw0), o.startClaim(tp1, raw1), o.startClaim(other, rawOther)
+	sess0 := markingSession{ConsumerGroupSession: raw0, marks: o, tp: tp0, claim: c0}
+	assert.True(t, o.settled(orders), "nothing handed out yet")
+
+	o.handOut(tp0, 5)
+	assert.False(t, o.settled(orders), "offset 5 handed out, not marked")
+	markMsg(sess0, 5)
+	assert.True(t, o.settled(orders), "offset 5 marked")
+
+	h := o.hold(tp0, 6)
+	require.NotNil(t, h)
+	o.handOut(tp0, 6)
+	markMsg(sess0, 6)
+	assert.False(t, o.settled(orders), "offset 6 acknowledged but held: its mark is still to come")
+	h.Release()
+	assert.True(t, o.settled(orders), "the hold released: offset 6 marked")
+
+	o.handOut(tp1, 0)
+	assert.False(t, o.settled(orders))
+	o.refused(tp1, 0)
+	assert.True(t, o.settled(orders), "the message refused while draining is not waited for")
+
+	o.handOut(other, 3)
+	assert.True(t, o.settled(orders), "another topic's partition does not count")
+	assert.False(t, o.settled(map[string]bool{"payments": true}))
+	o.endClaim(other, cOther)
+	assert.True(t, o.settled(map[string]bool{"payments": true}), "a claim that ended can mark nothing more")
+
+	o.handOut(tp1, 1)
+	assert.False(t, o.settled(orders))
+	o.endClaim(tp1, c1)
+	o.endClaim(tp0, c0)
+	assert.True(t, o.settled(orders))
+}
