@@ -70,16 +70,28 @@ func (t *Tracer) Middleware(h message.HandlerFunc) message.HandlerFunc {
 }
 
 // parentContext returns msg's context with the trace context and baggage
-// extracted from its metadata, unless the context holds a valid span context
-// already and the metadata has no traceparent.
+// extracted from its metadata. With a propagator of its own (not the global
+// one) the tracer extracts only when the metadata holds one of the
+// propagator's fields: without them there is nothing to extract, and a
+// message that carries no trace context costs a map lookup per field.
 //
 //go:noinline
 func (t *Tracer) parentContext(msg *message.Message) context.Context {
 	ctx := msg.Context()
-	if t.extract && (msg.Metadata[headerTraceparent] != "" || !trace.SpanContextFromContext(ctx).IsValid()) {
+	if t.extract && (t.globalProp || t.carries(msg.Metadata)) {
 		ctx = t.prop.Extract(ctx, MetadataCarrier(msg.Metadata))
 	}
 	return ctx
+}
+
+// carries reports whether md holds a field of the propagator.
+func (t *Tracer) carries(md message.Metadata) bool {
+	for _, f := range t.fields {
+		if _, ok := md[f]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // process runs h inside a "process {topic}" span whose parent is in ctx.

@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
@@ -322,4 +323,38 @@ func TestMiddleware_WithoutDelivery(t *testing.T) {
 	_, err := tr.Middleware(okHandler)(message.NewMessage("u", nil))
 	require.NoError(t, err)
 	assert.Equal(t, "process", onlySpan(t, exp).Name)
+}
+
+// countingPropagator counts the Extract calls of the propagator it wraps.
+type countingPropagator struct {
+	propagation.TextMapPropagator
+	extracts int
+}
+
+func (p *countingPropagator) Extract(ctx context.Context, c propagation.TextMapCarrier) context.Context {
+	p.extracts++
+	return p.TextMapPropagator.Extract(ctx, c)
+}
+
+// TestMiddleware_ExtractsOnlyWhatIsCarried: with a propagator of its own the
+// middleware extracts only from messages that carry one of its fields (here
+// baggage alone still counts), and a message without them keeps its context.
+func TestMiddleware_ExtractsOnlyWhatIsCarried(t *testing.T) {
+	prop := &countingPropagator{TextMapPropagator: newPropagator()}
+	tr := tracing.New(tracing.Config{TracerProvider: noop.NewTracerProvider(), Propagator: prop})
+	var tenant string
+	h := tr.Middleware(func(m *message.Message) ([]*message.Message, error) {
+		tenant = baggage.FromContext(m.Context()).Member("tenant").Value()
+		return nil, nil
+	})
+
+	_, err := h(deliveredMessage(t.Context(), message.Metadata{"x-correlation-id": "corr-1"}))
+	require.NoError(t, err)
+	assert.Zero(t, prop.extracts, "nothing to extract from a message without trace headers")
+	assert.Empty(t, tenant)
+
+	_, err = h(deliveredMessage(t.Context(), message.Metadata{"baggage": remoteBaggage}))
+	require.NoError(t, err)
+	assert.Equal(t, 1, prop.extracts)
+	assert.Equal(t, "acme", tenant, "baggage without a traceparent is extracted")
 }

@@ -82,6 +82,8 @@ type Tracer struct {
 	tracestate bool
 	// nfields is the number of fields the propagator writes.
 	nfields int
+	// fields are the fields of the propagator, unless it is the global one.
+	fields []string
 	// starts caches the span names and start options of the hot paths.
 	starts startCache
 }
@@ -105,6 +107,9 @@ func New(cfg Config) *Tracer {
 		extract:    len(fields) > 0 || cfg.Propagator == nil,
 		tracestate: slices.Contains(fields, headerTracestate),
 		nfields:    len(fields),
+	}
+	if !t.globalProp {
+		t.fields = fields
 	}
 	switch tp.(type) {
 	case noop.TracerProvider, *noop.TracerProvider:
