@@ -277,22 +277,23 @@ func (s *Stack) Client() sarama.Client { return s.client }
 // Middlewares returns the stack's middlewares in the order Install adds
 // them, outermost first:
 //
-//  1. admission: while a subscription of the stack's subscriber drains (its
-//     router stops, or the stack closes), a message it still hands out is
-//     nacked without being handled, so that its offset stays uncommitted;
-//  2. correlation.Middleware: correlation ID into the context, onto outputs;
-//  3. tracing: extract the trace context, span "process {topic}";
-//  4. DLQ (when enabled): store what escapes, then acknowledge;
-//  5. retry (when enabled): schedule a retry record, then acknowledge;
-//  6. metrics: handler duration by outcome; a handler error marks the
+//  1. admission and correlation.Middleware in one frame: while a
+//     subscription of the stack's subscriber drains (its router stops, or
+//     the stack closes), a message it still hands out is nacked without
+//     being handled, so that its offset stays uncommitted; otherwise the
+//     correlation ID goes into the context and onto the outputs;
+//  2. tracing: extract the trace context, span "process {topic}";
+//  3. DLQ (when enabled): store what escapes, then acknowledge;
+//  4. retry (when enabled): schedule a retry record, then acknowledge;
+//  5. metrics: handler duration by outcome; a handler error marks the
 //     process span failed;
-//  7. middleware.Guard: records the unmarshaler rejected fail as
+//  6. middleware.Guard: records the unmarshaler rejected fail as
 //     undecodable without reaching the handler, and a panic becomes an
 //     error (RejectUndecodable and Recoverer in one frame).
 //
 // Tracing is left out when the stack was built WithoutTracing.
 func (s *Stack) Middlewares() []message.HandlerMiddleware {
-	mws := []message.HandlerMiddleware{s.admit, correlation.Middleware}
+	mws := []message.HandlerMiddleware{s.enter}
 	if s.tracer != nil {
 		mws = append(mws, s.tracer.Middleware)
 	}
@@ -482,15 +483,21 @@ func isNilCloser(c interface{ Close() error }) bool {
 	return false
 }
 
-// admit refuses the messages of a draining subscription (see Middlewares);
-// while none drains it costs one atomic load.
-func (s *Stack) admit(h message.HandlerFunc) message.HandlerFunc {
+// enter is the stack's outermost middleware: it refuses the messages of a
+// draining subscription (while none drains that costs one atomic load), and
+// does the work of correlation.Middleware. Both in one frame: Watermill runs
+// each message in a new goroutine, which starts with a 2 KiB stack and grows
+// it by copying every frame, and the stack's chain fits in it.
+func (s *Stack) enter(h message.HandlerFunc) message.HandlerFunc {
 	d := s.subscriber
 	return func(msg *message.Message) ([]*message.Message, error) {
 		if d.draining.Load() > 0 && d.refuse(msg) {
 			return nil, nil // nacked: the router's Ack after it does nothing
 		}
-		return h(msg)
+		id := correlation.Ensure(msg)
+		out, err := h(msg)
+		correlation.Stamp(out, id)
+		return out, err
 	}
 }
 

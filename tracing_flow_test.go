@@ -227,7 +227,7 @@ func TestWithoutTracingRecordsAndPropagatesNothing(t *testing.T) {
 		require.NoError(t, err)
 	}, kafkaevents.WithTracerProvider(tp), kafkaevents.WithPropagator(prop), kafkaevents.WithoutTracing())
 	assert.Nil(t, rn.Stack.Tracer())
-	assert.Len(t, rn.Stack.Middlewares(), 6, "admission, correlation, DLQ, retry, metrics, guard: no tracing")
+	assert.Len(t, rn.Stack.Middlewares(), 5, "admission and correlation, DLQ, retry, metrics, guard: no tracing")
 	c := env.collect(t, append([]string{topic}, append(rn.Stack.RetryTopics(), rn.Stack.DLQTopic())...)...)
 
 	ctx, root := tp.Tracer("test").Start(t.Context(), "POST /orders")

@@ -101,22 +101,24 @@ func Resolve(ctx context.Context, explicit string, md message.Metadata) string {
 // metadata.
 func Middleware(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
-		id := ensureID(msg)
+		id := Ensure(msg)
 		out, err := h(msg)
-		stamp(out, id)
+		Stamp(out, id)
 		return out, err
 	}
 }
 
-// ensureID returns the correlation ID of msg (FromMessage), or a new one when
-// it has none, and puts it in msg's context unless it is there already.
+// Ensure returns the correlation ID of msg (FromMessage), or a new one when
+// it has none, and puts it in msg's context unless it is there already. It
+// is Middleware's work before the handler, for middlewares that do it in a
+// frame of their own.
 //
-// ensureID and stamp are not inlined so that the frame of Middleware, live
+// Ensure and Stamp are not inlined so that the frame of Middleware, live
 // while the handler runs, stays small: Watermill runs each message in a new
 // goroutine whose stack grows by copying.
 //
 //go:noinline
-func ensureID(msg *message.Message) string {
+func Ensure(msg *message.Message) string {
 	ctx := msg.Context()
 	if id := FromContext(ctx); id != "" {
 		return id
@@ -129,10 +131,11 @@ func ensureID(msg *message.Message) string {
 	return id
 }
 
-// stamp sets Header to id on the messages of out that have none.
+// Stamp sets Header to id on the messages of out that have none: Middleware's
+// work after the handler.
 //
 //go:noinline
-func stamp(out []*message.Message, id string) {
+func Stamp(out []*message.Message, id string) {
 	for _, m := range out {
 		if m.Metadata == nil {
 			m.Metadata = message.Metadata{}
