@@ -177,7 +177,24 @@ type ProducerConfig struct {
 	// zstd needs Version 2.1.0 or newer. Optional. Default: "none".
 	// Environment: KAFKA_PRODUCER_COMPRESSION.
 	Compression string
+	// Linger is how long the producer lets records gather before it sends
+	// a produce request (sarama Producer.Flush.Frequency; the Java client's
+	// linger.ms, 5ms by default since Kafka 4.0). Records sent one at a
+	// time from many goroutines, such as the retry records of failing
+	// messages, then share requests instead of paying one each. The retry
+	// hand-off does not wait for it; Producer.Send and the DLQ hand-off
+	// wait up to Linger longer for their acknowledgement. At most 1s.
+	// Optional. Default: 1ms; NoLinger sends every record at once.
+	// Environment: KAFKA_PRODUCER_LINGER (0 for NoLinger).
+	Linger time.Duration
 }
+
+// NoLinger is the Producer.Linger that sends every record at once.
+const NoLinger time.Duration = -1
+
+// maxLinger bounds Producer.Linger: a DLQ hand-off holds its partition
+// for up to that long.
+const maxLinger = time.Second
 
 // SubscriptionConfig lists what to consume.
 type SubscriptionConfig struct {
@@ -284,6 +301,7 @@ const (
 	defaultRebalanceTimeout  = 60 * time.Second
 	defaultShutdownTimeout   = 30 * time.Second
 	defaultMaxInFlight       = 5
+	defaultLinger            = time.Millisecond
 	defaultRequiredAcks      = "all"
 	defaultCompression       = "none"
 	defaultRetryAttempts     = 3
@@ -393,6 +411,7 @@ func (c *Config) SetDefaults() {
 	}
 	p.RequiredAcks = normAcks(p.RequiredAcks)
 	setDefault(&p.RequiredAcks, defaultRequiredAcks)
+	setDefault(&p.Linger, defaultLinger)
 	p.Compression = normEnum(p.Compression)
 	setDefault(&p.Compression, defaultCompression)
 
@@ -665,6 +684,9 @@ func (c Config) validateProducer(v *validator) {
 	p := c.Producer
 	if p.MaxInFlightRequests < 1 {
 		v.add("Producer.MaxInFlightRequests", "", "= %d: want a number >= 1", p.MaxInFlightRequests)
+	}
+	if (p.Linger < 0 && p.Linger != NoLinger) || p.Linger > maxLinger {
+		v.add("Producer.Linger", envProducerLinger, "= %s: want a duration from 0 to %s, or NoLinger", p.Linger, maxLinger)
 	}
 	acks := normAcks(p.RequiredAcks)
 	v.oneOf("Producer.RequiredAcks", envProducerAcks, acks, allowedRequiredAcks)

@@ -34,6 +34,7 @@ const (
 	envProducerIdempotent  = "KAFKA_PRODUCER_IDEMPOTENT"
 	envProducerAcks        = "KAFKA_PRODUCER_ACKS"
 	envProducerCompression = "KAFKA_PRODUCER_COMPRESSION"
+	envProducerLinger      = "KAFKA_PRODUCER_LINGER"
 	envTopics              = "KAFKA_TOPICS"
 	envFromBeginning       = "KAFKA_FROM_BEGINNING"
 	envRetryEnabled        = "KAFKA_RETRY_ENABLED"
@@ -116,6 +117,7 @@ func (c Config) FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	e.boolPtr(envProducerIdempotent, &c.Producer.Idempotent)
 	e.str(envProducerAcks, &c.Producer.RequiredAcks)
 	e.str(envProducerCompression, &c.Producer.Compression)
+	e.linger(envProducerLinger, &c.Producer.Linger)
 
 	e.list(envTopics, &c.Subscriptions.Topics)
 	e.boolPtr(envFromBeginning, &c.Subscriptions.FromBeginning)
@@ -264,6 +266,26 @@ func (e *envReader) duration(name string, dst *time.Duration) {
 	if err != nil {
 		e.bad(name, v, "a non-negative duration such as 500ms, 2s or 1m30s, or a whole number of milliseconds")
 		return
+	}
+	*dst = d
+}
+
+// linger is duration for Producer.Linger, where 0 means NoLinger.
+func (e *envReader) linger(name string, dst *time.Duration) {
+	if *dst != 0 {
+		return
+	}
+	v, ok := e.getTrimmed(name)
+	if !ok {
+		return
+	}
+	d, err := ParseDuration(v)
+	if err != nil {
+		e.bad(name, v, "a duration such as 1ms or 5ms, or 0 to send every record at once")
+		return
+	}
+	if d == 0 {
+		d = NoLinger
 	}
 	*dst = d
 }

@@ -46,6 +46,7 @@ func TestEnvFromLookupReadsEveryVariable(t *testing.T) {
 		"KAFKA_PRODUCER_IDEMPOTENT":      "on",
 		"KAFKA_PRODUCER_ACKS":            "-1",
 		"KAFKA_PRODUCER_COMPRESSION":     "zstd",
+		"KAFKA_PRODUCER_LINGER":          "5ms",
 		"KAFKA_TOPICS":                   "orders,payments",
 		"KAFKA_FROM_BEGINNING":           "1",
 		"KAFKA_RETRY_ENABLED":            "false",
@@ -96,6 +97,7 @@ func TestEnvFromLookupReadsEveryVariable(t *testing.T) {
 			Idempotent:   kafkaevents.Bool(true),
 			RequiredAcks: "-1",
 			Compression:  "zstd",
+			Linger:       5 * time.Millisecond,
 		},
 		Subscriptions: kafkaevents.SubscriptionConfig{
 			Topics:        []string{"orders", "payments"},
@@ -489,4 +491,31 @@ func FuzzParseDuration(f *testing.F) {
 			t.Fatalf("ParseDuration(%q) = %v, but its String %q parses to %v, %v", s, d, d.String(), again, err)
 		}
 	})
+}
+
+// TestEnvLinger: 0 in the environment is NoLinger (a zero field takes the
+// default); a field already set wins; a negative value is refused.
+func TestEnvLinger(t *testing.T) {
+	t.Parallel()
+	read := func(base kafkaevents.Config, v string) (kafkaevents.Config, error) {
+		got, err := base.FromLookup(cfgLookup(map[string]string{"KAFKA_BROKERS": "k:9092", "KAFKA_PRODUCER_LINGER": v}))
+		got.SetDefaults()
+		return got, err
+	}
+	got, err := read(kafkaevents.Config{}, "0")
+	require.NoError(t, err)
+	assert.Equal(t, kafkaevents.NoLinger, got.Producer.Linger)
+	require.NoError(t, got.Validate())
+
+	got, err = read(kafkaevents.Config{}, "")
+	require.NoError(t, err)
+	assert.Equal(t, time.Millisecond, got.Producer.Linger, "unset: the default")
+
+	got, err = read(kafkaevents.Config{Producer: kafkaevents.ProducerConfig{Linger: 20 * time.Millisecond}}, "0")
+	require.NoError(t, err)
+	assert.Equal(t, 20*time.Millisecond, got.Producer.Linger, "the field wins")
+
+	_, err = read(kafkaevents.Config{}, "-1ms")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `KAFKA_PRODUCER_LINGER="-1ms"`)
 }

@@ -31,7 +31,8 @@ import (
 //     Consumer.Return.Errors;
 //   - Producer.RequiredAcks, Producer.Idempotent, Producer.Compression and
 //     both Producer.Return.Successes and Producer.Return.Errors, as
-//     synchronous producers need.
+//     synchronous producers need;
+//   - Producer.Flush.Frequency from Producer.Linger (left 0 for NoLinger).
 //
 // Everything else keeps sarama's defaults; in particular
 // Metadata.AllowAutoTopicCreation stays true. Finally the result must pass
@@ -120,6 +121,9 @@ func (c Config) Sarama() (*sarama.Config, error) {
 	}
 	sc.Producer.Return.Successes = true
 	sc.Producer.Return.Errors = true
+	if c.Producer.Linger > 0 {
+		sc.Producer.Flush.Frequency = c.Producer.Linger
+	}
 
 	if err := sc.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: sarama rejects the result: %w", ErrInvalidConfig, err)

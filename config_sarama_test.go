@@ -186,6 +186,7 @@ func TestSaramaConfigDefaults(t *testing.T) {
 	assert.Equal(t, sarama.WaitForAll, sc.Producer.RequiredAcks)
 	assert.False(t, sc.Producer.Idempotent)
 	assert.Equal(t, sarama.CompressionNone, sc.Producer.Compression)
+	assert.Equal(t, time.Millisecond, sc.Producer.Flush.Frequency, "records gather for the default linger")
 	assert.False(t, sc.Net.TLS.Enable)
 	assert.False(t, sc.Net.SASL.Enable)
 }
@@ -539,5 +540,20 @@ func TestSaramaConnectTLS(t *testing.T) {
 			}
 			require.NoError(t, err)
 		})
+	}
+}
+
+func TestSaramaLinger(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		linger, want time.Duration
+	}{
+		{5 * time.Millisecond, 5 * time.Millisecond},
+		{kafkaevents.NoLinger, 0},
+	} {
+		c := kafkaevents.Config{Brokers: []string{"k:9092"}, Producer: kafkaevents.ProducerConfig{Linger: tt.linger}}
+		sc, err := c.Sarama()
+		require.NoError(t, err)
+		assert.Equal(t, tt.want, sc.Producer.Flush.Frequency, "Linger %s", tt.linger)
 	}
 }

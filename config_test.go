@@ -71,6 +71,7 @@ func TestConfigSetDefaults(t *testing.T) {
 			MaxInFlightRequests: 5,
 			RequiredAcks:        "all",
 			Compression:         "none",
+			Linger:              time.Millisecond,
 		},
 		Subscriptions: kafkaevents.SubscriptionConfig{FromBeginning: kafkaevents.Bool(false)},
 		Retry: kafkaevents.RetryConfig{
@@ -501,6 +502,16 @@ func TestConfigValidate(t *testing.T) {
 			name:   "no request in flight",
 			mutate: func(c *kafkaevents.Config) { c.Producer.MaxInFlightRequests = -1 },
 			want:   []string{"Producer.MaxInFlightRequests", "= -1", ">= 1"},
+		},
+		{
+			name:   "negative linger other than NoLinger",
+			mutate: func(c *kafkaevents.Config) { c.Producer.Linger = -5 * time.Millisecond },
+			want:   []string{"Producer.Linger", "KAFKA_PRODUCER_LINGER", "= -5ms", "from 0 to 1s, or NoLinger"},
+		},
+		{
+			name:   "linger over a second",
+			mutate: func(c *kafkaevents.Config) { c.Producer.Linger = 2 * time.Second },
+			want:   []string{"Producer.Linger", "= 2s"},
 		},
 		{
 			name: "idempotent with leader acks",

@@ -212,10 +212,18 @@ func (e *env) stackConsume(topic string, n int, mode tracingMode, work func(*mes
 // failingConsume measures the full stack when every tenth message fails on
 // its first delivery and succeeds on its retry (delay retryDelay). The time
 // is until every first delivery was handled; it also waits for the retries.
-func (e *env) failingConsume(topic string, n int, retryDelay time.Duration) (consumeResult, error) {
+// With failing false the handler does the same work and fails nothing: the
+// baseline of the failure path.
+func (e *env) failingConsume(topic string, n int, retryDelay time.Duration, failing bool) (consumeResult, error) {
 	first := newCounter(n)
-	failures := (n + 9) / 10
+	failures := 0
+	if failing {
+		failures = (n + 9) / 10
+	}
 	retried := newCounter(failures)
+	if failures == 0 {
+		close(retried.done)
+	}
 	cfg := e.stackConfig("fail")
 	cfg.Retry.Attempts, cfg.Retry.BaseDelay, cfg.Retry.MaxDelay = 1, retryDelay, retryDelay
 	sr, err := e.newStackRun(cfg, tracingNoop, func(s *kafkaevents.Stack, r *message.Router) error {
@@ -225,7 +233,7 @@ func (e *env) failingConsume(topic string, n int, retryDelay time.Duration) (con
 				return nil
 			}
 			first.add()
-			if failsOnce(msg) {
+			if failsOnce(msg) && failing {
 				return errors.New("fails once")
 			}
 			return nil
