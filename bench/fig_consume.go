@@ -60,7 +60,7 @@ func figConsume(e *env, o options, rep *report) error {
 	firsts := map[string][]float64{}
 	cpus := map[string][]float64{}
 	var ratioFull, ratioSDK, ratioJSON, ratioFail, ratioFailNoop, ratioOff, ratioNoopOff []float64
-	for run := range o.runs {
+	for run := range o.consumeRuns {
 		got := map[string]float64{}
 		for k := range variants {
 			v := variants[(run+k)%len(variants)]

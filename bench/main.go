@@ -7,7 +7,7 @@
 // It runs against the embedded broker (kafkatest, in process) unless
 // KAFKA_BROKERS is set, and writes BENCHMARKS.md. Usage:
 //
-//	go run ./bench                 # every figure, 3 runs each, writes BENCHMARKS.md
+//	go run ./bench                 # every figure, 3 runs each (5 for 1 and 2), writes BENCHMARKS.md
 //	BENCH_SHORT=1 go run ./bench   # 1 run, smaller counts, prints only
 //	go run ./bench -only 1,4 -out figures.md   # two figures, written elsewhere
 package main
@@ -24,18 +24,21 @@ import (
 
 // options are the command line flags.
 type options struct {
-	short    bool
-	runs     int
-	out      string
-	only     map[int]bool
-	size     int
-	profile  string
-	child    string
-	brokers  string
-	variants map[string]bool
-	topic    string
-	n        int
-	command  string
+	short bool
+	runs  int
+	// consumeRuns are the runs of figures 1 and 2, whose ratios vary most
+	// from run to run: 5 by default, else runs.
+	consumeRuns int
+	out         string
+	only        map[int]bool
+	size        int
+	profile     string
+	child       string
+	brokers     string
+	variants    map[string]bool
+	topic       string
+	n           int
+	command     string
 }
 
 // counts are the message counts of the figures.
@@ -61,7 +64,7 @@ func parseFlags() (options, error) {
 	var only string
 	short := os.Getenv("BENCH_SHORT")
 	flag.BoolVar(&o.short, "short", short != "" && short != "0", "one run with smaller counts (also BENCH_SHORT=1); prints the figures and writes -out only when it is given")
-	flag.IntVar(&o.runs, "runs", 0, "runs per figure (default 3, 1 in short mode)")
+	flag.IntVar(&o.runs, "runs", 0, "runs per figure (default 3, and 5 for figures 1 and 2; 1 in short mode)")
 	flag.StringVar(&o.out, "out", "", "write the report to this file (default BENCHMARKS.md, none in short mode)")
 	flag.StringVar(&only, "only", "", "comma-separated figure numbers to run (default all)")
 	flag.IntVar(&o.size, "size", 1024, "message size in bytes")
@@ -73,10 +76,11 @@ func parseFlags() (options, error) {
 	var variants string
 	flag.StringVar(&variants, "variants", "", "figures 1 and 2: run only these consumers (bare,full,sdk,fail), for profiling")
 	flag.Parse()
+	o.consumeRuns = o.runs
 	if o.runs == 0 {
-		o.runs = 3
+		o.runs, o.consumeRuns = 3, 5
 		if o.short {
-			o.runs = 1
+			o.runs, o.consumeRuns = 1, 1
 		}
 	}
 	if o.runs < 1 {

@@ -124,7 +124,7 @@ func (r *report) machine() [][2]string {
 		[2]string{"broker", r.env.kind()},
 		[2]string{"messages", fmt.Sprintf("%d bytes; %d consumed (figures 1, 2), %d retries (3), %d sent by SendBatch and the AsyncProducer, %d by the Watermill publisher (4), 10 × %d in the DLQ (5), %d waiting retries (7)",
 			o.size, c.consume, c.retries, c.batch, c.publish, c.dlqPer, c.waiting)},
-		[2]string{"runs", strconv.Itoa(o.runs)},
+		[2]string{"runs", fmt.Sprintf("%d per figure, %d for figures 1 and 2", o.runs, o.consumeRuns)},
 		[2]string{"load average (1, 5, 15 min)", fmt.Sprintf("%s at the start, %s at the end", r.loadStart, r.loadEnd)},
 		[2]string{"duration", r.elapsed.Round(time.Second).String()},
 	)
