@@ -28,10 +28,11 @@ type RetrySpan struct {
 // topic). The caller ends the span, after MarkFailed when the retry record
 // could not be published.
 //
-// A nil Tracer returns ctx and a span that records nothing (its End does
-// nothing) carrying ctx's span context.
+// A nil Tracer, or one whose provider never records, returns ctx and a span
+// that records nothing (its End does nothing) carrying ctx's span context,
+// without building the span's name and attributes.
 func (t *Tracer) StartRetry(ctx context.Context, s RetrySpan) (context.Context, trace.Span) {
-	if t == nil {
+	if t == nil || t.noop {
 		return ctx, inert(ctx)
 	}
 	return t.tracer.Start(ctx, spanName("retry", s.Topic),
@@ -68,10 +69,10 @@ type DLQSpan struct {
 // is stored. The caller ends the span, after MarkFailed when the DLQ record
 // could not be published.
 //
-// A nil Tracer returns ctx and a span that records nothing (its End does
-// nothing) carrying ctx's span context.
+// A nil Tracer, or one whose provider never records, returns ctx and a span
+// that records nothing (its End does nothing) carrying ctx's span context.
 func (t *Tracer) StartDLQ(ctx context.Context, s DLQSpan) (context.Context, trace.Span) {
-	if t == nil {
+	if t == nil || t.noop {
 		return ctx, inert(ctx)
 	}
 	ctx, span := t.tracer.Start(ctx, spanName("dlq_store", s.Topic),
