@@ -294,7 +294,7 @@ func (r *Retrier) failed(msg *message.Message, err error) error {
 	if middleware.HandoffDisabled(msg.Context()) {
 		return err
 	}
-	if herr := r.schedule(msg, d, p, attempt, err, c); herr != nil {
+	if herr := r.schedule(msg, &d, &p, attempt, err, c); herr != nil {
 		return herr
 	}
 	middleware.Report(msg, middleware.Outcome{Kind: middleware.OutcomeRetried, Err: err})
@@ -305,7 +305,7 @@ func (r *Retrier) failed(msg *message.Message, err error) error {
 // offset it returns once the record is handed to the producer; otherwise
 // once the broker acknowledged it. It counts the retry as scheduled when the
 // broker acknowledged the record.
-func (r *Retrier) schedule(msg *message.Message, d middleware.Delivery, p Policy, attempt int, cause error, c *counters) error {
+func (r *Retrier) schedule(msg *message.Message, d *middleware.Delivery, p *Policy, attempt int, cause error, c *counters) error {
 	now := r.cfg.Now().UTC()
 	delay := p.JitteredDelay(attempt)
 	due := now.Add(delay)
@@ -320,6 +320,44 @@ func (r *Retrier) schedule(msg *message.Message, d middleware.Delivery, p Policy
 	})
 	defer span.End()
 
+	rec := retryRecord(msg, d, topic, attempt, now, due, firstFailed, cause)
+	if async, ok := r.cfg.Sender.(middleware.AsyncSender); ok && r.cfg.Holder != nil {
+		if hold := r.cfg.Holder.Hold(msg); hold != nil {
+			// Kept to send again: the producer adds its own headers.
+			again := *rec
+			again.Headers = slices.Clone(rec.Headers)
+			async.SendRecordAsync(ctx, rec, func(err error) {
+				if err == nil {
+					c.scheduled.Add(1)
+					hold.Release()
+					return
+				}
+				tracing.MarkFailed(span, err)
+				r.logRetry(err, "Publishing retry record failed; sending it again", d.HandlerID, topic, attempt, delay)
+				go r.resend(context.WithoutCancel(ctx), &again, hold, c)
+			})
+			r.logRetry(nil, "Retry handed to the producer", d.HandlerID, topic, attempt, delay)
+			return nil
+		}
+	}
+	if err := r.cfg.Sender.SendRecord(ctx, rec); err != nil {
+		tracing.MarkFailed(span, err)
+		r.logRetry(err, "Publishing retry record failed; the message will be redelivered", d.HandlerID, topic, attempt, delay)
+		return fmt.Errorf("%w: retry record to %s: %w", middleware.ErrHandoff, topic, err)
+	}
+	c.scheduled.Add(1)
+	r.logRetry(nil, "Retry scheduled", d.HandlerID, topic, attempt, delay)
+	return nil
+}
+
+// retryRecord builds the retry record of msg. It is a function of its own,
+// and not inlined, so that its frame (the header values are formatted in
+// it) is gone before schedule hands the record to the producer: the retry
+// hand-off runs at the bottom of a handler's goroutine, whose stack grows by
+// copying.
+//
+//go:noinline
+func retryRecord(msg *message.Message, d *middleware.Delivery, topic string, attempt int, now, due, firstFailed time.Time, cause error) *sarama.ProducerMessage {
 	headers := middleware.CopyHeaders(msg.Metadata, 10, isRetryHeader)
 	headers.SetOrigin(msg.UUID, d.Topic, d.HasOffset, d.Partition, d.Offset) // the offset: from the main topic, or carried along
 	headers.Set(middleware.HeaderHandlerID, d.HandlerID)
@@ -339,41 +377,23 @@ func (r *Retrier) schedule(msg *message.Message, d middleware.Delivery, p Policy
 	if d.Key != nil {
 		rec.Key = sarama.ByteEncoder(d.Key)
 	}
-	if async, ok := r.cfg.Sender.(middleware.AsyncSender); ok && r.cfg.Holder != nil {
-		if hold := r.cfg.Holder.Hold(msg); hold != nil {
-			// Kept to send again: the producer adds its own headers.
-			again := *rec
-			again.Headers = slices.Clone(rec.Headers)
-			async.SendRecordAsync(ctx, rec, func(err error) {
-				if err == nil {
-					c.scheduled.Add(1)
-					hold.Release()
-					return
-				}
-				tracing.MarkFailed(span, err)
-				r.logger.Error("Publishing retry record failed; sending it again", err, watermill.LogFields{
-					"handler_id": d.HandlerID, "topic": topic, "retry_count": attempt,
-				})
-				go r.resend(context.WithoutCancel(ctx), &again, hold, c)
-			})
-			r.logger.Trace("Retry handed to the producer", watermill.LogFields{
-				"handler_id": d.HandlerID, "retry_topic": topic, "retry_count": attempt, "delay": delay.String(),
-			})
-			return nil
-		}
+	return rec
+}
+
+// logRetry logs what became of a retry record: at error level with err,
+// else at debug level. It is a function of its own so that the log fields
+// are not in the frame of schedule, which runs at the bottom of a handler's
+// goroutine: Watermill starts one per message, with a small stack that
+// grows by copying.
+//
+//go:noinline
+func (r *Retrier) logRetry(err error, msg, handlerID, topic string, attempt int, delay time.Duration) {
+	fields := watermill.LogFields{"handler_id": handlerID, "retry_topic": topic, "retry_count": attempt, "delay": delay.String()}
+	if err != nil {
+		r.logger.Error(msg, err, fields)
+		return
 	}
-	if err := r.cfg.Sender.SendRecord(ctx, rec); err != nil {
-		tracing.MarkFailed(span, err)
-		r.logger.Error("Publishing retry record failed; the message will be redelivered", err, watermill.LogFields{
-			"handler_id": d.HandlerID, "topic": topic, "retry_count": attempt,
-		})
-		return fmt.Errorf("%w: retry record to %s: %w", middleware.ErrHandoff, topic, err)
-	}
-	c.scheduled.Add(1)
-	r.logger.Debug("Retry scheduled", watermill.LogFields{
-		"handler_id": d.HandlerID, "retry_topic": topic, "retry_count": attempt, "delay": delay.String(),
-	})
-	return nil
+	r.logger.Debug(msg, fields)
 }
 
 // Backoff of resend: the first wait and the longest.
