@@ -117,7 +117,7 @@ func (c Config) FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	e.boolPtr(envProducerIdempotent, &c.Producer.Idempotent)
 	e.str(envProducerAcks, &c.Producer.RequiredAcks)
 	e.str(envProducerCompression, &c.Producer.Compression)
-	e.linger(envProducerLinger, &c.Producer.Linger)
+	e.durationAsZero(envProducerLinger, &c.Producer.Linger, NoLinger, "a duration such as 1ms or 5ms, or 0 to send every record at once")
 
 	e.list(envTopics, &c.Subscriptions.Topics)
 	e.boolPtr(envFromBeginning, &c.Subscriptions.FromBeginning)
@@ -255,23 +255,12 @@ func parseBool(s string) (bool, error) {
 }
 
 func (e *envReader) duration(name string, dst *time.Duration) {
-	if *dst != 0 {
-		return
-	}
-	v, ok := e.getTrimmed(name)
-	if !ok {
-		return
-	}
-	d, err := ParseDuration(v)
-	if err != nil {
-		e.bad(name, v, "a non-negative duration such as 500ms, 2s or 1m30s, or a whole number of milliseconds")
-		return
-	}
-	*dst = d
+	e.durationAsZero(name, dst, 0, "a non-negative duration such as 500ms, 2s or 1m30s, or a whole number of milliseconds")
 }
 
-// linger is duration for Producer.Linger, where 0 means NoLinger.
-func (e *envReader) linger(name string, dst *time.Duration) {
+// durationAsZero is duration for a field whose zero takes a default: a
+// value of 0 sets it to zero instead (Producer.Linger: NoLinger).
+func (e *envReader) durationAsZero(name string, dst *time.Duration, zero time.Duration, want string) {
 	if *dst != 0 {
 		return
 	}
@@ -281,11 +270,11 @@ func (e *envReader) linger(name string, dst *time.Duration) {
 	}
 	d, err := ParseDuration(v)
 	if err != nil {
-		e.bad(name, v, "a duration such as 1ms or 5ms, or 0 to send every record at once")
+		e.bad(name, v, want)
 		return
 	}
 	if d == 0 {
-		d = NoLinger
+		d = zero
 	}
 	*dst = d
 }
