@@ -62,6 +62,9 @@ type consumeResult struct {
 	total      time.Duration // router start to last message handled
 	firstAfter time.Duration // router start to first message handled
 	cpu        time.Duration // CPU time of the process (broker included) meanwhile
+	// retried is how many retries were handled by the end of the timed
+	// window (failingConsume).
+	retried int64
 }
 
 func (r consumeResult) rate(n int) float64 { return float64(n) / r.total.Seconds() }
@@ -250,7 +253,7 @@ func (e *env) failingConsume(topic string, n int, retryDelay time.Duration, fail
 	start := time.Now()
 	go func() { done <- sr.router.Run(context.Background()) }()
 	err = first.wait(10 * time.Minute)
-	res := consumeResult{total: time.Since(start), firstAfter: time.Duration(first.first.Load() - start.UnixNano()), cpu: cpuTime() - cpu0}
+	res := consumeResult{total: time.Since(start), firstAfter: time.Duration(first.first.Load() - start.UnixNano()), cpu: cpuTime() - cpu0, retried: retried.n.Load()}
 	if err == nil {
 		err = retried.wait(5 * time.Minute)
 	}

@@ -5,6 +5,9 @@ import (
 	"time"
 )
 
+// failRetryDelay is the retry delay of figure 2.
+const failRetryDelay = 100 * time.Millisecond
+
 // figConsume measures figures 1 and 2 in the same runs: a bare router, the
 // full stack with no-op tracing, the full stack with the OTel SDK, and the
 // full stack with every tenth message failing once, each with a fresh
@@ -37,8 +40,8 @@ func figConsume(e *env, o options, rep *report) error {
 		{"sdk", func() (consumeResult, error) { return e.stackConsume(topic, n, tracingSDK, noWork) }},
 		{"bare-json", func() (consumeResult, error) { return e.bareConsume(topic, n, decodeWork) }},
 		{"full-json", func() (consumeResult, error) { return e.stackConsume(topic, n, tracingNoop, decodeWork) }},
-		{"fail", func() (consumeResult, error) { return e.failingConsume(topic, n, time.Second, true) }},
-		{"nofail", func() (consumeResult, error) { return e.failingConsume(topic, n, time.Second, false) }},
+		{"fail", func() (consumeResult, error) { return e.failingConsume(topic, n, failRetryDelay, true) }},
+		{"nofail", func() (consumeResult, error) { return e.failingConsume(topic, n, failRetryDelay, false) }},
 		{"off", func() (consumeResult, error) { return e.stackConsume(topic, n, tracingOff, noWork) }},
 	}
 	if !o.wants(1) {
@@ -56,7 +59,7 @@ func figConsume(e *env, o options, rep *report) error {
 		variants = keep
 	}
 	rates := map[string][]float64{}
-	var steadyFull, steadyFail []float64
+	var steadyFull, steadyFail, inWindow []float64
 	firsts := map[string][]float64{}
 	cpus := map[string][]float64{}
 	var ratioFull, ratioSDK, ratioJSON, ratioFail, ratioFailNoop, ratioOff, ratioNoopOff []float64
@@ -73,6 +76,9 @@ func figConsume(e *env, o options, rep *report) error {
 			rates[v.name] = append(rates[v.name], res.rate(n))
 			firsts[v.name] = append(firsts[v.name], float64(res.firstAfter.Milliseconds()))
 			cpus[v.name] = append(cpus[v.name], float64(res.cpu.Microseconds())/float64(n))
+			if v.name == "fail" {
+				inWindow = append(inWindow, 100*float64(res.retried)/float64((n+9)/10))
+			}
 			fmt.Printf("  run %d %-9s %8.0f msg/s  (%s total, first message after %s, %.1f µs CPU/msg)  load %s\n",
 				run+1, v.name, res.rate(n), res.total.Round(time.Millisecond), res.firstAfter.Round(time.Millisecond),
 				float64(res.cpu.Microseconds())/float64(n), loadAverage())
@@ -138,11 +144,12 @@ func figConsume(e *env, o options, rep *report) error {
 		fmt.Printf("  Producer.SendRecord round trip, median of 1000 sequential: %s  load %s\n", lat.Round(time.Microsecond), loadAverage())
 		s := rep.section("2. Failure path",
 			fmt.Sprintf("The same %d messages through the full stack (no-op tracing) with a handler that fails the first delivery "+
-				"of every tenth message (%d failures) and succeeds on its retry (retry topic, 1 s delay, back to the handler "+
+				"of every tenth message (%d failures) and succeeds on its retry (retry topic, %s delay, back to the handler "+
 				"through the dispatcher). Timed from router.Run until every first delivery was handled, against the same handler "+
 				"failing nothing in the same run (it reads the retry count and the key of every message, as the failing one does; "+
 				"the retry count is a context lookup at the bottom of the chain, which makes each message's goroutine grow its stack "+
-				"once, unlike the no-op handler of figure 1).", n, (n+9)/10))
+				"once, unlike the no-op handler of figure 1). The retry delay is short so that, as in a service that has been failing "+
+				"for a while, the retries are handled while the main topic is read, not after the timed window.", n, (n+9)/10, failRetryDelay))
 		s.add(row{name: "full stack, same handler, no failures", unit: "msg/s", vals: rates["nofail"]})
 		s.add(row{name: "full stack, 10% fail once", unit: "msg/s", vals: rates["fail"]})
 		s.add(row{name: "10% failing / no failures", unit: "ratio", vals: ratioFail, goal: "≥ 0.85", met: atLeast(0.85), ratio: "failure path/no failures"})
@@ -150,6 +157,7 @@ func figConsume(e *env, o options, rep *report) error {
 			ratio: "failure path/no failures from the first message"})
 		s.add(row{name: "10% failing / the no-op handler of figure 1", unit: "ratio", vals: ratioFailNoop,
 			ratio: "failure path/no-op handler without failures"})
+		s.add(row{name: "retries handled within the timed window", unit: "%", vals: inWindow})
 		s.add(row{name: "CPU per message, same handler, no failures (whole process)", unit: "µs", vals: cpus["nofail"]})
 		s.add(row{name: "CPU per message, 10% failing (whole process)", unit: "µs", vals: cpus["fail"]})
 		s.add(row{name: "Producer.SendRecord round trip (median of 1000 sequential calls)", unit: "ms", vals: []float64{ms(lat)}})

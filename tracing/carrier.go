@@ -99,7 +99,7 @@ func (t *Tracer) Inject(ctx context.Context, md message.Metadata) {
 	if t == nil || md == nil {
 		return
 	}
-	if _, tracestate := t.propFields(); tracestate && trace.SpanContextFromContext(ctx).IsValid() {
+	if t.propFields().tracestate && trace.SpanContextFromContext(ctx).IsValid() {
 		delete(md, headerTracestate)
 	}
 	t.prop.Inject(ctx, MetadataCarrier(md))
@@ -126,14 +126,14 @@ func (t *Tracer) InjectHeaders(ctx context.Context, headers []sarama.RecordHeade
 	if t == nil {
 		return headers
 	}
-	nfields, tracestate := t.propFields()
-	if nfields == 0 {
+	fields := t.propFields()
+	if len(fields.names) == 0 {
 		return headers
 	}
 	sc := trace.SpanContextFromContext(ctx)
-	out := make([]sarama.RecordHeader, len(headers), len(headers)+nfields)
+	out := make([]sarama.RecordHeader, len(headers), len(headers)+len(fields.names))
 	copy(out, headers)
-	if tracestate && sc.IsValid() {
+	if fields.tracestate && sc.IsValid() {
 		out = slices.DeleteFunc(out, func(h sarama.RecordHeader) bool { return string(h.Key) == headerTracestate })
 	}
 	t.prop.Inject(ctx, HeadersCarrier{Headers: &out})

@@ -70,15 +70,15 @@ func (t *Tracer) Middleware(h message.HandlerFunc) message.HandlerFunc {
 }
 
 // parentContext returns msg's context with the trace context and baggage
-// extracted from its metadata. With a propagator of its own (not the global
-// one) the tracer extracts only when the metadata holds one of the
-// propagator's fields: without them there is nothing to extract, and a
-// message that carries no trace context costs a map lookup per field.
+// extracted from its metadata. The tracer extracts only when the metadata
+// holds one of the propagator's fields: without them there is nothing to
+// extract, and a message that carries no trace context costs a map lookup
+// per field.
 //
 //go:noinline
 func (t *Tracer) parentContext(msg *message.Message) context.Context {
 	ctx := msg.Context()
-	if t.extract && (t.globalProp || t.carries(msg.Metadata)) {
+	if t.extract && t.carries(msg.Metadata) {
 		ctx = t.prop.Extract(ctx, MetadataCarrier(msg.Metadata))
 	}
 	return ctx
@@ -86,7 +86,7 @@ func (t *Tracer) parentContext(msg *message.Message) context.Context {
 
 // carries reports whether md holds a field of the propagator.
 func (t *Tracer) carries(md message.Metadata) bool {
-	for _, f := range t.fields {
+	for _, f := range t.propFields().names {
 		if _, ok := md[f]; ok {
 			return true
 		}

@@ -3,6 +3,8 @@ package tracing_test
 import (
 	"context"
 	"errors"
+	"os"
+	"os/exec"
 	"testing"
 	"time"
 
@@ -10,9 +12,11 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/torix/kafkaevents/tracing"
 )
@@ -198,4 +202,46 @@ func TestNew_Defaults(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, trace.SpanContextFromContext(msg.Context()).IsValid(),
 		"the default global propagator extracts nothing")
+}
+
+// TestNew_GlobalPropagatorSetAfterNew: a tracer built before the application
+// sets the global propagator carries nothing until then, and uses that
+// propagator's fields from then on. It runs in a child process, since the
+// globals cannot be unset for the other tests.
+func TestNew_GlobalPropagatorSetAfterNew(t *testing.T) {
+	if os.Getenv("KAFKAEVENTS_TRACING_GLOBAL_CHILD") == "1" {
+		globalPropagatorSetAfterNew(t)
+		return
+	}
+	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestNew_GlobalPropagatorSetAfterNew$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "KAFKAEVENTS_TRACING_GLOBAL_CHILD=1")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "child process:\n%s", out)
+	assert.Contains(t, string(out), "PASS")
+}
+
+func globalPropagatorSetAfterNew(t *testing.T) {
+	tr := tracing.New(tracing.Config{TracerProvider: noop.NewTracerProvider()})
+	seen := func() trace.SpanContext {
+		var sc trace.SpanContext
+		_, err := tr.Middleware(func(m *message.Message) ([]*message.Message, error) {
+			sc = trace.SpanContextFromContext(m.Context())
+			return nil, nil
+		})(deliveredMessage(t.Context(), message.Metadata{"traceparent": remoteTraceparent}))
+		require.NoError(t, err)
+		return sc
+	}
+	parent := trace.ContextWithSpanContext(t.Context(), trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: remoteTraceID, SpanID: remoteSpanID, TraceFlags: trace.FlagsSampled,
+	}))
+	hs := []sarama.RecordHeader{hdr("a", "1")}
+
+	assert.False(t, seen().IsValid(), "no propagator set yet: nothing extracted")
+	assert.Equal(t, hs, tr.InjectHeaders(parent, hs), "nothing injected")
+
+	otel.SetTextMapPropagator(newPropagator())
+	assert.Equal(t, remoteTraceID, seen().TraceID(), "extracted with the propagator set after New")
+	out := tr.InjectHeaders(parent, hs)
+	require.Len(t, out, 2)
+	assert.Equal(t, "traceparent", string(out[1].Key))
 }

@@ -1,7 +1,9 @@
 package tracing
 
 import (
+	"reflect"
 	"slices"
+	"sync/atomic"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -70,20 +72,21 @@ type Tracer struct {
 	// noop is true when the provider is known never to record: the
 	// middleware then only propagates the context.
 	noop bool
-	// globalProp is true when prop is the global propagator, whose fields
-	// change if the application sets it after New: they are then read on
-	// each use instead of from the fields below.
+	// globalProp is true when prop is the global propagator as New found
+	// it. If the application had not set one yet, that is OpenTelemetry's
+	// delegating propagator, which writes no field until the first
+	// otel.SetTextMapPropagator and those of the propagator set then
+	// afterwards: its fields are read until they are not empty, and then
+	// kept (see propFields).
 	globalProp bool
+	// propComparable is whether prop can be compared with ==.
+	propComparable bool
 	// extract is false when the propagator has no fields, so there is
 	// nothing to read.
 	extract bool
-	// tracestate is true when the propagator writes the W3C tracestate
-	// header, which must not outlive the traceparent it belongs to.
-	tracestate bool
-	// nfields is the number of fields the propagator writes.
-	nfields int
-	// fields are the fields of the propagator, unless it is the global one.
-	fields []string
+	// fields describes the fields of prop: set by New unless globalProp,
+	// then by propFields once the global propagator has fields.
+	fields atomic.Pointer[propFieldSet]
 	// starts caches the span names and start options of the hot paths.
 	starts startCache
 }
@@ -100,16 +103,15 @@ func New(cfg Config) *Tracer {
 	}
 	fields := prop.Fields()
 	t := &Tracer{
-		tracer:     tp.Tracer(ScopeName, trace.WithSchemaURL(semconv.SchemaURL)),
-		prop:       prop,
-		group:      cfg.ConsumerGroup,
-		globalProp: cfg.Propagator == nil,
-		extract:    len(fields) > 0 || cfg.Propagator == nil,
-		tracestate: slices.Contains(fields, headerTracestate),
-		nfields:    len(fields),
+		tracer:         tp.Tracer(ScopeName, trace.WithSchemaURL(semconv.SchemaURL)),
+		prop:           prop,
+		group:          cfg.ConsumerGroup,
+		globalProp:     cfg.Propagator == nil,
+		propComparable: reflect.TypeOf(prop).Comparable(),
+		extract:        len(fields) > 0 || cfg.Propagator == nil,
 	}
-	if !t.globalProp {
-		t.fields = fields
+	if !t.globalProp || len(fields) > 0 {
+		t.fields.Store(newPropFieldSet(fields))
 	}
 	switch tp.(type) {
 	case noop.TracerProvider, *noop.TracerProvider:
@@ -118,14 +120,39 @@ func New(cfg Config) *Tracer {
 	return t
 }
 
-// propFields returns the number of fields the propagator writes and whether
-// tracestate is one of them.
-func (t *Tracer) propFields() (n int, tracestate bool) {
-	if !t.globalProp {
-		return t.nfields, t.tracestate
+// propFieldSet is what the tracer needs to know of a propagator's fields.
+type propFieldSet struct {
+	names []string
+	// tracestate is true when the propagator writes the W3C tracestate
+	// header, which must not outlive the traceparent it belongs to.
+	tracestate bool
+}
+
+func newPropFieldSet(names []string) *propFieldSet {
+	return &propFieldSet{names: names, tracestate: slices.Contains(names, headerTracestate)}
+}
+
+var noPropFields = &propFieldSet{}
+
+// propFields returns the fields the propagator writes. Those of a
+// propagator of the tracer's own, or of the global one once it has fields,
+// are known; the global propagator as New found it has none as long as
+// otel.GetTextMapPropagator still returns it (nothing was set since), and
+// otherwise its fields are read, and kept once there are some.
+func (t *Tracer) propFields() *propFieldSet {
+	if f := t.fields.Load(); f != nil {
+		return f
 	}
-	fields := t.prop.Fields()
-	return len(fields), slices.Contains(fields, headerTracestate)
+	if t.propComparable && otel.GetTextMapPropagator() == t.prop {
+		return noPropFields
+	}
+	names := t.prop.Fields()
+	if len(names) == 0 {
+		return noPropFields
+	}
+	f := newPropFieldSet(names)
+	t.fields.Store(f)
+	return f
 }
 
 const (
