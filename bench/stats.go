@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -85,9 +86,23 @@ func (r row) values() string {
 		return "n/a"
 	}
 	if len(r.vals) == 1 {
-		return format(r.vals[0], r.unit) + unitSuffix(r.unit)
+		return r.medianText() + unitSuffix(r.unit)
 	}
-	return fmt.Sprintf("%s / %s / %s%s", format(r.min(), r.unit), format(r.median(), r.unit), format(r.max(), r.unit), unitSuffix(r.unit))
+	return fmt.Sprintf("%s / %s / %s%s", format(r.min(), r.unit), r.medianText(), format(r.max(), r.unit), unitSuffix(r.unit))
+}
+
+// medianText is the median as format writes it, with one more decimal when
+// the rounded ratio would read as meeting a goal the median misses (0.849
+// against "≥ 0.85").
+func (r row) medianText() string {
+	m := r.median()
+	text := format(m, r.unit)
+	if r.met != nil && r.unit == "ratio" && !r.met(m) {
+		if rounded, err := strconv.ParseFloat(text, 64); err == nil && r.met(rounded) {
+			return fmt.Sprintf("%.3f", m)
+		}
+	}
+	return text
 }
 
 func unitSuffix(unit string) string {
@@ -119,7 +134,7 @@ func summaryLines(secs []*section) []string {
 			if r.ratio == "" || len(r.vals) == 0 {
 				continue
 			}
-			line := fmt.Sprintf("%s = %s", r.ratio, format(r.median(), r.unit))
+			line := fmt.Sprintf("%s = %s", r.ratio, r.medianText())
 			if r.unit != "ratio" {
 				line += unitSuffix(r.unit)
 			}

@@ -1,0 +1,23 @@
+package main
+
+import "testing"
+
+// TestMedianTextDoesNotRoundIntoAGoal: a ratio that misses its goal by less
+// than the rounding is shown with one more decimal, so that the summary
+// never reads "0.85 (goal ≥ 0.85: missed)".
+func TestMedianTextDoesNotRoundIntoAGoal(t *testing.T) {
+	for _, tt := range []struct {
+		vals []float64
+		want string
+	}{
+		{[]float64{0.849}, "0.849"},
+		{[]float64{0.851}, "0.85"},
+		{[]float64{0.70, 0.8449, 0.90}, "0.845"},
+		{[]float64{0.70}, "0.70"},
+	} {
+		r := row{unit: "ratio", vals: tt.vals, met: atLeast(0.85)}
+		if got := r.medianText(); got != tt.want {
+			t.Errorf("median of %v: got %q, want %q", tt.vals, got, tt.want)
+		}
+	}
+}
