@@ -91,16 +91,20 @@ func (r row) values() string {
 	return fmt.Sprintf("%s / %s / %s%s", format(r.min(), r.unit), r.medianText(), format(r.max(), r.unit), unitSuffix(r.unit))
 }
 
-// medianText is the median as format writes it, with one more decimal when
-// the rounded ratio would read as meeting a goal the median misses (0.849
-// against "≥ 0.85").
+// medianText is the median as format writes it, with as many more decimals
+// as it takes when the rounded ratio would read as meeting a goal the median
+// misses (0.849 against "≥ 0.85").
 func (r row) medianText() string {
 	m := r.median()
 	text := format(m, r.unit)
-	if r.met != nil && r.unit == "ratio" && !r.met(m) {
-		if rounded, err := strconv.ParseFloat(text, 64); err == nil && r.met(rounded) {
-			return fmt.Sprintf("%.3f", m)
+	if r.met == nil || r.unit != "ratio" || r.met(m) {
+		return text
+	}
+	for decimals := 3; decimals <= 6; decimals++ {
+		if rounded, err := strconv.ParseFloat(text, 64); err != nil || !r.met(rounded) {
+			break
 		}
+		text = strconv.FormatFloat(m, 'f', decimals, 64)
 	}
 	return text
 }

@@ -12,7 +12,8 @@ func TestMedianTextDoesNotRoundIntoAGoal(t *testing.T) {
 	}{
 		{[]float64{0.849}, "0.849"},
 		{[]float64{0.851}, "0.85"},
-		{[]float64{0.70, 0.8449, 0.90}, "0.845"},
+		{[]float64{0.70, 0.8496, 0.90}, "0.8496"},
+		{[]float64{0.8449}, "0.84"},
 		{[]float64{0.70}, "0.70"},
 	} {
 		r := row{unit: "ratio", vals: tt.vals, met: atLeast(0.85)}
