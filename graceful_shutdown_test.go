@@ -126,3 +126,78 @@ func (l *closingLogger) Info(msg string, fields watermill.LogFields) {
 }
 
 func (l *closingLogger) With(watermill.LogFields) watermill.LoggerAdapter { return l }
+
+// TestStoppedHandlerDrainsItsSubscription stops one handler of a running
+// router (Handler.Stop cancels its subscription's context, without closing
+// the subscriber) while it handles a message. The message in flight is
+// committed, the next one is not handled, the handler stops after the
+// drain, and the router's other handler keeps consuming.
+func TestStoppedHandlerDrainsItsSubscription(t *testing.T) {
+	env := newEnv(t)
+	topic, other := uniq("stopped"), uniq("stopped-other")
+	env.createTopics(t, 1, topic, other)
+	cfg := env.baseConfig("stopped")
+	cfg.Consumer.ShutdownTimeout = 2 * time.Second
+	entered := make(chan string, 4)
+	release := make(chan struct{})
+	stack, err := kafkaevents.New(cfg, kafkaevents.WithLogger(watermill.NopLogger{}))
+	require.NoError(t, err)
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, watermill.NopLogger{})
+	require.NoError(t, err)
+	stack.Install(router)
+	stopped, err := stack.AddHandler(router, topic, "Stopped.handle", func(msg *message.Message) error {
+		entered <- string(msg.Payload)
+		<-release
+		return nil
+	})
+	require.NoError(t, err)
+	others := make(chan string, 4)
+	_, err = stack.AddHandler(router, other, "Stopped.other", func(msg *message.Message) error {
+		others <- string(msg.Payload)
+		return nil
+	})
+	require.NoError(t, err)
+	go func() { _ = router.Run(context.Background()) }()
+	defer func() {
+		_ = router.Close()
+		_ = stack.Close()
+	}()
+	<-router.Running()
+	admin, err := sarama.NewClusterAdmin(env.Brokers, env.saramaConfig())
+	require.NoError(t, err)
+	defer admin.Close()
+	require.Eventually(t, func() bool {
+		gs, err := admin.DescribeConsumerGroups([]string{cfg.Consumer.GroupID})
+		return err == nil && len(gs) == 1 && gs[0].State == "Stable" && len(gs[0].Members) == 2
+	}, 30*time.Second, 50*time.Millisecond)
+
+	_, err = stack.Producer().Send(t.Context(), kafkaevents.Message{Topic: topic, Value: "in flight"})
+	require.NoError(t, err)
+	select {
+	case <-entered:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the handler was not called")
+	}
+	_, err = stack.Producer().Send(t.Context(), kafkaevents.Message{Topic: topic, Value: "next"})
+	require.NoError(t, err)
+	stopped.Stop()
+	time.Sleep(300 * time.Millisecond)
+	close(release)
+	select {
+	case <-stopped.Stopped():
+	case <-time.After(30 * time.Second):
+		t.Fatal("the stopped handler did not stop")
+	}
+	assert.Empty(t, entered, "the message handed out during the drain was not handled")
+	require.Eventually(t, func() bool { return committedOffset(t, admin, cfg.Consumer.GroupID, topic) == 1 },
+		30*time.Second, 100*time.Millisecond, "the offset of the message handled during the drain is committed")
+
+	_, err = stack.Producer().Send(t.Context(), kafkaevents.Message{Topic: other, Value: "still consumed"})
+	require.NoError(t, err)
+	select {
+	case p := <-others:
+		assert.Equal(t, "still consumed", p)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the other handler stopped consuming")
+	}
+}
