@@ -3,9 +3,11 @@ package kafkaevents_test
 import (
 	"errors"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -28,8 +30,14 @@ func TestWaitingRetriesSurviveRestartWithoutFromBeginning(t *testing.T) {
 	cfg.Retry.BaseDelay = 2 * time.Second
 	cfg.Retry.MaxDelay = 2 * time.Second
 	rec := &recorder{}
+	var probed sync.Map // partition -> true: a probe was consumed from it
 	setup := func(s *kafkaevents.Stack, r *message.Router) {
 		_, err := s.AddHandler(r, topic, "RestartNewest.handle", func(msg *message.Message) error {
+			if string(msg.Payload) == probePayload {
+				p, _ := kafka.MessagePartitionFromCtx(msg.Context())
+				probed.Store(p, true)
+				return nil
+			}
 			if rec.add(msg).RetryCount == 0 {
 				return errors.New("fail first")
 			}
@@ -38,8 +46,22 @@ func TestWaitingRetriesSurviveRestartWithoutFromBeginning(t *testing.T) {
 		require.NoError(t, err)
 	}
 	first := start(t, cfg, setup)
-	// The main group starts at the end too: publish once it has its partitions.
+	// The main group starts at the end too: publish once it reads both
+	// partitions. A stable group is not enough; each partition's starting
+	// offset is looked up once the claim starts, and a record written before
+	// that would be skipped. So probe each partition until it is read.
 	require.Eventually(t, func() bool { return first.Stack.Readiness(t.Context()).Consumer }, 30*time.Second, 50*time.Millisecond)
+	require.Eventually(t, func() bool {
+		all := true
+		for p := range int32(2) {
+			if _, ok := probed.Load(p); !ok {
+				all = false
+				_, err := first.Stack.Producer().Send(t.Context(), kafkaevents.Message{Topic: topic, Partition: &p, Value: probePayload})
+				require.NoError(t, err)
+			}
+		}
+		return all
+	}, 30*time.Second, 200*time.Millisecond, "the main group reads both partitions")
 	const n = 10
 	ms := make([]kafkaevents.Message, n)
 	for i := range ms {
@@ -64,3 +86,7 @@ func TestWaitingRetriesSurviveRestartWithoutFromBeginning(t *testing.T) {
 	}
 	assert.Len(t, retried, n)
 }
+
+// probePayload is the payload of the records that check a consumer reads a
+// partition; handlers ignore them.
+const probePayload = "probe"
