@@ -15,84 +15,123 @@ import (
 	"github.com/torix/kafkaevents"
 )
 
+// inFlightRig is a running stack with two handlers, each on a topic of one
+// partition, so that its consumer group has two members: the handler of
+// topic blocks until release is closed, the one of other records what it
+// gets.
+type inFlightRig struct {
+	cfg          kafkaevents.Config
+	topic, other string
+	stack        *kafkaevents.Stack
+	router       *message.Router
+	handler      *message.Handler // the handler of topic
+	entered      chan string      // what the handler of topic got
+	release      chan struct{}
+	others       chan string // what the handler of other got
+	admin        sarama.ClusterAdmin
+}
+
+// startInFlight starts the rig with logger, after mutate changed its
+// configuration, and returns once the group is Stable with both members, so
+// that no rebalance to come revokes a partition while a handler runs.
+func startInFlight(t *testing.T, name string, logger watermill.LoggerAdapter, mutate func(*kafkaevents.Config)) *inFlightRig {
+	t.Helper()
+	env := newEnv(t)
+	rig := &inFlightRig{
+		topic: uniq(name), other: uniq(name + "-other"), cfg: env.baseConfig(name),
+		entered: make(chan string, 4), release: make(chan struct{}), others: make(chan string, 4),
+	}
+	env.createTopics(t, 1, rig.topic, rig.other)
+	if mutate != nil {
+		mutate(&rig.cfg)
+	}
+	var err error
+	rig.stack, err = kafkaevents.New(rig.cfg, kafkaevents.WithLogger(logger))
+	require.NoError(t, err)
+	rig.router, err = message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, logger)
+	require.NoError(t, err)
+	rig.stack.Install(rig.router)
+	rig.handler, err = rig.stack.AddHandler(rig.router, rig.topic, name+".handle", func(msg *message.Message) error {
+		rig.entered <- string(msg.Payload)
+		<-rig.release
+		return nil
+	})
+	require.NoError(t, err)
+	_, err = rig.stack.AddHandler(rig.router, rig.other, name+".other", func(msg *message.Message) error {
+		rig.others <- string(msg.Payload)
+		return nil
+	})
+	require.NoError(t, err)
+	go func() { _ = rig.router.Run(context.Background()) }()
+	t.Cleanup(func() {
+		_ = rig.router.Close()
+		_ = rig.stack.Close()
+	})
+	<-rig.router.Running()
+	rig.admin, err = sarama.NewClusterAdmin(env.Brokers, env.saramaConfig())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = rig.admin.Close() })
+	require.Eventually(t, func() bool {
+		gs, err := rig.admin.DescribeConsumerGroups([]string{rig.cfg.Consumer.GroupID})
+		return err == nil && len(gs) == 1 && gs[0].State == "Stable" && len(gs[0].Members) == 2
+	}, 30*time.Second, 50*time.Millisecond)
+	return rig
+}
+
+// holdOne sends "in flight" to topic and returns once its handler runs,
+// after sending "next", which waits behind it: it is handed out once "in
+// flight" is acknowledged.
+func (rig *inFlightRig) holdOne(t *testing.T) {
+	t.Helper()
+	_, err := rig.stack.Producer().Send(t.Context(), kafkaevents.Message{Topic: rig.topic, Value: "in flight"})
+	require.NoError(t, err)
+	select {
+	case <-rig.entered:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the handler was not called")
+	}
+	_, err = rig.stack.Producer().Send(t.Context(), kafkaevents.Message{Topic: rig.topic, Value: "next"})
+	require.NoError(t, err)
+}
+
 // TestGracefulShutdownCommitsInFlightMessages closes the router while a
 // handler runs. The handler finishes, and its message's offset must be
 // committed, so that a restart does not deliver it again. The stack has a
 // second handler on another topic, so the group has a second member that
-// leaves at the same time.
+// leaves at the same time. The next message, handed out during the drain,
+// is not handled: the next instance gets it.
 func TestGracefulShutdownCommitsInFlightMessages(t *testing.T) {
-	env := newEnv(t)
-	topic, other := uniq("inflight"), uniq("inflight-other")
-	env.createTopics(t, 1, topic, other)
-	cfg := env.baseConfig("inflight")
-	entered := make(chan string, 4)
-	release := make(chan struct{})
 	logger := &closingLogger{LoggerAdapter: watermill.NopLogger{}, closing: make(chan struct{})}
-	stack, err := kafkaevents.New(cfg, kafkaevents.WithLogger(logger))
-	require.NoError(t, err)
-	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, logger)
-	require.NoError(t, err)
-	stack.Install(router)
-	_, err = stack.AddHandler(router, topic, "InFlight.handle", func(msg *message.Message) error {
-		entered <- string(msg.Payload)
-		<-release
-		return nil
-	})
-	require.NoError(t, err)
-	_, err = stack.AddHandler(router, other, "InFlight.other", func(*message.Message) error { return nil })
-	require.NoError(t, err)
-	go func() { _ = router.Run(context.Background()) }()
-	<-router.Running()
-	// Both subscriptions in the group, and no rebalance to come that would
-	// revoke the partition while the handler runs.
-	admin, err := sarama.NewClusterAdmin(env.Brokers, env.saramaConfig())
-	require.NoError(t, err)
-	defer admin.Close()
-	require.Eventually(t, func() bool {
-		gs, err := admin.DescribeConsumerGroups([]string{cfg.Consumer.GroupID})
-		return err == nil && len(gs) == 1 && gs[0].State == "Stable" && len(gs[0].Members) == 2
-	}, 30*time.Second, 50*time.Millisecond)
-
-	_, err = stack.Producer().Send(t.Context(), kafkaevents.Message{Topic: topic, Value: "in flight"})
-	require.NoError(t, err)
-	select {
-	case <-entered:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the handler was not called")
-	}
-
-	// The next message waits behind the one in flight; it is handed out
-	// once that one is acknowledged, in the middle of the drain.
-	_, err = stack.Producer().Send(t.Context(), kafkaevents.Message{Topic: topic, Value: "next"})
-	require.NoError(t, err)
+	rig := startInFlight(t, "inflight", logger, nil)
+	rig.holdOne(t)
 
 	stopped := make(chan struct{})
 	go func() {
-		_ = router.Close()
-		_ = stack.Close()
+		_ = rig.router.Close()
+		_ = rig.stack.Close()
 		close(stopped)
 	}()
 	<-logger.closing
 	// The handler keeps running for a while into the shutdown.
 	time.Sleep(300 * time.Millisecond)
-	close(release)
+	close(rig.release)
 	select {
 	case <-stopped:
 	case <-time.After(30 * time.Second):
 		t.Fatal("the router and the stack did not stop")
 	}
 
-	assert.Equal(t, int64(1), committedOffset(t, admin, cfg.Consumer.GroupID, topic), "the offset of the message handled during the shutdown is committed")
-	assert.Empty(t, entered, "the message handed out during the drain was not handled")
+	assert.Equal(t, int64(1), committedOffset(t, rig.admin, rig.cfg.Consumer.GroupID, rig.topic), "the offset of the message handled during the shutdown is committed")
+	assert.Empty(t, rig.entered, "the message handed out during the drain was not handled")
 
 	// The next instance gets the refused message, and only that one.
-	stack2, err := kafkaevents.New(cfg)
+	stack2, err := kafkaevents.New(rig.cfg)
 	require.NoError(t, err)
 	router2, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, watermill.NopLogger{})
 	require.NoError(t, err)
 	stack2.Install(router2)
 	got := make(chan string, 4)
-	_, err = stack2.AddHandler(router2, topic, "InFlight.handle", func(msg *message.Message) error {
+	_, err = stack2.AddHandler(router2, rig.topic, "inflight.handle", func(msg *message.Message) error {
 		got <- string(msg.Payload)
 		return nil
 	})
@@ -108,7 +147,7 @@ func TestGracefulShutdownCommitsInFlightMessages(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the message refused during the drain was not delivered again")
 	}
-	require.Eventually(t, func() bool { return committedOffset(t, admin, cfg.Consumer.GroupID, topic) == 2 }, 30*time.Second, 100*time.Millisecond)
+	require.Eventually(t, func() bool { return committedOffset(t, rig.admin, rig.cfg.Consumer.GroupID, rig.topic) == 2 }, 30*time.Second, 100*time.Millisecond)
 	assert.Empty(t, got, "no other delivery")
 }
 
@@ -133,69 +172,26 @@ func (l *closingLogger) With(watermill.LogFields) watermill.LoggerAdapter { retu
 // committed, the next one is not handled, the handler stops after the
 // drain, and the router's other handler keeps consuming.
 func TestStoppedHandlerDrainsItsSubscription(t *testing.T) {
-	env := newEnv(t)
-	topic, other := uniq("stopped"), uniq("stopped-other")
-	env.createTopics(t, 1, topic, other)
-	cfg := env.baseConfig("stopped")
-	cfg.Consumer.ShutdownTimeout = 2 * time.Second
-	entered := make(chan string, 4)
-	release := make(chan struct{})
-	stack, err := kafkaevents.New(cfg, kafkaevents.WithLogger(watermill.NopLogger{}))
-	require.NoError(t, err)
-	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, watermill.NopLogger{})
-	require.NoError(t, err)
-	stack.Install(router)
-	stopped, err := stack.AddHandler(router, topic, "Stopped.handle", func(msg *message.Message) error {
-		entered <- string(msg.Payload)
-		<-release
-		return nil
+	rig := startInFlight(t, "stopped", watermill.NopLogger{}, func(c *kafkaevents.Config) {
+		c.Consumer.ShutdownTimeout = 2 * time.Second
 	})
-	require.NoError(t, err)
-	others := make(chan string, 4)
-	_, err = stack.AddHandler(router, other, "Stopped.other", func(msg *message.Message) error {
-		others <- string(msg.Payload)
-		return nil
-	})
-	require.NoError(t, err)
-	go func() { _ = router.Run(context.Background()) }()
-	defer func() {
-		_ = router.Close()
-		_ = stack.Close()
-	}()
-	<-router.Running()
-	admin, err := sarama.NewClusterAdmin(env.Brokers, env.saramaConfig())
-	require.NoError(t, err)
-	defer admin.Close()
-	require.Eventually(t, func() bool {
-		gs, err := admin.DescribeConsumerGroups([]string{cfg.Consumer.GroupID})
-		return err == nil && len(gs) == 1 && gs[0].State == "Stable" && len(gs[0].Members) == 2
-	}, 30*time.Second, 50*time.Millisecond)
-
-	_, err = stack.Producer().Send(t.Context(), kafkaevents.Message{Topic: topic, Value: "in flight"})
-	require.NoError(t, err)
-	select {
-	case <-entered:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the handler was not called")
-	}
-	_, err = stack.Producer().Send(t.Context(), kafkaevents.Message{Topic: topic, Value: "next"})
-	require.NoError(t, err)
-	stopped.Stop()
+	rig.holdOne(t)
+	rig.handler.Stop()
 	time.Sleep(300 * time.Millisecond)
-	close(release)
+	close(rig.release)
 	select {
-	case <-stopped.Stopped():
+	case <-rig.handler.Stopped():
 	case <-time.After(30 * time.Second):
 		t.Fatal("the stopped handler did not stop")
 	}
-	assert.Empty(t, entered, "the message handed out during the drain was not handled")
-	require.Eventually(t, func() bool { return committedOffset(t, admin, cfg.Consumer.GroupID, topic) == 1 },
+	assert.Empty(t, rig.entered, "the message handed out during the drain was not handled")
+	require.Eventually(t, func() bool { return committedOffset(t, rig.admin, rig.cfg.Consumer.GroupID, rig.topic) == 1 },
 		30*time.Second, 100*time.Millisecond, "the offset of the message handled during the drain is committed")
 
-	_, err = stack.Producer().Send(t.Context(), kafkaevents.Message{Topic: other, Value: "still consumed"})
+	_, err := rig.stack.Producer().Send(t.Context(), kafkaevents.Message{Topic: rig.other, Value: "still consumed"})
 	require.NoError(t, err)
 	select {
-	case p := <-others:
+	case p := <-rig.others:
 		assert.Equal(t, "still consumed", p)
 	case <-time.After(30 * time.Second):
 		t.Fatal("the other handler stopped consuming")

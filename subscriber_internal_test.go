@@ -35,6 +35,14 @@ func (s *markSession) last() int64 {
 
 func (s *markSession) Context() context.Context { return context.Background() }
 
+// startClaim starts a claim of tp on a recording session, and returns the
+// recording session, the claim and the session watermill-kafka would get.
+func startClaim(o *offsetMarks, tp topicPartition) (*markSession, *claimState, markingSession) {
+	raw := &markSession{}
+	c := o.startClaim(tp, raw)
+	return raw, c, markingSession{ConsumerGroupSession: raw, marks: o, tp: tp, claim: c}
+}
+
 func markMsg(sess markingSession, offset int64) {
 	sess.MarkMessage(&sarama.ConsumerMessage{Topic: sess.tp.topic, Partition: sess.tp.partition, Offset: offset}, "")
 }
@@ -47,9 +55,7 @@ func TestOffsetHoldsKeepMarksBack(t *testing.T) {
 	o := newOffsetMarks()
 	o.releaseWait = 50 * time.Millisecond
 	tp := topicPartition{"orders", 0}
-	raw := &markSession{}
-	c := o.startClaim(tp, raw)
-	sess := markingSession{ConsumerGroupSession: raw, marks: o, tp: tp, claim: c}
+	raw, c, sess := startClaim(o, tp)
 
 	markMsg(sess, 0)
 	assert.Equal(t, int64(1), raw.last(), "no hold: marked at once")
@@ -103,9 +109,7 @@ func TestClaimEndWaitsForHolds(t *testing.T) {
 	o := newOffsetMarks()
 	o.releaseWait = 5 * time.Second
 	tp := topicPartition{"orders", 1}
-	raw := &markSession{}
-	c := o.startClaim(tp, raw)
-	sess := markingSession{ConsumerGroupSession: raw, marks: o, tp: tp, claim: c}
+	raw, c, sess := startClaim(o, tp)
 	h := o.hold(tp, 0)
 	require.NotNil(t, h)
 	markMsg(sess, 0)
@@ -131,9 +135,9 @@ func TestDrainWaitsForWhatWasHandedOut(t *testing.T) {
 	orders := map[string]bool{"orders": true}
 	tp0, tp1 := topicPartition{"orders", 0}, topicPartition{"orders", 1}
 	other := topicPartition{"payments", 0}
-	raw0, raw1, rawOther := &markSession{}, &markSession{}, &markSession{}
-	c0, c1, cOther := o.startClaim(tp0, raw0), o.startClaim(tp1, raw1), o.startClaim(other, rawOther)
-	sess0 := markingSession{ConsumerGroupSession: raw0, marks: o, tp: tp0, claim: c0}
+	_, c0, sess0 := startClaim(o, tp0)
+	_, c1, _ := startClaim(o, tp1)
+	_, cOther, _ := startClaim(o, other)
 	assert.True(t, o.settled(orders), "nothing handed out yet")
 
 	o.handOut(tp0, 5)
