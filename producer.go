@@ -182,15 +182,23 @@ func (r *batchRecord) done(err error) {
 // ctx when rec has none, records a send span, injects the trace context and
 // waits for the broker's acknowledgement.
 func (p *Producer) SendRecord(ctx context.Context, rec *sarama.ProducerMessage) error {
+	end := p.startRecord(ctx, rec)
+	partition, offset, err := p.sync.SendMessage(rec)
+	end(partition, offset, err)
+	return err
+}
+
+// startRecord stamps the correlation ID from ctx on rec when it has none,
+// starts its send span and injects the trace context; the caller ends the
+// span with the broker's answer.
+func (p *Producer) startRecord(ctx context.Context, rec *sarama.ProducerMessage) func(partition int32, offset int64, err error) {
 	if !hasHeader(rec.Headers, correlation.Header) {
 		if id := correlation.FromContext(ctx); id != "" {
 			rec.Headers = append(rec.Headers, sarama.RecordHeader{Key: []byte(correlation.Header), Value: []byte(id)})
 		}
 	}
 	_, end := p.tracer.StartSend(ctx, rec)
-	partition, offset, err := p.sync.SendMessage(rec)
-	end(partition, offset, err)
-	return err
+	return end
 }
 
 // SendRecordAsync implements middleware.AsyncSender: it stamps the
@@ -199,13 +207,7 @@ func (p *Producer) SendRecord(ctx context.Context, rec *sarama.ProducerMessage) 
 // answer, from a goroutine of the producer, so it must not block. rec.Metadata
 // is overwritten.
 func (p *Producer) SendRecordAsync(ctx context.Context, rec *sarama.ProducerMessage, done func(error)) {
-	if !hasHeader(rec.Headers, correlation.Header) {
-		if id := correlation.FromContext(ctx); id != "" {
-			rec.Headers = append(rec.Headers, sarama.RecordHeader{Key: []byte(correlation.Header), Value: []byte(id)})
-		}
-	}
-	_, end := p.tracer.StartSend(ctx, rec)
-	rec.Metadata = &asyncRecord{rec: rec, end: end, cb: done}
+	rec.Metadata = &asyncRecord{rec: rec, end: p.startRecord(ctx, rec), cb: done}
 	p.async.Input() <- rec
 }
 

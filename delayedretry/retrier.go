@@ -324,8 +324,7 @@ func (r *Retrier) schedule(msg *message.Message, d *middleware.Delivery, p *Poli
 	if async, ok := r.cfg.Sender.(middleware.AsyncSender); ok && r.cfg.Holder != nil {
 		if hold := r.cfg.Holder.Hold(msg); hold != nil {
 			// Kept to send again: the producer adds its own headers.
-			again := *rec
-			again.Headers = slices.Clone(rec.Headers)
+			again := copyRecord(rec)
 			async.SendRecordAsync(ctx, rec, func(err error) {
 				if err == nil {
 					c.scheduled.Add(1)
@@ -334,7 +333,7 @@ func (r *Retrier) schedule(msg *message.Message, d *middleware.Delivery, p *Poli
 				}
 				tracing.MarkFailed(span, err)
 				r.logRetry(err, "Publishing retry record failed; sending it again", d.HandlerID, topic, attempt, delay)
-				go r.resend(context.WithoutCancel(ctx), &again, hold, c)
+				go r.resend(context.WithoutCancel(ctx), again, hold, c)
 			})
 			r.logRetry(nil, "Retry handed to the producer", d.HandlerID, topic, attempt, delay)
 			return nil
@@ -396,6 +395,14 @@ func (r *Retrier) logRetry(err error, msg, handlerID, topic string, attempt int,
 	r.logger.Debug(msg, fields)
 }
 
+// copyRecord returns a copy of rec whose headers the producer can append to
+// without changing rec's.
+func copyRecord(rec *sarama.ProducerMessage) *sarama.ProducerMessage {
+	c := *rec
+	c.Headers = slices.Clone(rec.Headers)
+	return &c
+}
+
 // Backoff of resend: the first wait and the longest.
 const (
 	resendMinBackoff = 100 * time.Millisecond
@@ -416,9 +423,7 @@ func (r *Retrier) resend(ctx context.Context, rec *sarama.ProducerMessage, hold 
 			return
 		case <-t.C:
 		}
-		again := *rec
-		again.Headers = slices.Clone(rec.Headers)
-		err := r.cfg.Sender.SendRecord(ctx, &again)
+		err := r.cfg.Sender.SendRecord(ctx, copyRecord(rec))
 		if err == nil {
 			c.scheduled.Add(1)
 			hold.Release()
