@@ -321,7 +321,8 @@ func (o *offsetMarks) refused(tp topicPartition, off int64) {
 }
 
 // settled reports whether no partition of topics has a message in flight:
-// the last one handed out was marked (or refused, or its claim is over).
+// the last one handed out was marked (or refused). A claim that is over is
+// not in o.claims any more: its session can mark nothing.
 func (o *offsetMarks) settled(topics map[string]bool) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -335,7 +336,7 @@ func (o *offsetMarks) settled(topics map[string]bool) bool {
 
 // settled reports whether c has no message in flight; o.mu is held.
 func (c *claimState) settled() bool {
-	return c.ended || c.handedOut < 0 || c.marked > c.handedOut || c.refused >= c.handedOut
+	return c.handedOut < 0 || c.marked > c.handedOut || c.refused >= c.handedOut
 }
 
 // Hold implements middleware.OffsetHolder.

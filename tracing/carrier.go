@@ -109,7 +109,7 @@ func (t *Tracer) Inject(ctx context.Context, md message.Metadata) {
 // with the configured propagator. Values that do not parse are ignored: ctx is
 // then returned as it is. A nil Tracer returns ctx.
 func (t *Tracer) Extract(ctx context.Context, md message.Metadata) context.Context {
-	if t == nil || !t.extract {
+	if t == nil || len(t.propFields().names) == 0 {
 		return ctx
 	}
 	return t.prop.Extract(ctx, MetadataCarrier(md))

@@ -78,7 +78,7 @@ func (t *Tracer) Middleware(h message.HandlerFunc) message.HandlerFunc {
 //go:noinline
 func (t *Tracer) parentContext(msg *message.Message) context.Context {
 	ctx := msg.Context()
-	if t.extract && t.carries(msg.Metadata) {
+	if t.carries(msg.Metadata) {
 		ctx = t.prop.Extract(ctx, MetadataCarrier(msg.Metadata))
 	}
 	return ctx

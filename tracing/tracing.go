@@ -81,9 +81,6 @@ type Tracer struct {
 	globalProp bool
 	// propComparable is whether prop can be compared with ==.
 	propComparable bool
-	// extract is false when the propagator has no fields, so there is
-	// nothing to read.
-	extract bool
 	// fields describes the fields of prop: set by New unless globalProp,
 	// then by propFields once the global propagator has fields.
 	fields atomic.Pointer[propFieldSet]
@@ -108,7 +105,6 @@ func New(cfg Config) *Tracer {
 		group:          cfg.ConsumerGroup,
 		globalProp:     cfg.Propagator == nil,
 		propComparable: reflect.TypeOf(prop).Comparable(),
-		extract:        len(fields) > 0 || cfg.Propagator == nil,
 	}
 	if !t.globalProp || len(fields) > 0 {
 		t.fields.Store(newPropFieldSet(fields))
