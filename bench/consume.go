@@ -33,8 +33,14 @@ type counter struct {
 	first  atomic.Int64 // unix nanos of the first message
 }
 
+// newCounter returns a counter done after target adds; with a target of 0
+// it is done at once.
 func newCounter(target int) *counter {
-	return &counter{target: int64(target), done: make(chan struct{})}
+	c := &counter{target: int64(target), done: make(chan struct{})}
+	if target == 0 {
+		close(c.done)
+	}
+	return c
 }
 
 func (c *counter) add() {
@@ -221,12 +227,9 @@ func (e *env) failingConsume(topic string, n int, retryDelay time.Duration, fail
 	first := newCounter(n)
 	failures := 0
 	if failing {
-		failures = (n + 9) / 10
+		failures = failuresOf(n)
 	}
 	retried := newCounter(failures)
-	if failures == 0 {
-		close(retried.done)
-	}
 	cfg := e.stackConfig("fail")
 	cfg.Retry.Attempts, cfg.Retry.BaseDelay, cfg.Retry.MaxDelay = 1, retryDelay, retryDelay
 	sr, err := e.newStackRun(cfg, tracingNoop, func(s *kafkaevents.Stack, r *message.Router) error {
@@ -279,6 +282,9 @@ func decodeWork(msg *message.Message) error {
 	var o order
 	return json.Unmarshal(msg.Payload, &o)
 }
+
+// failuresOf is how many of n messages failsOnce picks: every tenth.
+func failuresOf(n int) int { return (n + 9) / 10 }
 
 // failsOnce picks every tenth message by the number in its key.
 func failsOnce(msg *message.Message) bool {

@@ -77,7 +77,7 @@ func figConsume(e *env, o options, rep *report) error {
 			firsts[v.name] = append(firsts[v.name], float64(res.firstAfter.Milliseconds()))
 			cpus[v.name] = append(cpus[v.name], float64(res.cpu.Microseconds())/float64(n))
 			if v.name == "fail" {
-				inWindow = append(inWindow, 100*float64(res.retried)/float64((n+9)/10))
+				inWindow = append(inWindow, 100*float64(res.retried)/float64(failuresOf(n)))
 			}
 			fmt.Printf("  run %d %-9s %8.0f msg/s  (%s total, first message after %s, %.1f µs CPU/msg)  load %s\n",
 				run+1, v.name, res.rate(n), res.total.Round(time.Millisecond), res.firstAfter.Round(time.Millisecond),
@@ -140,7 +140,7 @@ func figConsume(e *env, o options, rep *report) error {
 		if err != nil {
 			return fmt.Errorf("SendRecord latency: %w", err)
 		}
-		failures := (n + 9) / 10
+		failures := failuresOf(n)
 		fmt.Printf("  Producer.SendRecord round trip, median of 1000 sequential: %s  load %s\n", lat.Round(time.Microsecond), loadAverage())
 		s := rep.section("2. Failure path",
 			fmt.Sprintf("The same %d messages through the full stack (no-op tracing) with a handler that fails the first delivery "+
@@ -149,7 +149,7 @@ func figConsume(e *env, o options, rep *report) error {
 				"failing nothing in the same run (it reads the retry count and the key of every message, as the failing one does; "+
 				"the retry count is a context lookup at the bottom of the chain, which makes each message's goroutine grow its stack "+
 				"once, unlike the no-op handler of figure 1). The retry delay is short so that, as in a service that has been failing "+
-				"for a while, the retries are handled while the main topic is read, not after the timed window.", n, (n+9)/10, failRetryDelay))
+				"for a while, the retries are handled while the main topic is read, not after the timed window.", n, failures, failRetryDelay))
 		s.add(row{name: "full stack, same handler, no failures", unit: "msg/s", vals: rates["nofail"]})
 		s.add(row{name: "full stack, 10% fail once", unit: "msg/s", vals: rates["fail"]})
 		s.add(row{name: "10% failing / no failures", unit: "ratio", vals: ratioFail, goal: "≥ 0.85", met: atLeast(0.85), ratio: "failure path/no failures"})

@@ -3,8 +3,8 @@ package main
 import "testing"
 
 // TestMedianTextDoesNotRoundIntoAGoal: a ratio that misses its goal by less
-// than the rounding is shown with one more decimal, so that the summary
-// never reads "0.85 (goal ≥ 0.85: missed)".
+// than the rounding is shown with as many more decimals as it takes, so that
+// the summary never reads "0.85 (goal ≥ 0.85: missed)".
 func TestMedianTextDoesNotRoundIntoAGoal(t *testing.T) {
 	for _, tt := range []struct {
 		vals []float64
