@@ -381,6 +381,25 @@ func (s *Stack) plugin(r *message.Router) error {
 	return s.startRetryConsumer()
 }
 
+// retryFetchMinBytes is how much data a fetch of the retry consumer waits for
+// (unless its wait ends first): a few hundred retry records.
+const retryFetchMinBytes = 64 << 10
+
+// retryFetch returns the retry consumer's fetch minimum and wait. A retry
+// record is due at least shortest after it was written, so the broker may
+// hold a fetch for a quarter of that (at most maxWait) to answer with many
+// records instead of one: one fetch, and one wake-up of each consumer
+// goroutine, per batch rather than per record, while every record is still
+// read long before it is due. A larger configured minimum is kept; with
+// shortest under 4ms the configured minimum and wait are kept as they are.
+func retryFetch(shortest time.Duration, minBytes int32, maxWait time.Duration) (int32, time.Duration) {
+	wait := (shortest / 4).Truncate(time.Millisecond)
+	if wait < time.Millisecond {
+		return minBytes, maxWait
+	}
+	return max(minBytes, retryFetchMinBytes), min(wait, maxWait)
+}
+
 func (s *Stack) startRetryConsumer() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -402,6 +421,7 @@ func (s *Stack) startRetryConsumer() error {
 	// would skip the retries that waited there when the instance that owned
 	// the partition before crashed or handed it over.
 	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
+	sc.Consumer.Fetch.Min, sc.Consumer.MaxWaitTime = retryFetch(s.retrier.ShortestDelay(), sc.Consumer.Fetch.Min, sc.Consumer.MaxWaitTime)
 	client, err := sarama.NewClient(s.cfg.Brokers, sc)
 	if err != nil {
 		return fmt.Errorf("kafkaevents: retry consumer client: %w", err)

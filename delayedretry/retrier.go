@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -165,6 +166,24 @@ func (r *Retrier) Lanes() []time.Duration {
 	}
 	lanes, _ := r.cachedLanes()
 	return slices.Clone(lanes)
+}
+
+// ShortestDelay returns the shortest nominal delay of any policy in use (the
+// first attempt's: later ones are never shorter), or 0 when every policy is
+// disabled. No retry record is due sooner after it was written.
+func (r *Retrier) ShortestDelay() time.Duration {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	var shortest time.Duration
+	for _, p := range append([]Policy{r.cfg.Policy}, slices.Collect(maps.Values(r.policies))...) {
+		if p.Disabled || p.Attempts < 1 {
+			continue
+		}
+		if d := p.Delay(1); shortest == 0 || d < shortest {
+			shortest = d
+		}
+	}
+	return shortest
 }
 
 // cachedLanes returns the lanes and their topics, computing them after a
@@ -361,9 +380,9 @@ func retryRecord(msg *message.Message, d *middleware.Delivery, topic string, att
 	headers.SetOrigin(msg.UUID, d.Topic, d.HasOffset, d.Partition, d.Offset) // the offset: from the main topic, or carried along
 	headers.Set(middleware.HeaderHandlerID, d.HandlerID)
 	headers.Set(middleware.HeaderRetryCount, strconv.Itoa(attempt))
-	headers.Set(middleware.HeaderRetryAfter, due.Format(middleware.TimeFormat))
-	headers.Set(middleware.HeaderFirstFailedAt, firstFailed.Format(middleware.TimeFormat))
-	headers.Set(middleware.HeaderFailedAt, now.Format(middleware.TimeFormat))
+	headers.SetTime(middleware.HeaderRetryAfter, due)
+	headers.SetTime(middleware.HeaderFirstFailedAt, firstFailed)
+	headers.SetTime(middleware.HeaderFailedAt, now)
 	headers.Set(middleware.HeaderErrorMessage, middleware.TruncateError(cause.Error()))
 	if id := correlation.FromMessage(msg); id != "" {
 		headers.Set(middleware.HeaderCorrelationID, id)

@@ -178,3 +178,25 @@ func TestNewValidates(t *testing.T) {
 	_, err = delayedretry.New(delayedretry.Config{Sender: &fakeSender{}, TopicPrefix: "p", Mode: "zigzag"}, nil)
 	assert.ErrorContains(t, err, "zigzag")
 }
+
+func TestShortestDelay(t *testing.T) {
+	r, err := delayedretry.New(delayedretry.Config{
+		Sender: &fakeSender{}, TopicPrefix: "svc.retry",
+		Policy: delayedretry.Policy{Attempts: 3, BaseDelay: time.Second, MaxDelay: 10 * time.Second},
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.ShortestDelay(); got != time.Second {
+		t.Fatalf("default policy only: ShortestDelay = %s, want 1s", got)
+	}
+	if err := r.SetPolicy("fast", delayedretry.Policy{Attempts: 2, BaseDelay: 300 * time.Millisecond, MaxDelay: time.Second, Backoff: delayedretry.BackoffLinear}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.SetPolicy("off", delayedretry.Policy{Disabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.ShortestDelay(); got != 300*time.Millisecond {
+		t.Fatalf("with a faster handler policy: ShortestDelay = %s, want 300ms", got)
+	}
+}

@@ -123,8 +123,8 @@ func (q *Queue) Store(ctx context.Context, rec Record) error {
 		errText = middleware.TruncateError(rec.Err.Error())
 	}
 	set(middleware.HeaderErrorMessage, errText)
-	set(middleware.HeaderFailedAt, rec.FailedAt.UTC().Format(middleware.TimeFormat))
-	set(middleware.HeaderDLQStoredAt, now.Format(middleware.TimeFormat))
+	headers.SetTime(middleware.HeaderFailedAt, rec.FailedAt)
+	headers.SetTime(middleware.HeaderDLQStoredAt, now)
 	set(middleware.HeaderDLQReason, string(rec.Reason))
 	id := rec.CorrelationID
 	if id == "" {

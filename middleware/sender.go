@@ -3,6 +3,7 @@ package middleware
 import (
 	"context"
 	"strconv"
+	"time"
 
 	"github.com/IBM/sarama"
 )
@@ -60,4 +61,9 @@ func (h *RecordHeaders) SetOrigin(uuid, topic string, hasOffset bool, partition 
 		h.Set(HeaderOriginalPartition, strconv.FormatInt(int64(partition), 10))
 		h.Set(HeaderOriginalOffset, strconv.FormatInt(offset, 10))
 	}
+}
+
+// SetTime appends a header with t in TimeFormat (UTC, milliseconds).
+func (h *RecordHeaders) SetTime(k string, t time.Time) {
+	*h = append(*h, sarama.RecordHeader{Key: []byte(k), Value: AppendTime(make([]byte, 0, len(TimeFormat)), t)})
 }
