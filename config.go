@@ -182,9 +182,10 @@ type ProducerConfig struct {
 	// linger.ms, 5ms by default since Kafka 4.0). Records sent one at a
 	// time from many goroutines, such as the retry records of failing
 	// messages, then share requests instead of paying one each. The retry
-	// hand-off does not wait for it; Producer.Send and the DLQ hand-off
-	// wait up to Linger longer for their acknowledgement. At most 1s.
-	// Optional. Default: 1ms; NoLinger sends every record at once.
+	// and DLQ hand-offs of messages from the stack's subscriber do not wait
+	// for it (their offsets are held instead); Producer.Send waits up to
+	// Linger longer for its acknowledgement. At most 1s. Optional.
+	// Default: 5ms, as the Java client; NoLinger sends every record at once.
 	// Environment: KAFKA_PRODUCER_LINGER (0 for NoLinger).
 	Linger time.Duration
 }
@@ -192,8 +193,8 @@ type ProducerConfig struct {
 // NoLinger is the Producer.Linger that sends every record at once.
 const NoLinger time.Duration = -1
 
-// maxLinger bounds Producer.Linger: a DLQ hand-off holds its partition
-// for up to that long.
+// maxLinger bounds Producer.Linger: a hand-off that has to wait for its
+// record (see the README) holds its partition for up to that long.
 const maxLinger = time.Second
 
 // SubscriptionConfig lists what to consume.
@@ -301,7 +302,7 @@ const (
 	defaultRebalanceTimeout  = 60 * time.Second
 	defaultShutdownTimeout   = 30 * time.Second
 	defaultMaxInFlight       = 5
-	defaultLinger            = time.Millisecond
+	defaultLinger            = 5 * time.Millisecond
 	defaultRequiredAcks      = "all"
 	defaultCompression       = "none"
 	defaultRetryAttempts     = 3

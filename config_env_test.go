@@ -46,7 +46,7 @@ func TestEnvFromLookupReadsEveryVariable(t *testing.T) {
 		"KAFKA_PRODUCER_IDEMPOTENT":      "on",
 		"KAFKA_PRODUCER_ACKS":            "-1",
 		"KAFKA_PRODUCER_COMPRESSION":     "zstd",
-		"KAFKA_PRODUCER_LINGER":          "5ms",
+		"KAFKA_PRODUCER_LINGER":          "10ms",
 		"KAFKA_TOPICS":                   "orders,payments",
 		"KAFKA_FROM_BEGINNING":           "1",
 		"KAFKA_RETRY_ENABLED":            "false",
@@ -97,7 +97,7 @@ func TestEnvFromLookupReadsEveryVariable(t *testing.T) {
 			Idempotent:   kafkaevents.Bool(true),
 			RequiredAcks: "-1",
 			Compression:  "zstd",
-			Linger:       5 * time.Millisecond,
+			Linger:       10 * time.Millisecond,
 		},
 		Subscriptions: kafkaevents.SubscriptionConfig{
 			Topics:        []string{"orders", "payments"},
@@ -509,7 +509,7 @@ func TestEnvLinger(t *testing.T) {
 
 	got, err = read(kafkaevents.Config{}, "")
 	require.NoError(t, err)
-	assert.Equal(t, time.Millisecond, got.Producer.Linger, "unset: the default")
+	assert.Equal(t, 5*time.Millisecond, got.Producer.Linger, "unset: the default")
 
 	got, err = read(kafkaevents.Config{Producer: kafkaevents.ProducerConfig{Linger: 20 * time.Millisecond}}, "0")
 	require.NoError(t, err)

@@ -186,7 +186,7 @@ func TestSaramaConfigDefaults(t *testing.T) {
 	assert.Equal(t, sarama.WaitForAll, sc.Producer.RequiredAcks)
 	assert.False(t, sc.Producer.Idempotent)
 	assert.Equal(t, sarama.CompressionNone, sc.Producer.Compression)
-	assert.Equal(t, time.Millisecond, sc.Producer.Flush.Frequency, "records gather for the default linger")
+	assert.Equal(t, 5*time.Millisecond, sc.Producer.Flush.Frequency, "records gather for the default linger")
 	assert.False(t, sc.Net.TLS.Enable)
 	assert.False(t, sc.Net.SASL.Enable)
 }

@@ -71,7 +71,7 @@ func TestConfigSetDefaults(t *testing.T) {
 			MaxInFlightRequests: 5,
 			RequiredAcks:        "all",
 			Compression:         "none",
-			Linger:              time.Millisecond,
+			Linger:              5 * time.Millisecond,
 		},
 		Subscriptions: kafkaevents.SubscriptionConfig{FromBeginning: kafkaevents.Bool(false)},
 		Retry: kafkaevents.RetryConfig{

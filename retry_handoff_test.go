@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/torix/kafkaevents"
+	"github.com/torix/kafkaevents/delayedretry"
 	"github.com/torix/kafkaevents/middleware"
 )
 
@@ -27,6 +28,10 @@ type handoffRig struct {
 	topic string
 	cfg   kafkaevents.Config
 	admin sarama.ClusterAdmin
+
+	// permanent makes every delivery of m-0 fail permanently (straight to
+	// the DLQ) instead of its first delivery only.
+	permanent bool
 
 	mu         sync.Mutex
 	deliveries map[string][]int // id -> retry count of each delivery
@@ -57,6 +62,9 @@ func (rig *handoffRig) start(t *testing.T) *running {
 			rig.deliveries[id] = append(rig.deliveries[id], middleware.DeliveryOf(msg).RetryCount)
 			first := len(rig.deliveries[id]) == 1
 			rig.mu.Unlock()
+			if id == "m-0" && rig.permanent {
+				return delayedretry.Permanent(errors.New("m-0 cannot be handled"))
+			}
 			if id == "m-0" && first {
 				return errors.New("first delivery of m-0 fails")
 			}
@@ -167,4 +175,48 @@ func TestRetryHandoffCommitsAfterTheRecordIsWritten(t *testing.T) {
 	require.Eventually(t, func() bool { return rig.committed(t) == n }, 10*time.Second, 50*time.Millisecond)
 	require.Eventually(t, func() bool { return rn.Stack.RetryStats().Handlers["Handoff.handle"].Scheduled == 1 },
 		5*time.Second, 10*time.Millisecond, "the retry counted as scheduled once")
+}
+
+// TestDLQHandoffDoesNotBlockItsPartition is the hand-off contract for the
+// DLQ: while the broker refuses the DLQ record of a message that failed
+// permanently, the messages behind it are handled, the committed offset
+// stays at the failed message and nothing counts as stored; once the broker
+// takes the record, it is in the DLQ exactly once, counted once, and the
+// offset moves on.
+func TestDLQHandoffDoesNotBlockItsPartition(t *testing.T) {
+	rig := newHandoffRig(t, "dlq-handoff")
+	rig.permanent = true
+	rn := rig.start(t)
+	fault := rig.env.Broker.Cluster().Fault(kfake.Fault{
+		Keys: []kmsg.Key{kmsg.Produce}, Topic: rn.Stack.DLQTopic(), Err: kerr.NotEnoughReplicas, Count: -1,
+	})
+	defer fault.Remove()
+
+	const n = 10
+	rig.send(t, rn, n)
+	require.Eventually(t, func() bool {
+		for i := 1; i < n; i++ {
+			if len(rig.delivered(fmt.Sprintf("m-%d", i))) == 0 {
+				return false
+			}
+		}
+		return true
+	}, 20*time.Second, 20*time.Millisecond, "the messages behind the dead-lettered one were not handled")
+	require.Eventually(t, func() bool { return fault.Hits() >= 2 }, 10*time.Second, 20*time.Millisecond, "the DLQ record was sent again")
+	time.Sleep(2500 * time.Millisecond) // sarama commits marked offsets every second
+	assert.LessOrEqual(t, rig.committed(t), int64(0), "committed past the message whose DLQ record was refused")
+	assert.Equal(t, []int{0}, rig.delivered("m-0"), "m-0 was handled once")
+	assert.Zero(t, rn.Stack.DLQStats().MessagesStored, "counted as stored before the broker took it")
+
+	dlqRecords := rig.env.collect(t, rn.Stack.DLQTopic())
+	fault.Remove()
+	got := dlqRecords.WaitFor(t, 1, 20*time.Second, nil)
+	assert.Equal(t, "m-0", got[0].Value)
+	assert.Equal(t, string(middleware.ReasonPermanent), got[0].Headers[middleware.HeaderDLQReason])
+	assert.Equal(t, "0", got[0].Headers[middleware.HeaderOriginalOffset])
+	require.Eventually(t, func() bool { return rig.committed(t) == n }, 10*time.Second, 50*time.Millisecond, "everything committed once the record was written")
+	require.Eventually(t, func() bool { return rn.Stack.DLQStats().MessagesStored == 1 }, 5*time.Second, 10*time.Millisecond)
+	time.Sleep(500 * time.Millisecond)
+	assert.Len(t, dlqRecords.Records(nil), 1, "the DLQ record was written once")
+	assert.Equal(t, []int{0}, rig.delivered("m-0"), "m-0 was not delivered again")
 }

@@ -201,7 +201,9 @@ func New(cfg Config, opts ...Option) (*Stack, error) {
 		}
 	}
 	if cfg.DLQEnabled() {
-		s.queue, err = dlq.New(dlq.Config{Sender: s.producer, Topic: s.DLQTopic(), Tracer: s.tracer, Metrics: s.dlqStats, Now: o.now}, s.logger)
+		s.queue, err = dlq.New(dlq.Config{
+			Sender: s.producer, Topic: s.DLQTopic(), Tracer: s.tracer, Metrics: s.dlqStats, Now: o.now, Holder: marks,
+		}, s.logger)
 		if err != nil {
 			return nil, err
 		}

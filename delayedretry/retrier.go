@@ -1,7 +1,6 @@
 package delayedretry
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -340,23 +339,17 @@ func (r *Retrier) schedule(msg *message.Message, d *middleware.Delivery, p *Poli
 	defer span.End()
 
 	rec := retryRecord(msg, d, topic, attempt, now, due, firstFailed, cause)
-	if async, ok := r.cfg.Sender.(middleware.AsyncSender); ok && r.cfg.Holder != nil {
-		if hold := r.cfg.Holder.Hold(msg); hold != nil {
-			// Kept to send again: the producer adds its own headers.
-			again := copyRecord(rec)
-			async.SendRecordAsync(ctx, rec, func(err error) {
-				if err == nil {
-					c.scheduled.Add(1)
-					hold.Release()
-					return
-				}
-				tracing.MarkFailed(span, err)
-				r.logRetry(err, "Publishing retry record failed; sending it again", d.HandlerID, topic, attempt, delay)
-				go r.resend(context.WithoutCancel(ctx), again, hold, c)
-			})
-			r.logRetry(nil, "Retry handed to the producer", d.HandlerID, topic, attempt, delay)
-			return nil
-		}
+	if middleware.SendHeld(ctx, r.cfg.Sender, r.cfg.Holder, msg, rec,
+		func(*sarama.ProducerMessage) { c.scheduled.Add(1) },
+		func(err error) {
+			tracing.MarkFailed(span, err)
+			r.logRetry(err, "Publishing retry record failed; sending it again", d.HandlerID, topic, attempt, delay)
+		},
+		func() {
+			r.logger.Info("Partition revoked before the retry record was written; the message will be delivered again", watermill.LogFields{"retry_topic": topic})
+		}) {
+		r.logRetry(nil, "Retry handed to the producer", d.HandlerID, topic, attempt, delay)
+		return nil
 	}
 	if err := r.cfg.Sender.SendRecord(ctx, rec); err != nil {
 		tracing.MarkFailed(span, err)
@@ -412,45 +405,6 @@ func (r *Retrier) logRetry(err error, msg, handlerID, topic string, attempt int,
 		return
 	}
 	r.logger.Debug(msg, fields)
-}
-
-// copyRecord returns a copy of rec whose headers the producer can append to
-// without changing rec's.
-func copyRecord(rec *sarama.ProducerMessage) *sarama.ProducerMessage {
-	c := *rec
-	c.Headers = slices.Clone(rec.Headers)
-	return &c
-}
-
-// Backoff of resend: the first wait and the longest.
-const (
-	resendMinBackoff = 100 * time.Millisecond
-	resendMaxBackoff = 5 * time.Second
-)
-
-// resend sends a retry record the broker refused, waiting for each answer,
-// until the broker acknowledges it (the hold is then released) or the hold
-// is lost (the message will be delivered again from the committed offset).
-func (r *Retrier) resend(ctx context.Context, rec *sarama.ProducerMessage, hold middleware.OffsetHold, c *counters) {
-	backoff := resendMinBackoff
-	for {
-		t := time.NewTimer(backoff)
-		select {
-		case <-hold.Lost():
-			t.Stop()
-			r.logger.Info("Partition revoked before the retry record was written; the message will be delivered again", watermill.LogFields{"topic": rec.Topic})
-			return
-		case <-t.C:
-		}
-		err := r.cfg.Sender.SendRecord(ctx, copyRecord(rec))
-		if err == nil {
-			c.scheduled.Add(1)
-			hold.Release()
-			return
-		}
-		r.logger.Error("Publishing retry record failed again", err, watermill.LogFields{"topic": rec.Topic, "backoff": backoff.String()})
-		backoff = min(2*backoff, resendMaxBackoff)
-	}
 }
 
 // isRetryHeader reports headers that the retry record sets itself, so stale

@@ -31,6 +31,16 @@ type Config struct {
 	Metrics *Metrics
 	// Now is the clock. Optional. Default: time.Now.
 	Now func() time.Time
+	// Holder lets the middleware acknowledge a failed message as soon as
+	// its DLQ record is handed to the producer, instead of when the broker
+	// acknowledged it: the consumer holds the message's offset out of its
+	// commits until then, so the partition keeps flowing and nothing is
+	// lost. It needs a Sender that is also a middleware.AsyncSender. A
+	// record the broker refuses is sent again, with backoff, until it is
+	// acknowledged or the hold is lost (the partition was revoked: the
+	// message is then delivered again). Optional. Default: nil, every
+	// hand-off waits for its record.
+	Holder middleware.OffsetHolder
 }
 
 // Queue stores failed messages in the DLQ topic.
@@ -101,6 +111,13 @@ type Record struct {
 // Store writes rec to the DLQ and returns once the broker acknowledged it.
 // An error wraps middleware.ErrHandoff.
 func (q *Queue) Store(ctx context.Context, rec Record) error {
+	return q.store(ctx, nil, rec)
+}
+
+// store writes rec to the DLQ. With msg, the message rec replaces, and a
+// Holder that can hold msg's offset, it returns once the record is handed to
+// the producer; otherwise once the broker acknowledged it.
+func (q *Queue) store(ctx context.Context, msg *message.Message, rec Record) error {
 	now := q.cfg.Now().UTC()
 	if rec.FailedAt.IsZero() {
 		rec.FailedAt = now
@@ -113,6 +130,43 @@ func (q *Queue) Store(ctx context.Context, rec Record) error {
 	})
 	defer span.End()
 
+	pm := q.record(ctx, &rec, now)
+	if msg != nil && middleware.SendHeld(ctx, q.cfg.Sender, q.cfg.Holder, msg, pm,
+		func(sent *sarama.ProducerMessage) { q.stored(&rec, sent) },
+		func(err error) {
+			tracing.MarkFailed(span, err)
+			q.logger.Error("Storing in the DLQ failed; sending the record again", err, watermill.LogFields{
+				"dlq_topic": q.cfg.Topic, "original_topic": rec.Topic, "handler_id": rec.HandlerID, "reason": string(rec.Reason),
+			})
+		},
+		func() {
+			q.logger.Info("Partition revoked before the DLQ record was written; the message will be delivered again", watermill.LogFields{
+				"dlq_topic": q.cfg.Topic, "original_topic": rec.Topic,
+			})
+		}) {
+		return nil
+	}
+	if err := q.cfg.Sender.SendRecord(ctx, pm); err != nil {
+		tracing.MarkFailed(span, err)
+		return fmt.Errorf("%w: DLQ record to %s: %w", middleware.ErrHandoff, q.cfg.Topic, err)
+	}
+	q.stored(&rec, pm)
+	return nil
+}
+
+// stored counts and logs a DLQ record the broker acknowledged.
+func (q *Queue) stored(rec *Record, pm *sarama.ProducerMessage) {
+	q.cfg.Metrics.stored(rec.Topic, rec.Reason)
+	q.logger.Info("Message stored in the DLQ", watermill.LogFields{
+		"dlq_topic": q.cfg.Topic, "original_topic": rec.Topic, "handler_id": rec.HandlerID,
+		"reason": string(rec.Reason), "retry_count": rec.RetryCount, "partition": pm.Partition, "offset": pm.Offset,
+	})
+}
+
+// record builds the DLQ record of rec, stored at now.
+//
+//go:noinline
+func (q *Queue) record(ctx context.Context, rec *Record, now time.Time) *sarama.ProducerMessage {
 	headers := middleware.CopyHeaders(rec.Headers, 14, isOwnHeader)
 	headers.SetOrigin(rec.UUID, rec.Topic, rec.HasOffset, rec.Partition, rec.Offset)
 	set := headers.Set
@@ -140,16 +194,7 @@ func (q *Queue) Store(ctx context.Context, rec Record) error {
 	if rec.Key != nil {
 		pm.Key = sarama.ByteEncoder(rec.Key)
 	}
-	if err := q.cfg.Sender.SendRecord(ctx, pm); err != nil {
-		tracing.MarkFailed(span, err)
-		return fmt.Errorf("%w: DLQ record to %s: %w", middleware.ErrHandoff, q.cfg.Topic, err)
-	}
-	q.cfg.Metrics.stored(rec.Topic, rec.Reason)
-	q.logger.Info("Message stored in the DLQ", watermill.LogFields{
-		"dlq_topic": q.cfg.Topic, "original_topic": rec.Topic, "handler_id": rec.HandlerID,
-		"reason": string(rec.Reason), "retry_count": rec.RetryCount, "partition": pm.Partition, "offset": pm.Offset,
-	})
-	return nil
+	return pm
 }
 
 // isOwnHeader reports headers that the DLQ record sets itself, so stale
@@ -170,7 +215,9 @@ func isOwnHeader(k string) bool {
 // the library's unmarshaler is stored without calling the handler. When the
 // wrapped handler fails, the message is stored with the reason its error
 // carries (see middleware.ReasonOf), or retry-disabled when it carries none,
-// and the middleware returns nil so the original is acknowledged. A failure
+// and the middleware returns nil so the original is acknowledged: once the
+// broker acknowledged the DLQ record or, with a Holder that holds the
+// message's offset, once the record is handed to the producer. A failure
 // to store, a hand-off error from the retry middleware, and failures of
 // deliveries made with middleware.WithoutHandoff are returned unchanged, so
 // Watermill redelivers.
@@ -206,7 +253,7 @@ func (q *Queue) failed(msg *message.Message, err error) error {
 	if !d.HasOffset {
 		rec.Partition, rec.Offset, rec.HasOffset = originalOffset(msg.Metadata)
 	}
-	if serr := q.Store(msg.Context(), rec); serr != nil {
+	if serr := q.store(msg.Context(), msg, rec); serr != nil {
 		q.logger.Error("Storing in the DLQ failed; the message will be redelivered", serr, watermill.LogFields{
 			"handler_id": d.HandlerID, "original_topic": d.Topic, "reason": string(reason),
 		})

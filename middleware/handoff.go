@@ -1,0 +1,86 @@
+package middleware
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// Backoff of a held record sent again: the first wait and the longest.
+const (
+	resendMinBackoff = 100 * time.Millisecond
+	resendMaxBackoff = 5 * time.Second
+)
+
+// SendHeld hands rec, the record that replaces msg (its retry or DLQ
+// record), to the producer without waiting for the broker, when sender is an
+// AsyncSender and holder holds msg's offset; it then returns true and msg
+// may be acknowledged at once. Otherwise it sends nothing and returns false:
+// the caller sends rec and waits.
+//
+// Once the broker acknowledged rec, acked is called with the record as sent
+// (its partition and offset set) and the hold released.
+// When the broker refuses it, refused is called with the error and rec is
+// sent again, waiting for each answer, with backoff from 100ms to 5s, until
+// it is acknowledged (acked, release) or the hold is lost (the partition
+// was revoked: msg will be delivered again, and gaveUp is called). The
+// callbacks run on other goroutines and must not block.
+func SendHeld(ctx context.Context, sender Sender, holder OffsetHolder, msg *message.Message, rec *sarama.ProducerMessage,
+	acked func(*sarama.ProducerMessage), refused func(error), gaveUp func(),
+) bool {
+	async, ok := sender.(AsyncSender)
+	if !ok || holder == nil {
+		return false
+	}
+	hold := holder.Hold(msg)
+	if hold == nil {
+		return false
+	}
+	// Kept to send again: the producer appends its own headers to rec.
+	again := copyRecord(rec)
+	async.SendRecordAsync(ctx, rec, func(err error) {
+		if err == nil {
+			acked(rec)
+			hold.Release()
+			return
+		}
+		refused(err)
+		go resend(context.WithoutCancel(ctx), sender, again, hold, acked, refused, gaveUp)
+	})
+	return true
+}
+
+// resend is SendHeld's loop for a refused record.
+func resend(ctx context.Context, sender Sender, rec *sarama.ProducerMessage, hold OffsetHold, acked func(*sarama.ProducerMessage), refused func(error), gaveUp func()) {
+	backoff := resendMinBackoff
+	for {
+		t := time.NewTimer(backoff)
+		select {
+		case <-hold.Lost():
+			t.Stop()
+			gaveUp()
+			return
+		case <-t.C:
+		}
+		sent := copyRecord(rec)
+		err := sender.SendRecord(ctx, sent)
+		if err == nil {
+			acked(sent)
+			hold.Release()
+			return
+		}
+		refused(err)
+		backoff = min(2*backoff, resendMaxBackoff)
+	}
+}
+
+// copyRecord returns a copy of rec whose headers the producer can append to
+// without changing rec's.
+func copyRecord(rec *sarama.ProducerMessage) *sarama.ProducerMessage {
+	c := *rec
+	c.Headers = slices.Clone(rec.Headers)
+	return &c
+}
