@@ -7,7 +7,7 @@
 // It runs against the embedded broker (kafkatest, in process) unless
 // KAFKA_BROKERS is set, and writes BENCHMARKS.md. Usage:
 //
-//	go run ./bench                 # every figure, 3 runs each (5 for 1 and 2), writes BENCHMARKS.md
+//	go run ./bench                 # every figure, 3 runs each (9 for 1 and 2), writes BENCHMARKS.md
 //	BENCH_SHORT=1 go run ./bench   # 1 run, smaller counts, prints only
 //	go run ./bench -only 1,4 -out figures.md   # two figures, written elsewhere
 package main
@@ -27,7 +27,7 @@ type options struct {
 	short bool
 	runs  int
 	// consumeRuns are the runs of figures 1 and 2, whose ratios vary most
-	// from run to run: 5 by default, else runs.
+	// from run to run: 9 by default, else runs.
 	consumeRuns int
 	out         string
 	only        map[int]bool
@@ -64,7 +64,7 @@ func parseFlags() (options, error) {
 	var only string
 	short := os.Getenv("BENCH_SHORT")
 	flag.BoolVar(&o.short, "short", short != "" && short != "0", "one run with smaller counts (also BENCH_SHORT=1); prints the figures and writes -out only when it is given")
-	flag.IntVar(&o.runs, "runs", 0, "runs per figure (default 3, and 5 for figures 1 and 2; 1 in short mode)")
+	flag.IntVar(&o.runs, "runs", 0, "runs per figure (default 3, and 9 for figures 1 and 2; 1 in short mode)")
 	flag.StringVar(&o.out, "out", "", "write the report to this file (default BENCHMARKS.md, none in short mode)")
 	flag.StringVar(&only, "only", "", "comma-separated figure numbers to run (default all)")
 	flag.IntVar(&o.size, "size", 1024, "message size in bytes")
@@ -78,7 +78,7 @@ func parseFlags() (options, error) {
 	flag.Parse()
 	o.consumeRuns = o.runs
 	if o.runs == 0 {
-		o.runs, o.consumeRuns = 3, 5
+		o.runs, o.consumeRuns = 3, 9
 		if o.short {
 			o.runs, o.consumeRuns = 1, 1
 		}
