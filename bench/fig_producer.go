@@ -163,14 +163,16 @@ func figProducer(e *env, o options, rep *report) error {
 		vsPub = append(vsPub, got["SendBatch"]/got["Watermill publisher"])
 		vsAsync = append(vsAsync, got["SendBatch"]/got["AsyncProducer"])
 	}
+	defaults := e.stackConfig("defaults")
+	defaults.SetDefaults()
 	s := rep.section("4. Producer",
 		fmt.Sprintf("One Producer.SendBatch call of %d messages (%d bytes, a key each; SendBatch adds an x-correlation-id header) "+
 			"on the producer of a stack with the default configuration (acks all, no-op tracing); a raw sarama AsyncProducer "+
 			"sending the same %d records (key and value, no header; each ProducerMessage built as it is sent) from the first "+
 			"input to the last acknowledgement; and "+
 			"Watermill's Kafka publisher (kafka.NewPublisher, a SyncProducer) with one Publish per message, on %d messages. "+
-			"All three use the stack's sarama settings (acks all, a 1 ms linger), except that the publisher has no linger: "+
-			"sending one message at a time it would only wait for it.", c.batch, o.size, c.batch, c.publish))
+			"All three use the stack's sarama settings (acks all, a %s linger), except that the publisher has no linger: "+
+			"sending one message at a time it would only wait for it.", c.batch, o.size, c.batch, c.publish, defaults.Producer.Linger))
 	s.add(row{name: "Producer.SendBatch", unit: "msg/s", vals: rates["SendBatch"]})
 	s.add(row{name: "sarama AsyncProducer", unit: "msg/s", vals: rates["AsyncProducer"]})
 	s.add(row{name: "Watermill publisher, one Publish per message", unit: "msg/s", vals: rates["Watermill publisher"]})
