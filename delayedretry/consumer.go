@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -227,14 +228,19 @@ func (c *Consumer) handle(runCtx context.Context, sess sarama.ConsumerGroupSessi
 		}
 	}
 
+	// The headers become the message's metadata, less the Watermill UUID,
+	// which is the message's own; a redelivery gets a copy, since the
+	// handler may have changed the metadata it was given.
+	uuid := hdr[middleware.HeaderWatermillUUID]
+	delete(hdr, middleware.HeaderWatermillUUID)
 	backoff := c.cfg.RedeliverBackoff
-	for {
-		msg := message.NewMessage(hdr[middleware.HeaderWatermillUUID], rec.Value)
-		for k, v := range hdr {
-			if k != middleware.HeaderWatermillUUID {
-				msg.Metadata.Set(k, v)
-			}
+	for attempt := 0; ; attempt++ {
+		md := message.Metadata(hdr)
+		if attempt > 0 {
+			md = maps.Clone(md)
 		}
+		msg := message.NewMessage(uuid, rec.Value)
+		msg.Metadata = md
 		ctx := middleware.WithDelivery(runCtx, d)
 		if id := hdr[middleware.HeaderCorrelationID]; id != "" {
 			ctx = correlation.WithID(ctx, id)

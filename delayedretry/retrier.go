@@ -372,7 +372,7 @@ func retryRecord(msg *message.Message, d *middleware.Delivery, topic string, att
 	headers := middleware.CopyHeaders(msg.Metadata, 10, isRetryHeader)
 	headers.SetOrigin(msg.UUID, d.Topic, d.HasOffset, d.Partition, d.Offset) // the offset: from the main topic, or carried along
 	headers.Set(middleware.HeaderHandlerID, d.HandlerID)
-	headers.Set(middleware.HeaderRetryCount, strconv.Itoa(attempt))
+	headers.SetInt(middleware.HeaderRetryCount, int64(attempt))
 	headers.SetTime(middleware.HeaderRetryAfter, due)
 	headers.SetTime(middleware.HeaderFirstFailedAt, firstFailed)
 	headers.SetTime(middleware.HeaderFailedAt, now)
@@ -383,7 +383,7 @@ func retryRecord(msg *message.Message, d *middleware.Delivery, topic string, att
 	rec := &sarama.ProducerMessage{
 		Topic:   topic,
 		Value:   sarama.ByteEncoder(msg.Payload),
-		Headers: headers,
+		Headers: headers.Headers(),
 	}
 	if d.Key != nil {
 		rec.Key = sarama.ByteEncoder(d.Key)

@@ -200,3 +200,29 @@ func TestShortestDelay(t *testing.T) {
 		t.Fatalf("with a faster handler policy: ShortestDelay = %s, want 300ms", got)
 	}
 }
+
+// discardSender acknowledges every record at once.
+type discardSender struct{}
+
+func (discardSender) SendRecord(context.Context, *sarama.ProducerMessage) error { return nil }
+
+// BenchmarkRetryHandoff is the retry middleware's failure path: the retry
+// record built and handed to a sender that acknowledges at once.
+func BenchmarkRetryHandoff(b *testing.B) {
+	r, err := delayedretry.New(delayedretry.Config{
+		Sender: discardSender{}, TopicPrefix: "svc.retry",
+		Policy: delayedretry.Policy{Attempts: 3, BaseDelay: time.Second, MaxDelay: 10 * time.Second},
+	}, nil)
+	require.NoError(b, err)
+	h := r.Middleware(failing(errors.New("boom")))
+	msg := delivered(0)
+	for range 8 {
+		msg.Metadata.Set("x-header-"+string(rune('a'+len(msg.Metadata))), "some value of a header")
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := h(msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -171,7 +171,7 @@ func (q *Queue) record(ctx context.Context, rec *Record, now time.Time) *sarama.
 	headers.SetOrigin(rec.UUID, rec.Topic, rec.HasOffset, rec.Partition, rec.Offset)
 	set := headers.Set
 	set(middleware.HeaderHandlerID, rec.HandlerID)
-	set(middleware.HeaderRetryCount, strconv.Itoa(rec.RetryCount))
+	headers.SetInt(middleware.HeaderRetryCount, int64(rec.RetryCount))
 	errText := ""
 	if rec.Err != nil {
 		errText = middleware.TruncateError(rec.Err.Error())
@@ -190,7 +190,7 @@ func (q *Queue) record(ctx context.Context, rec *Record, now time.Time) *sarama.
 	if id != "" {
 		set(middleware.HeaderCorrelationID, id)
 	}
-	pm := &sarama.ProducerMessage{Topic: q.cfg.Topic, Value: sarama.ByteEncoder(rec.Value), Headers: headers}
+	pm := &sarama.ProducerMessage{Topic: q.cfg.Topic, Value: sarama.ByteEncoder(rec.Value), Headers: headers.Headers()}
 	if rec.Key != nil {
 		pm.Key = sarama.ByteEncoder(rec.Key)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -148,17 +149,32 @@ func TestRecordHeaders(t *testing.T) {
 	h.SetOrigin("uuid-1", "orders", true, 2, 42)
 	h.Set(middleware.HeaderRetryCount, "1")
 	got := map[string]string{}
-	for _, rh := range h {
+	for _, rh := range h.Headers() {
 		got[string(rh.Key)] = string(rh.Value)
 	}
 	assert.Equal(t, map[string]string{
 		"keep": "1", middleware.HeaderWatermillUUID: "uuid-1", middleware.HeaderOriginalTopic: "orders",
 		middleware.HeaderOriginalPartition: "2", middleware.HeaderOriginalOffset: "42", middleware.HeaderRetryCount: "1",
 	}, got)
-	assert.Len(t, h, 6, "the skipped header is not copied")
+	assert.Equal(t, 6, h.Len(), "the skipped header is not copied")
 
 	var bare middleware.RecordHeaders
 	bare.SetOrigin("", "orders", false, 0, 0)
-	require.Len(t, bare, 1, "no UUID, no offset: only the topic")
-	assert.Equal(t, middleware.HeaderOriginalTopic, string(bare[0].Key))
+	require.Equal(t, 1, bare.Len(), "no UUID, no offset: only the topic")
+	assert.Equal(t, middleware.HeaderOriginalTopic, string(bare.Headers()[0].Key))
+
+	// Headers written after the buffer outgrew its room keep their values,
+	// and so do the ones written before.
+	var grown middleware.RecordHeaders
+	long := strings.Repeat("x", 3000)
+	grown.Set("a", "1")
+	grown.SetInt("b", -42)
+	grown.Set("c", long)
+	grown.SetTime("d", time.Date(2026, 11, 27, 9, 5, 3, 7_000_000, time.UTC))
+	grown.Set("e", "")
+	var pairs []string
+	for _, rh := range grown.Headers() {
+		pairs = append(pairs, string(rh.Key)+"="+string(rh.Value))
+	}
+	assert.Equal(t, []string{"a=1", "b=-42", "c=" + long, "d=2026-11-27T09:05:03.007Z", "e="}, pairs)
 }
