@@ -77,9 +77,31 @@ func (rig *handoffRig) start(t *testing.T) *running {
 // refuseRetries makes the broker answer every produce request to the
 // stack's first retry lane with NOT_ENOUGH_REPLICAS until Remove.
 func (rig *handoffRig) refuseRetries(rn *running) *kfake.FaultHandle {
+	return rig.refuse(rn.Stack.RetryTopics()[0])
+}
+
+// refuse makes the broker answer every produce request to topic with
+// NOT_ENOUGH_REPLICAS until Remove.
+func (rig *handoffRig) refuse(topic string) *kfake.FaultHandle {
 	return rig.env.Broker.Cluster().Fault(kfake.Fault{
-		Keys: []kmsg.Key{kmsg.Produce}, Topic: rn.Stack.RetryTopics()[0], Err: kerr.NotEnoughReplicas, Count: -1,
+		Keys: []kmsg.Key{kmsg.Produce}, Topic: topic, Err: kerr.NotEnoughReplicas, Count: -1,
 	})
+}
+
+// waitFlowing waits until m-1..m-{n-1}, the messages behind the failed m-0,
+// were handled while fault refuses m-0's record, and until the record was
+// sent again at least once.
+func (rig *handoffRig) waitFlowing(t *testing.T, n int, fault *kfake.FaultHandle) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		for i := 1; i < n; i++ {
+			if len(rig.delivered(fmt.Sprintf("m-%d", i))) == 0 {
+				return false
+			}
+		}
+		return true
+	}, 20*time.Second, 20*time.Millisecond, "the messages behind the failed one were not handled")
+	require.Eventually(t, func() bool { return fault.Hits() >= 2 }, 10*time.Second, 20*time.Millisecond, "the refused record was not sent again")
 }
 
 func (rig *handoffRig) send(t *testing.T, rn *running, n int) {
@@ -120,15 +142,7 @@ func TestRetryHandoffDoesNotBlockItsPartition(t *testing.T) {
 	rig.send(t, rn, n)
 	// Non-blocking: m-1..m-9 are handled although m-0's retry record is
 	// refused.
-	require.Eventually(t, func() bool {
-		for i := 1; i < n; i++ {
-			if len(rig.delivered(fmt.Sprintf("m-%d", i))) == 0 {
-				return false
-			}
-		}
-		return true
-	}, 20*time.Second, 20*time.Millisecond, "the messages behind the failed one were not handled")
-	require.Eventually(t, func() bool { return fault.Hits() >= 2 }, 10*time.Second, 20*time.Millisecond, "the retry record was sent again")
+	rig.waitFlowing(t, n, fault)
 	// Nothing lost: the offset of m-0 (0) is not committed past while its
 	// retry record is refused (sarama commits marked offsets every second).
 	time.Sleep(2500 * time.Millisecond)
@@ -187,22 +201,12 @@ func TestDLQHandoffDoesNotBlockItsPartition(t *testing.T) {
 	rig := newHandoffRig(t, "dlq-handoff")
 	rig.permanent = true
 	rn := rig.start(t)
-	fault := rig.env.Broker.Cluster().Fault(kfake.Fault{
-		Keys: []kmsg.Key{kmsg.Produce}, Topic: rn.Stack.DLQTopic(), Err: kerr.NotEnoughReplicas, Count: -1,
-	})
+	fault := rig.refuse(rn.Stack.DLQTopic())
 	defer fault.Remove()
 
 	const n = 10
 	rig.send(t, rn, n)
-	require.Eventually(t, func() bool {
-		for i := 1; i < n; i++ {
-			if len(rig.delivered(fmt.Sprintf("m-%d", i))) == 0 {
-				return false
-			}
-		}
-		return true
-	}, 20*time.Second, 20*time.Millisecond, "the messages behind the dead-lettered one were not handled")
-	require.Eventually(t, func() bool { return fault.Hits() >= 2 }, 10*time.Second, 20*time.Millisecond, "the DLQ record was sent again")
+	rig.waitFlowing(t, n, fault)
 	time.Sleep(2500 * time.Millisecond) // sarama commits marked offsets every second
 	assert.LessOrEqual(t, rig.committed(t), int64(0), "committed past the message whose DLQ record was refused")
 	assert.Equal(t, []int{0}, rig.delivered("m-0"), "m-0 was handled once")
