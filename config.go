@@ -128,7 +128,9 @@ type ConsumerConfig struct {
 	// KAFKA_HEARTBEAT_INTERVAL.
 	HeartbeatInterval time.Duration
 	// FetchMinBytes is the least data a fetch waits for (sarama
-	// Consumer.Fetch.Min). Optional. Default: 1.
+	// Consumer.Fetch.Min). The retry consumer waits for at least 64 KiB,
+	// for at most a quarter of the shortest retry delay (see MaxWaitTime).
+	// Optional. Default: 1.
 	FetchMinBytes int32
 	// FetchDefaultBytes is how much a fetch asks for per partition (sarama
 	// Consumer.Fetch.Default). Optional. Default: 1 MiB.
@@ -138,8 +140,10 @@ type ConsumerConfig struct {
 	// which means no limit.
 	FetchMaxBytes int32
 	// MaxWaitTime is how long the broker may hold a fetch waiting for
-	// FetchMinBytes; Kafka counts it in whole milliseconds. Optional.
-	// Default: 250ms. Environment: KAFKA_FETCH_MAX_WAIT.
+	// FetchMinBytes; Kafka counts it in whole milliseconds. The retry
+	// consumer uses a quarter of the shortest retry delay when that is
+	// shorter (and at least 1ms), so its records are read long before they
+	// are due. Optional. Default: 250ms. Environment: KAFKA_FETCH_MAX_WAIT.
 	MaxWaitTime time.Duration
 	// RebalanceStrategy is range, roundrobin, sticky or cooperative-sticky
 	// (case-insensitive). Cooperative-sticky needs Version 2.4.0 or newer,
