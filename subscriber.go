@@ -31,7 +31,7 @@ import (
 // between goroutines, a quarter of the throughput of a partition. What is in
 // flight is known without it: the stack's unmarshaler (handOutUnmarshaler)
 // tells offsetMarks which offset each partition hands out, and while a
-// subscription drains the stack's first middleware (Stack.admit) refuses
+// subscription drains the stack's first middleware (Stack.enter) refuses
 // what it still hands out, nacking it unhandled, so that its offset stays
 // unmarked for the next owner of the partition.
 type drainingSubscriber struct {
@@ -140,12 +140,18 @@ func (d *drainingSubscriber) refuse(msg *message.Message) bool {
 		return false
 	}
 	msg.Nack()
-	p, ok1 := kafka.MessagePartitionFromCtx(msg.Context())
-	off, ok2 := kafka.MessagePartitionOffsetFromCtx(msg.Context())
-	if ok1 && ok2 {
-		d.marks.refused(topicPartition{sub.topic, p}, off)
+	if tp, off, ok := sub.position(msg); ok {
+		d.marks.refused(tp, off)
 	}
 	return true
+}
+
+// position returns the partition and offset of msg, a message of sub, as
+// watermill-kafka put them in its context.
+func (sub *subscription) position(msg *message.Message) (topicPartition, int64, bool) {
+	p, ok1 := kafka.MessagePartitionFromCtx(msg.Context())
+	off, ok2 := kafka.MessagePartitionOffsetFromCtx(msg.Context())
+	return topicPartition{sub.topic, p}, off, ok1 && ok2
 }
 
 // waitSettled waits, at most d.drain, until the partitions of the topics of
@@ -345,12 +351,11 @@ func (o *offsetMarks) Hold(msg *message.Message) middleware.OffsetHold {
 	if !ok || sub.marks != o {
 		return nil
 	}
-	p, ok1 := kafka.MessagePartitionFromCtx(msg.Context())
-	off, ok2 := kafka.MessagePartitionOffsetFromCtx(msg.Context())
-	if !ok1 || !ok2 {
+	tp, off, ok := sub.position(msg)
+	if !ok {
 		return nil
 	}
-	return o.hold(topicPartition{sub.topic, p}, off)
+	return o.hold(tp, off)
 }
 
 // hold holds back offset off of tp, or returns nil.

@@ -3,7 +3,6 @@ package delayedretry
 import (
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -174,13 +173,14 @@ func (r *Retrier) ShortestDelay() time.Duration {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	var shortest time.Duration
-	for _, p := range append([]Policy{r.cfg.Policy}, slices.Collect(maps.Values(r.policies))...) {
-		if p.Disabled || p.Attempts < 1 {
-			continue
-		}
-		if d := p.Delay(1); shortest == 0 || d < shortest {
+	consider := func(p Policy) {
+		if d := p.Delay(1); !p.Disabled && p.Attempts >= 1 && (shortest == 0 || d < shortest) {
 			shortest = d
 		}
+	}
+	consider(r.cfg.Policy)
+	for _, p := range r.policies {
+		consider(p)
 	}
 	return shortest
 }

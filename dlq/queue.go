@@ -163,7 +163,10 @@ func (q *Queue) stored(rec *Record, pm *sarama.ProducerMessage) {
 	})
 }
 
-// record builds the DLQ record of rec, stored at now.
+// record builds the DLQ record of rec, stored at now. It is not inlined, so
+// that its frame is gone before store hands the record to the producer: a
+// hand-off runs at the bottom of a handler's goroutine, whose stack grows by
+// copying.
 //
 //go:noinline
 func (q *Queue) record(ctx context.Context, rec *Record, now time.Time) *sarama.ProducerMessage {
