@@ -250,11 +250,13 @@ type offsetMarks struct {
 // claimState is one ConsumeClaim of a partition: its session and its holds.
 type claimState struct {
 	sess sarama.ConsumerGroupSession
-	// held are the held offsets; want is the highest next offset
-	// watermill-kafka asked to mark while some were held; marked is the
-	// highest next offset marked in this claim's session (which starts from
-	// the committed offset, possibly below what an earlier claim marked).
-	held   map[int64]int
+	// held are the held offsets in ascending order, one entry per hold
+	// (holds arrive in offset order, so adding one is an append and the
+	// lowest is the first); want is the highest next offset watermill-kafka
+	// asked to mark while some were held; marked is the highest next offset
+	// marked in this claim's session (which starts from the committed
+	// offset, possibly below what an earlier claim marked).
+	held   []int64
 	want   int64
 	marked int64
 	// handedOut is the offset handed out last, refused the highest offset
@@ -369,20 +371,19 @@ func (o *offsetMarks) hold(tp topicPartition, off int64) middleware.OffsetHold {
 	if c == nil || c.ended || o.active[tp] != 1 || o.holds >= o.maxHolds || c.marked > off {
 		return nil
 	}
-	c.held[off]++
+	c.held = slices.Insert(c.held, heldIndex(c.held, off), off)
 	o.holds++
 	return &offsetHold{marks: o, tp: tp, claim: c, offset: off}
 }
 
-// minHeld returns the smallest held offset of c, or -1.
-func (c *claimState) minHeld() int64 {
-	lowest := int64(-1)
-	for off := range c.held {
-		if lowest < 0 || off < lowest {
-			lowest = off
-		}
+// heldIndex returns where off goes in held: after every entry ≤ off. Holds
+// come in offset order, so that is nearly always the end.
+func heldIndex(held []int64, off int64) int {
+	i := len(held)
+	for i > 0 && held[i-1] > off {
+		i--
 	}
-	return lowest
+	return i
 }
 
 // mark marks next (the offset after the last message done) in c's session,
@@ -393,7 +394,7 @@ func (o *offsetMarks) mark(tp topicPartition, c *claimState, next int64) {
 	}
 	if len(c.held) > 0 {
 		c.want = max(c.want, next)
-		next = min(next, c.minHeld())
+		next = min(next, c.held[0])
 	}
 	if next <= c.marked {
 		return
@@ -425,9 +426,8 @@ func (h *offsetHold) Release() {
 		return // counted out when the claim ended
 	}
 	o.holds--
-	c.held[h.offset]--
-	if c.held[h.offset] <= 0 {
-		delete(c.held, h.offset)
+	if i, ok := slices.BinarySearch(c.held, h.offset); ok {
+		c.held = slices.Delete(c.held, i, i+1)
 	}
 	o.mark(h.tp, c, c.want)
 	o.signal()
@@ -475,7 +475,7 @@ func (h markingHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sar
 
 // startClaim registers a claim of tp in sess.
 func (o *offsetMarks) startClaim(tp topicPartition, sess sarama.ConsumerGroupSession) *claimState {
-	c := &claimState{sess: sess, held: map[int64]int{}, lost: make(chan struct{}), handedOut: -1, refused: -1}
+	c := &claimState{sess: sess, lost: make(chan struct{}), handedOut: -1, refused: -1}
 	o.update(func() {
 		o.claims[tp] = c
 		o.active[tp]++
@@ -506,10 +506,8 @@ func (o *offsetMarks) endClaim(tp topicPartition, c *claimState) {
 	o.update(func() {
 		c.ended = true
 		// The holds still open are lost: their offsets stay uncommitted.
-		for _, n := range c.held {
-			o.holds -= n
-		}
-		clear(c.held)
+		o.holds -= len(c.held)
+		c.held = nil
 		close(c.lost)
 		if o.claims[tp] == c {
 			delete(o.claims, tp)

@@ -103,6 +103,38 @@ func TestOffsetHoldsKeepMarksBack(t *testing.T) {
 	assert.Nil(t, o.hold(tp, 10), "no claim, no hold")
 }
 
+// TestOffsetHoldsInAnyOrder: holds that come out of offset order, or twice
+// for one offset (a redelivery handed off again), keep the marks below the
+// lowest until each of them is released.
+func TestOffsetHoldsInAnyOrder(t *testing.T) {
+	o := newOffsetMarks()
+	tp := topicPartition{"orders", 2}
+	raw, _, sess := startClaim(o, tp)
+
+	h5 := o.hold(tp, 5)
+	h3 := o.hold(tp, 3)
+	h3again := o.hold(tp, 3)
+	h7 := o.hold(tp, 7)
+	for _, h := range []any{h5, h3, h3again, h7} {
+		require.NotNil(t, h)
+	}
+	assert.Equal(t, []int64{3, 3, 5, 7}, sess.claim.held)
+	markMsg(sess, 9)
+	assert.Equal(t, int64(3), raw.last(), "marks stop at the lowest held offset")
+
+	h3.Release()
+	markMsg(sess, 10)
+	assert.Equal(t, int64(3), raw.last(), "offset 3 is still held once")
+	h5.Release()
+	assert.Equal(t, int64(3), raw.last())
+	h3again.Release()
+	assert.Equal(t, int64(7), raw.last(), "now 7 is the lowest held")
+	h7.Release()
+	assert.Equal(t, int64(11), raw.last(), "every hold released: marked up to what was asked")
+	assert.Empty(t, sess.claim.held)
+	assert.Equal(t, 0, o.holds)
+}
+
 // TestClaimEndWaitsForHolds: a hold released while the claim ends is marked
 // before the claim is over.
 func TestClaimEndWaitsForHolds(t *testing.T) {
