@@ -578,16 +578,16 @@ func isNilCloser(c interface{ Close() error }) bool {
 }
 
 // enter is the stack's outermost middleware: it refuses the messages of a
-// draining subscription (while none drains that costs one atomic load), and
-// does the work of correlation.Middleware. Both in one frame: Watermill runs
-// each message in a new goroutine, which starts with a 2 KiB stack and grows
-// it by copying every frame, and the stack's chain fits in it.
+// draining subscription (while none drains that costs one atomic load),
+// grows the goroutine's stack (growStack) and does the work of
+// correlation.Middleware, all in one frame.
 func (s *Stack) enter(h message.HandlerFunc) message.HandlerFunc {
 	d := s.subscriber
 	return func(msg *message.Message) ([]*message.Message, error) {
 		if d.draining.Load() > 0 && d.refuse(msg) {
 			return nil, nil // nacked: the router's Ack after it does nothing
 		}
+		growStack()
 		id := correlation.Ensure(msg)
 		out, err := h(msg)
 		correlation.Stamp(out, id)
