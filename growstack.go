@@ -1,17 +1,72 @@
 package kafkaevents
 
-// growStack makes sure the calling goroutine has room for a 3 KiB frame: a
-// goroutine that starts with a 2 or 4 KiB stack grows to 8 KiB in it. It
-// does nothing else (an assembly function with a 3 KiB frame and no body:
-// nothing to zero).
+import (
+	"sync/atomic"
+	"unsafe"
+)
+
+// stackGrowth grows the stack of the goroutine a message runs in at the
+// entry of the chain, for handlers that grew it before.
 //
 // Watermill runs each message in a new goroutine, which starts small (2 KiB
 // unless the runtime saw larger stacks on average) and grows by copying all
 // its frames and adjusting every pointer into them, at a cost that rises
 // with the number of frames. The router and the stack's middlewares use
-// about 1 KiB of it, so nearly any handler (decoding JSON, logging, a
+// about 1 KiB of it, so nearly any real handler (decoding JSON, logging, a
 // database call) grows it once or twice, deep in the chain. Growing it at
-// the entry of the chain, where it holds three frames, costs less: on real
-// Kafka the CPU per message of figure 1's JSON-decoding handler fell from
-// 49 to 37 µs (BENCHMARKS.md).
+// the entry, where it holds three frames, costs less: on real Kafka the CPU
+// per message of figure 1's JSON-decoding handler fell from 49 to 37 µs
+// (BENCHMARKS.md). A handler that fits in the small stack (figure 1's
+// no-op handler) is left alone: growing it would cost it about 1 µs.
+type stackGrowth struct {
+	// needed is set while most messages grew the stack.
+	needed atomic.Bool
+	seq    atomic.Uint32 // messages since needed was last set
+	probes atomic.Uint32 // messages run without growing the stack first
+	grown  atomic.Uint32 // of the probes since the last decision, those that grew it
+}
+
+const (
+	// probeEvery is how often a message runs without the stack grown
+	// first while needed is set, to see whether the handler still needs it.
+	probeEvery = 16
+	// decideEvery is how many probes each decision looks at.
+	decideEvery = 32
+)
+
+// prepare grows the stack when most messages of this handler grew it (all
+// but one in probeEvery). It reports whether the message is a probe.
+func (g *stackGrowth) prepare() (probe bool) {
+	if g.needed.Load() && g.seq.Add(1)%probeEvery != 0 {
+		growStack()
+		return false
+	}
+	return true
+}
+
+// observe counts a probe, and whether the stack grew (moved) during the
+// handler: at is the stackPos of a variable of the caller's frame before the
+// handler ran, now after. Every decideEvery probes, needed is set when more
+// than half of them grew it: a handler that fits in the small stack, and
+// only rarely grows it, is left alone.
+func (g *stackGrowth) observe(probe bool, at, now uintptr) {
+	if !probe {
+		return
+	}
+	if at != now {
+		g.grown.Add(1)
+	}
+	if g.probes.Add(1)%decideEvery == 0 {
+		g.needed.Store(g.grown.Swap(0) > decideEvery/2)
+	}
+}
+
+// stackPos returns the address of a variable on the stack; it changes when
+// the goroutine's stack grows, since growing copies it.
+func stackPos(p *byte) uintptr { return uintptr(unsafe.Pointer(p)) }
+
+// growStack makes sure the calling goroutine has room for a 3 KiB frame: a
+// goroutine that starts with a 2 or 4 KiB stack grows to 8 KiB in it. It
+// does nothing else (growstack.s: an assembly function with a 3 KiB frame
+// and no body, so there is nothing to zero).
 func growStack()

@@ -579,17 +579,21 @@ func isNilCloser(c interface{ Close() error }) bool {
 
 // enter is the stack's outermost middleware: it refuses the messages of a
 // draining subscription (while none drains that costs one atomic load),
-// grows the goroutine's stack (growStack) and does the work of
-// correlation.Middleware, all in one frame.
+// grows the goroutine's stack for handlers that need it (stackGrowth) and
+// does the work of correlation.Middleware, all in one frame.
 func (s *Stack) enter(h message.HandlerFunc) message.HandlerFunc {
 	d := s.subscriber
+	grow := &stackGrowth{}
 	return func(msg *message.Message) ([]*message.Message, error) {
 		if d.draining.Load() > 0 && d.refuse(msg) {
 			return nil, nil // nacked: the router's Ack after it does nothing
 		}
-		growStack()
+		probe := grow.prepare()
 		id := correlation.Ensure(msg)
+		var mark byte
+		at := stackPos(&mark)
 		out, err := h(msg)
+		grow.observe(probe, at, stackPos(&mark))
 		correlation.Stamp(out, id)
 		return out, err
 	}

@@ -1,0 +1,85 @@
+package kafkaevents
+
+import (
+	"sync"
+	"testing"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// deepCall uses about 4 KiB of stack.
+//
+//go:noinline
+func deepCall(depth int) byte {
+	var buf [512]byte
+	buf[depth] = byte(depth)
+	if depth == 0 {
+		return buf[0]
+	}
+	return deepCall(depth-1) + buf[depth]
+}
+
+// TestStackGrowsAtTheEntryForHandlersThatNeedIt runs each message in a new
+// goroutine, as Watermill's router does: once a handler needed more stack
+// than its goroutine started with, the next messages get it at the entry of
+// the chain and the handler's own frames are not moved any more; a handler
+// that never needed more is left alone.
+func TestStackGrowsAtTheEntryForHandlersThatNeedIt(t *testing.T) {
+	s := &Stack{subscriber: &drainingSubscriber{}}
+	run := func(h message.HandlerFunc) {
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _ = h(message.NewMessage("m", nil))
+		}()
+		wg.Wait()
+	}
+
+	var moved []bool
+	deep := s.enter(func(*message.Message) ([]*message.Message, error) {
+		var mark byte
+		at := stackPos(&mark)
+		deepCall(7)
+		moved = append(moved, stackPos(&mark) != at)
+		return nil, nil
+	})
+	for range decideEvery + 8*probeEvery {
+		run(deep)
+	}
+	learnt, moves := moved[decideEvery:], 0
+	for _, m := range learnt {
+		if m {
+			moves++
+		}
+	}
+	// Only the probes, one message in probeEvery, grow it themselves (and
+	// now and then a preemption, which needs room too).
+	if moves > len(learnt)/4 {
+		t.Errorf("after %d messages, the handler's stack still grew under %d of the next %d", decideEvery, moves, len(learnt))
+	}
+
+	shallow := &Stack{subscriber: &drainingSubscriber{}}
+	var grew []bool
+	noop := shallow.enter(func(*message.Message) ([]*message.Message, error) { return nil, nil })
+	for range 2 * decideEvery {
+		run(func(msg *message.Message) ([]*message.Message, error) {
+			var mark byte
+			at := stackPos(&mark)
+			out, err := noop(msg)
+			grew = append(grew, stackPos(&mark) != at)
+			return out, err
+		})
+	}
+	// Grown at the entry, every message would have moved; now and then
+	// one does on its own (a preemption needs room too).
+	n := 0
+	for _, g := range grew {
+		if g {
+			n++
+		}
+	}
+	if n > len(grew)/4 {
+		t.Errorf("a handler that fits its stack had it grown for %d of %d messages", n, len(grew))
+	}
+}
