@@ -63,7 +63,9 @@ func (g *stackGrowth) observe(probe bool, at, now uintptr) {
 
 // stackPos returns the address of a variable on the stack; it changes when
 // the goroutine's stack grows, since growing copies it.
-func stackPos(p *byte) uintptr { return uintptr(unsafe.Pointer(p)) }
+func stackPos(p *byte) uintptr {
+	return uintptr(unsafe.Pointer(p)) //nolint:gosec // only compared, never turned back into a pointer
+}
 
 // growStack makes sure the calling goroutine has room for a 3 KiB frame: a
 // goroutine that starts with a 2 or 4 KiB stack grows to 8 KiB in it. It
