@@ -35,25 +35,26 @@ const (
 )
 
 // prepare grows the stack when most messages of this handler grew it (all
-// but one in probeEvery). It reports whether the message is a probe.
-func (g *stackGrowth) prepare() (probe bool) {
+// but one in probeEvery) and returns 0; for the other messages, the probes,
+// it returns the address of mark, a variable of the caller's frame that
+// holds the result until observe.
+func (g *stackGrowth) prepare(mark *uintptr) uintptr {
 	if g.needed.Load() && g.seq.Add(1)%probeEvery != 0 {
 		growStack()
-		return false
+		return 0
 	}
-	return true
+	return stackPos(mark)
 }
 
-// observe counts a probe, and whether the stack grew (moved) during the
-// handler: at is the stackPos of a variable of the caller's frame before the
-// handler ran, now after. Every decideEvery probes, needed is set when more
-// than half of them grew it: a handler that fits in the small stack, and
-// only rarely grows it, is left alone.
-func (g *stackGrowth) observe(probe bool, at, now uintptr) {
-	if !probe {
+// observe counts a probe (*mark, which prepare returned, is not 0), and
+// whether the stack grew during the handler: then mark moved with the copy. Every decideEvery probes, needed is set
+// when more than half of them grew it: a handler that fits in the small
+// stack, and only rarely grows it, is left alone.
+func (g *stackGrowth) observe(mark *uintptr) {
+	if *mark == 0 {
 		return
 	}
-	if at != now {
+	if *mark != stackPos(mark) {
 		g.grown.Add(1)
 	}
 	if g.probes.Add(1)%decideEvery == 0 {
@@ -62,8 +63,8 @@ func (g *stackGrowth) observe(probe bool, at, now uintptr) {
 }
 
 // stackPos returns the address of a variable on the stack; it changes when
-// the goroutine's stack grows, since growing copies it.
-func stackPos(p *byte) uintptr {
+// the goroutine's stack grows, since growing copies the stack.
+func stackPos(p *uintptr) uintptr {
 	return uintptr(unsafe.Pointer(p)) //nolint:gosec // only compared, never turned back into a pointer
 }
 

@@ -1,10 +1,15 @@
 package kafkaevents
 
 import (
+	"context"
 	"sync"
 	"testing"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/torix/kafkaevents/correlation"
 )
 
 // deepCall uses about 4 KiB of stack.
@@ -38,7 +43,7 @@ func TestStackGrowsAtTheEntryForHandlersThatNeedIt(t *testing.T) {
 
 	var moved []bool
 	deep := s.enter(func(*message.Message) ([]*message.Message, error) {
-		var mark byte
+		var mark uintptr
 		at := stackPos(&mark)
 		deepCall(7)
 		moved = append(moved, stackPos(&mark) != at)
@@ -64,7 +69,7 @@ func TestStackGrowsAtTheEntryForHandlersThatNeedIt(t *testing.T) {
 	noop := shallow.enter(func(*message.Message) ([]*message.Message, error) { return nil, nil })
 	for range 2 * decideEvery {
 		run(func(msg *message.Message) ([]*message.Message, error) {
-			var mark byte
+			var mark uintptr
 			at := stackPos(&mark)
 			out, err := noop(msg)
 			grew = append(grew, stackPos(&mark) != at)
@@ -82,4 +87,33 @@ func TestStackGrowsAtTheEntryForHandlersThatNeedIt(t *testing.T) {
 	if n > len(grew)/4 {
 		t.Errorf("a handler that fits its stack had it grown for %d of %d messages", n, len(grew))
 	}
+}
+
+type handlerKey struct{}
+
+// TestEnterStampsOutputs: the messages a handler returns get the
+// correlation ID of the message it handled, from its header or generated,
+// unless they carry one.
+func TestEnterStampsOutputs(t *testing.T) {
+	s := &Stack{subscriber: &drainingSubscriber{}}
+	var seen string
+	h := s.enter(func(msg *message.Message) ([]*message.Message, error) {
+		seen = correlation.FromContext(msg.Context())
+		msg.SetContext(context.WithValue(msg.Context(), handlerKey{}, 1)) // a handler may derive a new context
+		own := message.NewMessage("own", nil)
+		own.Metadata.Set(correlation.Header, "corr-own")
+		return []*message.Message{message.NewMessage("plain", nil), own}, nil
+	})
+
+	in := message.NewMessage("in", nil)
+	in.Metadata.Set(correlation.Header, "corr-in")
+	out, err := h(in)
+	require.NoError(t, err)
+	assert.Equal(t, "corr-in", out[0].Metadata.Get(correlation.Header))
+	assert.Equal(t, "corr-own", out[1].Metadata.Get(correlation.Header), "an output's own ID is kept")
+
+	out, err = h(message.NewMessage("no-id", nil))
+	require.NoError(t, err)
+	assert.Regexp(t, `^corr-`, seen, "an ID was generated for the handler")
+	assert.Equal(t, seen, out[0].Metadata.Get(correlation.Header), "and stamped on its outputs")
 }

@@ -588,14 +588,27 @@ func (s *Stack) enter(h message.HandlerFunc) message.HandlerFunc {
 		if d.draining.Load() > 0 && d.refuse(msg) {
 			return nil, nil // nacked: the router's Ack after it does nothing
 		}
-		probe := grow.prepare()
-		id := correlation.Ensure(msg)
-		var mark byte
-		at := stackPos(&mark)
+		correlation.Ensure(msg)
+		var mark uintptr
+		mark = grow.prepare(&mark)
 		out, err := h(msg)
-		grow.observe(probe, at, stackPos(&mark))
-		correlation.Stamp(out, id)
+		grow.observe(&mark)
+		if len(out) > 0 {
+			stampOutputs(msg, out)
+		}
 		return out, err
+	}
+}
+
+// stampOutputs gives the messages a handler returned the correlation ID of
+// the message it handled (its context's, which Ensure set, or its header's)
+// when they have none. A function of its own, so that the frame of enter,
+// live while the handler runs, does not keep the ID.
+//
+//go:noinline
+func stampOutputs(msg *message.Message, out []*message.Message) {
+	if id := correlation.FromMessage(msg); id != "" {
+		correlation.Stamp(out, id)
 	}
 }
 
