@@ -188,7 +188,9 @@ type ProducerConfig struct {
 	// messages, then share requests instead of paying one each. The retry
 	// and DLQ hand-offs of messages from the stack's subscriber do not wait
 	// for it (their offsets are held instead); Producer.Send waits up to
-	// Linger longer for its acknowledgement. At most 1s. Optional.
+	// Linger longer for its acknowledgement. The retry records handed off
+	// linger longer, on a producer of their own: a quarter of the shortest
+	// retry delay, at most 25ms, never less than Linger. At most 1s. Optional.
 	// Default: 5ms, as the Java client; NoLinger sends every record at once.
 	// Environment: KAFKA_PRODUCER_LINGER (0 for NoLinger).
 	Linger time.Duration

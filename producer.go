@@ -71,12 +71,23 @@ func NewProducer(client sarama.Client, tracer *tracing.Tracer) (*Producer, error
 	if err != nil {
 		return nil, fmt.Errorf("kafkaevents: producer: %w", err)
 	}
-	ap, err := sarama.NewAsyncProducerFromClient(client)
+	p, err := newAsyncProducer(client, tracer)
 	if err != nil {
 		_ = sp.Close()
+		return nil, err
+	}
+	p.sync = sp
+	return p, nil
+}
+
+// newAsyncProducer returns a Producer on client without a SyncProducer: it
+// may only be used for SendBatch and SendRecordAsync.
+func newAsyncProducer(client sarama.Client, tracer *tracing.Tracer) (*Producer, error) {
+	ap, err := sarama.NewAsyncProducerFromClient(client)
+	if err != nil {
 		return nil, fmt.Errorf("kafkaevents: producer: %w", err)
 	}
-	p := &Producer{sync: sp, async: ap, tracer: tracer}
+	p := &Producer{async: ap, tracer: tracer}
 	p.results.Add(2)
 	go func() {
 		defer p.results.Done()
@@ -226,7 +237,10 @@ func (r *asyncRecord) done(err error) {
 // Close flushes and closes the producer. It does not close the client.
 func (p *Producer) Close() error {
 	p.async.AsyncClose()
-	err := p.sync.Close()
+	var err error
+	if p.sync != nil {
+		err = p.sync.Close()
+	}
 	p.results.Wait()
 	return err
 }
