@@ -21,7 +21,7 @@ import (
 type stackGrowth struct {
 	// needed is set while most messages grew the stack.
 	needed atomic.Bool
-	seq    atomic.Uint32 // messages since needed was last set
+	seq    atomic.Uint32 // messages seen while needed was set
 	probes atomic.Uint32 // messages run without growing the stack first
 	grown  atomic.Uint32 // of the probes since the last decision, those that grew it
 }
@@ -47,9 +47,11 @@ func (g *stackGrowth) prepare(mark *uintptr) uintptr {
 }
 
 // observe counts a probe (*mark, which prepare returned, is not 0), and
-// whether the stack grew during the handler: then mark moved with the copy. Every decideEvery probes, needed is set
-// when more than half of them grew it: a handler that fits in the small
-// stack, and only rarely grows it, is left alone.
+// whether the stack grew during the handler: then mark moved with the copy
+// (a shrink by the garbage collector moves it too, rarely). Every
+// decideEvery probes, needed is set when more than half of them grew it: a
+// handler that fits in the small stack, and only rarely grows it, is left
+// alone.
 func (g *stackGrowth) observe(mark *uintptr) {
 	if *mark == 0 {
 		return
