@@ -140,11 +140,10 @@ func New(cfg Config, opts ...Option) (*Stack, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	sc, err := cfg.Sarama()
+	sc, err := cfg.producerSarama()
 	if err != nil {
 		return nil, err
 	}
-	sc.Producer.Partitioner = newPartitioner
 	if o.logger == nil {
 		o.logger = watermill.NewSlogLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.SlogLevel()})))
 	}
@@ -426,11 +425,10 @@ func (s *Stack) startHandoffProducer(shortest time.Duration) error {
 	if linger <= max(s.cfg.Producer.Linger, 0) || s.handoff.held.Load() != nil {
 		return nil
 	}
-	sc, err := s.cfg.Sarama()
+	sc, err := s.cfg.producerSarama()
 	if err != nil {
 		return err
 	}
-	sc.Producer.Partitioner = newPartitioner
 	sc.Producer.Flush.Frequency = linger
 	client, err := sarama.NewClient(s.cfg.Brokers, sc)
 	if err != nil {
