@@ -211,36 +211,39 @@ func splitList(s string) []string {
 
 const wantBool = "true or false (or 1/0, yes/no, on/off)"
 
+// boolPtr fills a tri-state field that is still nil.
 func (e *envReader) boolPtr(name string, dst **bool) {
 	if *dst != nil {
 		return
 	}
-	v, ok := e.getTrimmed(name)
-	if !ok {
-		return
+	if v, ok := e.boolean(name); ok {
+		*dst = Bool(v)
 	}
-	b, err := parseBool(v)
-	if err != nil {
-		e.bad(name, v, wantBool)
-		return
-	}
-	*dst = Bool(b)
 }
 
+// boolVal fills a plain bool field that is still false.
 func (e *envReader) boolVal(name string, dst *bool) {
 	if *dst {
 		return
 	}
-	v, ok := e.getTrimmed(name)
-	if !ok {
-		return
+	if v, ok := e.boolean(name); ok {
+		*dst = v
 	}
-	b, err := parseBool(v)
+}
+
+// boolean reads name as a boolean; ok is false when it is unset or bad (a
+// bad value is recorded).
+func (e *envReader) boolean(name string) (v, ok bool) {
+	s, set := e.getTrimmed(name)
+	if !set {
+		return false, false
+	}
+	v, err := parseBool(s)
 	if err != nil {
-		e.bad(name, v, wantBool)
-		return
+		e.bad(name, s, wantBool)
+		return false, false
 	}
-	*dst = b
+	return v, true
 }
 
 // parseBool accepts true/false, 1/0, yes/no and on/off in any case.

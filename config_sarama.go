@@ -196,3 +196,15 @@ func (s *scramClient) Step(challenge string) (string, error) {
 func (s *scramClient) Done() bool {
 	return s.conv.Done()
 }
+
+// producerSarama returns a new sarama configuration from c (Config.Sarama)
+// for a client whose producers pick partitions as the stack's do
+// (newPartitioner).
+func (c Config) producerSarama() (*sarama.Config, error) {
+	sc, err := c.Sarama()
+	if err != nil {
+		return nil, err
+	}
+	sc.Producer.Partitioner = newPartitioner
+	return sc, nil
+}

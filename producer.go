@@ -306,18 +306,6 @@ func buildRecord(ctx context.Context, m Message, value []byte) (*sarama.Producer
 	return rec, id
 }
 
-// producerSarama returns a new sarama configuration from c (Config.Sarama)
-// for a client whose producers pick partitions as the stack's do
-// (newPartitioner).
-func (c Config) producerSarama() (*sarama.Config, error) {
-	sc, err := c.Sarama()
-	if err != nil {
-		return nil, err
-	}
-	sc.Producer.Partitioner = newPartitioner
-	return sc, nil
-}
-
 // partitioner honours an explicit partition and hashes the key otherwise.
 type partitioner struct{ hash sarama.Partitioner }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/torix/kafkaevents/internal/bounded"
 )
 
 // TopicSpec is a topic the stack creates when it is missing.
@@ -58,26 +59,14 @@ func (s *Stack) Provision(ctx context.Context) error {
 	for i, sp := range specs {
 		names[i] = sp.Name
 	}
-	type result struct {
-		meta []*sarama.TopicMetadata
-		err  error
-	}
-	done := make(chan result, 1)
-	go func() {
-		meta, err := s.admin.DescribeTopics(names)
-		done <- result{meta, err}
-	}()
-	var res result
-	select {
-	case res = <-done:
-	case <-ctx.Done():
-		return fmt.Errorf("kafkaevents: describe topics: %w", ctx.Err())
-	}
-	if res.err != nil {
-		return fmt.Errorf("kafkaevents: describe topics %v: %w", names, res.err)
+	meta, err := bounded.Call(ctx, func(context.Context) ([]*sarama.TopicMetadata, error) {
+		return s.admin.DescribeTopics(names)
+	})
+	if err != nil {
+		return fmt.Errorf("kafkaevents: describe topics %v: %w", names, err)
 	}
 	existing := map[string]int{}
-	for _, m := range res.meta {
+	for _, m := range meta {
 		if m.Err == sarama.ErrNoError {
 			existing[m.Name] = len(m.Partitions)
 		}

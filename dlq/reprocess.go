@@ -365,7 +365,7 @@ func (r *Reprocessor) reprocess(ctx context.Context, rn *run, opts ReprocessOpti
 		return fmt.Errorf("dlq: consumer: %w", err)
 	}
 	defer func() { _ = consumer.Close() }()
-	offsets := groupOffsets{client: client, group: r.GroupID(opts.Topic)}
+	offsets := groupCommits{client: client, group: r.GroupID(opts.Topic)}
 	committed, err := offsets.fetch(dlqTopic, parts)
 	if err != nil {
 		return err

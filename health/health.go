@@ -8,6 +8,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/torix/kafkaevents"
+	"github.com/torix/kafkaevents/internal/bounded"
 )
 
 // timeFormat is RFC 3339 in UTC with milliseconds, as JavaScript's
@@ -124,7 +125,7 @@ type readyChecks struct {
 func (h *endpoints) ready(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), h.cfg.ReadTimeout)
 	defer cancel()
-	r, err := within(ctx, func(ctx context.Context) (kafkaevents.Readiness, error) {
+	r, err := bounded.Call(ctx, func(ctx context.Context) (kafkaevents.Readiness, error) {
 		return h.src.Readiness(ctx), nil
 	})
 	if err != nil {
@@ -157,34 +158,4 @@ type liveBody struct {
 // live is GET {prefix}/health/live. It calls nothing on the Source.
 func (h *endpoints) live(c echo.Context) error {
 	return c.JSON(http.StatusOK, liveBody{Alive: true, Timestamp: h.now()})
-}
-
-// within runs f in a goroutine and returns its result, or ctx's error as
-// soon as ctx ends, so a Source that ignores its context cannot hold a
-// request past the deadline. A late f finishes in the background and its
-// result is dropped. A panic in f is returned as an error rather than
-// crashing the process from a goroutine no recover middleware can see.
-func within[T any](ctx context.Context, f func(context.Context) (T, error)) (T, error) {
-	type result struct {
-		v   T
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		var r result
-		defer func() {
-			if p := recover(); p != nil {
-				r = result{err: fmt.Errorf("health: panic: %v", p)}
-			}
-			ch <- r
-		}()
-		r.v, r.err = f(ctx)
-	}()
-	select {
-	case r := <-ch:
-		return r.v, r.err
-	case <-ctx.Done():
-		var zero T
-		return zero, ctx.Err()
-	}
 }

@@ -187,7 +187,7 @@ func TestReadyPanicIsNotReady(t *testing.T) {
 	rec := request(newServer(t, f, health.Config{}), http.MethodGet, "/kafka/health/ready", "", "")
 	require.Equal(t, http.StatusServiceUnavailable, rec.Code)
 	assert.JSONEq(t, `{"ready":false,"checks":{"producer":false,"handlers":false,"consumer":false},
-		"errors":{"readiness":"health: panic: boom"}}`, rec.Body.String())
+		"errors":{"readiness":"panic: boom"}}`, rec.Body.String())
 }
 
 func TestLive(t *testing.T) {

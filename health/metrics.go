@@ -14,6 +14,7 @@ import (
 	"github.com/torix/kafkaevents"
 	"github.com/torix/kafkaevents/delayedretry"
 	"github.com/torix/kafkaevents/dlq"
+	"github.com/torix/kafkaevents/internal/bounded"
 )
 
 type metricsBody struct {
@@ -95,7 +96,7 @@ func (h *endpoints) metrics(c echo.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), h.cfg.ReadTimeout)
 	defer cancel()
-	lags, err := within(ctx, h.src.Lag)
+	lags, err := bounded.Call(ctx, h.src.Lag)
 	switch {
 	case err != nil && ctx.Err() != nil:
 		body.Lag, body.LagError = []kafkaevents.PartitionLag{}, fmt.Sprintf("lag did not finish within %s", h.cfg.ReadTimeout)

@@ -7,16 +7,16 @@ import (
 	"github.com/IBM/sarama"
 )
 
-// groupOffsets reads and commits the offsets of a consumer group that has no
+// groupCommits reads and commits the offsets of a consumer group that has no
 // members ("simple" commits, generation -1), which is what a reprocess run
 // is: it reads partitions directly and only uses the group to remember where
 // it stopped.
-type groupOffsets struct {
+type groupCommits struct {
 	client sarama.Client
 	group  string
 }
 
-func (g groupOffsets) coordinator() (*sarama.Broker, error) {
+func (g groupCommits) coordinator() (*sarama.Broker, error) {
 	b, err := g.client.Coordinator(g.group)
 	if err != nil {
 		return nil, fmt.Errorf("dlq: coordinator of group %s: %w", g.group, err)
@@ -26,7 +26,7 @@ func (g groupOffsets) coordinator() (*sarama.Broker, error) {
 
 // fetch returns the committed offset of each partition, or -1 where none is
 // committed (including when the group does not exist yet).
-func (g groupOffsets) fetch(topic string, parts []int32) (map[int32]int64, error) {
+func (g groupCommits) fetch(topic string, parts []int32) (map[int32]int64, error) {
 	out := make(map[int32]int64, len(parts))
 	for _, p := range parts {
 		out[p] = -1
@@ -63,7 +63,7 @@ func (g groupOffsets) fetch(topic string, parts []int32) (map[int32]int64, error
 }
 
 // commit stores offsets (the next offset to read, per partition).
-func (g groupOffsets) commit(topic string, offsets map[int32]int64) error {
+func (g groupCommits) commit(topic string, offsets map[int32]int64) error {
 	if len(offsets) == 0 {
 		return nil
 	}

@@ -4,123 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/torix/kafkaevents/delayedretry"
-	"github.com/torix/kafkaevents/dlq"
+	"github.com/torix/kafkaevents/internal/bounded"
 )
-
-// DLQTopic returns the DLQ topic name, {service}.dlq.
-func (s *Stack) DLQTopic() string { return s.cfg.ServiceName + ".dlq" }
-
-// RetryEnabled reports whether retries are on.
-func (s *Stack) RetryEnabled() bool { return s.retrier != nil }
-
-// DLQEnabled reports whether the DLQ is on.
-func (s *Stack) DLQEnabled() bool { return s.queue != nil }
-
-// RetryRunning reports whether the retry-topic consumer is consuming.
-func (s *Stack) RetryRunning() bool {
-	s.mu.Lock()
-	c := s.retryConsumer
-	s.mu.Unlock()
-	return c != nil && c.Running()
-}
-
-// RetryTopics returns the retry topics (nil when retries are off).
-func (s *Stack) RetryTopics() []string {
-	if s.retrier == nil {
-		return nil
-	}
-	return s.retrier.Topics()
-}
-
-// RetryStats returns the retry counters.
-func (s *Stack) RetryStats() delayedretry.Stats { return s.retryStats.Stats() }
-
-// DLQStats returns the DLQ counters.
-func (s *Stack) DLQStats() dlq.Stats { return s.dlqStats.Stats() }
-
-// Gatherer returns the registry that holds the stack's Prometheus metrics.
-func (s *Stack) Gatherer() prometheus.Gatherer { return s.registry }
-
-// ResetMetrics zeroes the counters of component: "all", "retry" or "dlq".
-// Prometheus histograms are not reset (Prometheus counters only grow). It
-// returns ErrUnknownComponent for anything else.
-func (s *Stack) ResetMetrics(component string) error {
-	switch component {
-	case "all", "":
-		s.retryStats.Reset()
-		s.dlqStats.Reset()
-	case "retry":
-		s.retryStats.Reset()
-	case "dlq":
-		s.dlqStats.Reset()
-	default:
-		return fmt.Errorf("%w: %q", ErrUnknownComponent, component)
-	}
-	return nil
-}
-
-func (s *Stack) checkTopic(topic string) error {
-	if s.reprocessor == nil {
-		return ErrDLQDisabled
-	}
-	topics, someUnknown := s.topics()
-	if topic == "" || (!someUnknown && !slices.Contains(topics, topic)) {
-		return fmt.Errorf("%w: %q (handled topics: %v)", ErrUnknownTopic, topic, topics)
-	}
-	return nil
-}
-
-// StartReprocess starts reprocessing the DLQ records of opts.Topic in the
-// background. It returns ErrDLQDisabled, ErrUnknownTopic,
-// dlq.ErrAlreadyRunning or an error wrapping dlq.ErrInvalidOptions.
-func (s *Stack) StartReprocess(opts dlq.ReprocessOptions) error {
-	if err := s.checkTopic(opts.Topic); err != nil {
-		return err
-	}
-	return s.reprocessor.Start(opts)
-}
-
-// StopReprocess stops the run of topic, or every run when topic is "", and
-// returns how many it stopped.
-func (s *Stack) StopReprocess(topic string) int {
-	if s.reprocessor == nil {
-		return 0
-	}
-	if topic == "" {
-		return s.reprocessor.StopAll()
-	}
-	if s.reprocessor.Stop(topic) {
-		return 1
-	}
-	return 0
-}
-
-// ReprocessActive reports whether any reprocessing run is in progress.
-func (s *Stack) ReprocessActive() bool { return s.reprocessor != nil && s.reprocessor.Active("") }
-
-// ReprocessStatus returns the runs in progress and the last result per topic.
-func (s *Stack) ReprocessStatus() dlq.Status {
-	if s.reprocessor == nil {
-		return dlq.Status{Running: []dlq.Progress{}, Last: map[string]dlq.Progress{}}
-	}
-	return s.reprocessor.Status()
-}
-
-// BrowseDLQ lists the DLQ records of topic without committing anything; see
-// dlq.Reprocessor.Browse.
-func (s *Stack) BrowseDLQ(ctx context.Context, topic string, limit, offset int) (dlq.Page, error) {
-	if err := s.checkTopic(topic); err != nil {
-		return dlq.Page{}, err
-	}
-	return s.reprocessor.Browse(ctx, topic, limit, offset)
-}
 
 // ProducerConnected reports whether the client is open and knows at least
 // one broker.
@@ -140,33 +29,12 @@ func (s *Stack) RouterRunning() bool {
 	return false
 }
 
-// call runs f in a goroutine and waits for it or ctx, so a sarama call
-// without a context cannot hold a probe past its deadline.
-func call[T any](ctx context.Context, f func() (T, error)) (T, error) {
-	type res struct {
-		v   T
-		err error
-	}
-	ch := make(chan res, 1)
-	go func() {
-		v, err := f()
-		ch <- res{v, err}
-	}()
-	select {
-	case r := <-ch:
-		return r.v, r.err
-	case <-ctx.Done():
-		var zero T
-		return zero, ctx.Err()
-	}
-}
-
 // Readiness checks that a broker answers a metadata request, that the router
 // runs with handlers, and that the consumer group is stable with members,
 // each bounded by ctx.
 func (s *Stack) Readiness(ctx context.Context) Readiness {
 	r := Readiness{Errors: map[string]string{}, CheckedAt: time.Now()}
-	if _, err := call(ctx, func() (struct{}, error) { return struct{}{}, s.ping() }); err != nil {
+	if _, err := bounded.Call(ctx, func(context.Context) (struct{}, error) { return struct{}{}, s.ping() }); err != nil {
 		r.Errors["producer"] = err.Error()
 	} else {
 		r.Producer = true
@@ -216,7 +84,7 @@ func (s *Stack) ping() error {
 }
 
 func (s *Stack) groupAssigned(ctx context.Context) error {
-	groups, err := call(ctx, func() ([]*sarama.GroupDescription, error) {
+	groups, err := bounded.Call(ctx, func(context.Context) ([]*sarama.GroupDescription, error) {
 		return s.admin.DescribeConsumerGroups([]string{s.cfg.Consumer.GroupID})
 	})
 	if err != nil {
@@ -245,7 +113,7 @@ func (s *Stack) Lag(ctx context.Context) ([]PartitionLag, error) {
 	if len(topics) == 0 {
 		return []PartitionLag{}, nil
 	}
-	return call(ctx, func() ([]PartitionLag, error) {
+	return bounded.Call(ctx, func(context.Context) ([]PartitionLag, error) {
 		resp, err := s.admin.ListConsumerGroupOffsets(s.cfg.Consumer.GroupID, nil)
 		if err != nil {
 			return nil, err
@@ -297,3 +165,63 @@ func (c lagCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(lagDesc, prometheus.GaugeValue, float64(l.Lag), l.Topic, fmt.Sprint(l.Partition))
 	}
 }
+
+// HandlerInfo describes a registered handler, as GET /kafka/handlers lists it.
+type HandlerInfo struct {
+	// ID is the handler ID (the Watermill handler name).
+	ID string `json:"id"`
+	// Pattern is the topic it consumes; empty for a handler added directly
+	// to the router, whose topic the router does not reveal.
+	Pattern string `json:"pattern"`
+	// Method is an optional description of the function behind it.
+	Method string `json:"method,omitempty"`
+	// Options are its retry and DLQ settings.
+	Options HandlerOptions `json:"options"`
+}
+
+// HandlerOptions are a handler's effective retry and DLQ settings.
+type HandlerOptions struct {
+	Retry RetryOptions `json:"retry"`
+	DLQ   bool         `json:"dlq"`
+}
+
+// RetryOptions are a handler's effective retry policy, in JSON-friendly units.
+type RetryOptions struct {
+	Enabled     bool    `json:"enabled"`
+	Attempts    int     `json:"attempts"`
+	BaseDelayMs int64   `json:"baseDelayMs"`
+	MaxDelayMs  int64   `json:"maxDelayMs"`
+	Backoff     string  `json:"backoff"`
+	Jitter      float64 `json:"jitter"`
+}
+
+// PartitionLag is the consumer lag of one partition of a consumed topic.
+type PartitionLag struct {
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+	// Committed is the group's committed offset (-1 when none).
+	Committed int64 `json:"committed"`
+	// End is the partition's end offset (high-water mark).
+	End int64 `json:"end"`
+	// Lag is End minus Committed (End minus the oldest offset when nothing
+	// is committed).
+	Lag int64 `json:"lag"`
+}
+
+// Readiness is the outcome of the readiness checks.
+type Readiness struct {
+	// Producer: a broker answered a metadata request in time.
+	Producer bool `json:"producer"`
+	// Handlers: the router is running with at least one handler.
+	Handlers bool `json:"handlers"`
+	// Consumer: the consumer group is stable and has members with
+	// assignments.
+	Consumer bool `json:"consumer"`
+	// Errors explains the failed checks.
+	Errors map[string]string `json:"errors,omitempty"`
+	// CheckedAt is when the checks ran.
+	CheckedAt time.Time `json:"-"`
+}
+
+// Ready reports whether every check passed.
+func (r Readiness) Ready() bool { return r.Producer && r.Handlers && r.Consumer }

@@ -1,4 +1,4 @@
-package kafkaevents
+package offsets
 
 import (
 	"context"
@@ -37,14 +37,14 @@ func (s *markSession) Context() context.Context { return context.Background() }
 
 // startClaim starts a claim of tp on a recording session, and returns the
 // recording session, the claim and the session watermill-kafka would get.
-func startClaim(o *offsetMarks, tp topicPartition) (*markSession, *claimState, markingSession) {
+func startClaim(o *Tracker, tp Partition) (*markSession, *claimState, markingSession) {
 	raw := &markSession{}
 	c := o.startClaim(tp, raw)
 	return raw, c, markingSession{ConsumerGroupSession: raw, marks: o, tp: tp, claim: c}
 }
 
 func markMsg(sess markingSession, offset int64) {
-	sess.MarkMessage(&sarama.ConsumerMessage{Topic: sess.tp.topic, Partition: sess.tp.partition, Offset: offset}, "")
+	sess.MarkMessage(&sarama.ConsumerMessage{Topic: sess.tp.Topic, Partition: sess.tp.Partition, Offset: offset}, "")
 }
 
 // TestOffsetHoldsKeepMarksBack drives the holds the retry hand-off takes
@@ -52,23 +52,23 @@ func markMsg(sess markingSession, offset int64) {
 // them on to what watermill-kafka asked for, and the holds still open when
 // the claim ends are lost (not counted any more, their offsets unmarked).
 func TestOffsetHoldsKeepMarksBack(t *testing.T) {
-	o := newOffsetMarks()
+	o := NewTracker(Config{})
 	o.releaseWait = 50 * time.Millisecond
-	tp := topicPartition{"orders", 0}
+	tp := Partition{"orders", 0}
 	raw, c, sess := startClaim(o, tp)
 
 	markMsg(sess, 0)
 	assert.Equal(t, int64(1), raw.last(), "no hold: marked at once")
 
-	h2 := o.hold(tp, 2)
+	h2 := o.Hold(tp, 2)
 	require.NotNil(t, h2)
-	h4 := o.hold(tp, 4)
+	h4 := o.Hold(tp, 4)
 	require.NotNil(t, h4)
 	for off := int64(1); off <= 6; off++ {
 		markMsg(sess, off)
 	}
 	assert.Equal(t, int64(2), raw.last(), "marks stop at the lowest held offset")
-	assert.Nil(t, o.hold(tp, 1), "an offset already marked cannot be held")
+	assert.Nil(t, o.Hold(tp, 1), "an offset already marked cannot be held")
 
 	h4.Release()
 	assert.Equal(t, int64(2), raw.last(), "offset 2 is still held")
@@ -78,9 +78,9 @@ func TestOffsetHoldsKeepMarksBack(t *testing.T) {
 	assert.Equal(t, 0, o.holds)
 
 	o.maxHolds = 1
-	h8 := o.hold(tp, 8)
+	h8 := o.Hold(tp, 8)
 	require.NotNil(t, h8)
-	assert.Nil(t, o.hold(tp, 9), "beyond maxHolds the caller waits for its record")
+	assert.Nil(t, o.Hold(tp, 9), "beyond maxHolds the caller waits for its record")
 	markMsg(sess, 8)
 	markMsg(sess, 9)
 	assert.Equal(t, int64(8), raw.last())
@@ -100,21 +100,21 @@ func TestOffsetHoldsKeepMarksBack(t *testing.T) {
 	h8.Release()
 	assert.Equal(t, int64(8), raw.last(), "releasing a lost hold marks nothing: offset 8 is delivered again")
 	assert.Equal(t, 0, o.holds)
-	assert.Nil(t, o.hold(tp, 10), "no claim, no hold")
+	assert.Nil(t, o.Hold(tp, 10), "no claim, no hold")
 }
 
 // TestOffsetHoldsInAnyOrder: holds that come out of offset order, or twice
 // for one offset (a redelivery handed off again), keep the marks below the
 // lowest until each of them is released.
 func TestOffsetHoldsInAnyOrder(t *testing.T) {
-	o := newOffsetMarks()
-	tp := topicPartition{"orders", 2}
+	o := NewTracker(Config{})
+	tp := Partition{"orders", 2}
 	raw, _, sess := startClaim(o, tp)
 
-	h5 := o.hold(tp, 5)
-	h3 := o.hold(tp, 3)
-	h3again := o.hold(tp, 3)
-	h7 := o.hold(tp, 7)
+	h5 := o.Hold(tp, 5)
+	h3 := o.Hold(tp, 3)
+	h3again := o.Hold(tp, 3)
+	h7 := o.Hold(tp, 7)
 	for _, h := range []any{h5, h3, h3again, h7} {
 		require.NotNil(t, h)
 	}
@@ -138,11 +138,11 @@ func TestOffsetHoldsInAnyOrder(t *testing.T) {
 // TestClaimEndWaitsForHolds: a hold released while the claim ends is marked
 // before the claim is over.
 func TestClaimEndWaitsForHolds(t *testing.T) {
-	o := newOffsetMarks()
+	o := NewTracker(Config{})
 	o.releaseWait = 5 * time.Second
-	tp := topicPartition{"orders", 1}
+	tp := Partition{"orders", 1}
 	raw, c, sess := startClaim(o, tp)
-	h := o.hold(tp, 0)
+	h := o.Hold(tp, 0)
 	require.NotNil(t, h)
 	markMsg(sess, 0)
 	assert.Equal(t, int64(-1), raw.last())
@@ -162,43 +162,43 @@ func TestClaimEndWaitsForHolds(t *testing.T) {
 // or it is refused while draining, or its claim ends; a held offset keeps
 // the message in flight until the hold is released.
 func TestDrainWaitsForWhatWasHandedOut(t *testing.T) {
-	o := newOffsetMarks()
+	o := NewTracker(Config{})
 	o.releaseWait = 0
 	orders := map[string]bool{"orders": true}
-	tp0, tp1 := topicPartition{"orders", 0}, topicPartition{"orders", 1}
-	other := topicPartition{"payments", 0}
+	tp0, tp1 := Partition{"orders", 0}, Partition{"orders", 1}
+	other := Partition{"payments", 0}
 	_, c0, sess0 := startClaim(o, tp0)
 	_, c1, _ := startClaim(o, tp1)
 	_, cOther, _ := startClaim(o, other)
-	assert.True(t, o.settled(orders), "nothing handed out yet")
+	assert.True(t, o.Settled(orders), "nothing handed out yet")
 
-	o.handOut(tp0, 5)
-	assert.False(t, o.settled(orders), "offset 5 handed out, not marked")
+	o.HandOut(tp0, 5)
+	assert.False(t, o.Settled(orders), "offset 5 handed out, not marked")
 	markMsg(sess0, 5)
-	assert.True(t, o.settled(orders), "offset 5 marked")
+	assert.True(t, o.Settled(orders), "offset 5 marked")
 
-	h := o.hold(tp0, 6)
+	h := o.Hold(tp0, 6)
 	require.NotNil(t, h)
-	o.handOut(tp0, 6)
+	o.HandOut(tp0, 6)
 	markMsg(sess0, 6)
-	assert.False(t, o.settled(orders), "offset 6 acknowledged but held: its mark is still to come")
+	assert.False(t, o.Settled(orders), "offset 6 acknowledged but held: its mark is still to come")
 	h.Release()
-	assert.True(t, o.settled(orders), "the hold released: offset 6 marked")
+	assert.True(t, o.Settled(orders), "the hold released: offset 6 marked")
 
-	o.handOut(tp1, 0)
-	assert.False(t, o.settled(orders))
-	o.refused(tp1, 0)
-	assert.True(t, o.settled(orders), "the message refused while draining is not waited for")
+	o.HandOut(tp1, 0)
+	assert.False(t, o.Settled(orders))
+	o.Refused(tp1, 0)
+	assert.True(t, o.Settled(orders), "the message refused while draining is not waited for")
 
-	o.handOut(other, 3)
-	assert.True(t, o.settled(orders), "another topic's partition does not count")
-	assert.False(t, o.settled(map[string]bool{"payments": true}))
+	o.HandOut(other, 3)
+	assert.True(t, o.Settled(orders), "another topic's partition does not count")
+	assert.False(t, o.Settled(map[string]bool{"payments": true}))
 	o.endClaim(other, cOther)
-	assert.True(t, o.settled(map[string]bool{"payments": true}), "a claim that ended can mark nothing more")
+	assert.True(t, o.Settled(map[string]bool{"payments": true}), "a claim that ended can mark nothing more")
 
-	o.handOut(tp1, 1)
-	assert.False(t, o.settled(orders))
+	o.HandOut(tp1, 1)
+	assert.False(t, o.Settled(orders))
 	o.endClaim(tp1, c1)
 	o.endClaim(tp0, c0)
-	assert.True(t, o.settled(orders))
+	assert.True(t, o.Settled(orders))
 }

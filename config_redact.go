@@ -1,0 +1,180 @@
+package kafkaevents
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// redacted replaces the value of a secret field whenever a config is printed
+// or logged. An empty secret is shown empty, so one can still tell that it is
+// unset.
+const redacted = "[redacted]"
+
+// isSecretField reports whether a string field of the config types holds a
+// secret, judging by its name, so a secret field added later is hidden too.
+func isSecretField(name string) bool {
+	for _, s := range []string{"Password", "Token", "Secret"} {
+		if strings.Contains(name, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// String formats c like %+v does, with the pointers dereferenced and the
+// values of SASL.Password and Monitoring.AdminToken replaced by
+// "[redacted]" when they are set.
+func (c Config) String() string { return printRedacted(c, false) }
+
+// GoString formats c as a Go composite literal, like %#v does, with the
+// secrets redacted as in [Config.String].
+func (c Config) GoString() string { return printRedacted(c, true) }
+
+// Format implements fmt.Formatter so that no verb, not even %d or %x, can
+// print the secrets: %#v prints [Config.GoString] and every other verb
+// formats [Config.String].
+func (c Config) Format(f fmt.State, verb rune) { formatRedacted(f, verb, c) }
+
+// LogValue implements slog.LogValuer: c is logged as a group with
+// snake_case keys and the secrets redacted as in [Config.String].
+func (c Config) LogValue() slog.Value { return logValueOf(reflect.ValueOf(c)) }
+
+// String formats s like %+v does, with Password replaced by "[redacted]"
+// when it is set.
+func (s SASLConfig) String() string { return printRedacted(s, false) }
+
+// GoString formats s as a Go composite literal with Password redacted.
+func (s SASLConfig) GoString() string { return printRedacted(s, true) }
+
+// Format implements fmt.Formatter so that no verb prints Password.
+func (s SASLConfig) Format(f fmt.State, verb rune) { formatRedacted(f, verb, s) }
+
+// LogValue implements slog.LogValuer with Password redacted.
+func (s SASLConfig) LogValue() slog.Value { return logValueOf(reflect.ValueOf(s)) }
+
+// String formats m like %+v does, with AdminToken replaced by "[redacted]"
+// when it is set.
+func (m MonitoringConfig) String() string { return printRedacted(m, false) }
+
+// GoString formats m as a Go composite literal with AdminToken redacted.
+func (m MonitoringConfig) GoString() string { return printRedacted(m, true) }
+
+// Format implements fmt.Formatter so that no verb prints AdminToken.
+func (m MonitoringConfig) Format(f fmt.State, verb rune) { formatRedacted(f, verb, m) }
+
+// LogValue implements slog.LogValuer with AdminToken redacted.
+func (m MonitoringConfig) LogValue() slog.Value { return logValueOf(reflect.ValueOf(m)) }
+
+func formatRedacted(f fmt.State, verb rune, v any) {
+	if verb == 'v' && f.Flag('#') {
+		_, _ = io.WriteString(f, printRedacted(v, true))
+		return
+	}
+	_, _ = fmt.Fprintf(f, fmt.FormatString(f, verb), printRedacted(v, false))
+}
+
+var durationType = reflect.TypeFor[time.Duration]()
+
+// printRedacted prints one of the config structs, in Go syntax when goSyntax.
+func printRedacted(v any, goSyntax bool) string {
+	var b strings.Builder
+	writeRedacted(&b, reflect.ValueOf(v), goSyntax)
+	return b.String()
+}
+
+func writeRedacted(b *strings.Builder, v reflect.Value, goSyntax bool) {
+	switch {
+	case v.Type() == durationType && !goSyntax:
+		b.WriteString(time.Duration(v.Int()).String())
+	case v.Kind() == reflect.Struct:
+		sep := " "
+		if goSyntax {
+			b.WriteString(v.Type().String())
+			sep = ", "
+		}
+		b.WriteByte('{')
+		for i := range v.NumField() {
+			if i > 0 {
+				b.WriteString(sep)
+			}
+			field := v.Type().Field(i)
+			b.WriteString(field.Name)
+			b.WriteByte(':')
+			fv := v.Field(i)
+			if fv.Kind() == reflect.String && isSecretField(field.Name) && fv.String() != "" {
+				if goSyntax {
+					b.WriteString(strconv.Quote(redacted))
+				} else {
+					b.WriteString(redacted)
+				}
+				continue
+			}
+			writeRedacted(b, fv, goSyntax)
+		}
+		b.WriteByte('}')
+	case v.Kind() == reflect.Pointer:
+		switch {
+		case v.IsNil() && goSyntax:
+			b.WriteString("nil")
+		case v.IsNil():
+			b.WriteString("<nil>")
+		case goSyntax && v.Elem().Kind() == reflect.Bool:
+			fmt.Fprintf(b, "kafkaevents.Bool(%t)", v.Elem().Bool())
+		default:
+			writeRedacted(b, v.Elem(), goSyntax)
+		}
+	case goSyntax:
+		fmt.Fprintf(b, "%#v", v.Interface())
+	default:
+		fmt.Fprintf(b, "%v", v.Interface())
+	}
+}
+
+// logValueOf turns one of the config structs into a slog group.
+func logValueOf(v reflect.Value) slog.Value {
+	attrs := make([]slog.Attr, 0, v.NumField())
+	for i := range v.NumField() {
+		field := v.Type().Field(i)
+		key := snakeCase(field.Name)
+		fv := v.Field(i)
+		switch {
+		case fv.Kind() == reflect.String && isSecretField(field.Name) && fv.String() != "":
+			attrs = append(attrs, slog.String(key, redacted))
+		case fv.Kind() == reflect.Struct:
+			attrs = append(attrs, slog.Attr{Key: key, Value: logValueOf(fv)})
+		case fv.Kind() == reflect.Pointer && fv.IsNil():
+			attrs = append(attrs, slog.Any(key, nil))
+		case fv.Kind() == reflect.Pointer:
+			attrs = append(attrs, slog.Any(key, fv.Elem().Interface()))
+		default:
+			attrs = append(attrs, slog.Any(key, fv.Interface()))
+		}
+	}
+	return slog.GroupValue(attrs...)
+}
+
+// snakeCase turns a Go field name into a snake_case log key, keeping
+// initialisms together: "CAFile" gives "ca_file" and "ClientID" "client_id".
+func snakeCase(s string) string {
+	var b strings.Builder
+	for i, r := range s {
+		upper := r >= 'A' && r <= 'Z'
+		if upper && i > 0 {
+			prev := rune(s[i-1])
+			nextLower := i+1 < len(s) && s[i+1] >= 'a' && s[i+1] <= 'z'
+			if (prev >= 'a' && prev <= 'z') || (prev >= '0' && prev <= '9') || nextLower {
+				b.WriteByte('_')
+			}
+		}
+		if upper {
+			r += 'a' - 'A'
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}

@@ -1,0 +1,285 @@
+package kafkaevents
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/IBM/sarama"
+)
+
+// Allowed values of the string enums, in the order error messages list them.
+var (
+	allowedLogLevels         = []string{"debug", "info", "warn", "error"}
+	allowedSASLMechanisms    = []string{"plain", "scram-sha-256", "scram-sha-512"}
+	allowedRebalanceStrategy = []string{"range", "roundrobin", "sticky", "cooperative-sticky"}
+	allowedRequiredAcks      = []string{"all", "leader", "none"}
+	allowedCompressions      = []string{"none", "gzip", "snappy", "lz4", "zstd"}
+	allowedRetryBackoffs     = []string{"exponential", "linear"}
+	allowedRetryTopicModes   = []string{"lanes", "single"}
+)
+
+// The Kafka versions that Validate requires: overall, and for the features
+// that sarama refuses on older brokers.
+var (
+	minSupportedKafkaVersion  = sarama.V1_0_0_0
+	cooperativeStickyMinKafka = sarama.V2_4_0_0
+	zstdMinKafka              = sarama.V2_1_0_0
+)
+
+// validTopicName matches what Kafka accepts in a topic name.
+var validTopicName = regexp.MustCompile(`^[a-zA-Z0-9._-]+$`)
+
+// Validate reports every problem of a config on which [Config.SetDefaults]
+// has run. It returns nil for a valid config, and otherwise one error that
+// joins (errors.Join) [ErrInvalidConfig] with one line per problem; each
+// line names the field by its Go path (such as Retry.Backoff), the bad value
+// and what is allowed, plus the environment variable that sets the field.
+// The values of SASL.Password and Monitoring.AdminToken never appear.
+//
+// When TLS is enabled (see [Config.TLSEnabled]) Validate also reads and
+// parses TLS.CAFile, TLS.CertFile and TLS.KeyFile.
+func (c Config) Validate() error {
+	var v validator
+	c.validateTop(&v)
+	c.validateSecurity(&v)
+	c.validateConsumer(&v)
+	c.validateProducer(&v)
+	c.validateRetry(&v)
+	c.validateDLQ(&v)
+	c.validateMonitoring(&v)
+	if len(v.problems) == 0 {
+		return nil
+	}
+	return errors.Join(append([]error{ErrInvalidConfig}, v.problems...)...)
+}
+
+// validator collects the problems Validate finds.
+type validator struct{ problems []error }
+
+// add records a problem with field: format and args say what follows the
+// field name, and env, when not empty, names the variable that sets the
+// field.
+func (v *validator) add(field, env, format string, args ...any) {
+	msg := field + " " + fmt.Sprintf(format, args...)
+	if env != "" {
+		msg += " (env " + env + ")"
+	}
+	v.problems = append(v.problems, errors.New(msg))
+}
+
+// oneOf records a problem when value is not in allowed.
+func (v *validator) oneOf(field, env, value string, allowed []string) {
+	for _, a := range allowed {
+		if value == a {
+			return
+		}
+	}
+	v.add(field, env, "= %q: want one of %s", value, strings.Join(allowed, ", "))
+}
+
+func (v *validator) positive(field, env string, d time.Duration) {
+	if d <= 0 {
+		v.add(field, env, "= %s: want a duration > 0", d)
+	}
+}
+
+func (v *validator) notNegative(field, env string, n int64) {
+	if n < 0 {
+		v.add(field, env, "= %d: want a whole number >= 0", n)
+	}
+}
+
+func (c Config) validateTop(v *validator) {
+	if len(c.Brokers) == 0 {
+		v.add("Brokers", envBrokers, "is empty: want at least one host:port")
+	}
+	for i, b := range c.Brokers {
+		if err := checkHostPort(b); err != nil {
+			v.add(fmt.Sprintf("Brokers[%d]", i), envBrokers, "= %q: want host:port, such as \"localhost:9092\" (%v)", b, err)
+		}
+	}
+	if !validTopicName.MatchString(c.ServiceName) {
+		v.add("ServiceName", "", "= %q: want letters, digits, '.', '_' and '-' only, as it prefixes topic names (it defaults to ClientID)", c.ServiceName)
+	}
+	if ver, err := sarama.ParseKafkaVersion(c.Version); err != nil {
+		v.add("Version", envVersion, "= %q: want a Kafka version such as \"2.8.0\"", c.Version)
+	} else if !ver.IsAtLeast(minSupportedKafkaVersion) || !sarama.MaxVersion.IsAtLeast(ver) {
+		v.add("Version", envVersion, "= %q: want a version from %s to %s", c.Version, minSupportedKafkaVersion, sarama.MaxVersion)
+	}
+	v.oneOf("LogLevel", envLogLevel, normEnum(c.LogLevel), allowedLogLevels)
+	for i, t := range c.Subscriptions.Topics {
+		if !validTopicName.MatchString(t) || t == "." || t == ".." || len(t) > 249 {
+			v.add(fmt.Sprintf("Subscriptions.Topics[%d]", i), envTopics, "= %q: want a topic name of at most 249 letters, digits, '.', '_' and '-'", t)
+		}
+	}
+}
+
+// checkHostPort reports whether s is host:port with a port from 1 to 65535.
+func checkHostPort(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return err
+	}
+	if host == "" || strings.ContainsAny(host, " \t") {
+		return errors.New("bad host")
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > math.MaxUint16 {
+		return errors.New("port must be a number from 1 to 65535")
+	}
+	return nil
+}
+
+func (c Config) validateSecurity(v *validator) {
+	s := c.SASL
+	mech := normEnum(s.Mechanism)
+	if mech != "" {
+		v.oneOf("SASL.Mechanism", envSASLMechanism, mech, allowedSASLMechanisms)
+		if s.Username == "" {
+			v.add("SASL.Username", envSASLUsername, "is empty: want a username when SASL.Mechanism is %q", mech)
+		}
+		if s.Password == "" {
+			v.add("SASL.Password", envSASLPassword, "is empty: want a password when SASL.Mechanism is %q", mech)
+		}
+	} else if s.Username != "" || s.Password != "" {
+		v.add("SASL.Mechanism", envSASLMechanism, "is empty but SASL.Username or SASL.Password is set: want one of %s",
+			strings.Join(allowedSASLMechanisms, ", "))
+	}
+
+	if !c.TLSEnabled() {
+		return
+	}
+	t := c.TLS
+	if t.CAFile != "" {
+		if _, err := loadCAPool(t.CAFile); err != nil {
+			v.add("TLS.CAFile", envSSLCAFile, "= %q: want a readable PEM file of CA certificates: %v", t.CAFile, err)
+		}
+	}
+	switch {
+	case t.CertFile != "" && t.KeyFile == "":
+		v.add("TLS.KeyFile", envSSLKeyFile, "is empty but TLS.CertFile is set: want both or neither")
+	case t.CertFile == "" && t.KeyFile != "":
+		v.add("TLS.CertFile", envSSLCertFile, "is empty but TLS.KeyFile is set: want both or neither")
+	case t.CertFile != "":
+		if _, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err != nil {
+			v.add("TLS.CertFile", envSSLCertFile, "= %q with TLS.KeyFile = %q: want a readable PEM certificate and its matching private key: %v",
+				t.CertFile, t.KeyFile, err)
+		}
+	}
+}
+
+func (c Config) validateConsumer(v *validator) {
+	cc := c.Consumer
+	if cc.GroupID == "" {
+		v.add("Consumer.GroupID", envConsumerGroup, "is empty: want a consumer group name")
+	}
+	v.positive("Consumer.SessionTimeout", envSessionTimeout, cc.SessionTimeout)
+	v.positive("Consumer.HeartbeatInterval", envHeartbeatInterval, cc.HeartbeatInterval)
+	if cc.SessionTimeout > 0 && cc.HeartbeatInterval >= cc.SessionTimeout {
+		v.add("Consumer.HeartbeatInterval", envHeartbeatInterval, "= %s: want less than Consumer.SessionTimeout (%s)",
+			cc.HeartbeatInterval, cc.SessionTimeout)
+	}
+	if cc.FetchMinBytes <= 0 {
+		v.add("Consumer.FetchMinBytes", "", "= %d: want a number of bytes > 0", cc.FetchMinBytes)
+	}
+	if cc.FetchDefaultBytes <= 0 {
+		v.add("Consumer.FetchDefaultBytes", "", "= %d: want a number of bytes > 0", cc.FetchDefaultBytes)
+	}
+	if cc.FetchMaxBytes < 0 {
+		v.add("Consumer.FetchMaxBytes", "", "= %d: want a number of bytes >= 0 (0 means no limit)", cc.FetchMaxBytes)
+	}
+	if cc.MaxWaitTime < time.Millisecond {
+		v.add("Consumer.MaxWaitTime", envFetchMaxWait, "= %s: want a duration of at least 1ms", cc.MaxWaitTime)
+	}
+	strategy := normEnum(cc.RebalanceStrategy)
+	v.oneOf("Consumer.RebalanceStrategy", envRebalanceStrategy, strategy, allowedRebalanceStrategy)
+	if ver, err := sarama.ParseKafkaVersion(c.Version); strategy == "cooperative-sticky" && err == nil && !ver.IsAtLeast(cooperativeStickyMinKafka) {
+		v.add("Consumer.RebalanceStrategy", envRebalanceStrategy, "= %q needs Version %s or newer, got %q", strategy, cooperativeStickyMinKafka, c.Version)
+	}
+	v.positive("Consumer.RebalanceTimeout", envRebalanceTimeout, cc.RebalanceTimeout)
+	if cc.ShutdownTimeout < 0 {
+		v.add("Consumer.ShutdownTimeout", envShutdownTimeout, "= %s: want a duration >= 0", cc.ShutdownTimeout)
+	}
+}
+
+func (c Config) validateProducer(v *validator) {
+	p := c.Producer
+	if p.MaxInFlightRequests < 1 {
+		v.add("Producer.MaxInFlightRequests", "", "= %d: want a number >= 1", p.MaxInFlightRequests)
+	}
+	if (p.Linger < 0 && p.Linger != NoLinger) || p.Linger > maxLinger {
+		v.add("Producer.Linger", envProducerLinger, "= %s: want a duration from 0 to %s, or NoLinger", p.Linger, maxLinger)
+	}
+	acks := normAcks(p.RequiredAcks)
+	v.oneOf("Producer.RequiredAcks", envProducerAcks, acks, allowedRequiredAcks)
+	compression := normEnum(p.Compression)
+	v.oneOf("Producer.Compression", envProducerCompression, compression, allowedCompressions)
+	if ver, err := sarama.ParseKafkaVersion(c.Version); compression == "zstd" && err == nil && !ver.IsAtLeast(zstdMinKafka) {
+		v.add("Producer.Compression", envProducerCompression, "= %q needs Version %s or newer, got %q", compression, zstdMinKafka, c.Version)
+	}
+	if c.Idempotent() {
+		if acks != "all" {
+			v.add("Producer.RequiredAcks", envProducerAcks, "= %q: want \"all\" when Producer.Idempotent is true", p.RequiredAcks)
+		}
+		if p.MaxInFlightRequests > 1 {
+			v.add("Producer.MaxInFlightRequests", "", "= %d: want 1 when Producer.Idempotent is true", p.MaxInFlightRequests)
+		}
+	}
+}
+
+func (c Config) validateRetry(v *validator) {
+	r := c.Retry
+	v.notNegative("Retry.Attempts", envRetryAttempts, int64(r.Attempts))
+	v.positive("Retry.BaseDelay", envRetryBaseDelay, r.BaseDelay)
+	v.positive("Retry.MaxDelay", envRetryMaxDelay, r.MaxDelay)
+	if r.BaseDelay > r.MaxDelay && r.MaxDelay > 0 {
+		v.add("Retry.BaseDelay", envRetryBaseDelay, "= %s: want at most Retry.MaxDelay (%s)", r.BaseDelay, r.MaxDelay)
+	}
+	v.oneOf("Retry.Backoff", envRetryBackoff, normEnum(r.Backoff), allowedRetryBackoffs)
+	if !(r.Jitter >= 0 && r.Jitter <= 1) { // also catches NaN
+		v.add("Retry.Jitter", envRetryJitter, "= %v: want a fraction from 0 to 1", r.Jitter)
+	}
+	v.oneOf("Retry.TopicMode", envRetryTopicMode, normEnum(r.TopicMode), allowedRetryTopicModes)
+	v.notNegative("Retry.Partitions", envRetryPartitions, int64(r.Partitions))
+	v.notNegative("Retry.ReplicationFactor", envRetryReplication, int64(r.ReplicationFactor))
+	if r.Retention <= r.MaxDelay {
+		v.add("Retry.Retention", envRetryRetention, "= %s: want more than Retry.MaxDelay (%s)", r.Retention, r.MaxDelay)
+	}
+	v.positive("Retry.Segment", envRetrySegment, r.Segment)
+}
+
+func (c Config) validateDLQ(v *validator) {
+	d := c.DLQ
+	v.notNegative("DLQ.Partitions", envDLQPartitions, int64(d.Partitions))
+	v.notNegative("DLQ.ReplicationFactor", envDLQReplication, int64(d.ReplicationFactor))
+	v.positive("DLQ.Retention", envDLQRetention, d.Retention)
+	v.notNegative("DLQ.MaxReprocess", envDLQMaxReprocess, int64(d.MaxReprocess))
+}
+
+func (c Config) validateMonitoring(v *validator) {
+	p := c.Monitoring.Prefix
+	if !strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") {
+		v.add("Monitoring.Prefix", "", "= %q: want a path that starts with '/' and does not end with one, such as \"/kafka\"", p)
+	}
+}
+
+// loadCAPool reads a PEM file of CA certificates.
+func loadCAPool(path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path) //nolint:gosec // G304: the path is the operator's own configuration.
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, errors.New("no PEM certificate found")
+	}
+	return pool, nil
+}

@@ -1,0 +1,96 @@
+package kafkaevents
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/torix/kafkaevents/dlq"
+)
+
+// DLQTopic returns the DLQ topic name, {service}.dlq.
+func (s *Stack) DLQTopic() string { return s.cfg.ServiceName + ".dlq" }
+
+// DLQEnabled reports whether the DLQ is on.
+func (s *Stack) DLQEnabled() bool { return s.queue != nil }
+
+// DLQStats returns the DLQ counters.
+func (s *Stack) DLQStats() dlq.Stats { return s.dlqStats.Stats() }
+
+// Gatherer returns the registry that holds the stack's Prometheus metrics.
+func (s *Stack) Gatherer() prometheus.Gatherer { return s.registry }
+
+// ResetMetrics zeroes the counters of component: "all", "retry" or "dlq".
+// Prometheus histograms are not reset (Prometheus counters only grow). It
+// returns ErrUnknownComponent for anything else.
+func (s *Stack) ResetMetrics(component string) error {
+	switch component {
+	case "all", "":
+		s.retryStats.Reset()
+		s.dlqStats.Reset()
+	case "retry":
+		s.retryStats.Reset()
+	case "dlq":
+		s.dlqStats.Reset()
+	default:
+		return fmt.Errorf("%w: %q", ErrUnknownComponent, component)
+	}
+	return nil
+}
+
+func (s *Stack) checkTopic(topic string) error {
+	if s.reprocessor == nil {
+		return ErrDLQDisabled
+	}
+	topics, someUnknown := s.topics()
+	if topic == "" || (!someUnknown && !slices.Contains(topics, topic)) {
+		return fmt.Errorf("%w: %q (handled topics: %v)", ErrUnknownTopic, topic, topics)
+	}
+	return nil
+}
+
+// StartReprocess starts reprocessing the DLQ records of opts.Topic in the
+// background. It returns ErrDLQDisabled, ErrUnknownTopic,
+// dlq.ErrAlreadyRunning or an error wrapping dlq.ErrInvalidOptions.
+func (s *Stack) StartReprocess(opts dlq.ReprocessOptions) error {
+	if err := s.checkTopic(opts.Topic); err != nil {
+		return err
+	}
+	return s.reprocessor.Start(opts)
+}
+
+// StopReprocess stops the run of topic, or every run when topic is "", and
+// returns how many it stopped.
+func (s *Stack) StopReprocess(topic string) int {
+	if s.reprocessor == nil {
+		return 0
+	}
+	if topic == "" {
+		return s.reprocessor.StopAll()
+	}
+	if s.reprocessor.Stop(topic) {
+		return 1
+	}
+	return 0
+}
+
+// ReprocessActive reports whether any reprocessing run is in progress.
+func (s *Stack) ReprocessActive() bool { return s.reprocessor != nil && s.reprocessor.Active("") }
+
+// ReprocessStatus returns the runs in progress and the last result per topic.
+func (s *Stack) ReprocessStatus() dlq.Status {
+	if s.reprocessor == nil {
+		return dlq.Status{Running: []dlq.Progress{}, Last: map[string]dlq.Progress{}}
+	}
+	return s.reprocessor.Status()
+}
+
+// BrowseDLQ lists the DLQ records of topic without committing anything; see
+// dlq.Reprocessor.Browse.
+func (s *Stack) BrowseDLQ(ctx context.Context, topic string, limit, offset int) (dlq.Page, error) {
+	if err := s.checkTopic(topic); err != nil {
+		return dlq.Page{}, err
+	}
+	return s.reprocessor.Browse(ctx, topic, limit, offset)
+}

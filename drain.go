@@ -1,0 +1,243 @@
+package kafkaevents
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/torix/kafkaevents/internal/offsets"
+	"github.com/torix/kafkaevents/middleware"
+)
+
+// drainingSubscriber wraps the Kafka subscriber so that a graceful shutdown
+// commits the messages whose handlers were running. watermill-kafka abandons
+// a message that was handed out but not yet acknowledged as soon as the
+// router closes the subscriber or cancels its context, without marking its
+// offset; the router still waits for the handler, so the message was
+// completed and then delivered again after the restart. Here the router's
+// context and Close only make a subscription drain: the subscription
+// underneath stays open until the messages in flight are acknowledged and
+// their offsets marked (or the drain timeout passes), and closing it then
+// commits the marked offsets.
+//
+// The router reads the channel of the subscription underneath directly: a
+// goroutine forwarding the messages would cost each of them a hand-off
+// between goroutines, a quarter of the throughput of a partition. What is in
+// flight is known without it: the stack's unmarshaler (handOutUnmarshaler)
+// tells the offset tracker which offset each partition hands out, and while a
+// subscription drains the stack's first middleware (Stack.enter) refuses
+// what it still hands out, nacking it unhandled, so that its offset stays
+// unmarked for the next owner of the partition.
+type drainingSubscriber struct {
+	inner message.Subscriber
+	// drain bounds the wait for the messages in flight. Zero means no wait.
+	drain time.Duration
+	// marks sees the offsets watermill-kafka hands out and marks; it must be
+	// the Tracer of the subscriber underneath, and its unmarshaler must be a
+	// handOutUnmarshaler of it.
+	marks *offsets.Tracker
+	// draining counts the subscriptions that drain, so that admitting a
+	// message costs one atomic load while none does.
+	draining atomic.Int32
+
+	mu        sync.Mutex
+	closed    bool
+	closing   chan struct{}
+	subs      []*subscription
+	watchers  sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var errSubscriberClosed = errors.New("kafkaevents: subscriber is closed")
+
+func newDrainingSubscriber(inner message.Subscriber, marks *offsets.Tracker, drain time.Duration) *drainingSubscriber {
+	return &drainingSubscriber{inner: inner, drain: drain, marks: marks, closing: make(chan struct{})}
+}
+
+// subscription is one Subscribe call. It is a value of the context of every
+// message of the subscription (set once, on the context the subscription
+// underneath derives the messages' contexts from), which marks the messages
+// whose offsets the offset tracker can hold.
+type subscription struct {
+	topic    string
+	marks    *offsets.Tracker
+	cancel   context.CancelFunc
+	draining atomic.Bool
+}
+
+type subscriptionKey struct{}
+
+// Subscribe subscribes to topic underneath with a context that ctx does not
+// cancel, and returns the channel of that subscription. When ctx is done
+// before Close, the subscription drains and then ends (see watch).
+func (d *drainingSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil, errSubscriberClosed
+	}
+	sub := &subscription{topic: topic, marks: d.marks}
+	innerCtx, cancel := context.WithCancel(context.WithValue(context.WithoutCancel(ctx), subscriptionKey{}, sub))
+	sub.cancel = cancel
+	d.subs = append(d.subs, sub)
+	d.watchers.Add(1)
+	d.mu.Unlock()
+	out, err := d.inner.Subscribe(innerCtx, topic)
+	if err != nil {
+		cancel()
+		d.mu.Lock()
+		d.subs = slices.DeleteFunc(d.subs, func(s *subscription) bool { return s == sub })
+		d.mu.Unlock()
+		d.watchers.Done()
+		return nil, err
+	}
+	go d.watch(ctx, sub)
+	return out, nil
+}
+
+// watch drains sub when ctx is done before Close: it refuses new deliveries,
+// waits for the messages in flight to be settled, and then ends the
+// subscription underneath with Close or, when Close does not come, after the
+// drain timeout. The router closes the subscriber right after cancelling the
+// contexts of its subscriptions, and ending one subscription early would
+// make its member leave the consumer group, revoking the partitions of the
+// others while their messages are still being handled.
+func (d *drainingSubscriber) watch(ctx context.Context, sub *subscription) {
+	defer d.watchers.Done()
+	select {
+	case <-ctx.Done():
+	case <-d.closing:
+		return // Close drains every subscription at once
+	}
+	d.startDraining(sub)
+	d.waitSettled(sub)
+	t := time.NewTimer(d.drain)
+	defer t.Stop()
+	select {
+	case <-d.closing:
+	case <-t.C:
+		sub.cancel()
+	}
+}
+
+func (d *drainingSubscriber) startDraining(sub *subscription) {
+	if sub.draining.CompareAndSwap(false, true) {
+		d.draining.Add(1)
+	}
+}
+
+// refuse nacks msg if its subscription drains, and reports whether it did.
+func (d *drainingSubscriber) refuse(msg *message.Message) bool {
+	sub, ok := msg.Context().Value(subscriptionKey{}).(*subscription)
+	if !ok || sub.marks != d.marks || !sub.draining.Load() {
+		return false
+	}
+	msg.Nack()
+	if tp, off, ok := sub.position(msg); ok {
+		d.marks.Refused(tp, off)
+	}
+	return true
+}
+
+// position returns the partition and offset of msg, a message of sub, as
+// watermill-kafka put them in its context.
+func (sub *subscription) position(msg *message.Message) (offsets.Partition, int64, bool) {
+	p, ok1 := kafka.MessagePartitionFromCtx(msg.Context())
+	off, ok2 := kafka.MessagePartitionOffsetFromCtx(msg.Context())
+	return offsets.Partition{Topic: sub.topic, Partition: p}, off, ok1 && ok2
+}
+
+// waitSettled waits, at most d.drain, until the partitions of the topics of
+// subs have no message in flight.
+func (d *drainingSubscriber) waitSettled(subs ...*subscription) {
+	if d.drain <= 0 || len(subs) == 0 {
+		return
+	}
+	topics := make(map[string]bool, len(subs))
+	for _, s := range subs {
+		topics[s.topic] = true
+	}
+	timer := time.NewTimer(d.drain)
+	defer timer.Stop()
+	for {
+		changed := d.marks.Changes()
+		if d.marks.Settled(topics) {
+			return
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			return
+		}
+	}
+}
+
+// Close makes every subscription drain, waits for the messages in flight
+// (at most the drain timeout) and then closes the subscriber underneath,
+// which commits the marked offsets and leaves the group. It is idempotent; a
+// call made while another is in progress waits for it, so that Stack.Close
+// does not return before the offsets are committed (the router calls Close
+// too, from a goroutine of its own).
+func (d *drainingSubscriber) Close() error {
+	d.closeOnce.Do(func() {
+		d.mu.Lock()
+		d.closed = true
+		close(d.closing)
+		subs := slices.Clone(d.subs)
+		d.mu.Unlock()
+		for _, sub := range subs {
+			d.startDraining(sub)
+		}
+		d.waitSettled(subs...)
+		d.watchers.Wait()
+		d.closeErr = d.inner.Close()
+		for _, sub := range subs {
+			sub.cancel()
+		}
+	})
+	return d.closeErr
+}
+
+// handOutUnmarshaler is the unmarshaler of the stack's subscriber: it tells
+// marks which offset of its partition watermill-kafka is about to hand out
+// (watermill-kafka unmarshals a record right before it hands it out, and
+// hands out the next one of the partition only after this one was
+// acknowledged), and unmarshals the record with Unmarshaler.
+type handOutUnmarshaler struct {
+	kafka.Unmarshaler
+	marks *offsets.Tracker
+}
+
+// Unmarshal implements kafka.Unmarshaler.
+func (u handOutUnmarshaler) Unmarshal(rec *sarama.ConsumerMessage) (*message.Message, error) {
+	u.marks.HandOut(offsets.Partition{Topic: rec.Topic, Partition: rec.Partition}, rec.Offset)
+	return u.Unmarshaler.Unmarshal(rec)
+}
+
+// offsetHolder is the stack's middleware.OffsetHolder: it holds the offset
+// of a message of the stack's subscriber in the offset tracker, so that the
+// retry and DLQ hand-offs can acknowledge a message before its record is
+// acknowledged by the broker.
+type offsetHolder struct{ marks *offsets.Tracker }
+
+// Hold implements middleware.OffsetHolder. It returns nil for a message that
+// did not come from the stack's subscriber.
+func (h offsetHolder) Hold(msg *message.Message) middleware.OffsetHold {
+	sub, ok := msg.Context().Value(subscriptionKey{}).(*subscription)
+	if !ok || sub.marks != h.marks {
+		return nil
+	}
+	tp, off, ok := sub.position(msg)
+	if !ok {
+		return nil
+	}
+	return h.marks.Hold(tp, off)
+}

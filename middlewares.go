@@ -1,0 +1,128 @@
+package kafkaevents
+
+import (
+	"maps"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/torix/kafkaevents/correlation"
+	"github.com/torix/kafkaevents/middleware"
+	"github.com/torix/kafkaevents/tracing"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// enter is the stack's outermost middleware: it refuses the messages of a
+// draining subscription (while none drains that costs one atomic load),
+// grows the goroutine's stack for handlers that need it (stackGrowth) and
+// does the work of correlation.Middleware, all in one frame.
+func (s *Stack) enter(h message.HandlerFunc) message.HandlerFunc {
+	d := s.subscriber
+	grow := &stackGrowth{}
+	return func(msg *message.Message) ([]*message.Message, error) {
+		if d.draining.Load() > 0 && d.refuse(msg) {
+			return nil, nil // nacked: the router's Ack after it does nothing
+		}
+		correlation.Ensure(msg)
+		var mark uintptr
+		mark = grow.prepare(&mark)
+		out, err := h(msg)
+		grow.observe(&mark)
+		if len(out) > 0 {
+			stampOutputs(msg, out)
+		}
+		return out, err
+	}
+}
+
+// stampOutputs gives the messages a handler returned the correlation ID of
+// the message it handled (its context's, which Ensure set, or its header's)
+// when they have none. A function of its own, so that the frame of enter,
+// live while the handler runs, does not keep the ID.
+//
+//go:noinline
+func stampOutputs(msg *message.Message, out []*message.Message) {
+	if id := correlation.FromMessage(msg); id != "" {
+		correlation.Stamp(out, id)
+	}
+}
+
+// measure records the handler duration by outcome and marks the process
+// span failed when the handler fails, even when the retry or DLQ middleware
+// then hands the message off successfully.
+func (s *Stack) measure(h message.HandlerFunc) message.HandlerFunc {
+	// The observers of this router handler, by handler ID and outcome, so
+	// that a message does not pay for the label lookup of the histogram.
+	obs := newObservers(s.durations)
+	return func(msg *message.Message) ([]*message.Message, error) {
+		start := monotonic()
+		out, err := h(msg)
+		obs.observe(msg, monotonic()-start, err)
+		return out, err
+	}
+}
+
+// monotonicBase is the origin of monotonic.
+var monotonicBase = time.Now()
+
+// monotonic returns the time on the monotonic clock: an integer, so that
+// the frame of measure does not hold a time.Time while the handler runs.
+//
+//go:noinline
+func monotonic() time.Duration { return time.Since(monotonicBase) }
+
+// observers caches the children of a HistogramVec by outcome and handler
+// ID. A router handler sees one handler ID or a few, so the maps are copied
+// on the rare miss and read without a lock.
+type observers struct {
+	vec    *prometheus.HistogramVec
+	mu     sync.Mutex
+	byID   [2]atomic.Pointer[map[string]prometheus.Observer] // success, error
+	labels [2]string
+}
+
+func newObservers(vec *prometheus.HistogramVec) *observers {
+	return &observers{vec: vec, labels: [2]string{"success", "error"}}
+}
+
+// observe is measure's work after the handler, in a function of its own so
+// that the frame of measure, live while the handler runs, stays small:
+// Watermill runs each message in a new goroutine whose stack grows by
+// copying.
+func (o *observers) observe(msg *message.Message, elapsed time.Duration, err error) {
+	outcome := 0
+	if err != nil {
+		outcome = 1
+		tracing.MarkFailed(trace.SpanFromContext(msg.Context()), err)
+	}
+	o.of(outcome, middleware.HandlerIDOf(msg)).Observe(elapsed.Seconds())
+}
+
+func (o *observers) of(outcome int, handlerID string) prometheus.Observer {
+	if m := o.byID[outcome].Load(); m != nil {
+		if h, ok := (*m)[handlerID]; ok {
+			return h
+		}
+	}
+	return o.add(outcome, handlerID)
+}
+
+func (o *observers) add(outcome int, handlerID string) prometheus.Observer {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var next map[string]prometheus.Observer
+	if m := o.byID[outcome].Load(); m != nil {
+		if h, ok := (*m)[handlerID]; ok {
+			return h
+		}
+		next = maps.Clone(*m)
+	} else {
+		next = map[string]prometheus.Observer{}
+	}
+	h := o.vec.WithLabelValues(handlerID, o.labels[outcome])
+	next[handlerID] = h
+	o.byID[outcome].Store(&next)
+	return h
+}

@@ -1,0 +1,290 @@
+package kafkaevents
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/IBM/sarama"
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/torix/kafkaevents/delayedretry"
+	"github.com/torix/kafkaevents/dispatch"
+	"github.com/torix/kafkaevents/dlq"
+	"github.com/torix/kafkaevents/internal/offsets"
+	"github.com/torix/kafkaevents/tracing"
+)
+
+// Stack is the kafkaevents machinery for one service: the Kafka subscriber
+// and producer, the retry middleware and retry-topic consumer, the DLQ and
+// its reprocessor, correlation, tracing and metrics. Build it with New, put
+// it on a router with Install, register handlers with AddHandler, run the
+// router, and Close the stack after the router.
+type Stack struct {
+	cfg    Config
+	logger watermill.LoggerAdapter
+
+	saramaCfg   *sarama.Config
+	client      sarama.Client
+	admin       sarama.ClusterAdmin
+	producer    *Producer
+	handoff     *handoffSender
+	subscriber  *drainingSubscriber
+	holder      offsetHolder
+	tracer      *tracing.Tracer
+	dispatcher  *dispatch.Dispatcher
+	retrier     *delayedretry.Retrier
+	retryStats  *delayedretry.Metrics
+	queue       *dlq.Queue
+	dlqStats    *dlq.Metrics
+	reprocessor *dlq.Reprocessor
+	registry    *prometheus.Registry
+	durations   *prometheus.HistogramVec
+
+	mu            sync.Mutex
+	handlers      map[string]HandlerInfo
+	routers       []*message.Router
+	started       bool
+	cancel        context.CancelFunc
+	retryClient   sarama.Client
+	retryConsumer *delayedretry.Consumer
+	handoffClient sarama.Client
+	wg            sync.WaitGroup
+	closed        bool
+}
+
+// New builds a Stack from cfg (after SetDefaults and Validate; it does not
+// read the environment: use Config.FromEnv for that). It connects to the
+// brokers and returns an error when none answers or cfg is invalid; on an
+// error, what it had built is closed.
+func New(cfg Config, opts ...Option) (*Stack, error) {
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	o := newOptions(cfg, opts)
+	s := &Stack{cfg: cfg, logger: o.logger, handlers: map[string]HandlerInfo{}}
+	for _, step := range []func(options) error{
+		s.connect,
+		s.buildProducer,
+		s.buildSubscriber,
+		s.buildRetry,
+		s.buildDLQ,
+		s.registerMetrics,
+	} {
+		if err := step(o); err != nil {
+			_ = s.Close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// connect opens the stack's client and admin client to the brokers.
+func (s *Stack) connect(options) error {
+	sc, err := s.cfg.producerSarama()
+	if err != nil {
+		return err
+	}
+	s.saramaCfg = sc
+	if s.client, err = sarama.NewClient(s.cfg.Brokers, sc); err != nil {
+		return fmt.Errorf("kafkaevents: connect to %s: %w", strings.Join(s.cfg.Brokers, ","), err)
+	}
+	if s.admin, err = sarama.NewClusterAdmin(s.cfg.Brokers, sc); err != nil {
+		return fmt.Errorf("kafkaevents: admin client: %w", err)
+	}
+	return nil
+}
+
+// buildProducer sets up tracing (unless WithoutTracing) and the producer.
+func (s *Stack) buildProducer(o options) error {
+	if !o.noTracing {
+		s.tracer = tracing.New(tracing.Config{TracerProvider: o.tp, Propagator: o.propagator, ConsumerGroup: s.cfg.Consumer.GroupID})
+	}
+	var err error
+	s.producer, err = NewProducer(s.client, s.tracer)
+	return err
+}
+
+// buildSubscriber builds the consumer group's subscriber, with the offset
+// tracker between watermill-kafka and sarama (see internal/offsets) and the
+// draining wrapper around it (drain.go).
+func (s *Stack) buildSubscriber(o options) error {
+	cfg := s.cfg
+	// A claim that ends waits for its retry records at most this long:
+	// within the shutdown timeout, and well within the rebalance timeout,
+	// past which the coordinator would evict the member.
+	marks := offsets.NewTracker(offsets.Config{
+		ReleaseWait: min(cfg.Consumer.ShutdownTimeout, cfg.Consumer.RebalanceTimeout/2),
+	})
+	ks, err := kafka.NewSubscriber(kafka.SubscriberConfig{
+		Brokers:               cfg.Brokers,
+		Unmarshaler:           handOutUnmarshaler{Unmarshaler: SafeUnmarshaler{Unmarshaler: o.unmarshaler}, marks: marks},
+		OverwriteSaramaConfig: s.saramaCfg,
+		ConsumerGroup:         cfg.Consumer.GroupID,
+		Tracer:                marks,
+	}, s.logger)
+	if err != nil {
+		return fmt.Errorf("kafkaevents: subscriber: %w", err)
+	}
+	s.subscriber = newDrainingSubscriber(ks, marks, cfg.Consumer.ShutdownTimeout)
+	s.holder = offsetHolder{marks: marks}
+	s.dispatcher = dispatch.New()
+	return nil
+}
+
+// buildRetry builds the retry middleware when retries are enabled.
+func (s *Stack) buildRetry(o options) error {
+	s.retryStats = delayedretry.NewMetrics()
+	if !s.cfg.RetryEnabled() {
+		return nil
+	}
+	s.handoff = &handoffSender{Producer: s.producer}
+	var err error
+	s.retrier, err = delayedretry.New(delayedretry.Config{
+		Sender:      s.handoff,
+		TopicPrefix: s.cfg.ServiceName + ".retry",
+		Mode:        delayedretry.Mode(s.cfg.Retry.TopicMode),
+		Policy:      s.cfg.retryPolicy(),
+		Tracer:      s.tracer,
+		Metrics:     s.retryStats,
+		Now:         o.now,
+		Holder:      s.holder,
+	}, s.logger)
+	return err
+}
+
+// buildDLQ builds the DLQ middleware and its reprocessor when the DLQ is
+// enabled.
+func (s *Stack) buildDLQ(o options) error {
+	s.dlqStats = dlq.NewMetrics()
+	if !s.cfg.DLQEnabled() {
+		return nil
+	}
+	var err error
+	s.queue, err = dlq.New(dlq.Config{
+		Sender: s.producer, Topic: s.DLQTopic(), Tracer: s.tracer, Metrics: s.dlqStats, Now: o.now, Holder: s.holder,
+	}, s.logger)
+	if err != nil {
+		return err
+	}
+	s.reprocessor, err = dlq.NewReprocessor(dlq.ReprocessorConfig{
+		Client: s.client, Queue: s.queue, Dispatcher: s.dispatcher, MaxReprocess: s.cfg.DLQ.MaxReprocess,
+	}, s.logger)
+	return err
+}
+
+// registerMetrics registers the stack's collectors on the registry given
+// WithRegistry, or on a registry of its own.
+func (s *Stack) registerMetrics(o options) error {
+	s.registry = o.registry
+	if s.registry == nil {
+		s.registry = prometheus.NewRegistry()
+	}
+	s.durations = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "kafkaevents", Name: "handler_duration_seconds",
+		Help:    "Time spent in the handler, by handler and outcome (success or error).",
+		Buckets: prometheus.DefBuckets,
+	}, []string{"handler", "outcome"})
+	for _, c := range []prometheus.Collector{s.retryStats, s.dlqStats, s.durations, lagCollector{s}} {
+		if err := s.registry.Register(c); err != nil {
+			return fmt.Errorf("kafkaevents: register metrics: %w", err)
+		}
+	}
+	return nil
+}
+
+// Config returns the effective configuration (defaults applied).
+func (s *Stack) Config() Config { return s.cfg }
+
+// ServiceName returns the service name that prefixes the retry and DLQ topics.
+func (s *Stack) ServiceName() string { return s.cfg.ServiceName }
+
+// Subscriber returns the Kafka subscriber of the service's consumer group,
+// for handlers added directly with router.AddConsumerHandler. When the router
+// closes, it stops handing out messages but keeps its partitions until the
+// messages being handled are acknowledged (at most Consumer.ShutdownTimeout),
+// so that their offsets are committed and a restart does not deliver them
+// again.
+func (s *Stack) Subscriber() message.Subscriber { return s.subscriber }
+
+// Producer returns the stack's producer.
+func (s *Stack) Producer() *Producer { return s.producer }
+
+// Tracer returns the stack's tracer, or nil when it was built WithoutTracing
+// (a nil *tracing.Tracer is valid and does nothing).
+func (s *Stack) Tracer() *tracing.Tracer { return s.tracer }
+
+// Retrier returns the retry middleware, or nil when retries are disabled.
+func (s *Stack) Retrier() *delayedretry.Retrier { return s.retrier }
+
+// Queue returns the DLQ, or nil when it is disabled.
+func (s *Stack) Queue() *dlq.Queue { return s.queue }
+
+// Reprocessor returns the DLQ reprocessor, or nil when the DLQ is disabled.
+func (s *Stack) Reprocessor() *dlq.Reprocessor { return s.reprocessor }
+
+// Client returns the stack's sarama client. Do not close it.
+func (s *Stack) Client() sarama.Client { return s.client }
+
+// Close stops the retry consumer and any DLQ reprocessing, then closes the
+// subscriber, the producer and the clients. Close the router first. It is
+// idempotent; it returns the errors of the closes that failed.
+func (s *Stack) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	cancel := s.cancel
+	s.mu.Unlock()
+
+	var errs []error
+	if s.reprocessor != nil {
+		errs = append(errs, s.reprocessor.Close())
+	}
+	if cancel != nil {
+		cancel()
+	}
+	if s.retryConsumer != nil {
+		errs = append(errs, s.retryConsumer.Close())
+	}
+	s.wg.Wait()
+	if s.dispatcher != nil {
+		errs = append(errs, s.dispatcher.Close())
+	}
+	if s.subscriber != nil {
+		errs = append(errs, s.subscriber.Close())
+	}
+	if s.handoff != nil {
+		if p := s.handoff.held.Load(); p != nil {
+			errs = append(errs, p.Close())
+		}
+	}
+	if s.producer != nil {
+		errs = append(errs, s.producer.Close())
+	}
+	for _, c := range []interface{ Close() error }{s.admin, s.retryClient, s.handoffClient, s.client} {
+		if c != nil && !isNilCloser(c) {
+			if err := c.Close(); err != nil && !errors.Is(err, sarama.ErrClosedClient) {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func isNilCloser(c interface{ Close() error }) bool {
+	switch v := c.(type) {
+	case sarama.ClusterAdmin:
+		return v == nil
+	case sarama.Client:
+		return v == nil
+	}
+	return false
+}
