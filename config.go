@@ -186,7 +186,7 @@ type ProducerConfig struct {
 const NoLinger time.Duration = -1
 
 // maxLinger bounds Producer.Linger: a hand-off that has to wait for its
-// record (see the README) holds its partition for up to that long.
+// record (see docs/architecture.md) holds its partition for up to that long.
 const maxLinger = time.Second
 
 // SubscriptionConfig lists what to consume.
