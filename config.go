@@ -147,6 +147,14 @@ type ConsumerConfig struct {
 	// ShutdownTimeout is how long in-flight handlers may keep running after
 	// a stop. Optional. Default: 30s. Environment: KAFKA_SHUTDOWN_TIMEOUT.
 	ShutdownTimeout time.Duration
+	// Concurrency is how many records of one partition each handler may
+	// handle at once, unless the handler sets its own with
+	// [WithConcurrency]; 1 is one record at a time, as watermill-kafka does.
+	// Above 1, records with the same key still run one at a time, in offset
+	// order, and commits never pass a record that is not settled (see
+	// docs/concurrency.md). Optional. Default: 1. Allowed: 1 to
+	// [MaxConcurrency]. Environment: KAFKA_CONSUMER_CONCURRENCY.
+	Concurrency int
 }
 
 // ProducerConfig configures the producers.

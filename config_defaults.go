@@ -21,6 +21,7 @@ const (
 	defaultRebalanceStrategy = "range"
 	defaultRebalanceTimeout  = 60 * time.Second
 	defaultShutdownTimeout   = 30 * time.Second
+	defaultConcurrency       = 1
 	defaultMaxInFlight       = 5
 	defaultLinger            = 5 * time.Millisecond
 	defaultRequiredAcks      = "all"
@@ -97,6 +98,7 @@ func (c *Config) SetDefaults() {
 	setDefault(&cc.RebalanceStrategy, defaultRebalanceStrategy)
 	setDefault(&cc.RebalanceTimeout, defaultRebalanceTimeout)
 	setDefault(&cc.ShutdownTimeout, defaultShutdownTimeout)
+	setDefault(&cc.Concurrency, defaultConcurrency)
 
 	p := &c.Producer
 	if p.Idempotent == nil {

@@ -208,6 +208,9 @@ func (c Config) validateConsumer(v *validator) {
 	if cc.ShutdownTimeout < 0 {
 		v.add("Consumer.ShutdownTimeout", envShutdownTimeout, "= %s: want a duration >= 0", cc.ShutdownTimeout)
 	}
+	if cc.Concurrency < 1 || cc.Concurrency > MaxConcurrency {
+		v.add("Consumer.Concurrency", envConsumerConcurrency, "= %d: want 1 to %d records of a partition in flight", cc.Concurrency, MaxConcurrency)
+	}
 }
 
 func (c Config) validateProducer(v *validator) {

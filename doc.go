@@ -31,6 +31,8 @@
 // In the root package, stack.go builds the Stack (New is a list of named
 // steps), options.go holds its options, install.go puts it on a router,
 // middlewares.go holds its own entry and metrics middlewares,
+// concurrency.go schedules a partition's records by key for handlers with
+// WithConcurrency,
 // retryconsumer.go starts the retry-topic consumer, drain.go lets a shutdown
 // finish the records in flight, status.go computes readiness and lag,
 // dlq_ops.go holds the DLQ operations, and the config*.go files hold the
@@ -41,7 +43,9 @@
 //
 //  1. Fetch: watermill-kafka's consumer group claims the partition; the
 //     offset tracker (internal/offsets) sees the claim and the offset handed
-//     out.
+//     out. For a handler with WithConcurrency, the record's offset is held
+//     and the record acknowledged at once, so that the next one follows
+//     while it waits for its key and runs (concurrency.go).
 //  2. Entry (middlewares.go): a record of a draining subscription is nacked
 //     unhandled; otherwise its correlation ID is set.
 //  3. Tracing: the trace context is extracted and a "process" span starts.

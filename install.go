@@ -74,6 +74,16 @@ func (s *Stack) AddHandler(r *message.Router, topic, handlerID string, h message
 	for _, opt := range opts {
 		opt(&ho)
 	}
+	n := s.cfg.Consumer.Concurrency
+	if ho.concurrency != nil {
+		n = *ho.concurrency
+	}
+	if n < 1 || n > MaxConcurrency {
+		return nil, fmt.Errorf("kafkaevents: handler %q: WithConcurrency(%d): want 1 to %d records of a partition in flight", handlerID, n, MaxConcurrency)
+	}
+	if ho.ordering != OrderByKey && ho.ordering != Unordered {
+		return nil, fmt.Errorf("kafkaevents: handler %q: WithOrdering(%d): want OrderByKey or Unordered", handlerID, ho.ordering)
+	}
 	s.mu.Lock()
 	_, dup := s.handlers[handlerID]
 	s.mu.Unlock()
@@ -94,6 +104,7 @@ func (s *Stack) AddHandler(r *message.Router, topic, handlerID string, h message
 	s.handlers[handlerID] = HandlerInfo{ID: handlerID, Pattern: topic, Method: ho.method}
 	s.mu.Unlock()
 	s.dispatcher.Expect(handlerID)
+	s.subscriber.setFlow(topic, flowSettings{n: n, ordering: ho.ordering, handlerID: handlerID, stats: s.flowStats()})
 	main := r.AddConsumerHandler(handlerID, topic, s.subscriber, h)
 	r.AddConsumerHandler(handlerID+dispatch.HandlerSuffix, handlerID, s.dispatcher, h)
 	return main, nil
@@ -138,6 +149,11 @@ func (s *Stack) Handlers() []HandlerInfo {
 
 func (s *Stack) handlerOptions(id string) HandlerOptions {
 	o := HandlerOptions{DLQ: s.queue != nil}
+	for _, set := range s.subscriber.flowSettings() {
+		if set.handlerID == id {
+			o.Concurrency, o.Ordering = set.n, set.ordering.String()
+		}
+	}
 	if s.retrier == nil {
 		return o
 	}
