@@ -108,6 +108,11 @@ type claimState struct {
 	skipped int64
 	// meta is the metadata last given to the session.
 	meta string
+	// lazy claims (a record was admitted) give the session their marks on
+	// the flush interval rather than at each mark; pushed is the offset
+	// last given to it.
+	lazy   bool
+	pushed int64
 	// revoked is closed when the claim's session ends or the claim starts
 	// to end; lost when it has ended.
 	revoked    chan struct{}
@@ -257,7 +262,11 @@ func (o *Tracker) Hold(tp Partition, off int64) middleware.OffsetHold {
 func (o *Tracker) Admit(tp Partition, off int64) (*InFlight, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return o.hold(tp, off, true)
+	h, err := o.hold(tp, off, true)
+	if err == nil {
+		h.claim.lazy = true
+	}
+	return h, err
 }
 
 // hold adds a hold of off to tp's claim; o.mu is held.
@@ -327,12 +336,18 @@ func (o *Tracker) mark(tp Partition, c *claimState, next int64) {
 	if len(c.held) == 0 {
 		c.meta = ""
 	}
+	c.marked = next
+	o.signal()
+	if c.lazy {
+		// Records admitted beside each other settle many times per
+		// commit: the flush gives the session the latest mark.
+		return
+	}
 	// The metadata computed at the last flush stays true (it names the
 	// offsets settled then); the flush interval refreshes it, so that a
 	// mark costs no encoding.
 	c.sess.MarkOffset(tp.Topic, tp.Partition, next, c.meta)
-	c.marked = next
-	o.signal()
+	c.pushed = next
 }
 
 // flush gives c's session its current metadata when it changed while the
@@ -345,10 +360,10 @@ func (o *Tracker) flush(tp Partition, c *claimState) {
 		return
 	}
 	meta := c.metadata()
-	if meta == c.meta {
+	if meta == c.meta && c.pushed == c.marked {
 		return
 	}
-	c.meta = meta
+	c.meta, c.pushed = meta, c.marked
 	// MarkOffset takes it when the session has no offset of this partition
 	// yet (nothing committed, nothing marked), ResetOffset when it has this
 	// one; each does nothing in the other case.
@@ -544,10 +559,10 @@ func (c *claimState) revoke() { c.revokeOnce.Do(func() { close(c.revoked) }) }
 func (o *Tracker) startClaim(tp Partition, sess sarama.ConsumerGroupSession, initial int64) *claimState {
 	c := &claimState{
 		sess: sess, revoked: make(chan struct{}), lost: make(chan struct{}),
-		handedOut: -1, refused: -1, marked: -1, want: -1,
+		handedOut: -1, refused: -1, marked: -1, want: -1, pushed: -1,
 	}
 	if initial >= 0 {
-		c.marked, c.want = initial, initial
+		c.marked, c.want, c.pushed = initial, initial, initial
 		if o.cfg.Committed != nil {
 			if off, meta, err := o.cfg.Committed(tp); err == nil && off == initial {
 				c.skip, _ = DecodeMetadata(meta, off)
@@ -583,6 +598,7 @@ func (o *Tracker) endClaim(tp Partition, c *claimState) {
 		}
 		t.Stop()
 	}
+	o.flush(tp, c) // before the session commits
 	o.update(func() {
 		c.ended = true
 		// The holds still open are lost: their offsets stay uncommitted.

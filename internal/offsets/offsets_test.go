@@ -249,12 +249,15 @@ func TestAdmittedRecordsCommitOnlyWhatIsSettled(t *testing.T) {
 	assert.False(t, o.Settled(map[string]bool{"orders": true}))
 
 	inflight[0].Release()
+	assert.Equal(t, int64(0), raw.last(), "admitted records give the session their marks at the flush")
+	o.flush(tp, c)
 	assert.Equal(t, int64(2), raw.last(), "0 and 1 settled: marked up to 2")
 	inflight[2].Abandon()
 	inflight[2].Release() // after Abandon, nothing
 	for _, i := range []int{6, 7, 8} {
 		inflight[i].Release()
 	}
+	o.flush(tp, c)
 	assert.Equal(t, int64(2), raw.last(), "an abandoned record is never committed")
 	assert.True(t, o.Settled(map[string]bool{"orders": true}), "a drain does not wait for an abandoned record")
 
@@ -301,6 +304,7 @@ func TestAdmitStaysWithinTheBudget(t *testing.T) {
 	require.NoError(t, err, "settled records leave the map: room again")
 	h.Release()
 	admitted[0].Release()
+	o.flush(tp, c)
 	assert.Equal(t, off-1000+1, raw.last(), "everything settled: marked past the last record")
 }
 
