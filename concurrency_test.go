@@ -178,6 +178,22 @@ func TestConcurrencyCommitStaysBelowABlockedRecord(t *testing.T) {
 	require.Len(t, st.Partitions, 1)
 	assert.Equal(t, int64(200), st.Partitions[0].SettledAbove)
 	assert.Positive(t, st.Partitions[0].MetadataBytes)
+	require.Len(t, st.Handlers, 1)
+	assert.Equal(t, int64(1), st.Handlers[0].InFlight, "the blocked record is in flight")
+	assert.Positive(t, st.Handlers[0].OldestInFlightMs)
+	mfs, err := rn.Stack.Gatherer().Gather()
+	require.NoError(t, err)
+	gauges := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			if m.GetGauge() != nil {
+				gauges[mf.GetName()] += m.GetGauge().GetValue()
+			}
+		}
+	}
+	assert.Equal(t, 1.0, gauges["kafkaevents_handler_in_flight"])
+	assert.Equal(t, 200.0, gauges["kafkaevents_partition_settled_uncommitted"])
+	assert.Positive(t, gauges["kafkaevents_partition_completed_map_bytes"])
 
 	close(release)
 	assert.Eventually(t, func() bool {
