@@ -31,7 +31,7 @@
 // In the root package, stack.go builds the Stack (New is a list of named
 // steps), options.go holds its options, install.go puts it on a router,
 // middlewares.go holds its own entry and metrics middlewares,
-// concurrency.go schedules a partition's records by key for handlers with
+// keyflow.go schedules a partition's records by key for handlers with
 // WithConcurrency,
 // retryconsumer.go starts the retry-topic consumer, drain.go lets a shutdown
 // finish the records in flight, status.go computes readiness and lag,
@@ -45,7 +45,7 @@
 //     offset tracker (internal/offsets) sees the claim and the offset handed
 //     out. For a handler with WithConcurrency, the record's offset is held
 //     and the record acknowledged at once, so that the next one follows
-//     while it waits for its key and runs (concurrency.go).
+//     while it waits for its key and runs (keyflow.go).
 //  2. Entry (middlewares.go): a record of a draining subscription is nacked
 //     unhandled; otherwise its correlation ID is set.
 //  3. Tracing: the trace context is extracted and a "process" span starts.
