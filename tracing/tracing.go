@@ -122,10 +122,19 @@ type propFieldSet struct {
 	// tracestate is true when the propagator writes the W3C tracestate
 	// header, which must not outlive the traceparent it belongs to.
 	tracestate bool
+	// traceparent and baggage are true when the propagator writes those
+	// headers; those it does not write are carried over verbatim from the
+	// record being handled (see withCarried).
+	traceparent, baggage bool
 }
 
 func newPropFieldSet(names []string) *propFieldSet {
-	return &propFieldSet{names: names, tracestate: slices.Contains(names, headerTracestate)}
+	return &propFieldSet{
+		names:       names,
+		tracestate:  slices.Contains(names, headerTracestate),
+		traceparent: slices.Contains(names, headerTraceparent),
+		baggage:     slices.Contains(names, headerBaggage),
+	}
 }
 
 var noPropFields = &propFieldSet{}
