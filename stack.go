@@ -103,7 +103,10 @@ func (s *Stack) connect(options) error {
 // buildProducer sets up tracing (unless WithoutTracing) and the producer.
 func (s *Stack) buildProducer(o options) error {
 	if !o.noTracing {
-		s.tracer = tracing.New(tracing.Config{TracerProvider: o.tp, Propagator: o.propagator, ConsumerGroup: s.cfg.Consumer.GroupID})
+		s.tracer = tracing.New(tracing.Config{
+			TracerProvider: o.tp, Propagator: o.propagator, ConsumerGroup: s.cfg.Consumer.GroupID,
+			ClientID: s.cfg.ClientID, Broker: s.cfg.Brokers[0],
+		})
 	}
 	var err error
 	s.producer, err = NewProducer(s.client, s.tracer)

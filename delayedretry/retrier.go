@@ -334,7 +334,7 @@ func (r *Retrier) schedule(msg *message.Message, d *middleware.Delivery, p *Poli
 	topic := r.topicFor(delay)
 
 	ctx, span := r.cfg.Tracer.StartRetry(msg.Context(), tracing.RetrySpan{
-		HandlerID: d.HandlerID, Topic: d.Topic, RetryCount: attempt, Delay: delay,
+		HandlerID: d.HandlerID, Topic: d.Topic, Destination: topic, RetryCount: attempt, Delay: delay,
 	})
 	defer span.End()
 

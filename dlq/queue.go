@@ -126,7 +126,7 @@ func (q *Queue) store(ctx context.Context, msg *message.Message, rec Record) err
 		return fmt.Errorf("dlq: invalid reason %q", rec.Reason)
 	}
 	ctx, span := q.cfg.Tracer.StartDLQ(ctx, tracing.DLQSpan{
-		HandlerID: rec.HandlerID, Topic: rec.Topic, Reason: string(rec.Reason), RetryCount: rec.RetryCount, Err: rec.Err,
+		HandlerID: rec.HandlerID, Topic: rec.Topic, Destination: q.cfg.Topic, Reason: string(rec.Reason), RetryCount: rec.RetryCount, Err: rec.Err,
 	})
 	defer span.End()
 

@@ -35,6 +35,7 @@ import (
 // messaging.destination.partition.id and messaging.kafka.offset (when known),
 // messaging.kafka.message.key (when the key is valid UTF-8),
 // messaging.message.conversation_id (the correlation ID, when there is one),
+// messaging.client.id, server.address and server.port (when configured),
 // and the handler ID, retry count and delivery source (HandlerIDKey,
 // RetryCountKey, DeliverySourceKey). The attributes a sampler may look at
 // (system, destination, operation, consumer group) are given when the span
@@ -178,5 +179,6 @@ func markPanic(span trace.Span, r any) {
 	}
 	err = fmt.Errorf("panic: %w", err)
 	span.RecordError(err, trace.WithStackTrace(true))
+	span.SetAttributes(semconv.ErrorTypeKey.String("panic"))
 	span.SetStatus(codes.Error, err.Error())
 }
