@@ -99,7 +99,7 @@ func (s *Stack) AddHandler(r *message.Router, topic, handlerID string, h message
 	s.mu.Unlock()
 	s.dispatcher.Expect(handlerID)
 	main := r.AddConsumerHandler(handlerID, topic, s.subscriber, h)
-	r.AddConsumerHandler(handlerID+dispatch.HandlerSuffix, handlerID, s.dispatcher, h)
+	r.AddConsumerHandler(handlerID+dispatch.HandlerSuffix, dispatch.Topic(handlerID), s.dispatcher, h)
 	return main, nil
 }
 
@@ -154,8 +154,9 @@ func (s *Stack) plugin(r *message.Router) error {
 		s.mu.Lock()
 		s.handlers[name] = HandlerInfo{ID: name}
 		s.mu.Unlock()
+		s.unknownTopics.Add(1)
 		s.dispatcher.Expect(name)
-		r.AddConsumerHandler(name+dispatch.HandlerSuffix, name, s.dispatcher, func(msg *message.Message) error {
+		r.AddConsumerHandler(name+dispatch.HandlerSuffix, dispatch.Topic(name), s.dispatcher, func(msg *message.Message) error {
 			_, err := fn(msg)
 			return err
 		})

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill"
@@ -44,6 +45,10 @@ type Stack struct {
 	reprocessor *dlq.Reprocessor
 	registry    *prometheus.Registry
 	durations   *prometheus.HistogramVec
+
+	// unknownTopics counts the handlers added directly to the router whose
+	// topic is not known yet: enter learns it from their first delivery.
+	unknownTopics atomic.Int32
 
 	mu            sync.Mutex
 	handlers      map[string]HandlerInfo
