@@ -40,11 +40,34 @@ func logLevel() slog.Level {
 	return l
 }
 
+// waitReady waits, at most 15s, until the consumer groups have their
+// partitions (the readiness check passes), so that the banner comes last and
+// the first order is handled at once.
+func waitReady(ctx context.Context, svc *Service, logger *slog.Logger) {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		r := svc.Stack.Readiness(ctx)
+		if r.Ready() {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			logger.Warn("not ready yet; starting anyway", "checks", r.Errors)
+			return
+		case <-tick.C:
+		}
+	}
+}
+
 func run(ctx context.Context, logger *slog.Logger, lookup func(string) (string, bool)) error {
 	svc, err := Start(ctx, Options{Lookup: lookup, Logger: logger})
 	if err != nil {
 		return err
 	}
+	waitReady(ctx, svc, logger)
 	logger.Info("orders service ready", "http", svc.URL, "brokers", svc.Brokers)
 	for _, line := range svc.TryItOut() {
 		fmt.Fprintln(os.Stderr, line)
