@@ -13,10 +13,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -27,8 +29,18 @@ func main() {
 	err := run(ctx, logger, os.LookupEnv)
 	stop()
 	if err != nil {
-		logger.Error("orders service failed", "err", err)
+		printError(os.Stderr, err)
 		os.Exit(1)
+	}
+}
+
+// printError writes err with one problem per line (a configuration error
+// lists every bad variable), which a structured log line would quote into
+// one line.
+func printError(w io.Writer, err error) {
+	fmt.Fprintln(w, "orders service failed:")
+	for line := range strings.SplitSeq(err.Error(), "\n") {
+		fmt.Fprintln(w, "  "+line)
 	}
 }
 
