@@ -90,7 +90,11 @@ func (c *Config) SetDefaults() {
 		cc.GroupID = c.ClientID + "-group"
 	}
 	setDefault(&cc.SessionTimeout, defaultSessionTimeout)
-	setDefault(&cc.HeartbeatInterval, defaultHeartbeatInterval)
+	if cc.HeartbeatInterval == 0 {
+		// A third of the session timeout when that is shorter than 9s, as
+		// Kafka recommends, so that setting SessionTimeout alone is valid.
+		cc.HeartbeatInterval = min(defaultHeartbeatInterval, cc.SessionTimeout/3)
+	}
 	setDefault(&cc.FetchMinBytes, defaultFetchMinBytes)
 	setDefault(&cc.FetchDefaultBytes, defaultFetchDefaultBytes)
 	setDefault(&cc.MaxWaitTime, defaultMaxWaitTime)
@@ -125,8 +129,11 @@ func (c *Config) SetDefaults() {
 		r.Enabled = Bool(true)
 	}
 	setDefault(&r.Attempts, defaultRetryAttempts)
-	setDefault(&r.BaseDelay, defaultRetryBaseDelay)
 	setDefault(&r.MaxDelay, defaultRetryMaxDelay)
+	if r.BaseDelay == 0 {
+		// Never above the cap, so that setting MaxDelay alone is valid.
+		r.BaseDelay = min(defaultRetryBaseDelay, r.MaxDelay)
+	}
 	r.Backoff = normEnum(r.Backoff)
 	setDefault(&r.Backoff, defaultRetryBackoff)
 	r.TopicMode = normEnum(r.TopicMode)

@@ -103,6 +103,10 @@ func (c Config) validateTop(v *validator) {
 		v.add("Brokers", envBrokers, "is empty: want at least one host:port")
 	}
 	for i, b := range c.Brokers {
+		if strings.ContainsAny(b, "; ") {
+			v.add(fmt.Sprintf("Brokers[%d]", i), envBrokers, "= %q: the broker list is comma-separated, such as \"kafka-1:9092,kafka-2:9092\"", b)
+			continue
+		}
 		if err := checkHostPort(b); err != nil {
 			v.add(fmt.Sprintf("Brokers[%d]", i), envBrokers, "= %q: want host:port, such as \"localhost:9092\" (%v)", b, err)
 		}

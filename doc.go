@@ -26,7 +26,10 @@
 //   - internal/offsets: offset tracking, the heart of at-least-once: no
 //     commit passes a record that is not settled.
 //   - health: the monitoring endpoints on Echo.
-//   - kafkatest: an embedded broker for tests.
+//   - kafkatest: the test kit: an embedded broker, and a harness that runs
+//     a stack with a test's handlers and waits for retries and DLQ records.
+//     (The broker itself is in internal/embedded, so that the root
+//     package's internal tests can use it.)
 //
 // In the root package, stack.go builds the Stack (New is a list of named
 // steps), options.go holds its options, install.go puts it on a router,

@@ -65,7 +65,11 @@ type handlerOptions struct {
 }
 
 // WithRetry gives the handler its own retry policy instead of the global one
-// (the NestJS @EventHandler(topic, {retry: {...}}) option).
+// (the NestJS @EventHandler(topic, {retry: {...}}) option). A policy whose
+// MaxDelay is 0 inherits the stack's cap, Config.Retry.MaxDelay (default
+// 30s), as the global policy has it; set MaxDelay for another cap.
+// AddHandler rejects a policy with a field out of range (see
+// delayedretry.Policy.Validate), and WithRetry together with WithoutRetry.
 func WithRetry(p delayedretry.Policy) HandlerOption {
 	return func(o *handlerOptions) { o.policy = &p }
 }

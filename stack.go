@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill"
@@ -45,6 +46,10 @@ type Stack struct {
 	registry    *prometheus.Registry
 	durations   *prometheus.HistogramVec
 	keyWaits    *prometheus.HistogramVec
+
+	// unknownTopics counts the handlers added directly to the router whose
+	// topic is not known yet: enter learns it from their first delivery.
+	unknownTopics atomic.Int32
 
 	mu            sync.Mutex
 	handlers      map[string]HandlerInfo
@@ -104,7 +109,10 @@ func (s *Stack) connect(options) error {
 // buildProducer sets up tracing (unless WithoutTracing) and the producer.
 func (s *Stack) buildProducer(o options) error {
 	if !o.noTracing {
-		s.tracer = tracing.New(tracing.Config{TracerProvider: o.tp, Propagator: o.propagator, ConsumerGroup: s.cfg.Consumer.GroupID})
+		s.tracer = tracing.New(tracing.Config{
+			TracerProvider: o.tp, Propagator: o.propagator, ConsumerGroup: s.cfg.Consumer.GroupID,
+			ClientID: s.cfg.ClientID, Broker: s.cfg.Brokers[0],
+		})
 	}
 	var err error
 	s.producer, err = NewProducer(s.client, s.tracer)

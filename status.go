@@ -171,8 +171,9 @@ func (c lagCollector) Collect(ch chan<- prometheus.Metric) {
 type HandlerInfo struct {
 	// ID is the handler ID (the Watermill handler name).
 	ID string `json:"id"`
-	// Pattern is the topic it consumes; empty for a handler added directly
-	// to the router, whose topic the router does not reveal.
+	// Pattern is the topic it consumes. For a handler added directly to the
+	// router, whose topic the router does not reveal, it is learnt from the
+	// handler's first delivery and empty until then.
 	Pattern string `json:"pattern"`
 	// Method is an optional description of the function behind it.
 	Method string `json:"method,omitempty"`
