@@ -50,6 +50,11 @@ type drainingSubscriber struct {
 	mu        sync.Mutex
 	closed    bool
 	closing   chan struct{}
+	// allDraining is closed once every subscription drains: the router was
+	// run with a context that is now done, and will not close the
+	// subscriber itself.
+	allDraining     chan struct{}
+	allDrainingOnce sync.Once
 	subs      []*subscription
 	watchers  sync.WaitGroup
 	closeOnce sync.Once
@@ -59,7 +64,7 @@ type drainingSubscriber struct {
 var errSubscriberClosed = errors.New("kafkaevents: subscriber is closed")
 
 func newDrainingSubscriber(inner message.Subscriber, marks *offsets.Tracker, drain time.Duration) *drainingSubscriber {
-	return &drainingSubscriber{inner: inner, drain: drain, marks: marks, closing: make(chan struct{})}
+	return &drainingSubscriber{inner: inner, drain: drain, marks: marks, closing: make(chan struct{}), allDraining: make(chan struct{})}
 }
 
 // subscription is one Subscribe call. It is a value of the context of every
@@ -105,11 +110,15 @@ func (d *drainingSubscriber) Subscribe(ctx context.Context, topic string) (<-cha
 
 // watch drains sub when ctx is done before Close: it refuses new deliveries,
 // waits for the messages in flight to be settled, and then ends the
-// subscription underneath with Close or, when Close does not come, after the
-// drain timeout. The router closes the subscriber right after cancelling the
-// contexts of its subscriptions, and ending one subscription early would
-// make its member leave the consumer group, revoking the partitions of the
-// others while their messages are still being handled.
+// subscription underneath: with Close; once every subscription drains and
+// all are settled; or, when neither comes, after the drain timeout. Router.Close
+// closes the subscriber right after cancelling the contexts of its
+// subscriptions, but a router whose Run context is done does not close it at
+// all: it waits for the channels of its subscriptions to close. Ending one
+// subscription while others still run would make its member leave the
+// consumer group, revoking the partitions of the others while their messages
+// are still being handled; so a subscription that drains alone (its handler
+// was stopped) waits for Close or the timeout.
 func (d *drainingSubscriber) watch(ctx context.Context, sub *subscription) {
 	defer d.watchers.Done()
 	select {
@@ -123,14 +132,27 @@ func (d *drainingSubscriber) watch(ctx context.Context, sub *subscription) {
 	defer t.Stop()
 	select {
 	case <-d.closing:
+	case <-d.allDraining:
+		d.mu.Lock()
+		subs := slices.Clone(d.subs)
+		d.mu.Unlock()
+		d.waitSettled(subs...)
+		sub.cancel()
 	case <-t.C:
 		sub.cancel()
 	}
 }
 
 func (d *drainingSubscriber) startDraining(sub *subscription) {
-	if sub.draining.CompareAndSwap(false, true) {
-		d.draining.Add(1)
+	if !sub.draining.CompareAndSwap(false, true) {
+		return
+	}
+	d.draining.Add(1)
+	d.mu.Lock()
+	all := int(d.draining.Load()) >= len(d.subs)
+	d.mu.Unlock()
+	if all {
+		d.allDrainingOnce.Do(func() { close(d.allDraining) })
 	}
 }
 
