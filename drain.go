@@ -47,18 +47,18 @@ type drainingSubscriber struct {
 	// message costs one atomic load while none does.
 	draining atomic.Int32
 
-	mu        sync.Mutex
-	closed    bool
-	closing   chan struct{}
+	mu      sync.Mutex
+	closed  bool
+	closing chan struct{}
 	// allDraining is closed once every subscription drains: the router was
 	// run with a context that is now done, and will not close the
 	// subscriber itself.
 	allDraining     chan struct{}
 	allDrainingOnce sync.Once
-	subs      []*subscription
-	watchers  sync.WaitGroup
-	closeOnce sync.Once
-	closeErr  error
+	subs            []*subscription
+	watchers        sync.WaitGroup
+	closeOnce       sync.Once
+	closeErr        error
 }
 
 var errSubscriberClosed = errors.New("kafkaevents: subscriber is closed")
