@@ -43,6 +43,8 @@ type drainingSubscriber struct {
 	// the Tracer of the subscriber underneath, and its unmarshaler must be a
 	// handOutUnmarshaler of it.
 	marks *offsets.Tracker
+	// onSubscribe, when set, is told the topic of each subscription.
+	onSubscribe func(topic string)
 	// draining counts the subscriptions that drain, so that admitting a
 	// message costs one atomic load while none does.
 	draining atomic.Int32
@@ -95,6 +97,9 @@ func (d *drainingSubscriber) Subscribe(ctx context.Context, topic string) (<-cha
 	d.subs = append(d.subs, sub)
 	d.watchers.Add(1)
 	d.mu.Unlock()
+	if d.onSubscribe != nil {
+		d.onSubscribe(topic)
+	}
 	out, err := d.inner.Subscribe(innerCtx, topic)
 	if err != nil {
 		cancel()

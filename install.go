@@ -93,6 +93,7 @@ func (s *Stack) AddHandler(r *message.Router, topic, handlerID string, h message
 	s.mu.Lock()
 	s.handlers[handlerID] = HandlerInfo{ID: handlerID, Pattern: topic, Method: ho.method}
 	s.mu.Unlock()
+	s.expectMetrics(handlerID, topic)
 	s.dispatcher.Expect(handlerID)
 	main := r.AddConsumerHandler(handlerID, topic, s.subscriber, h)
 	r.AddConsumerHandler(handlerID+dispatch.HandlerSuffix, handlerID, s.dispatcher, h)
@@ -107,6 +108,7 @@ func (s *Stack) plugin(r *message.Router) error {
 		s.mu.Lock()
 		s.handlers[name] = HandlerInfo{ID: name}
 		s.mu.Unlock()
+		s.expectMetrics(name, "")
 		s.dispatcher.Expect(name)
 		r.AddConsumerHandler(name+dispatch.HandlerSuffix, name, s.dispatcher, func(msg *message.Message) error {
 			_, err := fn(msg)

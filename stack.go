@@ -132,6 +132,8 @@ func (s *Stack) buildSubscriber(o options) error {
 		return fmt.Errorf("kafkaevents: subscriber: %w", err)
 	}
 	s.subscriber = newDrainingSubscriber(ks, marks, cfg.Consumer.ShutdownTimeout)
+	// The topics of handlers added directly to the router are known here.
+	s.subscriber.onSubscribe = func(topic string) { s.dlqStats.ExpectTopic(topic) }
 	s.holder = offsetHolder{marks: marks}
 	s.dispatcher = dispatch.New()
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"sync"
 
 	"github.com/labstack/echo/v4"
 
@@ -18,6 +19,10 @@ const timeFormat = "2006-01-02T15:04:05.000Z07:00"
 type endpoints struct {
 	cfg Config
 	src Source
+	// scrape serves the Source's Gatherer, built once, at the first
+	// scrape; nil when the Source has none.
+	scrape     http.Handler
+	scrapeOnce sync.Once
 }
 
 // Register adds the endpoints to r under cfg.Prefix. It returns an error,
