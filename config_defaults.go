@@ -21,6 +21,7 @@ const (
 	defaultRebalanceStrategy = "range"
 	defaultRebalanceTimeout  = 60 * time.Second
 	defaultShutdownTimeout   = 30 * time.Second
+	defaultStartupTimeout    = 20 * time.Second
 	defaultMaxInFlight       = 5
 	defaultLinger            = 5 * time.Millisecond
 	defaultRequiredAcks      = "all"
@@ -82,6 +83,7 @@ func (c *Config) SetDefaults() {
 		c.LogLevel = defaultLogLevel
 	}
 
+	setDefault(&c.StartupTimeout, defaultStartupTimeout)
 	c.SASL.Mechanism = normEnum(c.SASL.Mechanism)
 
 	cc := &c.Consumer

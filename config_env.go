@@ -31,6 +31,7 @@ const (
 	envRebalanceStrategy   = "KAFKA_REBALANCE_STRATEGY"
 	envRebalanceTimeout    = "KAFKA_REBALANCE_TIMEOUT"
 	envShutdownTimeout     = "KAFKA_SHUTDOWN_TIMEOUT"
+	envStartupTimeout      = "KAFKA_STARTUP_TIMEOUT"
 	envProducerIdempotent  = "KAFKA_PRODUCER_IDEMPOTENT"
 	envProducerAcks        = "KAFKA_PRODUCER_ACKS"
 	envProducerCompression = "KAFKA_PRODUCER_COMPRESSION"
@@ -113,6 +114,7 @@ func (c Config) FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	e.str(envRebalanceStrategy, &c.Consumer.RebalanceStrategy)
 	e.duration(envRebalanceTimeout, &c.Consumer.RebalanceTimeout)
 	e.duration(envShutdownTimeout, &c.Consumer.ShutdownTimeout)
+	e.duration(envStartupTimeout, &c.StartupTimeout)
 
 	e.boolPtr(envProducerIdempotent, &c.Producer.Idempotent)
 	e.str(envProducerAcks, &c.Producer.RequiredAcks)

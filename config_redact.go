@@ -178,3 +178,39 @@ func snakeCase(s string) string {
 	}
 	return b.String()
 }
+
+// redactBroker returns a broker address with any user information (what
+// comes before the last '@', as in "user:password@host:9092") replaced by
+// "[redacted]", for errors and logs.
+func redactBroker(addr string) string {
+	if i := strings.LastIndexByte(addr, '@'); i >= 0 {
+		return redacted + addr[i:]
+	}
+	return addr
+}
+
+// redactBrokers applies redactBroker to each address and joins them with
+// commas.
+func redactBrokers(addrs []string) string {
+	out := make([]string, len(addrs))
+	for i, a := range addrs {
+		out[i] = redactBroker(a)
+	}
+	return strings.Join(out, ",")
+}
+
+// redactIn replaces every broker address of addrs that holds user
+// information in s with its redacted form.
+func redactIn(s string, addrs []string) string {
+	for _, a := range addrs {
+		if r := redactBroker(a); r != a {
+			s = strings.ReplaceAll(s, a, r)
+			// The user information alone may appear too (a URL parser
+			// quoting it, say).
+			if i := strings.LastIndexByte(a, '@'); i > 0 {
+				s = strings.ReplaceAll(s, a[:i], redacted)
+			}
+		}
+	}
+	return s
+}

@@ -104,7 +104,9 @@ func (c Config) validateTop(v *validator) {
 	}
 	for i, b := range c.Brokers {
 		if err := checkHostPort(b); err != nil {
-			v.add(fmt.Sprintf("Brokers[%d]", i), envBrokers, "= %q: want host:port, such as \"localhost:9092\" (%v)", b, err)
+			// An address may hold a password ("user:secret@host:9092"):
+			// neither it nor the parser's error may echo it.
+			v.add(fmt.Sprintf("Brokers[%d]", i), envBrokers, "= %q: want host:port, such as \"localhost:9092\" (%s)", redactBroker(b), redactIn(err.Error(), []string{b}))
 		}
 	}
 	if !validTopicName.MatchString(c.ServiceName) {
@@ -205,6 +207,7 @@ func (c Config) validateConsumer(v *validator) {
 		v.add("Consumer.RebalanceStrategy", envRebalanceStrategy, "= %q needs Version %s or newer, got %q", strategy, cooperativeStickyMinKafka, c.Version)
 	}
 	v.positive("Consumer.RebalanceTimeout", envRebalanceTimeout, cc.RebalanceTimeout)
+	v.positive("StartupTimeout", envStartupTimeout, c.StartupTimeout)
 	if cc.ShutdownTimeout < 0 {
 		v.add("Consumer.ShutdownTimeout", envShutdownTimeout, "= %s: want a duration >= 0", cc.ShutdownTimeout)
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/torix/kafkaevents/delayedretry"
@@ -115,9 +114,16 @@ func (s *Stack) plugin(r *message.Router) error {
 			return err
 		})
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	parent := s.startCtx
+	if parent == nil {
+		parent = context.Background()
+	}
+	ctx, cancel := context.WithTimeout(parent, s.cfg.StartupTimeout)
 	defer cancel()
 	if err := s.Provision(ctx); err != nil {
+		if ctx.Err() != nil {
+			return errors.Join(s.startupError(parent, "creating the retry and DLQ topics"), err)
+		}
 		return err
 	}
 	return s.startRetryConsumer()

@@ -166,7 +166,7 @@ func Start(ctx context.Context, opts Options) (*Service, error) {
 		// Off: no spans and no trace headers written.
 		stackOpts = append(stackOpts, kafkaevents.WithoutTracing())
 	}
-	stack, err := kafkaevents.New(cfg, stackOpts...)
+	stack, err := kafkaevents.NewContext(ctx, cfg, stackOpts...)
 	if err != nil {
 		return nil, err
 	}
