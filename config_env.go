@@ -146,7 +146,7 @@ func (c Config) FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	e.str(envAdminToken, &c.Monitoring.AdminToken)
 
 	if len(e.problems) > 0 {
-		return orig, errors.Join(append([]error{ErrInvalidConfig}, e.problems...)...)
+		return orig, errors.Join(append([]error{ErrInvalidConfig}, c.redactErrs(e.problems)...)...)
 	}
 	return c, nil
 }

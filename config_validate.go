@@ -59,7 +59,7 @@ func (c Config) Validate() error {
 	if len(v.problems) == 0 {
 		return nil
 	}
-	return errors.Join(append([]error{ErrInvalidConfig}, v.problems...)...)
+	return errors.Join(append([]error{ErrInvalidConfig}, c.redactErrs(v.problems)...)...)
 }
 
 // validator collects the problems Validate finds.
@@ -172,8 +172,9 @@ func (c Config) validateSecurity(v *validator) {
 		v.add("TLS.CertFile", envSSLCertFile, "is empty but TLS.KeyFile is set: want both or neither")
 	case t.CertFile != "":
 		if _, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err != nil {
-			v.add("TLS.CertFile", envSSLCertFile, "= %q with TLS.KeyFile = %q: want a readable PEM certificate and its matching private key: %v",
-				t.CertFile, t.KeyFile, err)
+			// The key's path is not shown: it says where a secret lives.
+			v.add("TLS.CertFile", envSSLCertFile, "= %q with TLS.KeyFile = %s: want a readable PEM certificate and its matching private key: %s",
+				t.CertFile, redacted, redactSecrets(err.Error(), t.KeyFile))
 		}
 	}
 }

@@ -131,10 +131,10 @@ func (s *Stack) connect(options) error {
 	}
 	s.saramaCfg = sc
 	if s.client, err = sarama.NewClient(s.cfg.Brokers, sc); err != nil {
-		return redactErr(fmt.Errorf("kafkaevents: connect to %s: %w", redactBrokers(s.cfg.Brokers), err), s.cfg.Brokers)
+		return s.cfg.redactErr(fmt.Errorf("kafkaevents: connect to %s: %w", redactBrokers(s.cfg.Brokers), err))
 	}
 	if s.admin, err = sarama.NewClusterAdmin(s.cfg.Brokers, sc); err != nil {
-		return redactErr(fmt.Errorf("kafkaevents: admin client: %w", err), s.cfg.Brokers)
+		return s.cfg.redactErr(fmt.Errorf("kafkaevents: admin client: %w", err))
 	}
 	return nil
 }

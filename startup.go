@@ -58,26 +58,3 @@ func (s *Stack) likelyCause() string {
 	}
 	return strings.Join(causes, "; ")
 }
-
-// redactedError is an error whose message has the user information of the
-// broker addresses redacted; Unwrap still reaches the original.
-type redactedError struct {
-	msg string
-	err error
-}
-
-func (e *redactedError) Error() string { return e.msg }
-func (e *redactedError) Unwrap() error { return e.err }
-
-// redactErr returns err with the broker addresses of addrs redacted in its
-// message, or err itself when there is nothing to redact.
-func redactErr(err error, addrs []string) error {
-	if err == nil {
-		return nil
-	}
-	msg := redactIn(err.Error(), addrs)
-	if msg == err.Error() {
-		return err
-	}
-	return &redactedError{msg: msg, err: err}
-}
