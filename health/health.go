@@ -40,9 +40,12 @@ func Register(r Routes, cfg Config) error {
 	h := &endpoints{cfg: cfg, src: cfg.Source}
 	g := r.Group(cfg.Prefix)
 
-	g.GET(pathHealth, h.health, respond)
-	g.GET(pathReady, h.ready, respond)
-	g.GET(pathLive, h.live, respond)
+	// HEAD answers like GET, without the body (net/http drops it), for
+	// the uptime checkers that probe with HEAD.
+	for path, fn := range map[string]echo.HandlerFunc{pathHealth: h.health, pathReady: h.ready, pathLive: h.live} {
+		g.GET(path, fn, respond)
+		g.HEAD(path, fn, respond)
+	}
 	g.GET(pathMetrics, h.metrics, respond)
 	g.GET(pathPrometheus, h.prometheus, respond)
 	g.GET(pathHandlers, h.handlers, respond)
