@@ -1,7 +1,10 @@
 package kafkaevents_test
 
 import (
+	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -10,13 +13,17 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/torix/kafkaevents"
 	"github.com/torix/kafkaevents/delayedretry"
 	"github.com/torix/kafkaevents/dlq"
+	"github.com/torix/kafkaevents/health"
 	"github.com/torix/kafkaevents/middleware"
 )
 
@@ -112,3 +119,76 @@ func (l *countingLogger) Info(msg string, _ watermill.LogFields) {
 }
 
 func (l *countingLogger) With(watermill.LogFields) watermill.LoggerAdapter { return l }
+
+// TestHandlerDurationCarriesTheTraceIDAsExemplar: a scrape in OpenMetrics
+// shows the trace ID of the handled message's span on its bucket.
+func TestHandlerDurationCarriesTheTraceIDAsExemplar(t *testing.T) {
+	env := newEnv(t)
+	topic := uniq("exemplar")
+	env.createTopics(t, 1, topic)
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	handled := make(chan struct{}, 1)
+	rn := start(t, env.baseConfig("exemplar"), func(s *kafkaevents.Stack, r *message.Router) {
+		_, err := s.AddHandler(r, topic, "Exemplar.handle", func(*message.Message) error {
+			handled <- struct{}{}
+			return nil
+		})
+		require.NoError(t, err)
+	}, kafkaevents.WithTracerProvider(tp))
+	_, err := rn.Stack.Producer().Send(t.Context(), kafkaevents.Message{Topic: topic, Value: "x"})
+	require.NoError(t, err)
+	<-handled
+
+	e := echo.New()
+	require.NoError(t, health.Register(e, health.Config{Source: rn.Stack}))
+	var body string
+	require.Eventually(t, func() bool {
+		req := httptest.NewRequest(http.MethodGet, "/kafka/metrics/prometheus", nil)
+		req.Header.Set("Accept", "application/openmetrics-text; version=1.0.0")
+		rec := httptest.NewRecorder()
+		e.ServeHTTP(rec, req)
+		body = rec.Body.String()
+		return strings.Contains(body, `kafkaevents_handler_duration_seconds_bucket{handler="Exemplar.handle",outcome="success"`) &&
+			strings.Contains(body, `# {trace_id="`)
+	}, 10*time.Second, 50*time.Millisecond, "no exemplar in:\n%s", body)
+	var traceIDs []string
+	for _, s := range exp.GetSpans() {
+		traceIDs = append(traceIDs, s.SpanContext.TraceID().String())
+	}
+	found := false
+	for _, id := range traceIDs {
+		found = found || strings.Contains(body, `trace_id="`+id+`"`)
+	}
+	assert.True(t, found, "the exemplar is the trace ID of a span of the message")
+}
+
+// TestBrowseShowsAForgedReasonAsUnknown writes a DLQ record whose
+// x-dlq-reason is not one the stack writes: the browse reports it as
+// unknown and keeps the header as it is.
+func TestBrowseShowsAForgedReasonAsUnknown(t *testing.T) {
+	env := newEnv(t)
+	topic := uniq("forgedreason")
+	env.createTopics(t, 1, topic)
+	rn := start(t, env.baseConfig("forgedreason"), func(s *kafkaevents.Stack, r *message.Router) {
+		_, err := s.AddHandler(r, topic, "ForgedReason.handle", func(*message.Message) error { return nil })
+		require.NoError(t, err)
+	})
+	raw, err := sarama.NewSyncProducer(env.Brokers, env.saramaConfig())
+	require.NoError(t, err)
+	defer raw.Close()
+	_, _, err = raw.SendMessage(&sarama.ProducerMessage{
+		Topic: rn.Stack.DLQTopic(), Value: sarama.StringEncoder("forged"),
+		Headers: []sarama.RecordHeader{
+			{Key: []byte(middleware.HeaderOriginalTopic), Value: []byte(topic)},
+			{Key: []byte(middleware.HeaderDLQReason), Value: []byte("<script>alert(1)</script>")},
+		},
+	})
+	require.NoError(t, err)
+	page, err := rn.Stack.BrowseDLQ(t.Context(), topic, 10, 0)
+	require.NoError(t, err)
+	require.Len(t, page.Records, 1)
+	assert.Equal(t, dlq.UnknownReason, page.Records[0].Reason)
+	assert.Equal(t, "<script>alert(1)</script>", page.Records[0].Headers[middleware.HeaderDLQReason])
+}
