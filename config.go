@@ -40,6 +40,13 @@ type Config struct {
 	// [Config.SlogLevel]. Optional. Default: "info". Environment:
 	// KAFKA_LOG_LEVEL.
 	LogLevel string
+	// StartupTimeout bounds each wait of the start: connecting to the
+	// brokers in New (or NewContext) and creating the retry and DLQ topics
+	// when the router starts. When it runs out, the error names the brokers
+	// and the likely cause (a listener that does not speak what is
+	// configured, such as SASL against a plaintext port, never answers).
+	// Optional. Default: 20s. Environment: KAFKA_STARTUP_TIMEOUT.
+	StartupTimeout time.Duration
 
 	// TLS configures encryption of broker connections.
 	TLS TLSConfig

@@ -22,6 +22,7 @@ const (
 	defaultRebalanceTimeout  = 60 * time.Second
 	defaultShutdownTimeout   = 30 * time.Second
 	defaultConcurrency       = 1
+	defaultStartupTimeout    = 20 * time.Second
 	defaultMaxInFlight       = 5
 	defaultLinger            = 5 * time.Millisecond
 	defaultRequiredAcks      = "all"
@@ -83,6 +84,7 @@ func (c *Config) SetDefaults() {
 		c.LogLevel = defaultLogLevel
 	}
 
+	setDefault(&c.StartupTimeout, defaultStartupTimeout)
 	c.SASL.Mechanism = normEnum(c.SASL.Mechanism)
 
 	cc := &c.Consumer

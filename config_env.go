@@ -32,6 +32,7 @@ const (
 	envRebalanceTimeout    = "KAFKA_REBALANCE_TIMEOUT"
 	envShutdownTimeout     = "KAFKA_SHUTDOWN_TIMEOUT"
 	envConsumerConcurrency = "KAFKA_CONSUMER_CONCURRENCY"
+	envStartupTimeout      = "KAFKA_STARTUP_TIMEOUT"
 	envProducerIdempotent  = "KAFKA_PRODUCER_IDEMPOTENT"
 	envProducerAcks        = "KAFKA_PRODUCER_ACKS"
 	envProducerCompression = "KAFKA_PRODUCER_COMPRESSION"
@@ -118,6 +119,7 @@ func (c Config) FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	e.duration(envRebalanceTimeout, &c.Consumer.RebalanceTimeout)
 	e.duration(envShutdownTimeout, &c.Consumer.ShutdownTimeout)
 	envInt(&e, envConsumerConcurrency, &c.Consumer.Concurrency)
+	e.duration(envStartupTimeout, &c.StartupTimeout)
 
 	e.boolPtr(envProducerIdempotent, &c.Producer.Idempotent)
 	e.str(envProducerAcks, &c.Producer.RequiredAcks)
@@ -149,7 +151,7 @@ func (c Config) FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	e.str(envAdminToken, &c.Monitoring.AdminToken)
 
 	if len(e.problems) > 0 {
-		return orig, errors.Join(append([]error{ErrInvalidConfig}, e.problems...)...)
+		return orig, errors.Join(append([]error{ErrInvalidConfig}, c.redactErrs(e.problems)...)...)
 	}
 	return c, nil
 }

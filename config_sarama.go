@@ -167,7 +167,8 @@ func (t TLSConfig) clientConfig() (*tls.Config, error) {
 	if t.CertFile != "" || t.KeyFile != "" {
 		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("CertFile %q, KeyFile %q: %w", t.CertFile, t.KeyFile, err)
+			// The key's path is not shown: it says where a secret lives.
+			return nil, &redactedError{msg: redactSecrets(fmt.Sprintf("CertFile %q, KeyFile %s: %v", t.CertFile, redacted, err), t.KeyFile), err: err}
 		}
 		tc.Certificates = []tls.Certificate{cert}
 	}

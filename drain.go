@@ -43,6 +43,8 @@ type drainingSubscriber struct {
 	// the Tracer of the subscriber underneath, and its unmarshaler must be a
 	// handOutUnmarshaler of it.
 	marks *offsets.Tracker
+	// onSubscribe, when set, is told the topic of each subscription.
+	onSubscribe func(topic string)
 	// draining counts the subscriptions that drain, so that admitting a
 	// message costs one atomic load while none does.
 	draining atomic.Int32
@@ -52,19 +54,24 @@ type drainingSubscriber struct {
 	flows map[string]flowSettings
 	def   flowSettings
 
-	mu        sync.Mutex
-	closed    bool
-	closing   chan struct{}
-	subs      []*subscription
-	watchers  sync.WaitGroup
-	closeOnce sync.Once
-	closeErr  error
+	mu      sync.Mutex
+	closed  bool
+	closing chan struct{}
+	// allDraining is closed once every subscription drains: the router was
+	// run with a context that is now done, and will not close the
+	// subscriber itself.
+	allDraining     chan struct{}
+	allDrainingOnce sync.Once
+	subs            []*subscription
+	watchers        sync.WaitGroup
+	closeOnce       sync.Once
+	closeErr        error
 }
 
 var errSubscriberClosed = errors.New("kafkaevents: subscriber is closed")
 
 func newDrainingSubscriber(inner message.Subscriber, marks *offsets.Tracker, drain time.Duration) *drainingSubscriber {
-	return &drainingSubscriber{inner: inner, drain: drain, marks: marks, closing: make(chan struct{})}
+	return &drainingSubscriber{inner: inner, drain: drain, marks: marks, closing: make(chan struct{}), allDraining: make(chan struct{})}
 }
 
 // subscription is one Subscribe call. It is a value of the context of every
@@ -130,6 +137,9 @@ func (d *drainingSubscriber) Subscribe(ctx context.Context, topic string) (<-cha
 	d.subs = append(d.subs, sub)
 	d.watchers.Add(1)
 	d.mu.Unlock()
+	if d.onSubscribe != nil {
+		d.onSubscribe(topic)
+	}
 	out, err := d.inner.Subscribe(innerCtx, topic)
 	if err != nil {
 		cancel()
@@ -150,11 +160,15 @@ func (d *drainingSubscriber) Subscribe(ctx context.Context, topic string) (<-cha
 
 // watch drains sub when ctx is done before Close: it refuses new deliveries,
 // waits for the messages in flight to be settled, and then ends the
-// subscription underneath with Close or, when Close does not come, after the
-// drain timeout. The router closes the subscriber right after cancelling the
-// contexts of its subscriptions, and ending one subscription early would
-// make its member leave the consumer group, revoking the partitions of the
-// others while their messages are still being handled.
+// subscription underneath: with Close; once every subscription drains and
+// all are settled; or, when neither comes, after the drain timeout. Router.Close
+// closes the subscriber right after cancelling the contexts of its
+// subscriptions, but a router whose Run context is done does not close it at
+// all: it waits for the channels of its subscriptions to close. Ending one
+// subscription while others still run would make its member leave the
+// consumer group, revoking the partitions of the others while their messages
+// are still being handled; so a subscription that drains alone (its handler
+// was stopped) waits for Close or the timeout.
 func (d *drainingSubscriber) watch(ctx context.Context, sub *subscription) {
 	defer d.watchers.Done()
 	select {
@@ -168,15 +182,28 @@ func (d *drainingSubscriber) watch(ctx context.Context, sub *subscription) {
 	defer t.Stop()
 	select {
 	case <-d.closing:
+	case <-d.allDraining:
+		d.mu.Lock()
+		subs := slices.Clone(d.subs)
+		d.mu.Unlock()
+		d.waitSettled(subs...)
+		sub.cancel()
 	case <-t.C:
 		sub.cancel()
 	}
 }
 
 func (d *drainingSubscriber) startDraining(sub *subscription) {
-	if sub.draining.CompareAndSwap(false, true) {
-		d.draining.Add(1)
-		close(sub.drained)
+	if !sub.draining.CompareAndSwap(false, true) {
+		return
+	}
+	d.draining.Add(1)
+	close(sub.drained)
+	d.mu.Lock()
+	all := int(d.draining.Load()) >= len(d.subs)
+	d.mu.Unlock()
+	if all {
+		d.allDrainingOnce.Do(func() { close(d.allDraining) })
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/torix/kafkaevents/delayedretry"
@@ -108,6 +107,7 @@ func (s *Stack) AddHandler(r *message.Router, topic, handlerID string, h message
 	s.mu.Lock()
 	s.handlers[handlerID] = HandlerInfo{ID: handlerID, Pattern: topic, Method: ho.method}
 	s.mu.Unlock()
+	s.expectMetrics(handlerID, topic)
 	s.dispatcher.Expect(handlerID)
 	s.subscriber.setFlow(topic, flowSettings{n: n, ordering: ho.ordering, handlerID: handlerID, stats: s.flowStats()})
 	main := r.AddConsumerHandler(handlerID, topic, s.subscriber, h)
@@ -167,15 +167,23 @@ func (s *Stack) plugin(r *message.Router) error {
 		s.handlers[name] = HandlerInfo{ID: name}
 		s.mu.Unlock()
 		s.unknownTopics.Add(1)
+		s.expectMetrics(name, "")
 		s.dispatcher.Expect(name)
 		r.AddConsumerHandler(name+dispatch.HandlerSuffix, dispatch.Topic(name), s.dispatcher, func(msg *message.Message) error {
 			_, err := fn(msg)
 			return err
 		})
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	parent := s.startCtx
+	if parent == nil {
+		parent = context.Background()
+	}
+	ctx, cancel := context.WithTimeout(parent, s.cfg.StartupTimeout)
 	defer cancel()
 	if err := s.Provision(ctx); err != nil {
+		if ctx.Err() != nil {
+			return errors.Join(s.startupError(parent, "creating the retry and DLQ topics"), err)
+		}
 		return err
 	}
 	return s.startRetryConsumer()

@@ -120,7 +120,28 @@ func (o *observers) observe(msg *message.Message, elapsed time.Duration, err err
 		outcome = 1
 		tracing.MarkFailed(trace.SpanFromContext(msg.Context()), err)
 	}
-	o.of(outcome, middleware.HandlerIDOf(msg)).Observe(elapsed.Seconds())
+	obs := o.of(outcome, middleware.HandlerIDOf(msg))
+	if sc := trace.SpanContextFromContext(msg.Context()); sc.IsSampled() {
+		if eo, ok := obs.(prometheus.ExemplarObserver); ok {
+			eo.ObserveWithExemplar(elapsed.Seconds(), prometheus.Labels{"trace_id": sc.TraceID().String()})
+			return
+		}
+	}
+	obs.Observe(elapsed.Seconds())
+}
+
+// expectMetrics declares a registered handler (and the topic it consumes,
+// when known) to the metrics, so that their series exist from the start, at
+// 0, and that label values read from records are checked against them.
+func (s *Stack) expectMetrics(handlerID, topic string) {
+	s.retryStats.Expect(handlerID)
+	if topic != "" {
+		s.dlqStats.ExpectTopic(topic)
+	}
+	if s.durations != nil {
+		s.durations.WithLabelValues(handlerID, "success")
+		s.durations.WithLabelValues(handlerID, "error")
+	}
 }
 
 func (o *observers) of(outcome int, handlerID string) prometheus.Observer {

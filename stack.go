@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -28,6 +27,9 @@ import (
 type Stack struct {
 	cfg    Config
 	logger watermill.LoggerAdapter
+	// startCtx is the context given to NewContext; it bounds the waits of
+	// the start that come later, when a router starts (see plugin).
+	startCtx context.Context
 
 	saramaCfg   *sarama.Config
 	client      sarama.Client
@@ -63,17 +65,55 @@ type Stack struct {
 	closed        bool
 }
 
-// New builds a Stack from cfg (after SetDefaults and Validate; it does not
-// read the environment: use Config.FromEnv for that). It connects to the
-// brokers and returns an error when none answers or cfg is invalid; on an
-// error, what it had built is closed.
+// New is NewContext with a context that is never done: only
+// Config.StartupTimeout bounds its wait for the brokers.
 func New(cfg Config, opts ...Option) (*Stack, error) {
+	return NewContext(context.Background(), cfg, opts...)
+}
+
+// NewContext builds a Stack from cfg (after SetDefaults and Validate; it
+// does not read the environment: use Config.FromEnv for that). It connects
+// to the brokers and returns an error when none answers or cfg is invalid;
+// on an error, what it had built is closed.
+//
+// Connecting waits at most Config.StartupTimeout (an error wrapping
+// ErrStartupTimeout names the brokers and the likely cause) and ends as soon
+// as ctx is done (an error wrapping ctx's error, after a log line saying
+// what it was waiting for), so that a signal context stops a service that
+// cannot reach its brokers. ctx also bounds the creation of the retry and
+// DLQ topics when a router the stack is installed on starts; pass the
+// context the service runs with, not one that ends when NewContext returns.
+func NewContext(ctx context.Context, cfg Config, opts ...Option) (*Stack, error) {
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	o := newOptions(cfg, opts)
-	s := &Stack{cfg: cfg, logger: o.logger, handlers: map[string]HandlerInfo{}}
+	s := &Stack{cfg: cfg, logger: o.logger, handlers: map[string]HandlerInfo{}, startCtx: ctx}
+	wait, cancel := context.WithTimeout(ctx, cfg.StartupTimeout)
+	defer cancel()
+	built := make(chan error, 1)
+	go func() { built <- s.build(o) }()
+	select {
+	case err := <-built:
+		if err != nil {
+			_ = s.Close()
+			return nil, err
+		}
+		return s, nil
+	case <-wait.Done():
+		// sarama's connect takes no context: let it finish in the
+		// background and close what it built.
+		go func() {
+			<-built
+			_ = s.Close()
+		}()
+		return nil, s.startupError(ctx, "connecting to the brokers")
+	}
+}
+
+// build runs the steps of NewContext.
+func (s *Stack) build(o options) error {
 	for _, step := range []func(options) error{
 		s.connect,
 		s.buildProducer,
@@ -83,11 +123,10 @@ func New(cfg Config, opts ...Option) (*Stack, error) {
 		s.registerMetrics,
 	} {
 		if err := step(o); err != nil {
-			_ = s.Close()
-			return nil, err
+			return err
 		}
 	}
-	return s, nil
+	return nil
 }
 
 // connect opens the stack's client and admin client to the brokers.
@@ -98,10 +137,10 @@ func (s *Stack) connect(options) error {
 	}
 	s.saramaCfg = sc
 	if s.client, err = sarama.NewClient(s.cfg.Brokers, sc); err != nil {
-		return fmt.Errorf("kafkaevents: connect to %s: %w", strings.Join(s.cfg.Brokers, ","), err)
+		return s.cfg.redactErr(fmt.Errorf("kafkaevents: connect to %s: %w", redactBrokers(s.cfg.Brokers), err))
 	}
 	if s.admin, err = sarama.NewClusterAdmin(s.cfg.Brokers, sc); err != nil {
-		return fmt.Errorf("kafkaevents: admin client: %w", err)
+		return s.cfg.redactErr(fmt.Errorf("kafkaevents: admin client: %w", err))
 	}
 	return nil
 }
@@ -143,6 +182,8 @@ func (s *Stack) buildSubscriber(o options) error {
 	}
 	s.subscriber = newDrainingSubscriber(ks, marks, cfg.Consumer.ShutdownTimeout)
 	s.subscriber.def = flowSettings{n: cfg.Consumer.Concurrency, handlerID: "direct", stats: s.flowStats()}
+	// The topics of handlers added directly to the router are known here.
+	s.subscriber.onSubscribe = func(topic string) { s.dlqStats.ExpectTopic(topic) }
 	s.holder = offsetHolder{marks: marks}
 	s.dispatcher = dispatch.New()
 	return nil

@@ -16,6 +16,7 @@ import (
 
 	"github.com/torix/kafkaevents/correlation"
 	"github.com/torix/kafkaevents/dispatch"
+	"github.com/torix/kafkaevents/internal/ratelog"
 	"github.com/torix/kafkaevents/middleware"
 )
 
@@ -66,6 +67,9 @@ type Consumer struct {
 	logger watermill.LoggerAdapter
 
 	running atomic.Bool
+	// unknown limits the log lines about records naming no registered
+	// handler, which anyone who can write to a retry topic can cause.
+	unknown ratelog.Limiter
 	mu      sync.Mutex
 	cancel  context.CancelFunc
 	done    chan struct{}
@@ -102,7 +106,7 @@ func NewConsumer(cfg ConsumerConfig, logger watermill.LoggerAdapter) (*Consumer,
 	if logger == nil {
 		logger = watermill.NopLogger{}
 	}
-	return &Consumer{cfg: cfg, logger: logger}, nil
+	return &Consumer{cfg: cfg, logger: logger, unknown: ratelog.Limiter{Every: 10 * time.Second}}, nil
 }
 
 // Running reports whether Run is consuming.
@@ -202,6 +206,10 @@ func (c *Consumer) handle(runCtx context.Context, sess sarama.ConsumerGroupSessi
 	}
 	if perr == nil && !c.cfg.Dispatcher.Known(d.HandlerID) {
 		perr = fmt.Errorf("%w: %q", dispatch.ErrUnknownHandler, d.HandlerID)
+		c.logUnknown(rec, d.HandlerID)
+	}
+	if perr != nil && !c.cfg.Dispatcher.Known(d.HandlerID) {
+		d.HandlerID = UnknownHandler // the counters of no handler it names
 	}
 	m := c.cfg.Metrics.of(d.HandlerID)
 	if perr != nil {
@@ -268,6 +276,19 @@ func (c *Consumer) handle(runCtx context.Context, sess sarama.ConsumerGroupSessi
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}
+}
+
+// logUnknown logs, at most once every 10 s, that a retry record named no
+// registered handler.
+func (c *Consumer) logUnknown(rec *sarama.ConsumerMessage, handlerID string) {
+	ok, suppressed := c.unknown.Allow(time.Now())
+	if !ok {
+		return
+	}
+	c.logger.Info("Retry record names no registered handler; counted as unknown", watermill.LogFields{
+		"handler_id": handlerID, "topic": rec.Topic, "partition": rec.Partition, "offset": rec.Offset,
+		"similar_not_logged": suppressed,
+	})
 }
 
 func (c *Consumer) deadLetter(ctx context.Context, sess sarama.ConsumerGroupSession, rec *sarama.ConsumerMessage, cause error) bool {

@@ -121,13 +121,18 @@ func (h *endpoints) metrics(c echo.Context) error {
 }
 
 // prometheus is GET {prefix}/metrics/prometheus: the Source's registry in
-// the text exposition format (or whatever the scraper negotiates).
+// the text exposition format, or in OpenMetrics (which carries the
+// exemplars) when the scraper asks for it.
 func (h *endpoints) prometheus(c echo.Context) error {
-	g := h.src.Gatherer()
-	if g == nil {
+	h.scrapeOnce.Do(func() {
+		if g := h.src.Gatherer(); g != nil {
+			h.scrape = promhttp.HandlerFor(g, promhttp.HandlerOpts{EnableOpenMetrics: true})
+		}
+	})
+	if h.scrape == nil {
 		return newError(http.StatusServiceUnavailable, codeUnavailable, "no Prometheus registry")
 	}
-	promhttp.HandlerFor(g, promhttp.HandlerOpts{}).ServeHTTP(c.Response(), c.Request())
+	h.scrape.ServeHTTP(c.Response(), c.Request())
 	return nil
 }
 
