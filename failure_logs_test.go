@@ -2,6 +2,7 @@ package kafkaevents_test
 
 import (
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,7 +20,7 @@ import (
 // names the handler, the topic, the attempt, the reason and the correlation
 // ID.
 func TestFailuresAreLoggedAtInfo(t *testing.T) {
-	logs := watermill.NewCaptureLogger()
+	logs := &lockedLogs{}
 	h := kafkatest.NewHarness(t, func(h *kafkatest.Harness) {
 		h.AddHandler("orders", "Orders.handle", func(*message.Message) error {
 			return errors.New("stock service timed out")
@@ -33,7 +34,7 @@ func TestFailuresAreLoggedAtInfo(t *testing.T) {
 	find := func(msg string) watermill.LogFields {
 		var found watermill.LogFields
 		require.Eventually(t, func() bool {
-			for _, m := range logs.Captured()[watermill.InfoLogLevel] {
+			for _, m := range logs.info() {
 				if m.Msg == msg {
 					found = m.Fields
 					return true
@@ -57,4 +58,57 @@ func TestFailuresAreLoggedAtInfo(t *testing.T) {
 	assert.Equal(t, "retries-exhausted", dead["reason"])
 	assert.Equal(t, "stock service timed out", dead["error"])
 	assert.Equal(t, "corr-42", dead["correlation_id"])
+}
+
+// lockedLogs captures INFO lines; unlike watermill.CaptureLoggerAdapter,
+// whose Captured hands out the map it appends to, it can be read while the
+// stack logs.
+type lockedLogs struct {
+	mu     sync.Mutex
+	lines  []watermill.CapturedMessage
+	fields watermill.LogFields
+	parent *lockedLogs
+}
+
+func (l *lockedLogs) root() *lockedLogs {
+	if l.parent != nil {
+		return l.parent
+	}
+	return l
+}
+
+func (l *lockedLogs) add(level watermill.LogLevel, msg string, fields watermill.LogFields) {
+	r := l.root()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lines = append(r.lines, watermill.CapturedMessage{Level: level, Msg: msg, Fields: l.fields.Add(fields)})
+}
+
+func (l *lockedLogs) info() []watermill.CapturedMessage {
+	r := l.root()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []watermill.CapturedMessage
+	for _, m := range r.lines {
+		if m.Level == watermill.InfoLogLevel {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func (l *lockedLogs) Error(msg string, _ error, fields watermill.LogFields) {
+	l.add(watermill.ErrorLogLevel, msg, fields)
+}
+func (l *lockedLogs) Info(msg string, fields watermill.LogFields) {
+	l.add(watermill.InfoLogLevel, msg, fields)
+}
+func (l *lockedLogs) Debug(msg string, fields watermill.LogFields) {
+	l.add(watermill.DebugLogLevel, msg, fields)
+}
+func (l *lockedLogs) Trace(msg string, fields watermill.LogFields) {
+	l.add(watermill.TraceLogLevel, msg, fields)
+}
+func (l *lockedLogs) With(fields watermill.LogFields) watermill.LoggerAdapter {
+	return &lockedLogs{fields: l.fields.Add(fields), parent: l.root()}
 }
