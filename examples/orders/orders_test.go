@@ -229,3 +229,18 @@ func TestConfigErrorOnePerLine(t *testing.T) {
 	assert.NotContains(t, out.String(), `\n`)
 	assert.Contains(t, out.String(), "\n  KAFKA_RETRY_BASE_DELAY=\"5\"")
 }
+
+// KAFKA_CONSUMER_CONCURRENCY sets how many records of a partition each
+// handler of the service handles at once; orders still reach their outcome.
+func TestConcurrencyFromTheEnvironment(t *testing.T) {
+	svc := startService(t, map[string]string{"KAFKA_CONSUMER_CONCURRENCY": "16"})
+	for _, h := range svc.Stack.Handlers() {
+		assert.Equal(t, 16, h.Options.Concurrency, h.ID)
+		assert.Equal(t, "key", h.Options.Ordering, h.ID)
+	}
+	id := "conc-" + strings.ReplaceAll(time.Now().Format("150405.000000"), ".", "")
+	code, _ := post(t, svc.URL+"/orders", `{"orderId":"`+id+`","amount":1}`)
+	require.Equal(t, http.StatusAccepted, code)
+	got := readTopic(t, svc.Brokers, TopicOrderProcessed, 1, id)
+	require.Len(t, got, 1)
+}
