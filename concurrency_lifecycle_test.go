@@ -16,6 +16,7 @@ import (
 
 	"github.com/torix/kafkaevents"
 	"github.com/torix/kafkaevents/delayedretry"
+	"github.com/torix/kafkaevents/middleware"
 )
 
 // TestConcurrencyRetryAndDLQ: a concurrent handler's failed records go to
@@ -169,4 +170,52 @@ func TestConcurrencyOptionErrors(t *testing.T) {
 	require.ErrorIs(t, err, kafkaevents.ErrInvalidConfig)
 	assert.Contains(t, err.Error(), "Consumer.Concurrency")
 	assert.Contains(t, err.Error(), "KAFKA_CONSUMER_CONCURRENCY")
+}
+
+// TestConcurrencyDueRetriesRunSideBySide: the due retries of a handler with
+// a concurrency above 1 are dispatched beside each other, not one per retry
+// partition at a time, and each is delivered once.
+func TestConcurrencyDueRetriesRunSideBySide(t *testing.T) {
+	env := newEnv(t)
+	topic := uniq("conc-retries")
+	env.createTopics(t, 1, topic)
+	var running, peak atomic.Int32
+	var mu sync.Mutex
+	retried := map[string]int{}
+	rn := start(t, env.baseConfig("conc-retries"), func(s *kafkaevents.Stack, r *message.Router) {
+		_, err := s.AddHandler(r, topic, "Orders.retried", func(msg *message.Message) error {
+			if middleware.DeliveryOf(msg).RetryCount == 0 {
+				return errors.New("first delivery fails")
+			}
+			n := running.Add(1)
+			defer running.Add(-1)
+			for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+			}
+			mu.Lock()
+			retried[string(msg.Payload)]++
+			mu.Unlock()
+			time.Sleep(20 * time.Millisecond)
+			return nil
+		}, kafkaevents.WithConcurrency(16), kafkaevents.WithRetry(delayedretry.Policy{Attempts: 1, BaseDelay: 100 * time.Millisecond, MaxDelay: time.Second}))
+		require.NoError(t, err)
+	})
+	var msgs []kafkaevents.Message
+	for i := range 64 {
+		msgs = append(msgs, kafkaevents.Message{Topic: topic, Key: "k" + strconv.Itoa(i), Value: "v" + strconv.Itoa(i)})
+	}
+	_, err := rn.Stack.Producer().SendBatch(t.Context(), msgs)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(retried) == 64
+	}, 30*time.Second, 10*time.Millisecond)
+	time.Sleep(300 * time.Millisecond) // a second delivery would show up by now
+	mu.Lock()
+	for v, n := range retried {
+		assert.Equal(t, 1, n, v)
+	}
+	mu.Unlock()
+	// Two retry partitions, one record at a time each, would give 2.
+	assert.Greater(t, peak.Load(), int32(4), "due retries ran side by side")
 }

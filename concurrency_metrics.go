@@ -63,6 +63,17 @@ func (s *Stack) flowStats() *flowStats {
 	})
 }
 
+// concurrencyOf returns the concurrency of handler id: its WithConcurrency,
+// or Config.Consumer.Concurrency for a handler added to the router directly.
+func (s *Stack) concurrencyOf(id string) int {
+	for _, set := range s.subscriber.flowSettings() {
+		if set.handlerID == id {
+			return set.n
+		}
+	}
+	return s.cfg.Consumer.Concurrency
+}
+
 // ConcurrencyStats returns the concurrency of each handler and the commit
 // progress of each partition.
 func (s *Stack) ConcurrencyStats() ConcurrencyStats {

@@ -126,6 +126,7 @@ func (s *Stack) startRetryConsumer() error {
 	c, err := delayedretry.NewConsumer(delayedretry.ConsumerConfig{
 		Client: client, GroupID: s.cfg.Consumer.GroupID + ".retry", Topics: s.retrier.Topics(),
 		Dispatcher: s.dispatcher, DeadLetter: dead, Metrics: s.retryStats, MaxWait: s.cfg.Retry.Retention,
+		Concurrency: s.concurrencyOf,
 	}, s.logger)
 	if err != nil {
 		_ = client.Close()
