@@ -58,7 +58,7 @@ func (s *Stack) startHandoffProducer(shortest time.Duration) error {
 	sc.Producer.Flush.Frequency = linger
 	client, err := sarama.NewClient(s.cfg.Brokers, sc)
 	if err != nil {
-		return fmt.Errorf("kafkaevents: retry producer client: %w", err)
+		return s.cfg.redactErr(fmt.Errorf("kafkaevents: retry producer client: %w", err))
 	}
 	p, err := newAsyncProducer(client, s.tracer)
 	if err != nil {
@@ -117,7 +117,7 @@ func (s *Stack) startRetryConsumer() error {
 	}
 	client, err := sarama.NewClient(s.cfg.Brokers, sc)
 	if err != nil {
-		return fmt.Errorf("kafkaevents: retry consumer client: %w", err)
+		return s.cfg.redactErr(fmt.Errorf("kafkaevents: retry consumer client: %w", err))
 	}
 	var dead delayedretry.DeadLetterFunc
 	if s.queue != nil {
