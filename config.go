@@ -117,7 +117,8 @@ type ConsumerConfig struct {
 	// KAFKA_SESSION_TIMEOUT.
 	SessionTimeout time.Duration
 	// HeartbeatInterval is the time between heartbeats; it must be shorter
-	// than SessionTimeout. Optional. Default: 3s. Environment:
+	// than SessionTimeout. Optional. Default: 3s, or a third of
+	// SessionTimeout when that is shorter. Environment:
 	// KAFKA_HEARTBEAT_INTERVAL.
 	HeartbeatInterval time.Duration
 	// FetchMinBytes is the least data a fetch waits for (sarama
@@ -154,6 +155,14 @@ type ConsumerConfig struct {
 	// ShutdownTimeout is how long in-flight handlers may keep running after
 	// a stop. Optional. Default: 30s. Environment: KAFKA_SHUTDOWN_TIMEOUT.
 	ShutdownTimeout time.Duration
+	// Concurrency is how many records of one partition each handler may
+	// handle at once, unless the handler sets its own with
+	// [WithConcurrency]; 1 is one record at a time, as watermill-kafka does.
+	// Above 1, records with the same key still run one at a time, in offset
+	// order, and commits never pass a record that is not settled (see
+	// docs/concurrency.md). Optional. Default: 1. Allowed: 1 to
+	// [MaxConcurrency]. Environment: KAFKA_CONSUMER_CONCURRENCY.
+	Concurrency int
 }
 
 // ProducerConfig configures the producers.
@@ -219,11 +228,13 @@ type RetryConfig struct {
 	// KAFKA_RETRY_ATTEMPTS.
 	Attempts int
 	// BaseDelay is the delay before the first retry; it must be positive
-	// and no longer than MaxDelay. Optional. Default: 1s. Environment:
-	// KAFKA_RETRY_BASE_DELAY.
+	// and no longer than MaxDelay. Optional. Default: 1s, or MaxDelay when
+	// that is shorter. Environment: KAFKA_RETRY_BASE_DELAY, where a bare
+	// number of milliseconds below 100 is refused (see [Config.FromLookup]).
 	BaseDelay time.Duration
 	// MaxDelay caps the delay between retries. Optional. Default: 30s.
-	// Environment: KAFKA_RETRY_MAX_DELAY.
+	// Environment: KAFKA_RETRY_MAX_DELAY, where a bare number of
+	// milliseconds below 100 is refused (see [Config.FromLookup]).
 	MaxDelay time.Duration
 	// Backoff is "exponential" (the delay doubles per attempt) or "linear"
 	// (it grows by BaseDelay per attempt), case-insensitive. Optional.

@@ -103,6 +103,10 @@ func (c Config) validateTop(v *validator) {
 		v.add("Brokers", envBrokers, "is empty: want at least one host:port")
 	}
 	for i, b := range c.Brokers {
+		if strings.ContainsAny(b, "; ") {
+			v.add(fmt.Sprintf("Brokers[%d]", i), envBrokers, "= %q: the broker list is comma-separated, such as \"kafka-1:9092,kafka-2:9092\"", b)
+			continue
+		}
 		if err := checkHostPort(b); err != nil {
 			// An address may hold a password ("user:secret@host:9092"):
 			// neither it nor the parser's error may echo it.
@@ -211,6 +215,9 @@ func (c Config) validateConsumer(v *validator) {
 	v.positive("StartupTimeout", envStartupTimeout, c.StartupTimeout)
 	if cc.ShutdownTimeout < 0 {
 		v.add("Consumer.ShutdownTimeout", envShutdownTimeout, "= %s: want a duration >= 0", cc.ShutdownTimeout)
+	}
+	if cc.Concurrency < 1 || cc.Concurrency > MaxConcurrency {
+		v.add("Consumer.Concurrency", envConsumerConcurrency, "= %d: want 1 to %d records of a partition in flight", cc.Concurrency, MaxConcurrency)
 	}
 }
 

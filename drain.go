@@ -49,6 +49,11 @@ type drainingSubscriber struct {
 	// message costs one atomic load while none does.
 	draining atomic.Int32
 
+	// flows are the concurrency settings by topic, for the topics whose
+	// handler has a concurrency above 1; def applies to the others.
+	flows map[string]flowSettings
+	def   flowSettings
+
 	mu      sync.Mutex
 	closed  bool
 	closing chan struct{}
@@ -78,9 +83,44 @@ type subscription struct {
 	marks    *offsets.Tracker
 	cancel   context.CancelFunc
 	draining atomic.Bool
+	drained  chan struct{} // closed when draining starts
 }
 
 type subscriptionKey struct{}
+
+// setFlow sets the concurrency of topic's handler; call it before
+// Subscribe.
+func (d *drainingSubscriber) setFlow(topic string, set flowSettings) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.flows == nil {
+		d.flows = map[string]flowSettings{}
+	}
+	d.flows[topic] = set
+}
+
+// flowSettings returns the concurrency settings of every handler.
+func (d *drainingSubscriber) flowSettings() []flowSettings {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]flowSettings, 0, len(d.flows))
+	for _, set := range d.flows {
+		out = append(out, set)
+	}
+	return out
+}
+
+// flowOf returns the concurrency settings of topic, and whether they ask
+// for more than one record of a partition at a time.
+func (d *drainingSubscriber) flowOf(topic string) (flowSettings, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	set, ok := d.flows[topic]
+	if !ok {
+		set = d.def
+	}
+	return set, set.n > 1
+}
 
 // Subscribe subscribes to topic underneath with a context that ctx does not
 // cancel, and returns the channel of that subscription. When ctx is done
@@ -91,7 +131,7 @@ func (d *drainingSubscriber) Subscribe(ctx context.Context, topic string) (<-cha
 		d.mu.Unlock()
 		return nil, errSubscriberClosed
 	}
-	sub := &subscription{topic: topic, marks: d.marks}
+	sub := &subscription{topic: topic, marks: d.marks, drained: make(chan struct{})}
 	innerCtx, cancel := context.WithCancel(context.WithValue(context.WithoutCancel(ctx), subscriptionKey{}, sub))
 	sub.cancel = cancel
 	d.subs = append(d.subs, sub)
@@ -110,6 +150,11 @@ func (d *drainingSubscriber) Subscribe(ctx context.Context, topic string) (<-cha
 		return nil, err
 	}
 	go d.watch(ctx, sub)
+	if set, ok := d.flowOf(topic); ok {
+		f := newFlow(d, sub, set)
+		go f.run(out)
+		return f.out, nil
+	}
 	return out, nil
 }
 
@@ -153,6 +198,7 @@ func (d *drainingSubscriber) startDraining(sub *subscription) {
 		return
 	}
 	d.draining.Add(1)
+	close(sub.drained)
 	d.mu.Lock()
 	all := int(d.draining.Load()) >= len(d.subs)
 	d.mu.Unlock()

@@ -26,6 +26,9 @@ func (s *Stack) enter(h message.HandlerFunc) message.HandlerFunc {
 			return nil, nil // nacked: the router's Ack after it does nothing
 		}
 		correlation.Ensure(msg)
+		if s.unknownTopics.Load() > 0 {
+			s.learnTopic(msg)
+		}
 		var mark uintptr
 		mark = grow.prepare(&mark)
 		out, err := h(msg)
@@ -34,6 +37,26 @@ func (s *Stack) enter(h message.HandlerFunc) message.HandlerFunc {
 			stampOutputs(msg, out)
 		}
 		return out, err
+	}
+}
+
+// learnTopic records the topic of a handler added directly to the router
+// (whose topic the router does not reveal) from its first delivery, for
+// Handlers and the lag.
+//
+//go:noinline
+func (s *Stack) learnTopic(msg *message.Message) {
+	ctx := msg.Context()
+	name, topic := message.HandlerNameFromCtx(ctx), message.SubscribeTopicFromCtx(ctx)
+	if topic == "" {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if h, ok := s.handlers[name]; ok && h.Pattern == "" {
+		h.Pattern = topic
+		s.handlers[name] = h
+		s.unknownTopics.Add(-1)
 	}
 }
 

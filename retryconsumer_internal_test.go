@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/torix/kafkaevents/kafkatest"
+	"github.com/torix/kafkaevents/internal/embedded"
 )
 
 func TestRetryFetchWaitsAQuarterOfTheShortestDelay(t *testing.T) {
@@ -55,7 +55,7 @@ func TestHandoffLingerIsAQuarterOfTheShortestDelay(t *testing.T) {
 // the hand-off records go through a producer of their own that lingers 25ms
 // and writes them; with 10ms they go through the stack's producer.
 func TestHandoffProducerLingersAndWrites(t *testing.T) {
-	b := kafkatest.New(t, kafkatest.Topics("handoff-out"))
+	b := embedded.New(t, embedded.Topics("handoff-out"))
 	newStack := func(t *testing.T) *Stack {
 		s, err := New(Config{Brokers: b.Addrs(), ServiceName: "handoff", LogLevel: "error"})
 		require.NoError(t, err)

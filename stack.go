@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill"
@@ -46,6 +47,11 @@ type Stack struct {
 	reprocessor *dlq.Reprocessor
 	registry    *prometheus.Registry
 	durations   *prometheus.HistogramVec
+	keyWaits    *prometheus.HistogramVec
+
+	// unknownTopics counts the handlers added directly to the router whose
+	// topic is not known yet: enter learns it from their first delivery.
+	unknownTopics atomic.Int32
 
 	mu            sync.Mutex
 	handlers      map[string]HandlerInfo
@@ -142,7 +148,10 @@ func (s *Stack) connect(options) error {
 // buildProducer sets up tracing (unless WithoutTracing) and the producer.
 func (s *Stack) buildProducer(o options) error {
 	if !o.noTracing {
-		s.tracer = tracing.New(tracing.Config{TracerProvider: o.tp, Propagator: o.propagator, ConsumerGroup: s.cfg.Consumer.GroupID})
+		s.tracer = tracing.New(tracing.Config{
+			TracerProvider: o.tp, Propagator: o.propagator, ConsumerGroup: s.cfg.Consumer.GroupID,
+			ClientID: s.cfg.ClientID, Broker: s.cfg.Brokers[0],
+		})
 	}
 	var err error
 	s.producer, err = NewProducer(s.client, s.tracer)
@@ -159,6 +168,7 @@ func (s *Stack) buildSubscriber(o options) error {
 	// past which the coordinator would evict the member.
 	marks := offsets.NewTracker(offsets.Config{
 		ReleaseWait: min(cfg.Consumer.ShutdownTimeout, cfg.Consumer.RebalanceTimeout/2),
+		Committed:   s.committed,
 	})
 	ks, err := kafka.NewSubscriber(kafka.SubscriberConfig{
 		Brokers:               cfg.Brokers,
@@ -171,6 +181,7 @@ func (s *Stack) buildSubscriber(o options) error {
 		return fmt.Errorf("kafkaevents: subscriber: %w", err)
 	}
 	s.subscriber = newDrainingSubscriber(ks, marks, cfg.Consumer.ShutdownTimeout)
+	s.subscriber.def = flowSettings{n: cfg.Consumer.Concurrency, handlerID: "direct", stats: s.flowStats()}
 	// The topics of handlers added directly to the router are known here.
 	s.subscriber.onSubscribe = func(topic string) { s.dlqStats.ExpectTopic(topic) }
 	s.holder = offsetHolder{marks: marks}
@@ -231,7 +242,12 @@ func (s *Stack) registerMetrics(o options) error {
 		Help:    "Time spent in the handler, by handler and outcome (success or error).",
 		Buckets: prometheus.DefBuckets,
 	}, []string{"handler", "outcome"})
-	for _, c := range []prometheus.Collector{s.retryStats, s.dlqStats, s.durations, lagCollector{s}} {
+	s.keyWaits = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "kafkaevents", Name: "key_wait_seconds",
+		Help:    "Time a record waited behind an earlier record with the same key, by handler (handlers with a concurrency above 1).",
+		Buckets: prometheus.ExponentialBuckets(0.001, 4, 8),
+	}, []string{"handler"})
+	for _, c := range []prometheus.Collector{s.retryStats, s.dlqStats, s.durations, s.keyWaits, lagCollector{s}, concurrencyCollector{s}} {
 		if err := s.registry.Register(c); err != nil {
 			return fmt.Errorf("kafkaevents: register metrics: %w", err)
 		}
@@ -328,4 +344,27 @@ func isNilCloser(c interface{ Close() error }) bool {
 		return v == nil
 	}
 	return false
+}
+
+// committed reads the committed offset and metadata of tp for the consumer
+// group, so that a claim skips the records its metadata says were settled.
+func (s *Stack) committed(tp offsets.Partition) (int64, string, error) {
+	b, err := s.client.Coordinator(s.cfg.Consumer.GroupID)
+	if err != nil {
+		return 0, "", err
+	}
+	req := &sarama.OffsetFetchRequest{Version: 1, ConsumerGroup: s.cfg.Consumer.GroupID}
+	req.AddPartition(tp.Topic, tp.Partition)
+	resp, err := b.FetchOffset(req)
+	if err != nil {
+		return 0, "", err
+	}
+	blk := resp.GetBlock(tp.Topic, tp.Partition)
+	if blk == nil {
+		return 0, "", fmt.Errorf("kafkaevents: no committed offset of %s/%d", tp.Topic, tp.Partition)
+	}
+	if blk.Err != sarama.ErrNoError {
+		return 0, "", blk.Err
+	}
+	return blk.Offset, blk.Metadata, nil
 }

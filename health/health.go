@@ -116,9 +116,10 @@ func (h *endpoints) health(c echo.Context) error {
 }
 
 type readyBody struct {
-	Ready  bool              `json:"ready"`
-	Checks readyChecks       `json:"checks"`
-	Errors map[string]string `json:"errors,omitempty"`
+	Ready    bool              `json:"ready"`
+	Checks   readyChecks       `json:"checks"`
+	Errors   map[string]string `json:"errors,omitempty"`
+	Warnings map[string]string `json:"warnings,omitempty"`
 }
 
 type readyChecks struct {
@@ -146,7 +147,7 @@ func (h *endpoints) ready(c echo.Context) error {
 	body := readyBody{
 		Ready:  r.Ready(),
 		Checks: readyChecks{Producer: r.Producer, Handlers: r.Handlers, Consumer: r.Consumer},
-		Errors: r.Errors,
+		Errors: r.Errors, Warnings: r.Warnings,
 	}
 	if len(body.Errors) == 0 {
 		body.Errors = nil

@@ -24,6 +24,14 @@ type metricsBody struct {
 	DLQ       dlqMetrics                 `json:"dlq"`
 	Lag       []kafkaevents.PartitionLag `json:"lag"`
 	LagError  string                     `json:"lagError,omitempty"`
+	// Concurrency is present when the Source reports it (a Stack does).
+	Concurrency *kafkaevents.ConcurrencyStats `json:"concurrency,omitempty"`
+}
+
+// concurrencySource is the optional method of a Source that reports the
+// handling of records within partitions.
+type concurrencySource interface {
+	ConcurrencyStats() kafkaevents.ConcurrencyStats
 }
 
 type handlerSummary struct {
@@ -93,6 +101,10 @@ func (h *endpoints) metrics(c echo.Context) error {
 		Handlers:  handlerSummary{Registered: len(infos), Patterns: patterns},
 		Retry:     retry,
 		DLQ:       dlqm,
+	}
+	if cs, ok := h.src.(concurrencySource); ok {
+		st := cs.ConcurrencyStats()
+		body.Concurrency = &st
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), h.cfg.ReadTimeout)
 	defer cancel()

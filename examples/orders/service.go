@@ -154,7 +154,7 @@ func Start(ctx context.Context, opts Options) (*Service, error) {
 	svc.Brokers = cfg.Brokers
 	svc.adminSet = cfg.Monitoring.AdminToken != ""
 
-	wlog := watermill.NewSlogLogger(logger)
+	wlog := quietLogger{watermill.NewSlogLogger(logger)}
 	stackOpts := []kafkaevents.Option{kafkaevents.WithLogger(wlog)}
 	if svc.tp, err = tracerProvider(ctx, lookup, cfg.ClientID); err != nil {
 		return nil, err
