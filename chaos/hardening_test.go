@@ -224,8 +224,8 @@ func TestSIGTERMDuringStartupConnect(t *testing.T) {
 		"KAFKA_SASL_PASSWORD": "chaos-startup-secret", "KAFKA_SSL_ENABLED": "false",
 	}, false)
 	assert.NotEqual(t, 0, exit)
-	failure := lastLine(log, "orders service failed")
-	assert.Contains(t, failure, "is this listener SASL?")
+	failure := strings.TrimSpace(lastLine(log, "startup timed out"))
+	assert.Contains(t, failure, "is this listener SASL?", "log:\n%s", tail(log, 10))
 	assert.NotContains(t, log, "chaos-startup-secret")
 	report(t, result{
 		Scenario: "startup-signal", Broker: "none",
