@@ -41,8 +41,8 @@ type Config struct {
 	// KAFKA_LOG_LEVEL.
 	LogLevel string
 	// StartupTimeout bounds each wait of the start: connecting to the
-	// brokers in New (or NewContext) and creating the retry and DLQ topics
-	// when the router starts. When it runs out, the error names the brokers
+	// brokers in New (or NewContext), and creating the retry and DLQ topics
+	// and connecting the retry consumer when the router starts. When it runs out, the error names the brokers
 	// and the likely cause (a listener that does not speak what is
 	// configured, such as SASL against a plaintext port, never answers).
 	// Optional. Default: 20s. Environment: KAFKA_STARTUP_TIMEOUT.

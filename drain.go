@@ -3,12 +3,14 @@ package kafkaevents
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -43,6 +45,8 @@ type drainingSubscriber struct {
 	// the Tracer of the subscriber underneath, and its unmarshaler must be a
 	// handOutUnmarshaler of it.
 	marks *offsets.Tracker
+	// logger, when set, says what a drain waits for and when it gives up.
+	logger watermill.LoggerAdapter
 	// onSubscribe, when set, is told the topic of each subscription.
 	onSubscribe func(topic string)
 	// draining counts the subscriptions that drain, so that admitting a
@@ -240,14 +244,24 @@ func (d *drainingSubscriber) waitSettled(subs ...*subscription) {
 	}
 	timer := time.NewTimer(d.drain)
 	defer timer.Stop()
-	for {
+	for logged := false; ; logged = true {
 		changed := d.marks.Changes()
 		if d.marks.Settled(topics) {
 			return
 		}
+		if !logged && d.logger != nil {
+			d.logger.Info("Stopping: waiting for the messages in their handlers", watermill.LogFields{
+				"topics": slices.Sorted(maps.Keys(topics)), "at_most": d.drain.String(),
+			})
+		}
 		select {
 		case <-changed:
 		case <-timer.C:
+			if d.logger != nil {
+				d.logger.Info("Stopping: shutdown timeout passed with messages still in their handlers; their offsets stay uncommitted and they will be delivered again", watermill.LogFields{
+					"topics": slices.Sorted(maps.Keys(topics)), "timeout": d.drain.String(),
+				})
+			}
 			return
 		}
 	}

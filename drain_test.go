@@ -2,6 +2,7 @@ package kafkaevents_test
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -272,4 +273,29 @@ func TestRunEndingOnItsContextStopsPromptly(t *testing.T) {
 	assert.Equal(t, "second", receive(handled2), "the record handled before the stop is not delivered again")
 	stop2()
 	assert.Empty(t, handled2)
+}
+
+// TestStuckHandlerShutdownSaysWhy stops the router while a handler is stuck:
+// the stop waits for it at most Consumer.ShutdownTimeout and says so in the
+// log, first what it waits for, then that it gave up.
+func TestStuckHandlerShutdownSaysWhy(t *testing.T) {
+	logs := &recordingLogger{}
+	rig := startInFlight(t, "stuck", logs, func(c *kafkaevents.Config) {
+		c.Consumer.ShutdownTimeout = time.Second
+	})
+	rig.holdOne(t)
+	stopped := make(chan struct{})
+	go func() {
+		_ = rig.stack.Close() // the subscriber drains, waiting for the stuck handler
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close did not return after the shutdown timeout")
+	}
+	close(rig.release)
+	text := strings.Join(logs.lines(), "\n")
+	assert.Contains(t, text, "Stopping: waiting for the messages in their handlers at_most=1s")
+	assert.Contains(t, text, "Stopping: shutdown timeout passed with messages still in their handlers")
 }

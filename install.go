@@ -186,7 +186,7 @@ func (s *Stack) plugin(r *message.Router) error {
 		}
 		return err
 	}
-	return s.startRetryConsumer()
+	return s.startRetryConsumer(parent)
 }
 
 // Handlers lists the registered handlers, sorted by ID.

@@ -65,7 +65,7 @@ func TestHandoffProducerLingersAndWrites(t *testing.T) {
 
 	s := newStack(t)
 	s.mu.Lock()
-	require.NoError(t, s.startHandoffProducer(100*time.Millisecond))
+	require.NoError(t, s.startHandoffProducer(t.Context(), 100*time.Millisecond))
 	s.mu.Unlock()
 	require.NotNil(t, s.handoff.held.Load(), "a producer of its own")
 	assert.Equal(t, 25*time.Millisecond, s.handoffClient.Config().Producer.Flush.Frequency)
@@ -83,7 +83,7 @@ func TestHandoffProducerLingersAndWrites(t *testing.T) {
 
 	short := newStack(t)
 	short.mu.Lock()
-	require.NoError(t, short.startHandoffProducer(10*time.Millisecond))
+	require.NoError(t, short.startHandoffProducer(t.Context(), 10*time.Millisecond))
 	short.mu.Unlock()
 	assert.Nil(t, short.handoff.held.Load(), "2ms is no longer than the stack's own 5ms: the stack's producer")
 }

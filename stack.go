@@ -181,6 +181,7 @@ func (s *Stack) buildSubscriber(o options) error {
 		return fmt.Errorf("kafkaevents: subscriber: %w", err)
 	}
 	s.subscriber = newDrainingSubscriber(ks, marks, cfg.Consumer.ShutdownTimeout)
+	s.subscriber.logger = s.logger
 	s.subscriber.def = flowSettings{n: cfg.Consumer.Concurrency, handlerID: "direct", stats: s.flowStats()}
 	// The topics of handlers added directly to the router are known here.
 	s.subscriber.onSubscribe = func(topic string) { s.dlqStats.ExpectTopic(topic) }

@@ -12,10 +12,13 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/torix/kafkaevents"
+	"github.com/torix/kafkaevents/kafkatest"
 )
 
 // silentListener accepts TCP connections and never answers on them, like a
@@ -127,3 +130,44 @@ func (l *recordingLogger) Info(msg string, f watermill.LogFields)             { 
 func (l *recordingLogger) Debug(msg string, f watermill.LogFields)            { l.add(msg, nil, f) }
 func (l *recordingLogger) Trace(msg string, f watermill.LogFields)            { l.add(msg, nil, f) }
 func (l *recordingLogger) With(watermill.LogFields) watermill.LoggerAdapter   { return l }
+
+// TestProvisioningEndsWhenTheContextIsDone: the broker answers, but holds
+// the creation of the retry and DLQ topics; cancelling the context given to
+// NewContext ends the router's start within 5 s, with a log line saying
+// what it was waiting for.
+func TestProvisioningEndsWhenTheContextIsDone(t *testing.T) {
+	topic := uniq("provision-hang")
+	broker := kafkatest.New(t, kafkatest.Topics(topic))
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	c := broker.Cluster()
+	c.ControlKey(int16(kmsg.CreateTopics), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		c.SleepControl(func() { <-release })
+		return nil, nil, false
+	})
+
+	logs := &recordingLogger{}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	stack, err := kafkaevents.NewContext(ctx, kafkaevents.Config{ClientID: uniq("provision"), Brokers: broker.Addrs()}, kafkaevents.WithLogger(logs))
+	require.NoError(t, err)
+	defer stack.Close()
+	router, err := message.NewRouter(message.RouterConfig{}, watermill.NopLogger{})
+	require.NoError(t, err)
+	stack.Install(router)
+	_, err = stack.AddHandler(router, topic, "Provision.handle", func(*message.Message) error { return nil })
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- router.Run(context.Background()) }()
+	time.AfterFunc(300*time.Millisecond, cancel)
+	select {
+	case err := <-done:
+		require.Error(t, err)
+		assert.ErrorIs(t, err, context.Canceled)
+		assert.Contains(t, err.Error(), "creating the retry and DLQ topics")
+	case <-time.After(5 * time.Second):
+		t.Fatal("the router's start did not end within 5 s of the cancel")
+	}
+	assert.Contains(t, strings.Join(logs.lines(), "\n"), "Startup interrupted brokers="+broker.Addrs()[0]+" waiting_for=creating the retry and DLQ topics")
+}

@@ -16,7 +16,7 @@ import (
 
 	"github.com/torix/kafkaevents/correlation"
 	"github.com/torix/kafkaevents/dispatch"
-	"github.com/torix/kafkaevents/internal/ratelog"
+	"github.com/torix/kafkaevents/internal/lograte"
 	"github.com/torix/kafkaevents/middleware"
 )
 
@@ -76,7 +76,7 @@ type Consumer struct {
 	running atomic.Bool
 	// unknown limits the log lines about records naming no registered
 	// handler, which anyone who can write to a retry topic can cause.
-	unknown ratelog.Limiter
+	unknown *lograte.Limiter
 	mu      sync.Mutex
 	cancel  context.CancelFunc
 	done    chan struct{}
@@ -113,7 +113,7 @@ func NewConsumer(cfg ConsumerConfig, logger watermill.LoggerAdapter) (*Consumer,
 	if logger == nil {
 		logger = watermill.NopLogger{}
 	}
-	return &Consumer{cfg: cfg, logger: logger, unknown: ratelog.Limiter{Every: 10 * time.Second}}, nil
+	return &Consumer{cfg: cfg, logger: logger, unknown: lograte.New(0.1, 1)}, nil
 }
 
 // Running reports whether Run is consuming.
@@ -309,7 +309,7 @@ func (c *Consumer) deliver(runCtx context.Context, sess sarama.ConsumerGroupSess
 // logUnknown logs, at most once every 10 s, that a retry record named no
 // registered handler.
 func (c *Consumer) logUnknown(rec *sarama.ConsumerMessage, handlerID string) {
-	ok, suppressed := c.unknown.Allow(time.Now())
+	ok, suppressed := c.unknown.Allow()
 	if !ok {
 		return
 	}

@@ -112,21 +112,24 @@ func NewMetrics() *Metrics {
 		descs: map[string]*prometheus.Desc{},
 	}
 	for _, n := range metricNames {
-		m.descs[n.name] = prometheus.NewDesc("kafkaevents_retry_"+n.name, n.help, []string{"handler"}, nil)
+		m.descs[n.name] = prometheus.NewDesc(n.name, n.help, []string{"handler"}, nil)
 	}
 	return m
 }
 
+// metricNames are the names of the series of Collect, in the order of the
+// values there. The first and the fourth count every outcome of a handler
+// (first deliveries and retries alike), so they are named for the handler.
 var metricNames = []struct{ name, help string }{
-	{"messages_processed_total", "Deliveries the handler completed."},
-	{"messages_delayed_total", "Retry records held until their due time."},
-	{"messages_skipped_total", "Failures not retried (permanent, undecodable, retry disabled)."},
-	{"errors_total", "Handler failures."},
-	{"scheduled_total", "Retry records published."},
-	{"delivered_total", "Retry records dispatched when due."},
-	{"exhausted_total", "Messages whose retry attempts ran out."},
-	{"unroutable_total", "Retry records with an unknown handler or corrupt headers."},
-	{"waiting", "Retry records read and not yet due."},
+	{"kafkaevents_handler_completed_total", "Deliveries the handler completed, first deliveries and retries alike."},
+	{"kafkaevents_retry_messages_delayed_total", "Retry records held until their due time."},
+	{"kafkaevents_retry_messages_skipped_total", "Failures not retried (permanent, undecodable, retry disabled)."},
+	{"kafkaevents_handler_failures_total", "Handler failures, first deliveries and retries alike."},
+	{"kafkaevents_retry_scheduled_total", "Retry records published."},
+	{"kafkaevents_retry_delivered_total", "Retry records dispatched when due."},
+	{"kafkaevents_retry_exhausted_total", "Messages whose retry attempts ran out."},
+	{"kafkaevents_retry_unroutable_total", "Retry records with an unknown handler or corrupt headers."},
+	{"kafkaevents_retry_waiting", "Retry records read and not yet due."},
 }
 
 // Expect declares the ID of a registered handler: its series exist from now
@@ -292,7 +295,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 		vals := []int64{h.MessagesProcessed, h.MessagesDelayed, h.MessagesSkipped, h.ErrorsEncountered, h.Scheduled, h.Delivered, h.Exhausted, h.Unroutable, h.Waiting}
 		for i, n := range metricNames {
 			typ := prometheus.CounterValue
-			if n.name == "waiting" {
+			if n.name == "kafkaevents_retry_waiting" {
 				typ = prometheus.GaugeValue
 			}
 			ch <- prometheus.MustNewConstMetric(m.descs[n.name], typ, float64(vals[i]), id)

@@ -22,7 +22,7 @@ func TestMetricsLabelsAreBounded(t *testing.T) {
 
 	m.Expect("A.handle")
 	m.Expect("B.handle")
-	perHandler := count(t, reg, "kafkaevents_retry_errors_total")
+	perHandler := count(t, reg, "kafkaevents_handler_failures_total")
 	assert.Equal(t, 3, perHandler, "A, B and unknown, from the start")
 	assert.Equal(t, "A.handle", m.Label("A.handle"))
 	assert.Equal(t, delayedretry.UnknownHandler, m.Label("forged"))
