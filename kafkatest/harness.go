@@ -268,6 +268,8 @@ func (h *Harness) waitReady(timeout time.Duration) {
 		groups[cfg.Consumer.GroupID+".retry"] = topics
 	}
 	var last string
+	poll := time.NewTicker(20 * time.Millisecond)
+	defer poll.Stop()
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		r := h.Stack.Readiness(ctx)
@@ -280,7 +282,7 @@ func (h *Harness) waitReady(timeout time.Duration) {
 		if time.Now().After(deadline) {
 			h.t.Fatalf("kafkatest: not ready within %s: %s", timeout, last)
 		}
-		time.Sleep(20 * time.Millisecond) // polling interval, bounded by the deadline above
+		<-poll.C
 	}
 }
 
