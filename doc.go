@@ -25,6 +25,7 @@
 //     retry and DLQ middlewares share.
 //   - internal/offsets: offset tracking, the heart of at-least-once: no
 //     commit passes a record that is not settled.
+//   - internal/lograte: the rate limit of the per-record INFO lines.
 //   - health: the monitoring endpoints on Echo.
 //   - kafkatest: the test kit: an embedded broker, and a harness that runs
 //     a stack with a test's handlers and waits for retries and DLQ records.

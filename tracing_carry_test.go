@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/torix/kafkaevents"
+	"github.com/torix/kafkaevents/dlq"
 	"github.com/torix/kafkaevents/kafkatest"
 	"github.com/torix/kafkaevents/middleware"
 )
@@ -88,4 +89,29 @@ func TestTraceContextSurvivesRetriesAndDLQ(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A DLQ record reprocessed without an SDK keeps the producer's trace: when it
+// fails again, the DLQ record it leaves carries the incoming traceparent,
+// tracestate and baggage verbatim.
+func TestTraceContextSurvivesReprocessingWithoutAnSDK(t *testing.T) {
+	h := kafkatest.NewHarness(t, func(h *kafkatest.Harness) {
+		h.AddHandler("traced.refunds", "Refunds.handle", func(*message.Message) error {
+			return errors.New("refund window closed")
+		}, kafkaevents.WithoutRetry())
+	}, kafkatest.StackOptions(
+		kafkaevents.WithTracerProvider(noop.NewTracerProvider()),
+		kafkaevents.WithPropagator(propagation.NewCompositeTextMapPropagator()),
+	))
+	h.SendRecord(kafkatest.Record{Topic: "traced.refunds", Key: "r-1", Value: "{}", Headers: map[string]string{
+		middleware.HeaderTraceparent: inTraceparent, middleware.HeaderTracestate: inTracestate, "baggage": inBaggage,
+	}})
+	h.WaitDLQ("traced.refunds", 10*time.Second)
+
+	require.NoError(t, h.Stack.StartReprocess(dlq.ReprocessOptions{Topic: h.Topic("traced.refunds")}))
+	again := h.ReadDLQ("traced.refunds", 2, 10*time.Second)[1]
+	assert.Equal(t, "1", again.Headers[middleware.HeaderReprocessCount], "stored again by the reprocessed delivery")
+	assert.Equal(t, inTraceparent, again.Headers[middleware.HeaderTraceparent])
+	assert.Equal(t, inTracestate, again.Headers[middleware.HeaderTracestate])
+	assert.Equal(t, inBaggage, again.Headers["baggage"])
 }

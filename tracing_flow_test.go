@@ -60,16 +60,17 @@ func TestTraceFollowsMessageThroughRetriesIntoDLQ(t *testing.T) {
 	traceID := root.SpanContext().TraceID()
 
 	c.WaitFor(t, 1, 30*time.Second, onTopic(rn.Stack.DLQTopic()))
+	// The DLQ record's send span ends when the broker acknowledges it, which
+	// can be before the dlq_store and process spans around it end: wait for
+	// all of them.
 	var spans tracetest.SpanStubs
 	require.Eventually(t, func() bool {
 		spans = exp.GetSpans()
-		n := 0
+		count := map[string]int{}
 		for _, s := range spans {
-			if s.Name == "send "+rn.Stack.DLQTopic() {
-				n++
-			}
+			count[s.Name]++
 		}
-		return n == 1
+		return count["send "+rn.Stack.DLQTopic()] == 1 && count["dlq_store "+topic] == 1 && count["process "+topic] == 2
 	}, 10*time.Second, 20*time.Millisecond)
 
 	byName := map[string][]tracetest.SpanStub{}

@@ -268,6 +268,8 @@ func (h *Harness) waitReady(timeout time.Duration) {
 		groups[cfg.Consumer.GroupID+".retry"] = topics
 	}
 	var last string
+	poll := time.NewTicker(20 * time.Millisecond)
+	defer poll.Stop()
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		r := h.Stack.Readiness(ctx)
@@ -280,7 +282,7 @@ func (h *Harness) waitReady(timeout time.Duration) {
 		if time.Now().After(deadline) {
 			h.t.Fatalf("kafkatest: not ready within %s: %s", timeout, last)
 		}
-		time.Sleep(20 * time.Millisecond) // polling interval, bounded by the deadline above
+		<-poll.C
 	}
 }
 
@@ -391,15 +393,32 @@ func (h *Harness) Read(topic string, n int, timeout time.Duration) []Record {
 // fails the test with the DLQ records it saw when none arrives.
 func (h *Harness) WaitDLQ(topic string, timeout time.Duration) DeadLetter {
 	h.t.Helper()
+	return h.ReadDLQ(topic, 1, timeout)[0]
+}
+
+// ReadDLQ waits at most timeout until n records of topic (h.Topic(topic))
+// are in the DLQ, and returns the first n, in the order they were stored
+// (the DLQ has one partition unless Configure says otherwise). It fails the
+// test with the DLQ records it saw when fewer arrive.
+func (h *Harness) ReadDLQ(topic string, n int, timeout time.Duration) []DeadLetter {
+	h.t.Helper()
 	want := h.Topic(topic)
-	rs := h.scan([]string{h.Stack.DLQTopic()}, 1, timeout, "a DLQ record of "+want, func(r Record) bool {
+	what := "a DLQ record of " + want
+	if n != 1 {
+		what = fmt.Sprintf("%d DLQ records of %s", n, want)
+	}
+	rs := h.scan([]string{h.Stack.DLQTopic()}, n, timeout, what, func(r Record) bool {
 		return r.Headers[middleware.HeaderOriginalTopic] == want
 	})
-	return DeadLetter{
-		Record: rs[0],
-		Reason: middleware.Reason(rs[0].Headers[middleware.HeaderDLQReason]),
-		Error:  rs[0].Headers[middleware.HeaderErrorMessage],
+	out := make([]DeadLetter, len(rs))
+	for i, r := range rs {
+		out[i] = DeadLetter{
+			Record: r,
+			Reason: middleware.Reason(r.Headers[middleware.HeaderDLQReason]),
+			Error:  r.Headers[middleware.HeaderErrorMessage],
+		}
 	}
+	return out
 }
 
 // WaitRetries waits at most timeout until k retry records of key were

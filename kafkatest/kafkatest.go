@@ -22,38 +22,64 @@ import (
 )
 
 // Option configures Start and New.
-type Option = embedded.Option
-
-// Broker is a running embedded broker.
-type Broker = embedded.Broker
+type Option struct{ o embedded.Option }
 
 // Port fixes the listening port. Default: a random free port.
-func Port(p int) Option { return embedded.Port(p) }
+func Port(p int) Option { return Option{embedded.Port(p)} }
 
 // Partitions sets the partition count of auto-created and seeded topics.
 // Default: 3.
-func Partitions(n int32) Option { return embedded.Partitions(n) }
+func Partitions(n int32) Option { return Option{embedded.Partitions(n)} }
 
 // Topics creates these topics at start.
-func Topics(names ...string) Option { return embedded.Topics(names...) }
+func Topics(names ...string) Option { return Option{embedded.Topics(names...)} }
 
 // SASL requires authentication with this mechanism ("PLAIN",
 // "SCRAM-SHA-256" or "SCRAM-SHA-512") and user on every connection.
 func SASL(mechanism, user, password string) Option {
-	return embedded.SASL(mechanism, user, password)
+	return Option{embedded.SASL(mechanism, user, password)}
 }
 
 // With passes raw kfake options through.
-func With(opts ...kfake.Opt) Option { return embedded.With(opts...) }
+func With(opts ...kfake.Opt) Option { return Option{embedded.With(opts...)} }
+
+// Broker is a running embedded broker.
+type Broker struct {
+	b *embedded.Broker
+}
 
 // Start starts one broker on 127.0.0.1 with automatic topic creation on and,
 // unless Partitions says otherwise, 3 partitions per topic. Close it when
 // done, after the routers and clients that use it.
-func Start(opts ...Option) (*Broker, error) { return embedded.Start(opts...) }
+func Start(opts ...Option) (*Broker, error) {
+	b, err := embedded.Start(unwrap(opts)...)
+	if err != nil {
+		return nil, err
+	}
+	return &Broker{b: b}, nil
+}
 
 // New starts a broker for a test and closes it in t.Cleanup. It fails the
 // test when the broker cannot start.
 func New(t testing.TB, opts ...Option) *Broker {
 	t.Helper()
-	return embedded.New(t, opts...)
+	return &Broker{b: embedded.New(t, unwrap(opts)...)}
 }
+
+func unwrap(opts []Option) []embedded.Option {
+	out := make([]embedded.Option, len(opts))
+	for i, o := range opts {
+		out[i] = o.o
+	}
+	return out
+}
+
+// Addrs returns the broker addresses ("127.0.0.1:port").
+func (b *Broker) Addrs() []string { return b.b.Addrs() }
+
+// Cluster returns the kfake cluster, for fault injection (Cluster().ControlKey).
+func (b *Broker) Cluster() *kfake.Cluster { return b.b.Cluster() }
+
+// Close stops the broker. Close routers and clients first: connections the
+// broker still holds make it wait for them.
+func (b *Broker) Close() { b.b.Close() }

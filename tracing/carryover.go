@@ -23,20 +23,20 @@ type carriedKey struct{}
 // the message is handled, or ctx itself when there are none.
 func (t *Tracer) withCarried(ctx context.Context, md message.Metadata) context.Context {
 	f := t.propFields()
-	var c carried
+	var traceparent, tracestate, baggage string
 	if !f.traceparent {
-		c.traceparent = md[headerTraceparent]
-		if c.traceparent != "" {
-			c.tracestate = md[headerTracestate]
+		traceparent = md[headerTraceparent]
+		if traceparent != "" {
+			tracestate = md[headerTracestate]
 		}
 	}
 	if !f.baggage {
-		c.baggage = md[headerBaggage]
+		baggage = md[headerBaggage]
 	}
-	if c == (carried{}) {
-		return ctx
+	if traceparent == "" && baggage == "" {
+		return ctx // no allocation for the messages without anything to carry
 	}
-	return context.WithValue(ctx, carriedKey{}, &c)
+	return context.WithValue(ctx, carriedKey{}, &carried{traceparent: traceparent, tracestate: tracestate, baggage: baggage})
 }
 
 // carryHeaders adds to headers the carried trace context of ctx that they
