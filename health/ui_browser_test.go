@@ -113,7 +113,7 @@ func startConsoleService(t *testing.T) *consoleService {
 	svc := &consoleService{stack: stack, seen: map[string]int{}, audit: &auditLog{}}
 	svc.failing.Store(true)
 
-	router, err := message.NewRouter(message.RouterConfig{}, watermill.NopLogger{})
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, watermill.NopLogger{})
 	require.NoError(t, err)
 	stack.Install(router)
 	_, err = stack.AddHandler(router, uiTopic, uiHandler, func(msg *message.Message) error {
@@ -126,11 +126,10 @@ func startConsoleService(t *testing.T) *consoleService {
 		return nil
 	})
 	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); _ = router.Run(ctx) }()
+	go func() { defer close(done); _ = router.Run(context.Background()) }()
 	t.Cleanup(func() {
-		cancel()
+		_ = router.Close()
 		<-done
 		_ = stack.Close()
 	})
