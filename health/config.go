@@ -207,6 +207,17 @@ func (c Config) URLs(base string) []string {
 	return out
 }
 
+// ConsoleURL returns the URL of the operator console, base followed by the
+// prefix and "/ui/", or "" when Config.UI is false. A trailing "/" of base
+// is ignored.
+func (c Config) ConsoleURL(base string) string {
+	if !c.uiEnabled() {
+		return ""
+	}
+	c.setDefaults()
+	return strings.TrimRight(base, "/") + c.Prefix + pathUI + "/"
+}
+
 // Format implements fmt.Formatter so that printing a Config with any verb
 // never shows AdminToken.
 func (c Config) Format(f fmt.State, _ rune) {
