@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -18,7 +17,6 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
@@ -26,6 +24,8 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/torix/kafkaevents"
 	"github.com/torix/kafkaevents/delayedretry"
@@ -103,12 +103,17 @@ func (l *auditLog) all() []string {
 func startConsoleService(t *testing.T) *consoleService {
 	t.Helper()
 	broker := kafkatest.New(t, kafkatest.Topics(uiTopic))
+	tp := sdktrace.NewTracerProvider()
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	stack, err := kafkaevents.New(kafkaevents.Config{
 		ClientID:      "shop",
 		Brokers:       broker.Addrs(),
 		Subscriptions: kafkaevents.SubscriptionConfig{FromBeginning: kafkaevents.Bool(true)},
 		Retry:         kafkaevents.RetryConfig{BaseDelay: 100 * time.Millisecond},
-	}, kafkaevents.WithLogger(watermill.NopLogger{}))
+	}, kafkaevents.WithLogger(watermill.NopLogger{}),
+		// DLQ records carry the traceparent of the failed delivery's span.
+		kafkaevents.WithTracerProvider(tp),
+		kafkaevents.WithPropagator(propagation.TraceContext{}))
 	require.NoError(t, err)
 	svc := &consoleService{stack: stack, seen: map[string]int{}, audit: &auditLog{}}
 	svc.failing.Store(true)
@@ -166,9 +171,13 @@ func (b *browser) problems() (errs, dialogs []string) {
 
 func newBrowser(t *testing.T, exe string) *browser {
 	t.Helper()
+	// Not t.TempDir: Chromium's helper processes may still be writing to
+	// the profile for a moment after the browser closed.
+	dataDir, err := os.MkdirTemp("", "kafkaevents-chromium-")
+	require.NoError(t, err)
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(exe),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(dataDir),
 		chromedp.NoSandbox,
 		chromedp.DisableGPU,
 		chromedp.Flag("disable-quic", true),
@@ -177,7 +186,15 @@ func newBrowser(t *testing.T, exe string) *browser {
 	)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelCtx := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancelCtx(); cancelAlloc() })
+	t.Cleanup(func() {
+		_ = chromedp.Cancel(ctx) // closes the browser and waits for it
+		cancelCtx()
+		cancelAlloc()
+		deadline := time.Now().Add(10 * time.Second)
+		for os.RemoveAll(dataDir) != nil && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
 	b := &browser{ctx: ctx}
 	chromedp.ListenTarget(ctx, func(ev any) {
 		b.mu.Lock()
@@ -314,6 +331,13 @@ func TestConsoleInBrowser(t *testing.T) {
 		assert.Equal(t, "corr-ord-1", textOf(t, b, "#record-correlation"))
 		assert.Contains(t, textOf(t, b, "#record"), "payment declined")
 		assert.Contains(t, textOf(t, b, "#record"), "x-dlq-reason")
+		detail, err := svc.stack.DLQRecord(ctx, orderRec.Partition, orderRec.Offset)
+		require.NoError(t, err)
+		require.NotEmpty(t, detail.TraceID)
+		var href string
+		var ok bool
+		b.run(t, "trace link", chromedp.AttributeValue("#trace-link", "href", &href, &ok, chromedp.ByQuery))
+		assert.Equal(t, "https://trace.example/trace/"+detail.TraceID, href)
 		b.screenshot(t, "console-record.png")
 	})
 
@@ -380,8 +404,3 @@ func topicEnd(t *testing.T, s *kafkaevents.Stack, topic string) int64 {
 	}
 	return sum
 }
-
-var (
-	_ = cdp.Node{}
-	_ = http.StatusOK
-)
