@@ -25,7 +25,8 @@
 //     retry and DLQ middlewares share.
 //   - internal/offsets: offset tracking, the heart of at-least-once: no
 //     commit passes a record that is not settled.
-//   - health: the monitoring endpoints on Echo.
+//   - health: the monitoring endpoints on Echo and the operator console
+//     (health/ui, embedded).
 //   - kafkatest: an embedded broker for tests.
 //
 // In the root package, stack.go builds the Stack (New is a list of named
