@@ -12,6 +12,9 @@ import (
 
 func (f *fakeSource) SearchDLQ(_ context.Context, q dlq.Query) (dlq.Page, error) {
 	f.record("SearchDLQ")
+	f.mu.Lock()
+	f.searched = append(f.searched, q)
+	f.mu.Unlock()
 	if f.browseErr != nil {
 		return dlq.Page{}, f.browseErr
 	}

@@ -58,6 +58,8 @@ type fakeSource struct {
 	stopped []string
 	browsed []browseCall
 	resets  []string
+	// searched holds the queries of SearchDLQ (fake_console_test.go).
+	searched []dlq.Query
 }
 
 type browseCall struct {
