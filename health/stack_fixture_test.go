@@ -38,7 +38,21 @@ type consoleService struct {
 	failing atomic.Bool
 	mu      sync.Mutex
 	seen    map[string]int
+	// held, when set, is the payload the handler holds until release is
+	// closed.
+	held    string
+	release chan struct{}
 	audit   *auditLog
+}
+
+// hold makes the handler wait, on payload, until the returned function is
+// called (or the message's context ends).
+func (s *consoleService) hold(payload string) (release func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.held, s.release = payload, make(chan struct{})
+	ch := s.release
+	return sync.OnceFunc(func() { close(ch) })
 }
 
 func (s *consoleService) handled(payload string) int {
@@ -93,7 +107,14 @@ func startConsoleService(t *testing.T) *consoleService {
 	_, err = stack.AddHandler(router, uiTopic, uiHandler, func(msg *message.Message) error {
 		svc.mu.Lock()
 		svc.seen[string(msg.Payload)]++
+		held, release := svc.held == string(msg.Payload), svc.release
 		svc.mu.Unlock()
+		if held {
+			select {
+			case <-release:
+			case <-msg.Context().Done():
+			}
+		}
 		if svc.failing.Load() {
 			return delayedretry.Permanent(errors.New("payment declined"))
 		}

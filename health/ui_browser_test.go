@@ -254,6 +254,33 @@ func TestConsoleInBrowser(t *testing.T) {
 		waitText(t, b, "#run-result", "completed: 2 reprocessed, 0 failed")
 		assert.Equal(t, 2, svc.handled(order), "the first delivery and the reprocessed one")
 		assert.Equal(t, 2, svc.handled(hostile))
+
+		b.run(t, "reset the DLQ counters", chromedp.SetValue("#m-component", "dlq", chromedp.ByQuery), chromedp.Click("#m-reset", chromedp.ByQuery))
+		waitText(t, b, "#reset-result", "metrics reset: dlq")
+		assert.Zero(t, svc.stack.DLQStats().MessagesReprocessed)
+	})
+
+	t.Run("stop a run", func(t *testing.T) {
+		svc.failing.Store(true)
+		const slow = `{"orderId":"ord-slow"}`
+		stored := svc.stack.DLQStats().MessagesStored
+		_, err := svc.stack.Producer().Send(ctx, kafkaevents.Message{Topic: uiTopic, Key: "ord-slow", Value: []byte(slow)})
+		require.NoError(t, err)
+		require.Eventually(t, func() bool { return svc.stack.DLQStats().MessagesStored == stored+1 }, 30*time.Second, 20*time.Millisecond)
+		svc.failing.Store(false)
+		release := svc.hold(slow)
+		defer release()
+
+		b.run(t, "reprocess view", chromedp.Navigate(ui+"/#/overview"), chromedp.Navigate(ui+"/#/reprocess"), chromedp.WaitVisible("#r-check", chromedp.ByQuery),
+			chromedp.SetValue("#r-topic", uiTopic, chromedp.ByQuery), chromedp.Click("#r-check", chromedp.ByQuery))
+		waitText(t, b, "#r-count", "will read 1 dead letter of orders")
+		b.run(t, "start", chromedp.Click("#r-start", chromedp.ByQuery))
+		waitText(t, b, "#run-progress", "running: 0 reprocessed")
+		waitText(t, b, "#run-progress", "1 left to read")
+		b.screenshot(t, "console-reprocess.png")
+		b.run(t, "stop", chromedp.Click("#run-stop", chromedp.ByQuery))
+		waitText(t, b, "#run-result", "stopped: 0 reprocessed")
+		release()
 	})
 
 	t.Run("reprocess one record", func(t *testing.T) {
@@ -273,6 +300,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		assert.Contains(t, lines, `"action":"admin.sign_in"`)
 		assert.Contains(t, lines, `"result":"unauthorized"`)
 		assert.Contains(t, lines, `"action":"dlq.reprocess"`)
+		assert.Contains(t, lines, `"action":"metrics.reset"`)
 		assert.Contains(t, lines, fmt.Sprintf(`"action":"dlq.reprocess_record","at":`))
 		assert.Contains(t, lines, fmt.Sprintf(`"target":"record=%d/%d"`, orderRec.Partition, orderRec.Offset))
 	})

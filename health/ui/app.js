@@ -363,7 +363,7 @@ async function start() {
   document.title = `${cfg.service} · kafkaevents console`;
   if (cfg.admin !== 'token') signOut();
   renderAuth();
-  window.addEventListener('hashchange', () => { flash(''); route(); });
+  window.addEventListener('hashchange', () => { flash(''); route().then(() => main.focus({ preventScroll: true })); });
   await route();
   document.body.dataset.ready = 'true';
 }
