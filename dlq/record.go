@@ -218,17 +218,31 @@ type RecordResult struct {
 // It commits no offset: a later run of the topic reads the record again
 // if its group's position is still before it.
 //
+// Close cancels a call in progress.
+//
 // It returns an error wrapping ErrRecordNotFound, ErrClosed, or the error
 // that kept the record from being handed over (ctx's error included).
 func (r *Reprocessor) ReprocessRecord(ctx context.Context, partition int32, offset int64) (RecordResult, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	rn := &run{cancel: cancel}
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
 		return RecordResult{}, ErrClosed
 	}
+	if r.singles == nil {
+		r.singles = map[*run]struct{}{}
+	}
+	r.singles[rn] = struct{}{}
 	r.wg.Add(1)
 	r.mu.Unlock()
-	defer r.wg.Done()
+	defer func() {
+		r.mu.Lock()
+		delete(r.singles, rn)
+		r.mu.Unlock()
+		r.wg.Done()
+	}()
 
 	res := RecordResult{Partition: partition, Offset: offset, StartedAt: time.Now().UTC()}
 	m, err := r.read(ctx, partition, offset)
@@ -240,7 +254,6 @@ func (r *Reprocessor) ReprocessRecord(ctx context.Context, partition int32, offs
 	if res.Topic == "" {
 		return res, fmt.Errorf("%w: %s/%d has no %s header", ErrRecordNotFound, r.cfg.Queue.Topic(), partition, middleware.HeaderOriginalTopic)
 	}
-	rn := &run{cancel: func() {}}
 	err = r.reprocessOne(ctx, rn, ReprocessOptions{Topic: res.Topic}, m)
 	res.FinishedAt = time.Now().UTC()
 	if err != nil {
