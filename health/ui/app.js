@@ -265,7 +265,7 @@ async function recordView(p, o) {
         el('a', { href: `#/dlq?topic=${encodeURIComponent(r.originalTopic || '')}` }, 'Back to the list'),
         el('button', { type: 'button', class: 'primary', id: 'record-reprocess', onclick: () => { confirmBox.hidden = false; $('record-confirm-yes').focus(); } }, 'Reprocess this record')),
       confirmBox, result),
-    card('Headers', table(['Name', 'Value'], Object.keys(h).sort().map((k) => [el('span', { class: 'mono' }, k), el('span', { class: 'mono' }, h[k])]))),
+    card('Headers', table(['Name', 'Value'], Object.keys(h).sort().map((k) => [el('span', { class: 'mono nowrap' }, k), el('span', { class: 'mono' }, h[k])]))),
     card(`Payload: ${kind}, ${num(r.payloadSize)} bytes${r.truncated ? ' (cut)' : ''}`, el('pre', { id: 'payload', tabindex: 0 }, shown)));
 }
 
