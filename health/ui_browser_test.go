@@ -3,6 +3,7 @@ package health_test
 import (
 	"context"
 	"fmt"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,11 +16,13 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/labstack/echo/v4"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/torix/kafkaevents"
 	"github.com/torix/kafkaevents/dlq"
+	"github.com/torix/kafkaevents/health"
 )
 
 // screenshotsEnv names the directory the browser test writes the console's
@@ -178,13 +181,13 @@ func TestConsoleInBrowser(t *testing.T) {
 	b := newBrowser(t, exe)
 	ui := svc.url + "/kafka/ui"
 
-	t.Run("overview loads without admin", func(t *testing.T) {
+	t.Run("overview before signing in", func(t *testing.T) {
 		b.run(t, "open", chromedp.Navigate(ui), chromedp.WaitVisible(`body[data-ready="true"]`, chromedp.ByQuery))
 		waitText(t, b, "#health-status", "healthy")
 		waitText(t, b, "#overview", "permanent")
 		var loc string
 		b.run(t, "location", chromedp.Location(&loc))
-		assert.Equal(t, ui+"/#/overview", strings.Replace(loc, ui+"/", ui+"/#/overview", 1)[:len(ui)+11])
+		assert.Equal(t, ui+"/", loc, "/kafka/ui redirects to /kafka/ui/")
 		b.screenshot(t, "console-overview.png")
 		b.run(t, "dlq view", chromedp.Navigate(ui+"/#/dlq"))
 		waitText(t, b, "#signin-needed", "Sign in with the admin token")
@@ -303,6 +306,23 @@ func TestConsoleInBrowser(t *testing.T) {
 		assert.Contains(t, lines, `"action":"metrics.reset"`)
 		assert.Contains(t, lines, fmt.Sprintf(`"action":"dlq.reprocess_record","at":`))
 		assert.Contains(t, lines, fmt.Sprintf(`"target":"record=%d/%d"`, orderRec.Partition, orderRec.Offset))
+	})
+
+	t.Run("without an admin token", func(t *testing.T) {
+		e := echo.New()
+		require.NoError(t, health.Register(e, health.Config{Source: svc.stack, Logger: svc.audit}))
+		srv := httptest.NewServer(e)
+		defer srv.Close()
+		b.run(t, "open", chromedp.Navigate(srv.URL+"/kafka/ui/#/overview"), chromedp.WaitVisible("#health-status", chromedp.ByQuery))
+		assert.Contains(t, textOf(t, b, "#admin-off"), "KAFKA_ADMIN_TOKEN")
+		var signinHidden bool
+		b.run(t, "no sign-in", chromedp.Evaluate(`document.getElementById('signin').hidden`, &signinHidden))
+		assert.True(t, signinHidden, "nothing to sign in to")
+		b.run(t, "dlq view", chromedp.Navigate(srv.URL+"/kafka/ui/#/dlq"))
+		waitText(t, b, "main", "Admin actions are off")
+		var tables int
+		b.run(t, "no records", chromedp.Evaluate(`document.querySelectorAll('main table').length`, &tables))
+		assert.Zero(t, tables)
 	})
 
 	errs, dialogs := b.problems()

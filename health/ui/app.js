@@ -115,7 +115,7 @@ async function overview() {
   const d = metrics.dlq;
   const topicLink = (t) => el('a', { href: `#/dlq?topic=${encodeURIComponent(t)}` }, t);
   const runs = [...(status.running || []).map((p) => ({ ...p, state: 'running' })), ...Object.values(status.last || {})];
-  return el('div', { class: 'grid', id: 'overview' },
+  return el('div', { id: 'overview' }, cfg.admin === 'off' ? adminNote() : null, el('div', { class: 'grid' },
     card('Health',
       el('p', {}, el('span', { class: `badge ${cls}`, id: 'health-status' }, health.status), ' ',
         el('span', { class: `badge ${ready.ready ? 'good' : 'bad'}`, id: 'ready-status' }, ready.ready ? 'ready' : 'not ready')),
@@ -146,7 +146,7 @@ async function overview() {
       el('h2', {}, 'By original topic'), table(['Topic', 'Records#'], Object.entries(d.byTopic).map(([k, v]) => [topicLink(k), num(v)]))),
     card('Reprocessing runs',
       table(['Topic', 'State', 'Reprocessed#', 'Failed#', 'Skipped#', 'Parked#', 'Remaining#'], runs.map((p) => [
-        p.topic, p.state, num(p.reprocessed), num(p.failed), num(p.skipped), num(p.parked), num(p.remaining)]), 'No run yet')));
+        p.topic, p.state, num(p.reprocessed), num(p.failed), num(p.skipped), num(p.parked), num(p.remaining)]), 'No run yet'))));
 }
 
 // ---- Dead-letter browser --------------------------------------------------
