@@ -111,6 +111,7 @@ async function overview() {
   const cls = { healthy: 'good', degraded: 'degraded', unhealthy: 'bad' }[health.status] || 'bad';
   const checks = Object.entries(ready.checks || {}).map(([k, v]) => [k, v ? 'ok' : 'failing']);
   const reasons = Object.entries(ready.errors || {}).map(([k, v]) => [k, v]);
+  const warnings = Object.entries(ready.warnings || {}).map(([k, v]) => [k, v]);
   const r = metrics.retry;
   const d = metrics.dlq;
   const topicLink = (t) => el('a', { href: `#/dlq?topic=${encodeURIComponent(t)}` }, t);
@@ -121,6 +122,7 @@ async function overview() {
         el('span', { class: `badge ${ready.ready ? 'good' : 'bad'}`, id: 'ready-status' }, ready.ready ? 'ready' : 'not ready')),
       table(['Check', 'State'], checks),
       reasons.length ? el('div', {}, el('h2', {}, 'Why not ready'), table(['Check', 'Reason'], reasons)) : null,
+      warnings.length ? el('div', {}, el('h2', {}, 'Warnings'), table(['Check', 'Warning'], warnings)) : null,
       el('p', { class: 'muted' }, `Updated ${when(health.timestamp)}`)),
     card('Handlers',
       table(['Handler', 'Topic', 'Retries#', 'DLQ'], (handlers.handlers || []).map((h) => [
