@@ -127,6 +127,17 @@ func (b *browser) run(t *testing.T, what string, actions ...chromedp.Action) {
 	require.NoError(t, chromedp.Run(ctx, actions...), what)
 }
 
+// show navigates to a view of the console (a URL with a #hash) and waits
+// until the console has rendered that view, so that no element of the view
+// shown before is picked up.
+func show(url string) chromedp.Action {
+	hash := url[strings.Index(url, "#"):]
+	return chromedp.Tasks{
+		chromedp.Navigate(url),
+		chromedp.Poll(fmt.Sprintf(`document.getElementById('main').dataset.shown === %q`, hash), nil, chromedp.WithPollingInterval(20*time.Millisecond)),
+	}
+}
+
 func (b *browser) screenshot(t *testing.T, name string) {
 	t.Helper()
 	dir := os.Getenv(screenshotsEnv)
@@ -189,7 +200,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		b.run(t, "location", chromedp.Location(&loc))
 		assert.Equal(t, ui+"/", loc, "/kafka/ui redirects to /kafka/ui/")
 		b.screenshot(t, "console-overview.png")
-		b.run(t, "dlq view", chromedp.Navigate(ui+"/#/dlq"))
+		b.run(t, "dlq view", show(ui+"/#/dlq"))
 		waitText(t, b, "#signin-needed", "Sign in with the admin token")
 	})
 
@@ -213,10 +224,11 @@ func TestConsoleInBrowser(t *testing.T) {
 	})
 
 	t.Run("browse the DLQ and open a record", func(t *testing.T) {
-		b.run(t, "dlq view", chromedp.Navigate(ui+"/#/dlq?topic="+uiTopic))
+		b.run(t, "dlq view", show(ui+"/#/dlq?topic="+uiTopic))
 		waitText(t, b, "#dlq-count", "of 2")
 		waitText(t, b, "table", "corr-ord-1")
-		b.run(t, "filter by reason", chromedp.SetValue("#f-reason", "permanent", chromedp.ByQuery), chromedp.Click(`#dlq-filters button[type="submit"]`, chromedp.ByQuery))
+		b.run(t, "filter by reason", chromedp.SetValue("#f-reason", "permanent", chromedp.ByQuery), chromedp.Click(`#dlq-filters button[type="submit"]`, chromedp.ByQuery),
+			chromedp.Poll(`document.getElementById('main').dataset.shown.includes('reason=permanent')`, nil, chromedp.WithPollingInterval(50*time.Millisecond)))
 		waitText(t, b, "#dlq-count", "of 2")
 		b.screenshot(t, "console-dlq.png")
 		link := fmt.Sprintf(`a[href="#/dlq/%d/%d"]`, orderRec.Partition, orderRec.Offset)
@@ -236,11 +248,11 @@ func TestConsoleInBrowser(t *testing.T) {
 	})
 
 	t.Run("hostile data stays text", func(t *testing.T) {
-		b.run(t, "dlq view", chromedp.Navigate(fmt.Sprintf("%s/#/dlq/%d/%d", ui, hostileRec.Partition, hostileRec.Offset)))
+		b.run(t, "dlq view", show(fmt.Sprintf("%s/#/dlq/%d/%d", ui, hostileRec.Partition, hostileRec.Offset)))
 		waitText(t, b, "#record-key", hostile)
 		assert.Equal(t, hostile, textOf(t, b, "#payload"))
 		assert.Contains(t, textOf(t, b, "#record"), hostile, "the x-note header is shown as text")
-		b.run(t, "dlq list", chromedp.Navigate(ui+"/#/dlq"))
+		b.run(t, "dlq list", show(ui+"/#/dlq"))
 		waitText(t, b, "#dlq-count", "of 2")
 		var imgs, alerts int
 		b.run(t, "count", chromedp.Evaluate(`document.querySelectorAll('img').length`, &imgs), chromedp.Evaluate(`window.__alerts`, &alerts))
@@ -250,7 +262,7 @@ func TestConsoleInBrowser(t *testing.T) {
 
 	t.Run("reprocess the topic", func(t *testing.T) {
 		svc.failing.Store(false)
-		b.run(t, "reprocess view", chromedp.Navigate(ui+"/#/reprocess"), chromedp.WaitVisible("#r-check", chromedp.ByQuery),
+		b.run(t, "reprocess view", show(ui+"/#/reprocess"), chromedp.WaitVisible("#r-check", chromedp.ByQuery),
 			chromedp.SetValue("#r-topic", uiTopic, chromedp.ByQuery), chromedp.Click("#r-check", chromedp.ByQuery))
 		waitText(t, b, "#r-count", "will read 2 dead letters of orders")
 		b.run(t, "start", chromedp.Click("#r-start", chromedp.ByQuery))
@@ -274,7 +286,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		release := svc.hold(slow)
 		defer release()
 
-		b.run(t, "reprocess view", chromedp.Navigate(ui+"/#/overview"), chromedp.Navigate(ui+"/#/reprocess"), chromedp.WaitVisible("#r-check", chromedp.ByQuery),
+		b.run(t, "reprocess view", show(ui+"/#/overview"), show(ui+"/#/reprocess"), chromedp.WaitVisible("#r-check", chromedp.ByQuery),
 			chromedp.SetValue("#r-topic", uiTopic, chromedp.ByQuery), chromedp.Click("#r-check", chromedp.ByQuery))
 		waitText(t, b, "#r-count", "will read 1 dead letter of orders")
 		b.run(t, "start", chromedp.Click("#r-start", chromedp.ByQuery))
@@ -288,7 +300,7 @@ func TestConsoleInBrowser(t *testing.T) {
 
 	t.Run("reprocess one record", func(t *testing.T) {
 		end := topicEnd(t, svc.stack, uiTopic)
-		b.run(t, "record", chromedp.Navigate(fmt.Sprintf("%s/#/dlq/%d/%d", ui, orderRec.Partition, orderRec.Offset)),
+		b.run(t, "record", show(fmt.Sprintf("%s/#/dlq/%d/%d", ui, orderRec.Partition, orderRec.Offset)),
 			chromedp.WaitVisible("#record-reprocess", chromedp.ByQuery), chromedp.Click("#record-reprocess", chromedp.ByQuery),
 			chromedp.WaitVisible("#record-confirm-yes", chromedp.ByQuery), chromedp.Click("#record-confirm-yes", chromedp.ByQuery))
 		waitText(t, b, "#record-result", "Outcome: reprocessed")
@@ -313,12 +325,12 @@ func TestConsoleInBrowser(t *testing.T) {
 		require.NoError(t, health.Register(e, health.Config{Source: svc.stack, Logger: svc.audit}))
 		srv := httptest.NewServer(e)
 		defer srv.Close()
-		b.run(t, "open", chromedp.Navigate(srv.URL+"/kafka/ui/#/overview"), chromedp.WaitVisible("#health-status", chromedp.ByQuery))
+		b.run(t, "open", show(srv.URL+"/kafka/ui/#/overview"), chromedp.WaitVisible("#health-status", chromedp.ByQuery))
 		assert.Contains(t, textOf(t, b, "#admin-off"), "KAFKA_ADMIN_TOKEN")
 		var signinHidden bool
 		b.run(t, "no sign-in", chromedp.Evaluate(`document.getElementById('signin').hidden`, &signinHidden))
 		assert.True(t, signinHidden, "nothing to sign in to")
-		b.run(t, "dlq view", chromedp.Navigate(srv.URL+"/kafka/ui/#/dlq"))
+		b.run(t, "dlq view", show(srv.URL+"/kafka/ui/#/dlq"))
 		waitText(t, b, "main", "Admin actions are off")
 		var tables int
 		b.run(t, "no records", chromedp.Evaluate(`document.querySelectorAll('main table').length`, &tables))

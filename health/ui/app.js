@@ -346,7 +346,10 @@ async function route() {
   const show = async (render) => {
     try {
       const view = await render();
-      if (mine === seq) main.replaceChildren(view);
+      if (mine === seq) {
+        main.replaceChildren(view);
+        main.dataset.shown = hash;
+      }
     } catch (e) {
       if (mine === seq) main.replaceChildren(el('p', { class: 'note bad', id: 'view-error' }, `Could not load: ${e.message}`));
     }
