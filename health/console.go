@@ -99,7 +99,9 @@ func (h *endpoints) registerConsole(g *echo.Group, admin []echo.MiddlewareFunc) 
 		return err
 	}
 	g.GET(pathUI, func(ec echo.Context) error {
-		return ec.Redirect(http.StatusMovedPermanently, h.cfg.Prefix+pathUI+"/")
+		// The request's own path, so that a group the endpoints are
+		// mounted in keeps its prefix.
+		return ec.Redirect(http.StatusMovedPermanently, ec.Request().URL.Path+"/")
 	}, secureHeaders)
 	g.GET(pathUI+"/", func(ec echo.Context) error {
 		ec.Response().Header().Set(echo.HeaderCacheControl, "no-cache")

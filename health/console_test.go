@@ -135,6 +135,13 @@ func TestConsoleCanBeTurnedOff(t *testing.T) {
 	}
 	assert.Empty(t, cfg.ConsoleURL("http://localhost:3000"))
 	assert.Equal(t, "http://localhost:3000/ops/ui/", health.Config{Prefix: "/ops/"}.ConsoleURL("http://localhost:3000/"))
+
+	// Mounted in a group, the redirect keeps the group's prefix.
+	grouped := echo.New()
+	require.NoError(t, health.Register(grouped.Group("/admin"), health.Config{Source: newFake()}))
+	rec := request(grouped, http.MethodGet, "/admin/kafka/ui", "", "")
+	assert.Equal(t, http.StatusMovedPermanently, rec.Code)
+	assert.Equal(t, "/admin/kafka/ui/", rec.Header().Get(echo.HeaderLocation))
 	// The JSON endpoints stay.
 	assert.Equal(t, http.StatusOK, request(e, http.MethodGet, "/kafka/dlq/records/0/7", "", testToken).Code)
 }

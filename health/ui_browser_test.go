@@ -320,17 +320,17 @@ func TestConsoleInBrowser(t *testing.T) {
 		assert.Contains(t, lines, fmt.Sprintf(`"target":"record=%d/%d"`, orderRec.Partition, orderRec.Offset))
 	})
 
-	t.Run("without an admin token", func(t *testing.T) {
+	t.Run("without an admin token, in a group", func(t *testing.T) {
 		e := echo.New()
-		require.NoError(t, health.Register(e, health.Config{Source: svc.stack, Logger: svc.audit}))
+		require.NoError(t, health.Register(e.Group("/ops"), health.Config{Source: svc.stack, Logger: svc.audit}))
 		srv := httptest.NewServer(e)
 		defer srv.Close()
-		b.run(t, "open", show(srv.URL+"/kafka/ui/#/overview"), chromedp.WaitVisible("#health-status", chromedp.ByQuery))
+		b.run(t, "open", show(srv.URL+"/ops/kafka/ui/#/overview"), chromedp.WaitVisible("#health-status", chromedp.ByQuery))
 		assert.Contains(t, textOf(t, b, "#admin-off"), "KAFKA_ADMIN_TOKEN")
 		var signinHidden bool
 		b.run(t, "no sign-in", chromedp.Evaluate(`document.getElementById('signin').hidden`, &signinHidden))
 		assert.True(t, signinHidden, "nothing to sign in to")
-		b.run(t, "dlq view", show(srv.URL+"/kafka/ui/#/dlq"))
+		b.run(t, "dlq view", show(srv.URL+"/ops/kafka/ui/#/dlq"))
 		waitText(t, b, "main", "Admin actions are off")
 		var tables int
 		b.run(t, "no records", chromedp.Evaluate(`document.querySelectorAll('main table').length`, &tables))

@@ -3,7 +3,7 @@
 // payloads, keys and headers are written by whoever can produce to a topic.
 const TOKEN_KEY = 'kafkaevents.adminToken';
 const REFRESH_MS = 5000;
-let cfg = { prefix: location.pathname.replace(/\/ui\/.*$/, ''), admin: 'off' };
+let cfg = { prefix: location.pathname.replace(/\/ui\/[^/]*$/, ''), admin: 'off' };
 let token = sessionStorage.getItem(TOKEN_KEY) || '';
 let timer = 0;
 const $ = (id) => document.getElementById(id);
@@ -363,7 +363,8 @@ async function route() {
 }
 
 async function start() {
-  cfg = { ...cfg, ...(await fetch('config.json', { cache: 'no-store', credentials: 'omit' }).then((r) => r.json())) };
+  // The endpoints are where the console is, whatever group it is mounted in.
+  cfg = { ...(await fetch('config.json', { cache: 'no-store', credentials: 'omit' }).then((r) => r.json())), prefix: cfg.prefix };
   $('service').textContent = cfg.service || '';
   document.title = `${cfg.service} · kafkaevents console`;
   if (cfg.admin !== 'token') signOut();
