@@ -49,8 +49,11 @@ chaos: ## Full-size reliability scenarios (RELIABILITY.md): embedded broker, the
 	KAFKAEVENTS_CHAOS=1 $(GO) test -race -count=1 -timeout 60m -v ./chaos/
 
 .PHONY: run
-run: ## Run the reference service (embedded broker unless KAFKA_BROKERS is set)
-	$(GO) run ./examples/orders
+run: ## Build, then run the reference service (embedded broker unless KAFKA_BROKERS is set); Ctrl-C stops it
+	@echo "Building bin/orders (the first build compiles the dependencies: a minute or two)..."
+	@$(GO) build -o bin/orders ./examples/orders
+	@echo "Running bin/orders; Ctrl-C stops it."
+	@trap '' INT; ./bin/orders; status=$$?; if [ $$status -eq 130 ]; then status=0; fi; exit $$status
 
 .PHONY: build
 build: ## Build the reference service into bin/ (the way the Dockerfile does)

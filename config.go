@@ -40,6 +40,13 @@ type Config struct {
 	// [Config.SlogLevel]. Optional. Default: "info". Environment:
 	// KAFKA_LOG_LEVEL.
 	LogLevel string
+	// StartupTimeout bounds each wait of the start: connecting to the
+	// brokers in New (or NewContext), and creating the retry and DLQ topics
+	// and connecting the retry consumer when the router starts. When it runs out, the error names the brokers
+	// and the likely cause (a listener that does not speak what is
+	// configured, such as SASL against a plaintext port, never answers).
+	// Optional. Default: 20s. Environment: KAFKA_STARTUP_TIMEOUT.
+	StartupTimeout time.Duration
 
 	// TLS configures encryption of broker connections.
 	TLS TLSConfig
@@ -110,7 +117,8 @@ type ConsumerConfig struct {
 	// KAFKA_SESSION_TIMEOUT.
 	SessionTimeout time.Duration
 	// HeartbeatInterval is the time between heartbeats; it must be shorter
-	// than SessionTimeout. Optional. Default: 3s. Environment:
+	// than SessionTimeout. Optional. Default: 3s, or a third of
+	// SessionTimeout when that is shorter. Environment:
 	// KAFKA_HEARTBEAT_INTERVAL.
 	HeartbeatInterval time.Duration
 	// FetchMinBytes is the least data a fetch waits for (sarama
@@ -147,6 +155,14 @@ type ConsumerConfig struct {
 	// ShutdownTimeout is how long in-flight handlers may keep running after
 	// a stop. Optional. Default: 30s. Environment: KAFKA_SHUTDOWN_TIMEOUT.
 	ShutdownTimeout time.Duration
+	// Concurrency is how many records of one partition each handler may
+	// handle at once, unless the handler sets its own with
+	// [WithConcurrency]; 1 is one record at a time, as watermill-kafka does.
+	// Above 1, records with the same key still run one at a time, in offset
+	// order, and commits never pass a record that is not settled (see
+	// docs/concurrency.md). Optional. Default: 1. Allowed: 1 to
+	// [MaxConcurrency]. Environment: KAFKA_CONSUMER_CONCURRENCY.
+	Concurrency int
 }
 
 // ProducerConfig configures the producers.
@@ -212,11 +228,13 @@ type RetryConfig struct {
 	// KAFKA_RETRY_ATTEMPTS.
 	Attempts int
 	// BaseDelay is the delay before the first retry; it must be positive
-	// and no longer than MaxDelay. Optional. Default: 1s. Environment:
-	// KAFKA_RETRY_BASE_DELAY.
+	// and no longer than MaxDelay. Optional. Default: 1s, or MaxDelay when
+	// that is shorter. Environment: KAFKA_RETRY_BASE_DELAY, where a bare
+	// number of milliseconds below 100 is refused (see [Config.FromLookup]).
 	BaseDelay time.Duration
 	// MaxDelay caps the delay between retries. Optional. Default: 30s.
-	// Environment: KAFKA_RETRY_MAX_DELAY.
+	// Environment: KAFKA_RETRY_MAX_DELAY, where a bare number of
+	// milliseconds below 100 is refused (see [Config.FromLookup]).
 	MaxDelay time.Duration
 	// Backoff is "exponential" (the delay doubles per attempt) or "linear"
 	// (it grows by BaseDelay per attempt), case-insensitive. Optional.

@@ -21,6 +21,8 @@ const (
 	defaultRebalanceStrategy = "range"
 	defaultRebalanceTimeout  = 60 * time.Second
 	defaultShutdownTimeout   = 30 * time.Second
+	defaultConcurrency       = 1
+	defaultStartupTimeout    = 20 * time.Second
 	defaultMaxInFlight       = 5
 	defaultLinger            = 5 * time.Millisecond
 	defaultRequiredAcks      = "all"
@@ -82,6 +84,7 @@ func (c *Config) SetDefaults() {
 		c.LogLevel = defaultLogLevel
 	}
 
+	setDefault(&c.StartupTimeout, defaultStartupTimeout)
 	c.SASL.Mechanism = normEnum(c.SASL.Mechanism)
 
 	cc := &c.Consumer
@@ -89,7 +92,11 @@ func (c *Config) SetDefaults() {
 		cc.GroupID = c.ClientID + "-group"
 	}
 	setDefault(&cc.SessionTimeout, defaultSessionTimeout)
-	setDefault(&cc.HeartbeatInterval, defaultHeartbeatInterval)
+	if cc.HeartbeatInterval == 0 {
+		// A third of the session timeout when that is shorter than 9s, as
+		// Kafka recommends, so that setting SessionTimeout alone is valid.
+		cc.HeartbeatInterval = min(defaultHeartbeatInterval, cc.SessionTimeout/3)
+	}
 	setDefault(&cc.FetchMinBytes, defaultFetchMinBytes)
 	setDefault(&cc.FetchDefaultBytes, defaultFetchDefaultBytes)
 	setDefault(&cc.MaxWaitTime, defaultMaxWaitTime)
@@ -97,6 +104,7 @@ func (c *Config) SetDefaults() {
 	setDefault(&cc.RebalanceStrategy, defaultRebalanceStrategy)
 	setDefault(&cc.RebalanceTimeout, defaultRebalanceTimeout)
 	setDefault(&cc.ShutdownTimeout, defaultShutdownTimeout)
+	setDefault(&cc.Concurrency, defaultConcurrency)
 
 	p := &c.Producer
 	if p.Idempotent == nil {
@@ -123,8 +131,11 @@ func (c *Config) SetDefaults() {
 		r.Enabled = Bool(true)
 	}
 	setDefault(&r.Attempts, defaultRetryAttempts)
-	setDefault(&r.BaseDelay, defaultRetryBaseDelay)
 	setDefault(&r.MaxDelay, defaultRetryMaxDelay)
+	if r.BaseDelay == 0 {
+		// Never above the cap, so that setting MaxDelay alone is valid.
+		r.BaseDelay = min(defaultRetryBaseDelay, r.MaxDelay)
+	}
 	r.Backoff = normEnum(r.Backoff)
 	setDefault(&r.Backoff, defaultRetryBackoff)
 	r.TopicMode = normEnum(r.TopicMode)

@@ -43,10 +43,11 @@ func TestConfigSetDefaults(t *testing.T) {
 	got.SetDefaults()
 
 	want := kafkaevents.Config{
-		ClientID:    "kafkaevents",
-		ServiceName: "kafkaevents",
-		Version:     "2.8.0",
-		LogLevel:    "info",
+		ClientID:       "kafkaevents",
+		ServiceName:    "kafkaevents",
+		Version:        "2.8.0",
+		LogLevel:       "info",
+		StartupTimeout: 20 * time.Second,
 		Consumer: kafkaevents.ConsumerConfig{
 			GroupID:           "kafkaevents-group",
 			SessionTimeout:    30 * time.Second,
@@ -58,6 +59,7 @@ func TestConfigSetDefaults(t *testing.T) {
 			RebalanceStrategy: "range",
 			RebalanceTimeout:  60 * time.Second,
 			ShutdownTimeout:   30 * time.Second,
+			Concurrency:       1,
 		},
 		Producer: kafkaevents.ProducerConfig{
 			Idempotent:          kafkaevents.Bool(false),

@@ -31,6 +31,8 @@ const (
 	envRebalanceStrategy   = "KAFKA_REBALANCE_STRATEGY"
 	envRebalanceTimeout    = "KAFKA_REBALANCE_TIMEOUT"
 	envShutdownTimeout     = "KAFKA_SHUTDOWN_TIMEOUT"
+	envConsumerConcurrency = "KAFKA_CONSUMER_CONCURRENCY"
+	envStartupTimeout      = "KAFKA_STARTUP_TIMEOUT"
 	envProducerIdempotent  = "KAFKA_PRODUCER_IDEMPOTENT"
 	envProducerAcks        = "KAFKA_PRODUCER_ACKS"
 	envProducerCompression = "KAFKA_PRODUCER_COMPRESSION"
@@ -74,7 +76,10 @@ func (c Config) FromEnv() (Config, error) {
 //
 // An empty variable counts as unset. Values are read as follows:
 //   - durations in Go syntax ("500ms", "2s", "1m30s") or as a whole number of
-//     milliseconds ("1500" is 1.5s); see [ParseDuration];
+//     milliseconds ("1500" is 1.5s); see [ParseDuration]. For
+//     KAFKA_RETRY_BASE_DELAY and KAFKA_RETRY_MAX_DELAY a bare number below
+//     100 is an error: "5" is more likely meant as 5s than as retry topics
+//     of 5ms, 10ms, 20ms, which would stay on the cluster;
 //   - booleans as true/false, 1/0, yes/no or on/off, in any case;
 //   - lists split on commas, with spaces around items trimmed and empty
 //     items dropped;
@@ -115,6 +120,8 @@ func (c Config) FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	e.str(envRebalanceStrategy, &c.Consumer.RebalanceStrategy)
 	e.duration(envRebalanceTimeout, &c.Consumer.RebalanceTimeout)
 	e.duration(envShutdownTimeout, &c.Consumer.ShutdownTimeout)
+	envInt(&e, envConsumerConcurrency, &c.Consumer.Concurrency)
+	e.duration(envStartupTimeout, &c.StartupTimeout)
 
 	e.boolPtr(envProducerIdempotent, &c.Producer.Idempotent)
 	e.str(envProducerAcks, &c.Producer.RequiredAcks)
@@ -126,8 +133,8 @@ func (c Config) FromLookup(lookup func(string) (string, bool)) (Config, error) {
 
 	e.boolPtr(envRetryEnabled, &c.Retry.Enabled)
 	envInt(&e, envRetryAttempts, &c.Retry.Attempts)
-	e.duration(envRetryBaseDelay, &c.Retry.BaseDelay)
-	e.duration(envRetryMaxDelay, &c.Retry.MaxDelay)
+	e.retryDelay(envRetryBaseDelay, &c.Retry.BaseDelay)
+	e.retryDelay(envRetryMaxDelay, &c.Retry.MaxDelay)
 	e.str(envRetryBackoff, &c.Retry.Backoff)
 	e.fraction(envRetryJitter, &c.Retry.Jitter)
 	e.str(envRetryTopicMode, &c.Retry.TopicMode)
@@ -148,7 +155,7 @@ func (c Config) FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	e.str(envAdminToken, &c.Monitoring.AdminToken)
 
 	if len(e.problems) > 0 {
-		return orig, errors.Join(append([]error{ErrInvalidConfig}, e.problems...)...)
+		return orig, errors.Join(append([]error{ErrInvalidConfig}, c.redactErrs(e.problems)...)...)
 	}
 	return c, nil
 }
@@ -259,6 +266,26 @@ func parseBool(s string) (bool, error) {
 		return false, nil
 	}
 	return false, errors.New("not a boolean")
+}
+
+// minBareRetryDelay is the least bare number of milliseconds a retry delay
+// variable accepts.
+const minBareRetryDelay = 100
+
+// retryDelay is duration for a retry delay, which names retry topics: a bare
+// number below minBareRetryDelay ("5", meant as 5 seconds) is refused, as it
+// would create topics such as orders.retry.5ms that stay on the cluster.
+func (e *envReader) retryDelay(name string, dst *time.Duration) {
+	if *dst != 0 {
+		return
+	}
+	if v, ok := e.getTrimmed(name); ok && isDigits(v) {
+		if ms, err := strconv.Atoi(v); err == nil && ms > 0 && ms < minBareRetryDelay {
+			e.bad(name, v, fmt.Sprintf("a duration with its unit, such as %ss; a bare number is milliseconds, and %sms would create retry topics such as {service}.retry.%sms (write %sms if you mean it)", v, v, v, v))
+			return
+		}
+	}
+	e.duration(name, dst)
 }
 
 func (e *envReader) duration(name string, dst *time.Duration) {

@@ -40,6 +40,7 @@ func TestEnvFromLookupReadsEveryVariable(t *testing.T) {
 		"KAFKA_FETCH_MAX_WAIT":           "100ms",
 		"KAFKA_REBALANCE_STRATEGY":       "cooperative-sticky",
 		"KAFKA_SHUTDOWN_TIMEOUT":         "1m30s",
+		"KAFKA_CONSUMER_CONCURRENCY":     "32",
 		"KAFKA_REBALANCE_TIMEOUT":        "20000",
 		"KAFKA_PRODUCER_IDEMPOTENT":      "on",
 		"KAFKA_PRODUCER_ACKS":            "-1",
@@ -92,6 +93,7 @@ func TestEnvFromLookupReadsEveryVariable(t *testing.T) {
 			RebalanceStrategy: "cooperative-sticky",
 			RebalanceTimeout:  20 * time.Second,
 			ShutdownTimeout:   90 * time.Second,
+			Concurrency:       32,
 		},
 		Producer: kafkaevents.ProducerConfig{
 			Idempotent:   kafkaevents.Bool(true),

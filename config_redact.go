@@ -18,7 +18,7 @@ const redacted = "[redacted]"
 // isSecretField reports whether a string field of the config types holds a
 // secret, judging by its name, so a secret field added later is hidden too.
 func isSecretField(name string) bool {
-	for _, s := range []string{"Password", "Token", "Secret"} {
+	for _, s := range []string{"Password", "Token", "Secret", "KeyFile"} {
 		if strings.Contains(name, s) {
 			return true
 		}
@@ -114,6 +114,9 @@ func writeRedacted(b *strings.Builder, v reflect.Value, goSyntax bool) {
 				}
 				continue
 			}
+			if field.Name == "Brokers" {
+				fv = reflect.ValueOf(redactedBrokerList(fv))
+			}
 			writeRedacted(b, fv, goSyntax)
 		}
 		b.WriteByte('}')
@@ -145,6 +148,8 @@ func logValueOf(v reflect.Value) slog.Value {
 		switch {
 		case fv.Kind() == reflect.String && isSecretField(field.Name) && fv.String() != "":
 			attrs = append(attrs, slog.String(key, redacted))
+		case field.Name == "Brokers":
+			attrs = append(attrs, slog.Any(key, redactedBrokerList(fv)))
 		case fv.Kind() == reflect.Struct:
 			attrs = append(attrs, slog.Attr{Key: key, Value: logValueOf(fv)})
 		case fv.Kind() == reflect.Pointer && fv.IsNil():
@@ -177,4 +182,103 @@ func snakeCase(s string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// redactBroker returns a broker address with any user information (what
+// comes before the last '@', as in "user:password@host:9092") replaced by
+// "[redacted]", for errors and logs.
+func redactBroker(addr string) string {
+	if i := strings.LastIndexByte(addr, '@'); i >= 0 {
+		return redacted + addr[i:]
+	}
+	return addr
+}
+
+// redactBrokers applies redactBroker to each address and joins them with
+// commas.
+func redactBrokers(addrs []string) string {
+	out := make([]string, len(addrs))
+	for i, a := range addrs {
+		out[i] = redactBroker(a)
+	}
+	return strings.Join(out, ",")
+}
+
+// redactIn replaces every broker address of addrs that holds user
+// information in s with its redacted form.
+func redactIn(s string, addrs []string) string {
+	for _, a := range addrs {
+		if r := redactBroker(a); r != a {
+			s = strings.ReplaceAll(s, a, r)
+			// The user information alone may appear too (a URL parser
+			// quoting it, say).
+			if i := strings.LastIndexByte(a, '@'); i > 0 {
+				s = strings.ReplaceAll(s, a[:i], redacted)
+			}
+		}
+	}
+	return s
+}
+
+// redactedBrokerList returns the []string v with redactBroker applied to
+// each address (nil stays nil).
+func redactedBrokerList(v reflect.Value) []string {
+	in, _ := v.Interface().([]string)
+	if in == nil {
+		return nil
+	}
+	out := make([]string, len(in))
+	for i, a := range in {
+		out[i] = redactBroker(a)
+	}
+	return out
+}
+
+// minRedacted is the length under which a secret is not searched for in a
+// message: the messages never print a secret on purpose, only a value that
+// holds one by mistake, and replacing every "p" would garble them.
+const minRedacted = 4
+
+// redactSecrets replaces every secret of secrets that is at least
+// minRedacted bytes long in s with "[redacted]".
+func redactSecrets(s string, secrets ...string) string {
+	for _, sec := range secrets {
+		if len(sec) >= minRedacted {
+			s = strings.ReplaceAll(s, sec, redacted)
+		}
+	}
+	return s
+}
+
+// redactedError is an error whose message has the user information of the
+// broker addresses redacted; Unwrap still reaches the original.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
+// redactErrs applies redactErr to each error of errs, in place.
+func (c Config) redactErrs(errs []error) []error {
+	for i, err := range errs {
+		errs[i] = c.redactErr(err)
+	}
+	return errs
+}
+
+// redactErr returns err with every secret of c (the SASL password, the admin
+// token, the TLS key path and the user information of the broker
+// addresses) redacted in its message; errors.Is and errors.As still reach
+// what err wraps.
+func (c Config) redactErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := redactSecrets(redactIn(err.Error(), c.Brokers), c.SASL.Password, c.Monitoring.AdminToken, c.TLS.KeyFile)
+	if msg == err.Error() {
+		return err
+	}
+	return &redactedError{msg: msg, err: err}
 }

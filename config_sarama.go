@@ -26,7 +26,8 @@ import (
 //     Net.ReadTimeout of at least that plus 5s (65s by default), so that a
 //     JoinGroup the broker holds during a rebalance does not time out;
 //   - the consumer group session timeout, heartbeat interval and rebalance
-//     strategy, the fetch sizes and wait, Consumer.Offsets.Initial
+//     strategy, and a rejoin backoff (Consumer.Group.Rebalance.Retry.Backoff)
+//     of sarama's 2s or the heartbeat interval when that is shorter, the fetch sizes and wait, Consumer.Offsets.Initial
 //     (OffsetOldest when [Config.FromBeginning], else OffsetNewest) and
 //     Consumer.Return.Errors;
 //   - Producer.RequiredAcks, Producer.Idempotent, Producer.Compression and
@@ -91,6 +92,10 @@ func (c Config) Sarama() (*sarama.Config, error) {
 	sc.Consumer.Group.Heartbeat.Interval = c.Consumer.HeartbeatInterval
 	sc.Consumer.Group.Rebalance.Timeout = c.Consumer.RebalanceTimeout
 	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{balanceStrategy(c.Consumer.RebalanceStrategy)}
+	// A member told to join again (the group rebalances while it joins)
+	// waits this long first: no longer than a heartbeat, which is how soon
+	// the other members learn of the rebalance anyway.
+	sc.Consumer.Group.Rebalance.Retry.Backoff = min(sc.Consumer.Group.Rebalance.Retry.Backoff, c.Consumer.HeartbeatInterval)
 	sc.Consumer.Fetch.Min = c.Consumer.FetchMinBytes
 	sc.Consumer.Fetch.Default = c.Consumer.FetchDefaultBytes
 	sc.Consumer.Fetch.Max = c.Consumer.FetchMaxBytes
@@ -162,7 +167,8 @@ func (t TLSConfig) clientConfig() (*tls.Config, error) {
 	if t.CertFile != "" || t.KeyFile != "" {
 		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("CertFile %q, KeyFile %q: %w", t.CertFile, t.KeyFile, err)
+			// The key's path is not shown: it says where a secret lives.
+			return nil, &redactedError{msg: redactSecrets(fmt.Sprintf("CertFile %q, KeyFile %s: %v", t.CertFile, redacted, err), t.KeyFile), err: err}
 		}
 		tc.Certificates = []tls.Certificate{cert}
 	}

@@ -149,6 +149,7 @@ func TestSaramaConfigFields(t *testing.T) {
 	assert.Equal(t, 1, sc.Net.MaxOpenRequests, "idempotent defaults to one request in flight")
 	assert.Equal(t, 20*time.Second, sc.Consumer.Group.Session.Timeout)
 	assert.Equal(t, 2*time.Second, sc.Consumer.Group.Heartbeat.Interval)
+	assert.Equal(t, 2*time.Second, sc.Consumer.Group.Rebalance.Retry.Backoff, "sarama's 2s, not above the heartbeat")
 	require.Len(t, sc.Consumer.Group.Rebalance.GroupStrategies, 1)
 	assert.Equal(t, sarama.RoundRobinBalanceStrategyName, sc.Consumer.Group.Rebalance.GroupStrategies[0].Name())
 	assert.Equal(t, int32(10), sc.Consumer.Fetch.Min)
@@ -166,6 +167,20 @@ func TestSaramaConfigFields(t *testing.T) {
 	require.NoError(t, sc.Validate())
 }
 
+// A member asked to join again waits no longer than a heartbeat: with a
+// 100ms heartbeat, a group of two subscriptions settles in a few hundred
+// milliseconds instead of sarama's 2s backoff.
+func TestSaramaRejoinBackoffFollowsHeartbeat(t *testing.T) {
+	t.Parallel()
+
+	sc, err := kafkaevents.Config{
+		Brokers:  []string{"localhost:9092"},
+		Consumer: kafkaevents.ConsumerConfig{HeartbeatInterval: 100 * time.Millisecond},
+	}.Sarama()
+	require.NoError(t, err)
+	assert.Equal(t, 100*time.Millisecond, sc.Consumer.Group.Rebalance.Retry.Backoff)
+}
+
 func TestSaramaConfigDefaults(t *testing.T) {
 	t.Parallel()
 
@@ -176,6 +191,7 @@ func TestSaramaConfigDefaults(t *testing.T) {
 	assert.Equal(t, 5, sc.Net.MaxOpenRequests)
 	assert.Equal(t, 30*time.Second, sc.Consumer.Group.Session.Timeout)
 	assert.Equal(t, 3*time.Second, sc.Consumer.Group.Heartbeat.Interval)
+	assert.Equal(t, 2*time.Second, sc.Consumer.Group.Rebalance.Retry.Backoff)
 	assert.Equal(t, sarama.RangeBalanceStrategyName, sc.Consumer.Group.Rebalance.GroupStrategies[0].Name())
 	assert.Equal(t, int32(1), sc.Consumer.Fetch.Min)
 	assert.Equal(t, int32(1<<20), sc.Consumer.Fetch.Default)

@@ -59,7 +59,7 @@ func (c Config) Validate() error {
 	if len(v.problems) == 0 {
 		return nil
 	}
-	return errors.Join(append([]error{ErrInvalidConfig}, v.problems...)...)
+	return errors.Join(append([]error{ErrInvalidConfig}, c.redactErrs(v.problems)...)...)
 }
 
 // validator collects the problems Validate finds.
@@ -103,8 +103,14 @@ func (c Config) validateTop(v *validator) {
 		v.add("Brokers", envBrokers, "is empty: want at least one host:port")
 	}
 	for i, b := range c.Brokers {
+		if strings.ContainsAny(b, "; ") {
+			v.add(fmt.Sprintf("Brokers[%d]", i), envBrokers, "= %q: the broker list is comma-separated, such as \"kafka-1:9092,kafka-2:9092\"", b)
+			continue
+		}
 		if err := checkHostPort(b); err != nil {
-			v.add(fmt.Sprintf("Brokers[%d]", i), envBrokers, "= %q: want host:port, such as \"localhost:9092\" (%v)", b, err)
+			// An address may hold a password ("user:secret@host:9092"):
+			// neither it nor the parser's error may echo it.
+			v.add(fmt.Sprintf("Brokers[%d]", i), envBrokers, "= %q: want host:port, such as \"localhost:9092\" (%s)", redactBroker(b), redactIn(err.Error(), []string{b}))
 		}
 	}
 	if !validTopicName.MatchString(c.ServiceName) {
@@ -170,8 +176,9 @@ func (c Config) validateSecurity(v *validator) {
 		v.add("TLS.CertFile", envSSLCertFile, "is empty but TLS.KeyFile is set: want both or neither")
 	case t.CertFile != "":
 		if _, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err != nil {
-			v.add("TLS.CertFile", envSSLCertFile, "= %q with TLS.KeyFile = %q: want a readable PEM certificate and its matching private key: %v",
-				t.CertFile, t.KeyFile, err)
+			// The key's path is not shown: it says where a secret lives.
+			v.add("TLS.CertFile", envSSLCertFile, "= %q with TLS.KeyFile = %s: want a readable PEM certificate and its matching private key: %s",
+				t.CertFile, redacted, redactSecrets(err.Error(), t.KeyFile))
 		}
 	}
 }
@@ -205,8 +212,12 @@ func (c Config) validateConsumer(v *validator) {
 		v.add("Consumer.RebalanceStrategy", envRebalanceStrategy, "= %q needs Version %s or newer, got %q", strategy, cooperativeStickyMinKafka, c.Version)
 	}
 	v.positive("Consumer.RebalanceTimeout", envRebalanceTimeout, cc.RebalanceTimeout)
+	v.positive("StartupTimeout", envStartupTimeout, c.StartupTimeout)
 	if cc.ShutdownTimeout < 0 {
 		v.add("Consumer.ShutdownTimeout", envShutdownTimeout, "= %s: want a duration >= 0", cc.ShutdownTimeout)
+	}
+	if cc.Concurrency < 1 || cc.Concurrency > MaxConcurrency {
+		v.add("Consumer.Concurrency", envConsumerConcurrency, "= %d: want 1 to %d records of a partition in flight", cc.Concurrency, MaxConcurrency)
 	}
 }
 

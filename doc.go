@@ -27,13 +27,19 @@
 //     commit passes a record that is not settled.
 //   - health: the monitoring endpoints on Echo and the operator console
 //     (health/ui, embedded).
-//   - kafkatest: an embedded broker for tests.
+//   - kafkatest: the test kit: an embedded broker, and a harness that runs
+//     a stack with a test's handlers and waits for retries and DLQ records.
+//     (The broker itself is in internal/embedded, so that the root
+//     package's internal tests can use it.)
 //
 // In the root package, stack.go builds the Stack (New is a list of named
 // steps), options.go holds its options, install.go puts it on a router,
 // middlewares.go holds its own entry and metrics middlewares,
+// keyflow.go schedules a partition's records by key for handlers with
+// WithConcurrency,
 // retryconsumer.go starts the retry-topic consumer, drain.go lets a shutdown
-// finish the records in flight, status.go computes readiness and lag,
+// finish the records in flight, startup.go words the errors of a start that
+// is interrupted or times out, status.go computes readiness and lag,
 // dlq_ops.go holds the DLQ operations, and the config*.go files hold the
 // Config: its types, defaults, validation, redaction, environment and sarama
 // mapping.
@@ -42,7 +48,9 @@
 //
 //  1. Fetch: watermill-kafka's consumer group claims the partition; the
 //     offset tracker (internal/offsets) sees the claim and the offset handed
-//     out.
+//     out. For a handler with WithConcurrency, the record's offset is held
+//     and the record acknowledged at once, so that the next one follows
+//     while it waits for its key and runs (keyflow.go).
 //  2. Entry (middlewares.go): a record of a draining subscription is nacked
 //     unhandled; otherwise its correlation ID is set.
 //  3. Tracing: the trace context is extracted and a "process" span starts.

@@ -3,12 +3,14 @@ package kafkaevents
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -43,23 +45,37 @@ type drainingSubscriber struct {
 	// the Tracer of the subscriber underneath, and its unmarshaler must be a
 	// handOutUnmarshaler of it.
 	marks *offsets.Tracker
+	// logger, when set, says what a drain waits for and when it gives up.
+	logger watermill.LoggerAdapter
+	// onSubscribe, when set, is told the topic of each subscription.
+	onSubscribe func(topic string)
 	// draining counts the subscriptions that drain, so that admitting a
 	// message costs one atomic load while none does.
 	draining atomic.Int32
 
-	mu        sync.Mutex
-	closed    bool
-	closing   chan struct{}
-	subs      []*subscription
-	watchers  sync.WaitGroup
-	closeOnce sync.Once
-	closeErr  error
+	// flows are the concurrency settings by topic, for the topics whose
+	// handler has a concurrency above 1; def applies to the others.
+	flows map[string]flowSettings
+	def   flowSettings
+
+	mu      sync.Mutex
+	closed  bool
+	closing chan struct{}
+	// allDraining is closed once every subscription drains: the router was
+	// run with a context that is now done, and will not close the
+	// subscriber itself.
+	allDraining     chan struct{}
+	allDrainingOnce sync.Once
+	subs            []*subscription
+	watchers        sync.WaitGroup
+	closeOnce       sync.Once
+	closeErr        error
 }
 
 var errSubscriberClosed = errors.New("kafkaevents: subscriber is closed")
 
 func newDrainingSubscriber(inner message.Subscriber, marks *offsets.Tracker, drain time.Duration) *drainingSubscriber {
-	return &drainingSubscriber{inner: inner, drain: drain, marks: marks, closing: make(chan struct{})}
+	return &drainingSubscriber{inner: inner, drain: drain, marks: marks, closing: make(chan struct{}), allDraining: make(chan struct{})}
 }
 
 // subscription is one Subscribe call. It is a value of the context of every
@@ -71,9 +87,44 @@ type subscription struct {
 	marks    *offsets.Tracker
 	cancel   context.CancelFunc
 	draining atomic.Bool
+	drained  chan struct{} // closed when draining starts
 }
 
 type subscriptionKey struct{}
+
+// setFlow sets the concurrency of topic's handler; call it before
+// Subscribe.
+func (d *drainingSubscriber) setFlow(topic string, set flowSettings) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.flows == nil {
+		d.flows = map[string]flowSettings{}
+	}
+	d.flows[topic] = set
+}
+
+// flowSettings returns the concurrency settings of every handler.
+func (d *drainingSubscriber) flowSettings() []flowSettings {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]flowSettings, 0, len(d.flows))
+	for _, set := range d.flows {
+		out = append(out, set)
+	}
+	return out
+}
+
+// flowOf returns the concurrency settings of topic, and whether they ask
+// for more than one record of a partition at a time.
+func (d *drainingSubscriber) flowOf(topic string) (flowSettings, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	set, ok := d.flows[topic]
+	if !ok {
+		set = d.def
+	}
+	return set, set.n > 1
+}
 
 // Subscribe subscribes to topic underneath with a context that ctx does not
 // cancel, and returns the channel of that subscription. When ctx is done
@@ -84,12 +135,15 @@ func (d *drainingSubscriber) Subscribe(ctx context.Context, topic string) (<-cha
 		d.mu.Unlock()
 		return nil, errSubscriberClosed
 	}
-	sub := &subscription{topic: topic, marks: d.marks}
+	sub := &subscription{topic: topic, marks: d.marks, drained: make(chan struct{})}
 	innerCtx, cancel := context.WithCancel(context.WithValue(context.WithoutCancel(ctx), subscriptionKey{}, sub))
 	sub.cancel = cancel
 	d.subs = append(d.subs, sub)
 	d.watchers.Add(1)
 	d.mu.Unlock()
+	if d.onSubscribe != nil {
+		d.onSubscribe(topic)
+	}
 	out, err := d.inner.Subscribe(innerCtx, topic)
 	if err != nil {
 		cancel()
@@ -100,16 +154,25 @@ func (d *drainingSubscriber) Subscribe(ctx context.Context, topic string) (<-cha
 		return nil, err
 	}
 	go d.watch(ctx, sub)
+	if set, ok := d.flowOf(topic); ok {
+		f := newFlow(d, sub, set)
+		go f.run(out)
+		return f.out, nil
+	}
 	return out, nil
 }
 
 // watch drains sub when ctx is done before Close: it refuses new deliveries,
 // waits for the messages in flight to be settled, and then ends the
-// subscription underneath with Close or, when Close does not come, after the
-// drain timeout. The router closes the subscriber right after cancelling the
-// contexts of its subscriptions, and ending one subscription early would
-// make its member leave the consumer group, revoking the partitions of the
-// others while their messages are still being handled.
+// subscription underneath: with Close; once every subscription drains and
+// all are settled; or, when neither comes, after the drain timeout. Router.Close
+// closes the subscriber right after cancelling the contexts of its
+// subscriptions, but a router whose Run context is done does not close it at
+// all: it waits for the channels of its subscriptions to close. Ending one
+// subscription while others still run would make its member leave the
+// consumer group, revoking the partitions of the others while their messages
+// are still being handled; so a subscription that drains alone (its handler
+// was stopped) waits for Close or the timeout.
 func (d *drainingSubscriber) watch(ctx context.Context, sub *subscription) {
 	defer d.watchers.Done()
 	select {
@@ -123,14 +186,28 @@ func (d *drainingSubscriber) watch(ctx context.Context, sub *subscription) {
 	defer t.Stop()
 	select {
 	case <-d.closing:
+	case <-d.allDraining:
+		d.mu.Lock()
+		subs := slices.Clone(d.subs)
+		d.mu.Unlock()
+		d.waitSettled(subs...)
+		sub.cancel()
 	case <-t.C:
 		sub.cancel()
 	}
 }
 
 func (d *drainingSubscriber) startDraining(sub *subscription) {
-	if sub.draining.CompareAndSwap(false, true) {
-		d.draining.Add(1)
+	if !sub.draining.CompareAndSwap(false, true) {
+		return
+	}
+	d.draining.Add(1)
+	close(sub.drained)
+	d.mu.Lock()
+	all := int(d.draining.Load()) >= len(d.subs)
+	d.mu.Unlock()
+	if all {
+		d.allDrainingOnce.Do(func() { close(d.allDraining) })
 	}
 }
 
@@ -167,14 +244,24 @@ func (d *drainingSubscriber) waitSettled(subs ...*subscription) {
 	}
 	timer := time.NewTimer(d.drain)
 	defer timer.Stop()
-	for {
+	for logged := false; ; logged = true {
 		changed := d.marks.Changes()
 		if d.marks.Settled(topics) {
 			return
 		}
+		if !logged && d.logger != nil {
+			d.logger.Info("Stopping: waiting for the messages in their handlers", watermill.LogFields{
+				"topics": slices.Sorted(maps.Keys(topics)), "at_most": d.drain.String(),
+			})
+		}
 		select {
 		case <-changed:
 		case <-timer.C:
+			if d.logger != nil {
+				d.logger.Info("Stopping: shutdown timeout passed with messages still in their handlers; their offsets stay uncommitted and they will be delivered again", watermill.LogFields{
+					"topics": slices.Sorted(maps.Keys(topics)), "timeout": d.drain.String(),
+				})
+			}
 			return
 		}
 	}

@@ -2,6 +2,7 @@ package kafkaevents_test
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -196,4 +197,105 @@ func TestStoppedHandlerDrainsItsSubscription(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the other handler stopped consuming")
 	}
+}
+
+// TestRunEndingOnItsContextStopsPromptly runs the router the README's way,
+// router.Run(ctx) ending when ctx is done, with nothing in flight: it must
+// stop at once, not after Consumer.ShutdownTimeout (30 s, the default), and
+// the offset of the record it handled just before must be committed, so that
+// the next instance does not get it again. The stack has two handlers, so
+// that its group has two members that drain together.
+func TestRunEndingOnItsContextStopsPromptly(t *testing.T) {
+	env := newEnv(t)
+	cfg := env.baseConfig("runctx")
+	cfg.Consumer.ShutdownTimeout = 30 * time.Second
+	topic, other := uniq("runctx"), uniq("runctx-other")
+	env.createTopics(t, 1, topic, other)
+
+	// run starts an instance and returns its stack and a function that
+	// cancels the context of router.Run, waits for Run to return, closes
+	// the stack and returns how long it all took.
+	run := func(handled chan<- string) (*kafkaevents.Stack, func() time.Duration) {
+		stack, err := kafkaevents.New(cfg)
+		require.NoError(t, err)
+		router, err := message.NewRouter(message.RouterConfig{CloseTimeout: cfg.Consumer.ShutdownTimeout}, watermill.NopLogger{})
+		require.NoError(t, err)
+		stack.Install(router)
+		for _, tp := range []string{topic, other} {
+			_, err = stack.AddHandler(router, tp, "runctx."+tp, func(msg *message.Message) error {
+				handled <- string(msg.Payload)
+				return nil
+			})
+			require.NoError(t, err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- router.Run(ctx) }()
+		<-router.Running()
+		stop := func() time.Duration {
+			began := time.Now()
+			cancel()
+			select {
+			case err := <-done:
+				require.NoError(t, err)
+			case <-time.After(cfg.Consumer.ShutdownTimeout + 10*time.Second):
+				t.Fatal("router.Run did not return")
+			}
+			require.NoError(t, stack.Close())
+			return time.Since(began)
+		}
+		return stack, stop
+	}
+	receive := func(handled <-chan string) string {
+		t.Helper()
+		select {
+		case p := <-handled:
+			return p
+		case <-time.After(30 * time.Second):
+			t.Fatal("nothing was handled")
+			return ""
+		}
+	}
+
+	handled := make(chan string, 8)
+	stack, stop := run(handled)
+	_, err := stack.Producer().Send(t.Context(), kafkaevents.Message{Topic: topic, Value: "first"})
+	require.NoError(t, err)
+	require.Equal(t, "first", receive(handled))
+	took := stop()
+	t.Logf("router.Run(ctx) and Stack.Close returned %s after the cancel", took)
+	assert.Less(t, took, 2*time.Second, "an idle router run with a context stops within 2 s")
+
+	handled2 := make(chan string, 8)
+	stack2, stop2 := run(handled2)
+	_, err = stack2.Producer().Send(t.Context(), kafkaevents.Message{Topic: topic, Value: "second"})
+	require.NoError(t, err)
+	assert.Equal(t, "second", receive(handled2), "the record handled before the stop is not delivered again")
+	stop2()
+	assert.Empty(t, handled2)
+}
+
+// TestStuckHandlerShutdownSaysWhy stops the router while a handler is stuck:
+// the stop waits for it at most Consumer.ShutdownTimeout and says so in the
+// log, first what it waits for, then that it gave up.
+func TestStuckHandlerShutdownSaysWhy(t *testing.T) {
+	logs := &recordingLogger{}
+	rig := startInFlight(t, "stuck", logs, func(c *kafkaevents.Config) {
+		c.Consumer.ShutdownTimeout = time.Second
+	})
+	rig.holdOne(t)
+	stopped := make(chan struct{})
+	go func() {
+		_ = rig.stack.Close() // the subscriber drains, waiting for the stuck handler
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close did not return after the shutdown timeout")
+	}
+	close(rig.release)
+	text := strings.Join(logs.lines(), "\n")
+	assert.Contains(t, text, "Stopping: waiting for the messages in their handlers at_most=1s")
+	assert.Contains(t, text, "Stopping: shutdown timeout passed with messages still in their handlers")
 }

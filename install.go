@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/torix/kafkaevents/delayedretry"
@@ -64,8 +63,16 @@ func (s *Stack) Install(r *message.Router) {
 // r.AddConsumerHandler and the stack's subscriber) together with its
 // dispatch companion, which receives its due retries and reprocessed DLQ
 // records. Handler-level middlewares added to the returned handler apply to
-// first deliveries only; use router-level middlewares for both. It returns an
-// error for an empty or duplicate ID or an invalid retry policy.
+// first deliveries only; use router-level middlewares for both.
+//
+// It returns an error, before registering anything, for an empty topic or
+// ID, an ID already registered, a topic another handler of the stack
+// already consumes (two handlers in one consumer group would split the
+// topic's partitions, each seeing only part of the records), WithRetry
+// together with WithoutRetry, WithRetry when retries are off, WithConcurrency
+// outside 1 to MaxConcurrency, and a WithRetry
+// policy with a field out of range; the message names the field and the
+// option to change.
 func (s *Stack) AddHandler(r *message.Router, topic, handlerID string, h message.NoPublishHandlerFunc, opts ...HandlerOption) (*message.Handler, error) {
 	if topic == "" || handlerID == "" {
 		return nil, errors.New("kafkaevents: AddHandler needs a topic and a handler ID")
@@ -74,11 +81,18 @@ func (s *Stack) AddHandler(r *message.Router, topic, handlerID string, h message
 	for _, opt := range opts {
 		opt(&ho)
 	}
-	s.mu.Lock()
-	_, dup := s.handlers[handlerID]
-	s.mu.Unlock()
-	if dup {
-		return nil, fmt.Errorf("kafkaevents: handler %q is already registered", handlerID)
+	n := s.cfg.Consumer.Concurrency
+	if ho.concurrency != nil {
+		n = *ho.concurrency
+	}
+	if n < 1 || n > MaxConcurrency {
+		return nil, fmt.Errorf("kafkaevents: handler %q: WithConcurrency(%d): want 1 to %d records of a partition in flight", handlerID, n, MaxConcurrency)
+	}
+	if ho.ordering != OrderByKey && ho.ordering != Unordered {
+		return nil, fmt.Errorf("kafkaevents: handler %q: WithOrdering(%d): want OrderByKey or Unordered", handlerID, ho.ordering)
+	}
+	if err := s.checkHandler(topic, handlerID, &ho); err != nil {
+		return nil, err
 	}
 	if s.retrier != nil {
 		switch {
@@ -93,10 +107,55 @@ func (s *Stack) AddHandler(r *message.Router, topic, handlerID string, h message
 	s.mu.Lock()
 	s.handlers[handlerID] = HandlerInfo{ID: handlerID, Pattern: topic, Method: ho.method}
 	s.mu.Unlock()
+	s.expectMetrics(handlerID, topic)
 	s.dispatcher.Expect(handlerID)
+	s.subscriber.setFlow(topic, flowSettings{n: n, ordering: ho.ordering, handlerID: handlerID, stats: s.flowStats()})
 	main := r.AddConsumerHandler(handlerID, topic, s.subscriber, h)
-	r.AddConsumerHandler(handlerID+dispatch.HandlerSuffix, handlerID, s.dispatcher, h)
+	r.AddConsumerHandler(handlerID+dispatch.HandlerSuffix, dispatch.Topic(handlerID), s.dispatcher, h)
 	return main, nil
+}
+
+// checkHandler returns the error AddHandler gives for a handler that cannot
+// be registered as asked, and gives a WithRetry policy without MaxDelay the
+// stack's cap.
+func (s *Stack) checkHandler(topic, handlerID string, ho *handlerOptions) error {
+	s.mu.Lock()
+	_, dup := s.handlers[handlerID]
+	var other string
+	for _, hi := range s.handlers {
+		if hi.Pattern == topic {
+			other = hi.ID
+		}
+	}
+	s.mu.Unlock()
+	switch {
+	case dup:
+		return fmt.Errorf("kafkaevents: AddHandler(%q, %q): handler ID %q is already registered; give each handler an ID of its own", topic, handlerID, handlerID)
+	case other != "":
+		return fmt.Errorf("kafkaevents: AddHandler(%q, %q): topic %q is already handled by %q in consumer group %q; "+
+			"two handlers of one group split the topic's partitions and each sees only part of the records: "+
+			"do both jobs in one handler, or consume the topic with a second stack whose Consumer.GroupID differs",
+			topic, handlerID, topic, other, s.cfg.Consumer.GroupID)
+	case ho.noRetry && ho.policy != nil:
+		return fmt.Errorf("kafkaevents: AddHandler(%q, %q): WithRetry and WithoutRetry both given; keep WithRetry to retry with its policy, or WithoutRetry to send failures straight to the DLQ", topic, handlerID)
+	case ho.policy == nil:
+		return nil
+	case s.retrier == nil:
+		return fmt.Errorf("kafkaevents: AddHandler(%q, %q): WithRetry given but retries are off (Config.Retry.Enabled, KAFKA_RETRY_ENABLED); turn them on or drop WithRetry", topic, handlerID)
+	}
+	p := *ho.policy
+	if p.MaxDelay == 0 && !p.Disabled && p.Attempts > 0 {
+		p.MaxDelay = s.cfg.Retry.MaxDelay
+		if p.BaseDelay > p.MaxDelay {
+			return fmt.Errorf("kafkaevents: AddHandler(%q, %q): WithRetry: field BaseDelay = %s exceeds the MaxDelay it inherits from Config.Retry.MaxDelay (%s); set MaxDelay in the policy given to WithRetry",
+				topic, handlerID, p.BaseDelay, p.MaxDelay)
+		}
+	}
+	if err := p.Validate(); err != nil {
+		return fmt.Errorf("kafkaevents: AddHandler(%q, %q): WithRetry: %w; fix the delayedretry.Policy given to WithRetry", topic, handlerID, err)
+	}
+	ho.policy = &p
+	return nil
 }
 
 func (s *Stack) plugin(r *message.Router) error {
@@ -107,18 +166,27 @@ func (s *Stack) plugin(r *message.Router) error {
 		s.mu.Lock()
 		s.handlers[name] = HandlerInfo{ID: name}
 		s.mu.Unlock()
+		s.unknownTopics.Add(1)
+		s.expectMetrics(name, "")
 		s.dispatcher.Expect(name)
-		r.AddConsumerHandler(name+dispatch.HandlerSuffix, name, s.dispatcher, func(msg *message.Message) error {
+		r.AddConsumerHandler(name+dispatch.HandlerSuffix, dispatch.Topic(name), s.dispatcher, func(msg *message.Message) error {
 			_, err := fn(msg)
 			return err
 		})
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	parent := s.startCtx
+	if parent == nil {
+		parent = context.Background()
+	}
+	ctx, cancel := context.WithTimeout(parent, s.cfg.StartupTimeout)
 	defer cancel()
 	if err := s.Provision(ctx); err != nil {
+		if ctx.Err() != nil {
+			return errors.Join(s.startupError(parent, "creating the retry and DLQ topics"), err)
+		}
 		return err
 	}
-	return s.startRetryConsumer()
+	return s.startRetryConsumer(parent)
 }
 
 // Handlers lists the registered handlers, sorted by ID.
@@ -138,6 +206,11 @@ func (s *Stack) Handlers() []HandlerInfo {
 
 func (s *Stack) handlerOptions(id string) HandlerOptions {
 	o := HandlerOptions{DLQ: s.queue != nil}
+	for _, set := range s.subscriber.flowSettings() {
+		if set.handlerID == id {
+			o.Concurrency, o.Ordering = set.n, set.ordering.String()
+		}
+	}
 	if s.retrier == nil {
 		return o
 	}

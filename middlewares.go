@@ -26,6 +26,9 @@ func (s *Stack) enter(h message.HandlerFunc) message.HandlerFunc {
 			return nil, nil // nacked: the router's Ack after it does nothing
 		}
 		correlation.Ensure(msg)
+		if s.unknownTopics.Load() > 0 {
+			s.learnTopic(msg)
+		}
 		var mark uintptr
 		mark = grow.prepare(&mark)
 		out, err := h(msg)
@@ -34,6 +37,26 @@ func (s *Stack) enter(h message.HandlerFunc) message.HandlerFunc {
 			stampOutputs(msg, out)
 		}
 		return out, err
+	}
+}
+
+// learnTopic records the topic of a handler added directly to the router
+// (whose topic the router does not reveal) from its first delivery, for
+// Handlers and the lag.
+//
+//go:noinline
+func (s *Stack) learnTopic(msg *message.Message) {
+	ctx := msg.Context()
+	name, topic := message.HandlerNameFromCtx(ctx), message.SubscribeTopicFromCtx(ctx)
+	if topic == "" {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if h, ok := s.handlers[name]; ok && h.Pattern == "" {
+		h.Pattern = topic
+		s.handlers[name] = h
+		s.unknownTopics.Add(-1)
 	}
 }
 
@@ -97,7 +120,28 @@ func (o *observers) observe(msg *message.Message, elapsed time.Duration, err err
 		outcome = 1
 		tracing.MarkFailed(trace.SpanFromContext(msg.Context()), err)
 	}
-	o.of(outcome, middleware.HandlerIDOf(msg)).Observe(elapsed.Seconds())
+	obs := o.of(outcome, middleware.HandlerIDOf(msg))
+	if sc := trace.SpanContextFromContext(msg.Context()); sc.IsSampled() {
+		if eo, ok := obs.(prometheus.ExemplarObserver); ok {
+			eo.ObserveWithExemplar(elapsed.Seconds(), prometheus.Labels{"trace_id": sc.TraceID().String()})
+			return
+		}
+	}
+	obs.Observe(elapsed.Seconds())
+}
+
+// expectMetrics declares a registered handler (and the topic it consumes,
+// when known) to the metrics, so that their series exist from the start, at
+// 0, and that label values read from records are checked against them.
+func (s *Stack) expectMetrics(handlerID, topic string) {
+	s.retryStats.Expect(handlerID)
+	if topic != "" {
+		s.dlqStats.ExpectTopic(topic)
+	}
+	if s.durations != nil {
+		s.durations.WithLabelValues(handlerID, "success")
+		s.durations.WithLabelValues(handlerID, "error")
+	}
 }
 
 func (o *observers) of(outcome int, handlerID string) prometheus.Observer {

@@ -19,7 +19,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/torix/kafkaevents/correlation"
-	"github.com/torix/kafkaevents/kafkatest"
+	"github.com/torix/kafkaevents/internal/embedded"
 	"github.com/torix/kafkaevents/middleware"
 )
 
@@ -32,7 +32,7 @@ import (
 // each call, as each delivery comes with its own.
 func benchDelivery(b *testing.B, tp trace.TracerProvider, opts ...Option) (*Stack, *message.Message, context.Context) {
 	b.Helper()
-	broker := kafkatest.New(b)
+	broker := embedded.New(b)
 	cfg := Config{
 		Brokers: broker.Addrs(), ServiceName: "bench", LogLevel: "error",
 		Subscriptions: SubscriptionConfig{FromBeginning: Bool(true)},

@@ -57,13 +57,19 @@ func WithUnmarshaler(u kafka.Unmarshaler) Option { return func(o *options) { o.u
 type HandlerOption func(*handlerOptions)
 
 type handlerOptions struct {
-	policy  *delayedretry.Policy
-	noRetry bool
-	method  string
+	policy      *delayedretry.Policy
+	noRetry     bool
+	method      string
+	concurrency *int
+	ordering    Ordering
 }
 
 // WithRetry gives the handler its own retry policy instead of the global one
-// (the NestJS @EventHandler(topic, {retry: {...}}) option).
+// (the NestJS @EventHandler(topic, {retry: {...}}) option). A policy whose
+// MaxDelay is 0 inherits the stack's cap, Config.Retry.MaxDelay (default
+// 30s), as the global policy has it; set MaxDelay for another cap.
+// AddHandler rejects a policy with a field out of range (see
+// delayedretry.Policy.Validate), and WithRetry together with WithoutRetry.
 func WithRetry(p delayedretry.Policy) HandlerOption {
 	return func(o *handlerOptions) { o.policy = &p }
 }
@@ -74,6 +80,17 @@ func WithoutRetry() HandlerOption { return func(o *handlerOptions) { o.noRetry =
 
 // WithMethod describes the function behind the handler in the handler list.
 func WithMethod(name string) HandlerOption { return func(o *handlerOptions) { o.method = name } }
+
+// WithConcurrency lets the handler handle up to n records of one partition
+// at once (at most [MaxConcurrency]); see [Config.Consumer.Concurrency] for
+// the default and docs/concurrency.md for the guarantees. By default records
+// with the same key run one at a time, in offset order ([WithOrdering]).
+// AddHandler returns an error for n outside 1 to MaxConcurrency.
+func WithConcurrency(n int) HandlerOption { return func(o *handlerOptions) { o.concurrency = &n } }
+
+// WithOrdering sets which records a handler with a concurrency above 1 may
+// run at once: [OrderByKey] (the default) or [Unordered].
+func WithOrdering(ord Ordering) HandlerOption { return func(o *handlerOptions) { o.ordering = ord } }
 
 // newOptions applies opts over the defaults: the clock, and a text logger
 // to standard error at cfg's log level.

@@ -88,9 +88,16 @@ func (s *Stack) Provision(ctx context.Context) error {
 		for k, v := range sp.Configs {
 			entries[k] = &v
 		}
-		err := s.admin.CreateTopic(sp.Name, &sarama.TopicDetail{
-			NumPartitions: sp.Partitions, ReplicationFactor: sp.ReplicationFactor, ConfigEntries: entries,
-		}, false)
+		// sarama's CreateTopic takes no context: a broker that holds the
+		// request must not hold the start past ctx.
+		_, err := bounded.Call(ctx, func(context.Context) (struct{}, error) {
+			return struct{}{}, s.admin.CreateTopic(sp.Name, &sarama.TopicDetail{
+				NumPartitions: sp.Partitions, ReplicationFactor: sp.ReplicationFactor, ConfigEntries: entries,
+			}, false)
+		})
+		if ctx.Err() != nil {
+			return fmt.Errorf("kafkaevents: create topic %s: %w", sp.Name, ctx.Err())
+		}
 		if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
 			errs = append(errs, fmt.Errorf("kafkaevents: create topic %s (%d partitions, replication factor %d): %w",
 				sp.Name, sp.Partitions, sp.ReplicationFactor, err))
@@ -109,7 +116,9 @@ func (s *Stack) Provision(ctx context.Context) error {
 // and consumers started right after would not find it.
 func (s *Stack) waitForTopics(ctx context.Context, names []string) error {
 	for {
-		meta, err := s.admin.DescribeTopics(names)
+		meta, err := bounded.Call(ctx, func(context.Context) ([]*sarama.TopicMetadata, error) {
+			return s.admin.DescribeTopics(names)
+		})
 		missing := ""
 		if err == nil {
 			for _, m := range meta {

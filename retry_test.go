@@ -203,7 +203,7 @@ func TestRetryPrecisionMixedDelays(t *testing.T) {
 				lateness = append(lateness, late)
 				mu.Unlock()
 				return nil
-			}, kafkaevents.WithRetry(delayedretry.Policy{Attempts: 1, BaseDelay: d}))
+			}, kafkaevents.WithRetry(delayedretry.Policy{Attempts: 1, BaseDelay: d, MaxDelay: d}))
 			require.NoError(t, err)
 		}
 	})

@@ -46,7 +46,7 @@ func handoffLinger(shortest, linger time.Duration) time.Duration {
 // startHandoffProducer gives the retry records that are handed off a
 // producer of their own, on a client of its own, when they may linger
 // longer than the stack's producer does; s.mu is held.
-func (s *Stack) startHandoffProducer(shortest time.Duration) error {
+func (s *Stack) startHandoffProducer(ctx context.Context, shortest time.Duration) error {
 	linger := handoffLinger(shortest, s.cfg.Producer.Linger)
 	if linger <= max(s.cfg.Producer.Linger, 0) || s.handoff.held.Load() != nil {
 		return nil
@@ -56,9 +56,9 @@ func (s *Stack) startHandoffProducer(shortest time.Duration) error {
 		return err
 	}
 	sc.Producer.Flush.Frequency = linger
-	client, err := sarama.NewClient(s.cfg.Brokers, sc)
+	client, err := s.connectClient(ctx, "connecting the retry producer", sc)
 	if err != nil {
-		return fmt.Errorf("kafkaevents: retry producer client: %w", err)
+		return s.cfg.redactErr(fmt.Errorf("kafkaevents: retry producer client: %w", err))
 	}
 	p, err := newAsyncProducer(client, s.tracer)
 	if err != nil {
@@ -89,7 +89,10 @@ func (h *handoffSender) SendRecordAsync(ctx context.Context, rec *sarama.Produce
 	h.Producer.SendRecordAsync(ctx, rec, done)
 }
 
-func (s *Stack) startRetryConsumer() error {
+// startRetryConsumer connects the retry consumer (and the hand-off
+// producer) and starts it; ctx (the context given to NewContext) and
+// Config.StartupTimeout bound each connect.
+func (s *Stack) startRetryConsumer(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -112,12 +115,12 @@ func (s *Stack) startRetryConsumer() error {
 	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
 	shortest := s.retrier.ShortestDelay()
 	sc.Consumer.Fetch.Min, sc.Consumer.MaxWaitTime = retryFetch(shortest, sc.Consumer.Fetch.Min, sc.Consumer.MaxWaitTime)
-	if err := s.startHandoffProducer(shortest); err != nil {
+	if err := s.startHandoffProducer(ctx, shortest); err != nil {
 		return err
 	}
-	client, err := sarama.NewClient(s.cfg.Brokers, sc)
+	client, err := s.connectClient(ctx, "connecting the retry consumer", sc)
 	if err != nil {
-		return fmt.Errorf("kafkaevents: retry consumer client: %w", err)
+		return s.cfg.redactErr(fmt.Errorf("kafkaevents: retry consumer client: %w", err))
 	}
 	var dead delayedretry.DeadLetterFunc
 	if s.queue != nil {
@@ -126,6 +129,7 @@ func (s *Stack) startRetryConsumer() error {
 	c, err := delayedretry.NewConsumer(delayedretry.ConsumerConfig{
 		Client: client, GroupID: s.cfg.Consumer.GroupID + ".retry", Topics: s.retrier.Topics(),
 		Dispatcher: s.dispatcher, DeadLetter: dead, Metrics: s.retryStats, MaxWait: s.cfg.Retry.Retention,
+		Concurrency: s.concurrencyOf,
 	}, s.logger)
 	if err != nil {
 		_ = client.Close()
@@ -164,3 +168,31 @@ func (s *Stack) RetryTopics() []string {
 
 // RetryStats returns the retry counters.
 func (s *Stack) RetryStats() delayedretry.Stats { return s.retryStats.Stats() }
+
+// connectClient opens a sarama client to the brokers, waiting at most
+// Config.StartupTimeout and no longer than ctx lasts (sarama's connect takes
+// no context); a client that connects after the wait ended is closed.
+func (s *Stack) connectClient(ctx context.Context, what string, sc *sarama.Config) (sarama.Client, error) {
+	wait, cancel := context.WithTimeout(ctx, s.cfg.StartupTimeout)
+	defer cancel()
+	type result struct {
+		c   sarama.Client
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		c, err := sarama.NewClient(s.cfg.Brokers, sc)
+		ch <- result{c, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.c, r.err
+	case <-wait.Done():
+		go func() {
+			if r := <-ch; r.err == nil {
+				_ = r.c.Close()
+			}
+		}()
+		return nil, s.startupError(ctx, what)
+	}
+}

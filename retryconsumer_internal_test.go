@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/torix/kafkaevents/kafkatest"
+	"github.com/torix/kafkaevents/internal/embedded"
 )
 
 func TestRetryFetchWaitsAQuarterOfTheShortestDelay(t *testing.T) {
@@ -55,7 +55,7 @@ func TestHandoffLingerIsAQuarterOfTheShortestDelay(t *testing.T) {
 // the hand-off records go through a producer of their own that lingers 25ms
 // and writes them; with 10ms they go through the stack's producer.
 func TestHandoffProducerLingersAndWrites(t *testing.T) {
-	b := kafkatest.New(t, kafkatest.Topics("handoff-out"))
+	b := embedded.New(t, embedded.Topics("handoff-out"))
 	newStack := func(t *testing.T) *Stack {
 		s, err := New(Config{Brokers: b.Addrs(), ServiceName: "handoff", LogLevel: "error"})
 		require.NoError(t, err)
@@ -65,7 +65,7 @@ func TestHandoffProducerLingersAndWrites(t *testing.T) {
 
 	s := newStack(t)
 	s.mu.Lock()
-	require.NoError(t, s.startHandoffProducer(100*time.Millisecond))
+	require.NoError(t, s.startHandoffProducer(t.Context(), 100*time.Millisecond))
 	s.mu.Unlock()
 	require.NotNil(t, s.handoff.held.Load(), "a producer of its own")
 	assert.Equal(t, 25*time.Millisecond, s.handoffClient.Config().Producer.Flush.Frequency)
@@ -83,7 +83,7 @@ func TestHandoffProducerLingersAndWrites(t *testing.T) {
 
 	short := newStack(t)
 	short.mu.Lock()
-	require.NoError(t, short.startHandoffProducer(10*time.Millisecond))
+	require.NoError(t, short.startHandoffProducer(t.Context(), 10*time.Millisecond))
 	short.mu.Unlock()
 	assert.Nil(t, short.handoff.held.Load(), "2ms is no longer than the stack's own 5ms: the stack's producer")
 }

@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill"
@@ -27,6 +27,9 @@ import (
 type Stack struct {
 	cfg    Config
 	logger watermill.LoggerAdapter
+	// startCtx is the context given to NewContext; it bounds the waits of
+	// the start that come later, when a router starts (see plugin).
+	startCtx context.Context
 
 	saramaCfg   *sarama.Config
 	client      sarama.Client
@@ -44,6 +47,11 @@ type Stack struct {
 	reprocessor *dlq.Reprocessor
 	registry    *prometheus.Registry
 	durations   *prometheus.HistogramVec
+	keyWaits    *prometheus.HistogramVec
+
+	// unknownTopics counts the handlers added directly to the router whose
+	// topic is not known yet: enter learns it from their first delivery.
+	unknownTopics atomic.Int32
 
 	mu            sync.Mutex
 	handlers      map[string]HandlerInfo
@@ -57,17 +65,55 @@ type Stack struct {
 	closed        bool
 }
 
-// New builds a Stack from cfg (after SetDefaults and Validate; it does not
-// read the environment: use Config.FromEnv for that). It connects to the
-// brokers and returns an error when none answers or cfg is invalid; on an
-// error, what it had built is closed.
+// New is NewContext with a context that is never done: only
+// Config.StartupTimeout bounds its wait for the brokers.
 func New(cfg Config, opts ...Option) (*Stack, error) {
+	return NewContext(context.Background(), cfg, opts...)
+}
+
+// NewContext builds a Stack from cfg (after SetDefaults and Validate; it
+// does not read the environment: use Config.FromEnv for that). It connects
+// to the brokers and returns an error when none answers or cfg is invalid;
+// on an error, what it had built is closed.
+//
+// Connecting waits at most Config.StartupTimeout (an error wrapping
+// ErrStartupTimeout names the brokers and the likely cause) and ends as soon
+// as ctx is done (an error wrapping ctx's error, after a log line saying
+// what it was waiting for), so that a signal context stops a service that
+// cannot reach its brokers. ctx also bounds the creation of the retry and
+// DLQ topics when a router the stack is installed on starts; pass the
+// context the service runs with, not one that ends when NewContext returns.
+func NewContext(ctx context.Context, cfg Config, opts ...Option) (*Stack, error) {
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	o := newOptions(cfg, opts)
-	s := &Stack{cfg: cfg, logger: o.logger, handlers: map[string]HandlerInfo{}}
+	s := &Stack{cfg: cfg, logger: o.logger, handlers: map[string]HandlerInfo{}, startCtx: ctx}
+	wait, cancel := context.WithTimeout(ctx, cfg.StartupTimeout)
+	defer cancel()
+	built := make(chan error, 1)
+	go func() { built <- s.build(o) }()
+	select {
+	case err := <-built:
+		if err != nil {
+			_ = s.Close()
+			return nil, err
+		}
+		return s, nil
+	case <-wait.Done():
+		// sarama's connect takes no context: let it finish in the
+		// background and close what it built.
+		go func() {
+			<-built
+			_ = s.Close()
+		}()
+		return nil, s.startupError(ctx, "connecting to the brokers")
+	}
+}
+
+// build runs the steps of NewContext.
+func (s *Stack) build(o options) error {
 	for _, step := range []func(options) error{
 		s.connect,
 		s.buildProducer,
@@ -77,11 +123,10 @@ func New(cfg Config, opts ...Option) (*Stack, error) {
 		s.registerMetrics,
 	} {
 		if err := step(o); err != nil {
-			_ = s.Close()
-			return nil, err
+			return err
 		}
 	}
-	return s, nil
+	return nil
 }
 
 // connect opens the stack's client and admin client to the brokers.
@@ -92,10 +137,10 @@ func (s *Stack) connect(options) error {
 	}
 	s.saramaCfg = sc
 	if s.client, err = sarama.NewClient(s.cfg.Brokers, sc); err != nil {
-		return fmt.Errorf("kafkaevents: connect to %s: %w", strings.Join(s.cfg.Brokers, ","), err)
+		return s.cfg.redactErr(fmt.Errorf("kafkaevents: connect to %s: %w", redactBrokers(s.cfg.Brokers), err))
 	}
 	if s.admin, err = sarama.NewClusterAdmin(s.cfg.Brokers, sc); err != nil {
-		return fmt.Errorf("kafkaevents: admin client: %w", err)
+		return s.cfg.redactErr(fmt.Errorf("kafkaevents: admin client: %w", err))
 	}
 	return nil
 }
@@ -103,7 +148,10 @@ func (s *Stack) connect(options) error {
 // buildProducer sets up tracing (unless WithoutTracing) and the producer.
 func (s *Stack) buildProducer(o options) error {
 	if !o.noTracing {
-		s.tracer = tracing.New(tracing.Config{TracerProvider: o.tp, Propagator: o.propagator, ConsumerGroup: s.cfg.Consumer.GroupID})
+		s.tracer = tracing.New(tracing.Config{
+			TracerProvider: o.tp, Propagator: o.propagator, ConsumerGroup: s.cfg.Consumer.GroupID,
+			ClientID: s.cfg.ClientID, Broker: s.cfg.Brokers[0],
+		})
 	}
 	var err error
 	s.producer, err = NewProducer(s.client, s.tracer)
@@ -120,6 +168,7 @@ func (s *Stack) buildSubscriber(o options) error {
 	// past which the coordinator would evict the member.
 	marks := offsets.NewTracker(offsets.Config{
 		ReleaseWait: min(cfg.Consumer.ShutdownTimeout, cfg.Consumer.RebalanceTimeout/2),
+		Committed:   s.committed,
 	})
 	ks, err := kafka.NewSubscriber(kafka.SubscriberConfig{
 		Brokers:               cfg.Brokers,
@@ -132,6 +181,10 @@ func (s *Stack) buildSubscriber(o options) error {
 		return fmt.Errorf("kafkaevents: subscriber: %w", err)
 	}
 	s.subscriber = newDrainingSubscriber(ks, marks, cfg.Consumer.ShutdownTimeout)
+	s.subscriber.logger = s.logger
+	s.subscriber.def = flowSettings{n: cfg.Consumer.Concurrency, handlerID: "direct", stats: s.flowStats()}
+	// The topics of handlers added directly to the router are known here.
+	s.subscriber.onSubscribe = func(topic string) { s.dlqStats.ExpectTopic(topic) }
 	s.holder = offsetHolder{marks: marks}
 	s.dispatcher = dispatch.New()
 	return nil
@@ -190,7 +243,12 @@ func (s *Stack) registerMetrics(o options) error {
 		Help:    "Time spent in the handler, by handler and outcome (success or error).",
 		Buckets: prometheus.DefBuckets,
 	}, []string{"handler", "outcome"})
-	for _, c := range []prometheus.Collector{s.retryStats, s.dlqStats, s.durations, lagCollector{s}} {
+	s.keyWaits = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "kafkaevents", Name: "key_wait_seconds",
+		Help:    "Time a record waited behind an earlier record with the same key, by handler (handlers with a concurrency above 1).",
+		Buckets: prometheus.ExponentialBuckets(0.001, 4, 8),
+	}, []string{"handler"})
+	for _, c := range []prometheus.Collector{s.retryStats, s.dlqStats, s.durations, s.keyWaits, lagCollector{s}, concurrencyCollector{s}} {
 		if err := s.registry.Register(c); err != nil {
 			return fmt.Errorf("kafkaevents: register metrics: %w", err)
 		}
@@ -287,4 +345,27 @@ func isNilCloser(c interface{ Close() error }) bool {
 		return v == nil
 	}
 	return false
+}
+
+// committed reads the committed offset and metadata of tp for the consumer
+// group, so that a claim skips the records its metadata says were settled.
+func (s *Stack) committed(tp offsets.Partition) (int64, string, error) {
+	b, err := s.client.Coordinator(s.cfg.Consumer.GroupID)
+	if err != nil {
+		return 0, "", err
+	}
+	req := &sarama.OffsetFetchRequest{Version: 1, ConsumerGroup: s.cfg.Consumer.GroupID}
+	req.AddPartition(tp.Topic, tp.Partition)
+	resp, err := b.FetchOffset(req)
+	if err != nil {
+		return 0, "", err
+	}
+	blk := resp.GetBlock(tp.Topic, tp.Partition)
+	if blk == nil {
+		return 0, "", fmt.Errorf("kafkaevents: no committed offset of %s/%d", tp.Topic, tp.Partition)
+	}
+	if blk.Err != sarama.ErrNoError {
+		return 0, "", blk.Err
+	}
+	return blk.Offset, blk.Metadata, nil
 }

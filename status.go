@@ -62,6 +62,7 @@ func (s *Stack) Readiness(ctx context.Context) Readiness {
 	if len(r.Errors) == 0 {
 		r.Errors = nil
 	}
+	r.Warnings = s.stuckRecords()
 	return r
 }
 
@@ -170,8 +171,9 @@ func (c lagCollector) Collect(ch chan<- prometheus.Metric) {
 type HandlerInfo struct {
 	// ID is the handler ID (the Watermill handler name).
 	ID string `json:"id"`
-	// Pattern is the topic it consumes; empty for a handler added directly
-	// to the router, whose topic the router does not reveal.
+	// Pattern is the topic it consumes. For a handler added directly to the
+	// router, whose topic the router does not reveal, it is learnt from the
+	// handler's first delivery and empty until then.
 	Pattern string `json:"pattern"`
 	// Method is an optional description of the function behind it.
 	Method string `json:"method,omitempty"`
@@ -182,7 +184,11 @@ type HandlerInfo struct {
 // HandlerOptions are a handler's effective retry and DLQ settings.
 type HandlerOptions struct {
 	Retry RetryOptions `json:"retry"`
-	DLQ   bool         `json:"dlq"`
+	// Concurrency is how many records of a partition the handler may
+	// handle at once; Ordering is "key" or "none" (see WithOrdering).
+	Concurrency int    `json:"concurrency,omitempty"`
+	Ordering    string `json:"ordering,omitempty"`
+	DLQ         bool   `json:"dlq"`
 }
 
 // RetryOptions are a handler's effective retry policy, in JSON-friendly units.
@@ -219,6 +225,9 @@ type Readiness struct {
 	Consumer bool `json:"consumer"`
 	// Errors explains the failed checks.
 	Errors map[string]string `json:"errors,omitempty"`
+	// Warnings reports what does not fail a check but needs a look, such as
+	// a record that has been in its handler for longer than StuckAfter.
+	Warnings map[string]string `json:"warnings,omitempty"`
 	// CheckedAt is when the checks ran.
 	CheckedAt time.Time `json:"-"`
 }

@@ -2,6 +2,8 @@ package kafkaevents_test
 
 import (
 	"errors"
+	"fmt"
+	"net"
 	"testing"
 	"time"
 
@@ -90,7 +92,7 @@ func TestTraceFollowsMessageThroughRetriesIntoDLQ(t *testing.T) {
 	procs := byName["process "+topic]
 	require.Len(t, procs, 2, "first delivery and one retry")
 	first, second := procs[0], procs[1]
-	if attrs(first.Snapshot())["messaging.kafka.retry_count"].AsInt64() != 0 {
+	if attrs(first.Snapshot())["kafkaevents.retry_count"].AsInt64() != 0 {
 		first, second = second, first
 	}
 	assert.Equal(t, send.SpanContext.SpanID(), first.Parent.SpanID(), "first delivery is a child of the send span")
@@ -113,18 +115,29 @@ func TestTraceFollowsMessageThroughRetriesIntoDLQ(t *testing.T) {
 		assert.Equal(t, cfg.Consumer.GroupID, a["messaging.consumer.group.name"].AsString())
 		assert.Equal(t, "order-7", a["messaging.kafka.message.key"].AsString())
 		assert.Equal(t, "corr-traced-7", a["messaging.message.conversation_id"].AsString())
-		assert.Equal(t, "Traced.handle", a["kafka.handler_id"].AsString())
+		assert.Equal(t, "Traced.handle", a["kafkaevents.handler_id"].AsString())
 		assert.Contains(t, a, attribute.Key("messaging.kafka.offset"))
 		assert.Contains(t, a, attribute.Key("messaging.destination.partition.id"))
 		assert.Equal(t, "Error", p.Status.Code.String())
+		assert.Equal(t, "_OTHER", a["error.type"].AsString(), "a failed process span has error.type")
+		assert.Equal(t, cfg.ClientID, a["messaging.client.id"].AsString())
+		host, port, err := net.SplitHostPort(env.Brokers[0])
+		require.NoError(t, err)
+		assert.Equal(t, host, a["server.address"].AsString())
+		assert.Equal(t, port, fmt.Sprint(a["server.port"].AsInt64()))
 	}
+	assert.Equal(t, cfg.ClientID, attrs(laneSend.Snapshot())["messaging.client.id"].AsString())
+	assert.Equal(t, lane, attrs(laneSend.Snapshot())["messaging.destination.name"].AsString(), "the retry record's send span names the retry topic")
 	ra := attrs(retry.Snapshot())
-	assert.Equal(t, "retry", ra["kafka.operation"].AsString())
-	assert.Equal(t, int64(1), ra["messaging.kafka.retry_count"].AsInt64())
-	assert.Equal(t, int64(100), ra["kafka.retry.delay_ms"].AsInt64())
+	assert.Equal(t, "retry", ra["kafkaevents.operation"].AsString())
+	assert.Equal(t, int64(1), ra["kafkaevents.retry_count"].AsInt64())
+	assert.InDelta(t, 0.1, ra["kafkaevents.retry.delay"].AsFloat64(), 1e-9, "seconds")
+	assert.Equal(t, lane, ra["messaging.destination.name"].AsString(), "the retry span names the topic it writes")
+	assert.Equal(t, topic, ra["kafkaevents.original_topic"].AsString())
 	da := attrs(dlqStore.Snapshot())
-	assert.Equal(t, "dlq_store", da["kafka.operation"].AsString())
-	assert.Equal(t, string(middleware.ReasonRetriesExhausted), da["kafka.dlq.reason"].AsString())
+	assert.Equal(t, "dlq_store", da["kafkaevents.operation"].AsString())
+	assert.Equal(t, string(middleware.ReasonRetriesExhausted), da["kafkaevents.dlq.reason"].AsString())
+	assert.Equal(t, rn.Stack.DLQTopic(), da["messaging.destination.name"].AsString(), "the DLQ span names the topic it writes")
 
 	// The correlation ID is the same on every record of the flow.
 	for _, r := range c.Records(nil) {

@@ -202,13 +202,13 @@ func (sr *stackRun) close() {
 }
 
 // stackConsume measures the full stack with a no-op handler.
-func (e *env) stackConsume(topic string, n int, mode tracingMode, work func(*message.Message) error) (consumeResult, error) {
+func (e *env) stackConsume(topic string, n int, mode tracingMode, work func(*message.Message) error, opts ...kafkaevents.HandlerOption) (consumeResult, error) {
 	c := newCounter(n)
 	sr, err := e.newStackRun(e.stackConfig("full"), mode, func(s *kafkaevents.Stack, r *message.Router) error {
 		_, err := s.AddHandler(r, topic, "Bench.noop", func(msg *message.Message) error {
 			c.add()
 			return work(msg)
-		})
+		}, opts...)
 		return err
 	})
 	if err != nil {

@@ -137,11 +137,16 @@ type record struct {
 // AsyncProducer (round-robin over the partitions) and waits for every
 // acknowledgement.
 func (e *env) produce(topic string, n int, gen func(i int) record) error {
+	return e.produceWith(topic, n, gen, sarama.NewRoundRobinPartitioner)
+}
+
+// produceWith is produce with the partitioner given.
+func (e *env) produceWith(topic string, n int, gen func(i int) record, partitioner sarama.PartitionerConstructor) error {
 	sc, err := e.saramaConfig(e.name("fill"))
 	if err != nil {
 		return err
 	}
-	sc.Producer.Partitioner = sarama.NewRoundRobinPartitioner
+	sc.Producer.Partitioner = partitioner
 	p, err := sarama.NewAsyncProducer(e.brokers, sc)
 	if err != nil {
 		return err

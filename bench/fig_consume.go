@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"time"
+
+	"github.com/torix/kafkaevents"
 )
 
 // failRetryDelay is the retry delay of figure 2.
@@ -43,11 +45,14 @@ func figConsume(e *env, o options, rep *report) error {
 		{"fail", func() (consumeResult, error) { return e.failingConsume(topic, n, failRetryDelay, true) }},
 		{"nofail", func() (consumeResult, error) { return e.failingConsume(topic, n, failRetryDelay, false) }},
 		{"off", func() (consumeResult, error) { return e.stackConsume(topic, n, tracingOff, noWork) }},
+		{"full-c64", func() (consumeResult, error) {
+			return e.stackConsume(topic, n, tracingNoop, noWork, kafkaevents.WithConcurrency(64))
+		}},
 	}
 	if !o.wants(1) {
 		variants = []variant{variants[1], variants[5], variants[6]}
 	} else if !o.wants(2) {
-		variants = append(variants[:5], variants[7])
+		variants = append(variants[:5], variants[7], variants[8])
 	}
 	if o.variants != nil {
 		var keep []variant
@@ -62,7 +67,7 @@ func figConsume(e *env, o options, rep *report) error {
 	var steadyFull, steadyFail, inWindow []float64
 	firsts := map[string][]float64{}
 	cpus := map[string][]float64{}
-	var ratioFull, ratioSDK, ratioJSON, ratioFail, ratioFailNoop, ratioOff, ratioNoopOff []float64
+	var ratioFull, ratioSDK, ratioJSON, ratioFail, ratioFailNoop, ratioOff, ratioNoopOff, ratioConc []float64
 	for run := range o.consumeRuns {
 		got := map[string]float64{}
 		for k := range variants {
@@ -97,6 +102,7 @@ func figConsume(e *env, o options, rep *report) error {
 		ratio(&ratioFailNoop, "fail", "full")
 		ratio(&ratioOff, "off", "bare")
 		ratio(&ratioNoopOff, "full", "off")
+		ratio(&ratioConc, "full-c64", "full")
 		ratio(&steadyFull, "full/steady", "bare/steady")
 		ratio(&steadyFail, "fail/steady", "nofail/steady")
 	}
@@ -121,6 +127,9 @@ func figConsume(e *env, o options, rep *report) error {
 		s.add(row{name: "full stack, tracing off / bare", unit: "ratio", vals: ratioOff, ratio: "full stack without tracing/bare"})
 		s.add(row{name: "full stack, no-op tracing / tracing off", unit: "ratio", vals: ratioNoopOff, goal: "≥ 0.97", met: atLeast(0.97),
 			ratio: "no-op tracing/tracing off"})
+		s.add(row{name: "full stack, no-op tracing, WithConcurrency(64)", unit: "msg/s", vals: rates["full-c64"]})
+		s.add(row{name: "full stack with WithConcurrency(64) / without", unit: "ratio", vals: ratioConc, goal: "≥ 1.0", met: atLeast(1.0),
+			ratio: "no-op handler, concurrency 64/1"})
 		s.add(row{name: "bare, handler decoding the JSON payload", unit: "msg/s", vals: rates["bare-json"]})
 		s.add(row{name: "full stack, handler decoding the JSON payload", unit: "msg/s", vals: rates["full-json"]})
 		s.add(row{name: "full stack / bare, handler decoding the JSON payload", unit: "ratio", vals: ratioJSON, ratio: "full stack/bare with a JSON-decoding handler"})

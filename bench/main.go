@@ -93,8 +93,8 @@ func parseFlags() (options, error) {
 		o.only = map[int]bool{}
 		for _, f := range strings.Split(only, ",") {
 			n, err := strconv.Atoi(strings.TrimSpace(f))
-			if err != nil || n < 1 || n > 7 {
-				return o, fmt.Errorf("-only %q: want figure numbers 1 to 7", only)
+			if err != nil || n < 1 || n > 8 {
+				return o, fmt.Errorf("-only %q: want figure numbers 1 to 8", only)
 			}
 			o.only[n] = true
 		}
@@ -164,6 +164,7 @@ func run(o options) error {
 		{5, figReprocess},
 		{6, figMicro},
 		{7, figMemory},
+		{8, figIO},
 	}
 	var errs []error
 	for _, f := range figures {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/torix/kafkaevents/correlation"
 	"github.com/torix/kafkaevents/dispatch"
+	"github.com/torix/kafkaevents/internal/lograte"
 	"github.com/torix/kafkaevents/middleware"
 )
 
@@ -54,6 +55,13 @@ type ConsumerConfig struct {
 	// topics' retention, which Config.Validate keeps above Retry.MaxDelay.
 	// Optional. Default: 0, no bound.
 	MaxWait time.Duration
+	// Concurrency returns how many due records of one retry partition may
+	// be dispatched to a handler at once: the handler's own concurrency
+	// (kafkaevents.WithConcurrency). Above 1, a due record of that handler
+	// is dispatched without waiting for the one before it; offsets are still
+	// marked in order, each only once every record before it is done.
+	// Optional. Default: 1 for every handler, one record at a time.
+	Concurrency func(handlerID string) int
 }
 
 // Consumer reads the retry topics and dispatches each record when it is due.
@@ -66,6 +74,9 @@ type Consumer struct {
 	logger watermill.LoggerAdapter
 
 	running atomic.Bool
+	// unknown limits the log lines about records naming no registered
+	// handler, which anyone who can write to a retry topic can cause.
+	unknown *lograte.Limiter
 	mu      sync.Mutex
 	cancel  context.CancelFunc
 	done    chan struct{}
@@ -102,7 +113,7 @@ func NewConsumer(cfg ConsumerConfig, logger watermill.LoggerAdapter) (*Consumer,
 	if logger == nil {
 		logger = watermill.NopLogger{}
 	}
-	return &Consumer{cfg: cfg, logger: logger}, nil
+	return &Consumer{cfg: cfg, logger: logger, unknown: lograte.New(0.1, 1)}, nil
 }
 
 // Running reports whether Run is consuming.
@@ -177,13 +188,15 @@ func (h *groupHandler) Setup(sarama.ConsumerGroupSession) error   { return nil }
 func (h *groupHandler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
 
 func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	cm := newClaimMarks(sess, h.c.cfg.Concurrency)
+	defer cm.wait()
 	for {
 		select {
 		case rec, ok := <-claim.Messages():
 			if !ok {
 				return nil
 			}
-			if !h.c.handle(h.runCtx, sess, rec) {
+			if !h.c.handle(h.runCtx, sess, rec, cm) {
 				return nil
 			}
 		case <-sess.Context().Done():
@@ -192,9 +205,11 @@ func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 	}
 }
 
-// handle waits for rec to be due and dispatches it. It returns false when the
-// session ended before rec was done; rec is then left unmarked.
-func (c *Consumer) handle(runCtx context.Context, sess sarama.ConsumerGroupSession, rec *sarama.ConsumerMessage) bool {
+// handle waits for rec to be due and dispatches it, or starts dispatching it
+// when its handler takes more than one record at a time. It returns false
+// when the session ended before rec was done; rec is then left unmarked.
+func (c *Consumer) handle(runCtx context.Context, sess sarama.ConsumerGroupSession, rec *sarama.ConsumerMessage, cm *claimMarks) bool {
+	done := cm.add(rec)
 	hdr := middleware.HeaderMap(rec.Headers)
 	d, due, perr := parseRetryRecord(hdr, rec)
 	if perr == nil && c.cfg.MaxWait > 0 && due.Sub(c.cfg.Now()) > c.cfg.MaxWait {
@@ -202,11 +217,15 @@ func (c *Consumer) handle(runCtx context.Context, sess sarama.ConsumerGroupSessi
 	}
 	if perr == nil && !c.cfg.Dispatcher.Known(d.HandlerID) {
 		perr = fmt.Errorf("%w: %q", dispatch.ErrUnknownHandler, d.HandlerID)
+		c.logUnknown(rec, d.HandlerID)
+	}
+	if perr != nil && !c.cfg.Dispatcher.Known(d.HandlerID) {
+		d.HandlerID = UnknownHandler // the counters of no handler it names
 	}
 	m := c.cfg.Metrics.of(d.HandlerID)
 	if perr != nil {
 		m.unroutable.Add(1)
-		return c.deadLetter(runCtx, sess, rec, perr)
+		return c.deadLetter(runCtx, sess, rec, perr, done)
 	}
 
 	if wait := due.Sub(c.cfg.Now()); wait > 0 {
@@ -228,6 +247,23 @@ func (c *Consumer) handle(runCtx context.Context, sess sarama.ConsumerGroupSessi
 		}
 	}
 
+	if release, ok := cm.acquire(sess.Context(), d.HandlerID); ok {
+		go func() {
+			defer release()
+			c.deliver(runCtx, sess, rec, hdr, d, due, done)
+		}()
+		return true
+	}
+	if sess.Context().Err() != nil {
+		return false
+	}
+	return c.deliver(runCtx, sess, rec, hdr, d, due, done)
+}
+
+// deliver dispatches rec, due at due, to its handler until the router
+// acknowledges it, then calls done. It returns false when the session ended
+// first; rec is then left unmarked.
+func (c *Consumer) deliver(runCtx context.Context, sess sarama.ConsumerGroupSession, rec *sarama.ConsumerMessage, hdr map[string]string, d middleware.Delivery, due time.Time, done func()) bool {
 	// The headers become the message's metadata, less the Watermill UUID,
 	// which is the message's own; a redelivery gets a copy, since the
 	// handler may have changed the metadata it was given.
@@ -250,12 +286,12 @@ func (c *Consumer) handle(runCtx context.Context, sess sarama.ConsumerGroupSessi
 		err := c.cfg.Dispatcher.Deliver(sess.Context(), d.HandlerID, msg)
 		if err == nil {
 			c.cfg.Metrics.of(d.HandlerID).delivered.Add(1)
-			sess.MarkMessage(rec, "")
+			done()
 			return true
 		}
 		if errors.Is(err, dispatch.ErrUnknownHandler) {
 			c.cfg.Metrics.of(d.HandlerID).unroutable.Add(1)
-			return c.deadLetter(runCtx, sess, rec, err)
+			return c.deadLetter(runCtx, sess, rec, err, done)
 		}
 		if sess.Context().Err() != nil || errors.Is(err, dispatch.ErrClosed) {
 			return false
@@ -270,19 +306,32 @@ func (c *Consumer) handle(runCtx context.Context, sess sarama.ConsumerGroupSessi
 	}
 }
 
-func (c *Consumer) deadLetter(ctx context.Context, sess sarama.ConsumerGroupSession, rec *sarama.ConsumerMessage, cause error) bool {
+// logUnknown logs, at most once every 10 s, that a retry record named no
+// registered handler.
+func (c *Consumer) logUnknown(rec *sarama.ConsumerMessage, handlerID string) {
+	ok, suppressed := c.unknown.Allow()
+	if !ok {
+		return
+	}
+	c.logger.Info("Retry record names no registered handler; counted as unknown", watermill.LogFields{
+		"handler_id": handlerID, "topic": rec.Topic, "partition": rec.Partition, "offset": rec.Offset,
+		"similar_not_logged": suppressed,
+	})
+}
+
+func (c *Consumer) deadLetter(ctx context.Context, sess sarama.ConsumerGroupSession, rec *sarama.ConsumerMessage, cause error, done func()) bool {
 	if c.cfg.DeadLetter == nil {
 		c.logger.Error("Unroutable retry record skipped (no DLQ)", cause, watermill.LogFields{
 			"topic": rec.Topic, "partition": rec.Partition, "offset": rec.Offset,
 		})
-		sess.MarkMessage(rec, "")
+		done()
 		return true
 	}
 	backoff := c.cfg.RedeliverBackoff
 	for {
 		err := c.cfg.DeadLetter(ctx, rec, middleware.ReasonUnroutable, cause)
 		if err == nil {
-			sess.MarkMessage(rec, "")
+			done()
 			return true
 		}
 		c.logger.Error("Storing unroutable retry record failed; trying again", err, watermill.LogFields{

@@ -71,12 +71,23 @@ func (c *counters) snapshot() HandlerStats {
 
 const latenessWindow = 8192
 
+// UnknownHandler is the handler label under which Metrics counts a handler
+// ID that was not declared with Expect, once one was: a retry record names
+// its handler in a header that anyone who can write to a retry topic can
+// set, and each value would otherwise make a series of its own.
+const UnknownHandler = "unknown"
+
 // Metrics collects the counters of a Retrier and a Consumer. It is a
 // prometheus.Collector; register it on a registry of your own. The zero value
 // is not usable; call NewMetrics. Safe for concurrent use.
+//
+// Until Expect is called, every handler ID gets counters of its own. Once it
+// is, the label values are bounded: the expected handlers (whose series exist
+// from the start, at 0) and UnknownHandler.
 type Metrics struct {
 	mu       sync.RWMutex
 	handlers map[string]*counters
+	expected map[string]bool // nil until Expect
 
 	lateMu  sync.Mutex
 	ring    []time.Duration
@@ -101,26 +112,68 @@ func NewMetrics() *Metrics {
 		descs: map[string]*prometheus.Desc{},
 	}
 	for _, n := range metricNames {
-		m.descs[n.name] = prometheus.NewDesc("kafkaevents_retry_"+n.name, n.help, []string{"handler"}, nil)
+		m.descs[n.name] = prometheus.NewDesc(n.name, n.help, []string{"handler"}, nil)
 	}
 	return m
 }
 
+// metricNames are the names of the series of Collect, in the order of the
+// values there. The first and the fourth count every outcome of a handler
+// (first deliveries and retries alike), so they are named for the handler.
 var metricNames = []struct{ name, help string }{
-	{"messages_processed_total", "Deliveries the handler completed."},
-	{"messages_delayed_total", "Retry records held until their due time."},
-	{"messages_skipped_total", "Failures not retried (permanent, undecodable, retry disabled)."},
-	{"errors_total", "Handler failures."},
-	{"scheduled_total", "Retry records published."},
-	{"delivered_total", "Retry records dispatched when due."},
-	{"exhausted_total", "Messages whose retry attempts ran out."},
-	{"unroutable_total", "Retry records with an unknown handler or corrupt headers."},
-	{"waiting", "Retry records read and not yet due."},
+	{"kafkaevents_handler_completed_total", "Deliveries the handler completed, first deliveries and retries alike."},
+	{"kafkaevents_retry_messages_delayed_total", "Retry records held until their due time."},
+	{"kafkaevents_retry_messages_skipped_total", "Failures not retried (permanent, undecodable, retry disabled)."},
+	{"kafkaevents_handler_failures_total", "Handler failures, first deliveries and retries alike."},
+	{"kafkaevents_retry_scheduled_total", "Retry records published."},
+	{"kafkaevents_retry_delivered_total", "Retry records dispatched when due."},
+	{"kafkaevents_retry_exhausted_total", "Messages whose retry attempts ran out."},
+	{"kafkaevents_retry_unroutable_total", "Retry records with an unknown handler or corrupt headers."},
+	{"kafkaevents_retry_waiting", "Retry records read and not yet due."},
+}
+
+// Expect declares the ID of a registered handler: its series exist from now
+// on, at 0, and from now on a handler ID that was not expected is counted as
+// UnknownHandler.
+func (m *Metrics) Expect(handlerID string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.expected == nil {
+		m.expected = map[string]bool{}
+		// What was counted before under IDs not expected moves to unknown.
+		unknown := &counters{}
+		for id, c := range m.handlers {
+			if id != handlerID {
+				unknown.add(c)
+				delete(m.handlers, id)
+			}
+		}
+		m.handlers[UnknownHandler] = unknown
+	}
+	m.expected[handlerID] = true
+	if m.handlers[handlerID] == nil {
+		m.handlers[handlerID] = &counters{}
+	}
+}
+
+// Label returns the handler label Metrics counts handlerID under:
+// handlerID itself, or UnknownHandler when handlers were expected and it is
+// not one of them.
+func (m *Metrics) Label(handlerID string) string {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.expected != nil && !m.expected[handlerID] {
+		return UnknownHandler
+	}
+	return handlerID
 }
 
 func (m *Metrics) of(handlerID string) *counters {
 	m.mu.RLock()
 	c := m.handlers[handlerID]
+	if c == nil && m.expected != nil {
+		c = m.handlers[UnknownHandler]
+	}
 	m.mu.RUnlock()
 	if c != nil {
 		return c
@@ -128,10 +181,25 @@ func (m *Metrics) of(handlerID string) *counters {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if c = m.handlers[handlerID]; c == nil {
+		if m.expected != nil {
+			return m.handlers[UnknownHandler]
+		}
 		c = &counters{}
 		m.handlers[handlerID] = c
 	}
 	return c
+}
+
+func (c *counters) add(o *counters) {
+	c.processed.Add(o.processed.Load())
+	c.delayed.Add(o.delayed.Load())
+	c.skipped.Add(o.skipped.Load())
+	c.errors.Add(o.errors.Load())
+	c.scheduled.Add(o.scheduled.Load())
+	c.delivered.Add(o.delivered.Load())
+	c.exhausted.Add(o.exhausted.Load())
+	c.unroutable.Add(o.unroutable.Load())
+	c.waiting.Add(o.waiting.Load())
 }
 
 func (m *Metrics) observeLateness(d time.Duration) {
@@ -184,13 +252,26 @@ func (m *Metrics) Stats() Stats {
 }
 
 // Reset sets every counter to zero and forgets the lateness window. The
-// waiting gauge is kept: it describes records still held.
+// waiting gauge is kept: it describes records still held. The series of a
+// handler that is neither expected nor has records waiting are removed.
 func (m *Metrics) Reset() {
 	m.mu.Lock()
 	for id, c := range m.handlers {
-		fresh := &counters{}
-		fresh.waiting.Store(c.waiting.Load())
-		m.handlers[id] = fresh
+		waiting := c.waiting.Load()
+		if waiting == 0 && id != UnknownHandler && (m.expected == nil || !m.expected[id]) {
+			delete(m.handlers, id)
+			continue
+		}
+		// The counters are zeroed in place: a waiting retry holds them and
+		// decrements its gauge when it is due.
+		c.processed.Store(0)
+		c.delayed.Store(0)
+		c.skipped.Store(0)
+		c.errors.Store(0)
+		c.scheduled.Store(0)
+		c.delivered.Store(0)
+		c.exhausted.Store(0)
+		c.unroutable.Store(0)
 	}
 	m.mu.Unlock()
 	m.lateMu.Lock()
@@ -214,7 +295,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 		vals := []int64{h.MessagesProcessed, h.MessagesDelayed, h.MessagesSkipped, h.ErrorsEncountered, h.Scheduled, h.Delivered, h.Exhausted, h.Unroutable, h.Waiting}
 		for i, n := range metricNames {
 			typ := prometheus.CounterValue
-			if n.name == "waiting" {
+			if n.name == "kafkaevents_retry_waiting" {
 				typ = prometheus.GaugeValue
 			}
 			ch <- prometheus.MustNewConstMetric(m.descs[n.name], typ, float64(vals[i]), id)

@@ -14,6 +14,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/torix/kafkaevents/correlation"
+	"github.com/torix/kafkaevents/internal/lograte"
 	"github.com/torix/kafkaevents/middleware"
 	"github.com/torix/kafkaevents/tracing"
 )
@@ -107,6 +108,8 @@ func (c Config) Validate() error {
 type Retrier struct {
 	cfg    Config
 	logger watermill.LoggerAdapter
+	// lines bounds the INFO line of each retry scheduled.
+	lines *lograte.Limiter
 
 	mu       sync.RWMutex
 	policies map[string]Policy
@@ -126,7 +129,7 @@ func New(cfg Config, logger watermill.LoggerAdapter) (*Retrier, error) {
 	if logger == nil {
 		logger = watermill.NopLogger{}
 	}
-	return &Retrier{cfg: cfg, logger: logger, policies: map[string]Policy{}}, nil
+	return &Retrier{cfg: cfg, logger: logger, lines: lograte.New(0, 0), policies: map[string]Policy{}}, nil
 }
 
 // SetPolicy gives handlerID its own policy, replacing the default for it. Call
@@ -334,13 +337,16 @@ func (r *Retrier) schedule(msg *message.Message, d *middleware.Delivery, p *Poli
 	topic := r.topicFor(delay)
 
 	ctx, span := r.cfg.Tracer.StartRetry(msg.Context(), tracing.RetrySpan{
-		HandlerID: d.HandlerID, Topic: d.Topic, RetryCount: attempt, Delay: delay,
+		HandlerID: d.HandlerID, Topic: d.Topic, Destination: topic, RetryCount: attempt, Delay: delay,
 	})
 	defer span.End()
 
 	rec := retryRecord(msg, d, topic, attempt, now, due, firstFailed, cause)
 	if middleware.SendHeld(ctx, r.cfg.Sender, r.cfg.Holder, msg, rec,
-		func(*sarama.ProducerMessage) { c.scheduled.Add(1) },
+		func(*sarama.ProducerMessage) {
+			c.scheduled.Add(1)
+			r.logScheduled(msg, d, topic, attempt, delay, cause)
+		},
 		func(err error) {
 			tracing.MarkFailed(span, err)
 			r.logRetry(err, "Publishing retry record failed; sending it again", d.HandlerID, topic, attempt, delay)
@@ -357,8 +363,29 @@ func (r *Retrier) schedule(msg *message.Message, d *middleware.Delivery, p *Poli
 		return fmt.Errorf("%w: retry record to %s: %w", middleware.ErrHandoff, topic, err)
 	}
 	c.scheduled.Add(1)
-	r.logRetry(nil, "Retry scheduled", d.HandlerID, topic, attempt, delay)
+	r.logScheduled(msg, d, topic, attempt, delay, cause)
 	return nil
+}
+
+// logScheduled writes the INFO line of a retry the broker acknowledged, at
+// most as often as r.lines allows; the next line written says how many were
+// held back.
+//
+//go:noinline
+func (r *Retrier) logScheduled(msg *message.Message, d *middleware.Delivery, topic string, attempt int, delay time.Duration, cause error) {
+	ok, suppressed := r.lines.Allow()
+	if !ok {
+		return
+	}
+	fields := watermill.LogFields{
+		"handler_id": d.HandlerID, "topic": d.Topic, "attempt": attempt, "retry_topic": topic,
+		"delay": delay.String(), "reason": middleware.TruncateError(cause.Error()),
+		"correlation_id": correlation.FromMessage(msg),
+	}
+	if suppressed > 0 {
+		fields["lines_suppressed"] = suppressed
+	}
+	r.logger.Info("Retry scheduled", fields)
 }
 
 // retryRecord builds the retry record of msg. It is a function of its own,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -23,6 +24,16 @@ var (
 // HandlerSuffix is appended to a handler ID to name its companion router
 // handler, e.g. "OrderService.handleOrderCreated#dispatch".
 const HandlerSuffix = "#dispatch"
+
+// topicPrefix starts the name the companion handler subscribes to (see
+// Topic): it is no Kafka topic, and the router's logs should say so.
+const topicPrefix = "in-process retries and reprocessing of "
+
+// Topic returns what the companion router handler of handlerID subscribes
+// to on the Dispatcher: "in-process retries and reprocessing of " and the
+// handler ID, which is how the router's logs name it. Subscribe accepts it
+// as well as the bare handler ID.
+func Topic(handlerID string) string { return topicPrefix + handlerID }
 
 // Dispatcher routes messages to handlers by ID. The zero value is not usable;
 // call New.
@@ -78,7 +89,8 @@ func (d *Dispatcher) HandlerIDs() []string {
 	return ids
 }
 
-// Subscribe implements message.Subscriber. topic is a handler ID; it is
+// Subscribe implements message.Subscriber. topic is a handler ID, or Topic
+// of one; it is
 // declared as expected. The channel is closed when ctx is done or the
 // Dispatcher is closed. A second subscription for the same ID replaces the
 // first.
@@ -88,6 +100,7 @@ func (d *Dispatcher) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		return nil, ErrClosed
 	default:
 	}
+	topic = strings.TrimPrefix(topic, topicPrefix)
 	sub := &subscription{ch: make(chan *message.Message), done: make(chan struct{})}
 	d.mu.Lock()
 	d.expected[topic] = struct{}{}

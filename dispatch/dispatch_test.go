@@ -75,3 +75,20 @@ func TestDeliverHonoursContextAndClose(t *testing.T) {
 	_, err = d.Subscribe(context.Background(), "h")
 	require.ErrorIs(t, err, dispatch.ErrClosed)
 }
+
+// The companion handler subscribes to Topic(id), which reads as what it is
+// in the router's logs, and receives the deliveries of id.
+func TestSubscribeToTopicOfAHandler(t *testing.T) {
+	d := dispatch.New()
+	defer d.Close()
+	assert.Equal(t, "in-process retries and reprocessing of Orders.handle", dispatch.Topic("Orders.handle"))
+	ch, err := d.Subscribe(t.Context(), dispatch.Topic("Orders.handle"))
+	require.NoError(t, err)
+	assert.True(t, d.Known("Orders.handle"))
+	go func() {
+		for msg := range ch {
+			msg.Ack()
+		}
+	}()
+	require.NoError(t, d.Deliver(t.Context(), "Orders.handle", message.NewMessage("1", nil)))
+}

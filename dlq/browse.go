@@ -92,10 +92,22 @@ func (r *Reprocessor) Browse(ctx context.Context, topic string, limit, offset in
 	return page, nil
 }
 
+// UnknownReason is the Reason Browse shows for a record whose x-dlq-reason
+// is not one the stack writes (someone else wrote the record); the header
+// itself stays in Headers.
+const UnknownReason = "unknown"
+
+func browsedReason(h string) string {
+	if middleware.Reason(h).Valid() {
+		return h
+	}
+	return UnknownReason
+}
+
 func browsed(m *sarama.ConsumerMessage, hdr map[string]string) BrowsedRecord {
 	b := BrowsedRecord{
 		Partition: m.Partition, Offset: m.Offset, Timestamp: m.Timestamp, Key: string(m.Key), Headers: hdr,
-		Reason: hdr[middleware.HeaderDLQReason], HandlerID: hdr[middleware.HeaderHandlerID],
+		Reason: browsedReason(hdr[middleware.HeaderDLQReason]), HandlerID: hdr[middleware.HeaderHandlerID],
 		ErrorMessage: hdr[middleware.HeaderErrorMessage], PayloadSize: len(m.Value),
 	}
 	b.ReprocessCount = reprocessCount(hdr)

@@ -1,6 +1,8 @@
 package dlq
 
 import (
+	"maps"
+	"slices"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,12 +29,24 @@ type Stats struct {
 	ByTopic map[string]int64 `json:"byTopic"`
 }
 
+// UnknownTopic is the topic label under which Metrics counts a record whose
+// original topic was not declared with ExpectTopic, once one was: the
+// original topic of a retry record is a header that anyone who can write to
+// a retry topic can set.
+const UnknownTopic = "unknown"
+
 // Metrics collects the DLQ counters. It is a prometheus.Collector. The zero
 // value is not usable; call NewMetrics. Safe for concurrent use.
+//
+// Until ExpectTopic is called, every original topic gets series of its own.
+// Once it is, the topic label values are bounded: the expected topics and
+// UnknownTopic. The reason label is the Reason the stack (or a handler,
+// with middleware.WithReason) chose, never a header. The series of the expected topics exist from the start, at 0.
 type Metrics struct {
 	mu                                                   sync.Mutex
 	reprocessed, skipped, failed, parked                 int64
 	byReasonTopic                                        map[[2]string]int64
+	expected                                             map[string]bool // nil until ExpectTopic
 	storedDesc, reprocDesc, skipDesc, failDesc, parkDesc *prometheus.Desc
 }
 
@@ -48,8 +62,45 @@ func NewMetrics() *Metrics {
 	}
 }
 
+// ExpectTopic declares a topic the service consumes: its series exist from
+// now on, at 0, one per reason, and from now on a topic that was not
+// expected is counted as UnknownTopic.
+func (m *Metrics) ExpectTopic(topic string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.expected == nil {
+		m.expected = map[string]bool{}
+		// What was counted before under other topics moves to unknown.
+		for k, n := range m.byReasonTopic {
+			if k[0] != topic {
+				delete(m.byReasonTopic, k)
+				m.byReasonTopic[[2]string{UnknownTopic, k[1]}] += n
+			}
+		}
+	}
+	m.expected[topic] = true
+	m.zeroSeries()
+}
+
+// zeroSeries makes the series of the expected topics (and of UnknownTopic)
+// exist, at 0 when they are new.
+func (m *Metrics) zeroSeries() {
+	if m.expected == nil {
+		return
+	}
+	for _, topic := range append(slices.Collect(maps.Keys(m.expected)), UnknownTopic) {
+		for _, r := range middleware.Reasons {
+			k := [2]string{topic, string(r)}
+			m.byReasonTopic[k] += 0
+		}
+	}
+}
+
 func (m *Metrics) stored(topic string, reason middleware.Reason) {
 	m.mu.Lock()
+	if m.expected != nil && !m.expected[topic] {
+		topic = UnknownTopic
+	}
 	m.byReasonTopic[[2]string{topic, string(reason)}]++
 	m.mu.Unlock()
 }
@@ -83,11 +134,13 @@ func (m *Metrics) Stats() Stats {
 	return s
 }
 
-// Reset sets every counter to zero.
+// Reset sets every counter to zero and removes the series of the topics
+// that were not expected.
 func (m *Metrics) Reset() {
 	m.mu.Lock()
 	m.reprocessed, m.skipped, m.failed, m.parked = 0, 0, 0, 0
 	m.byReasonTopic = map[[2]string]int64{}
+	m.zeroSeries()
 	m.mu.Unlock()
 }
 

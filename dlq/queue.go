@@ -12,6 +12,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/torix/kafkaevents/correlation"
+	"github.com/torix/kafkaevents/internal/lograte"
 	"github.com/torix/kafkaevents/middleware"
 	"github.com/torix/kafkaevents/tracing"
 )
@@ -47,6 +48,8 @@ type Config struct {
 type Queue struct {
 	cfg    Config
 	logger watermill.LoggerAdapter
+	// lines bounds the INFO line of each record stored.
+	lines *lograte.Limiter
 }
 
 // New returns a Queue, or an error naming a missing field.
@@ -70,7 +73,7 @@ func New(cfg Config, logger watermill.LoggerAdapter) (*Queue, error) {
 	if logger == nil {
 		logger = watermill.NopLogger{}
 	}
-	return &Queue{cfg: cfg, logger: logger}, nil
+	return &Queue{cfg: cfg, logger: logger, lines: lograte.New(0, 0)}, nil
 }
 
 // Topic returns the DLQ topic name.
@@ -126,7 +129,7 @@ func (q *Queue) store(ctx context.Context, msg *message.Message, rec Record) err
 		return fmt.Errorf("dlq: invalid reason %q", rec.Reason)
 	}
 	ctx, span := q.cfg.Tracer.StartDLQ(ctx, tracing.DLQSpan{
-		HandlerID: rec.HandlerID, Topic: rec.Topic, Reason: string(rec.Reason), RetryCount: rec.RetryCount, Err: rec.Err,
+		HandlerID: rec.HandlerID, Topic: rec.Topic, Destination: q.cfg.Topic, Reason: string(rec.Reason), RetryCount: rec.RetryCount, Err: rec.Err,
 	})
 	defer span.End()
 
@@ -154,13 +157,31 @@ func (q *Queue) store(ctx context.Context, msg *message.Message, rec Record) err
 	return nil
 }
 
-// stored counts and logs a DLQ record the broker acknowledged.
+// stored counts and logs a DLQ record the broker acknowledged. The INFO
+// line is written at most as often as q.lines allows; the next line written
+// says how many were held back.
 func (q *Queue) stored(rec *Record, pm *sarama.ProducerMessage) {
 	q.cfg.Metrics.stored(rec.Topic, rec.Reason)
-	q.logger.Info("Message stored in the DLQ", watermill.LogFields{
-		"dlq_topic": q.cfg.Topic, "original_topic": rec.Topic, "handler_id": rec.HandlerID,
-		"reason": string(rec.Reason), "retry_count": rec.RetryCount, "partition": pm.Partition, "offset": pm.Offset,
-	})
+	ok, suppressed := q.lines.Allow()
+	if !ok {
+		return
+	}
+	fields := watermill.LogFields{
+		"handler_id": rec.HandlerID, "topic": rec.Topic, "retry_count": rec.RetryCount, "reason": string(rec.Reason),
+		"dlq_topic": q.cfg.Topic, "partition": pm.Partition, "offset": pm.Offset,
+	}
+	for _, h := range pm.Headers {
+		if string(h.Key) == middleware.HeaderCorrelationID {
+			fields["correlation_id"] = string(h.Value)
+		}
+	}
+	if rec.Err != nil {
+		fields["error"] = middleware.TruncateError(rec.Err.Error())
+	}
+	if suppressed > 0 {
+		fields["lines_suppressed"] = suppressed
+	}
+	q.logger.Info("Message stored in the DLQ", fields)
 }
 
 // record builds the DLQ record of rec, stored at now. It is not inlined, so

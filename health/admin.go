@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -167,12 +168,38 @@ func (h *endpoints) messages(c echo.Context) error {
 	if offset < 0 {
 		return newError(http.StatusBadRequest, codeInvalidQuery, "offset = %d: must be >= 0", offset)
 	}
+	encoding := c.QueryParam("encoding")
+	if encoding != "" && encoding != encodingText && encoding != encodingBase64 {
+		return newError(http.StatusBadRequest, codeInvalidQuery, "encoding = %q: must be text or base64", encoding)
+	}
 	page, err := h.src.BrowseDLQ(c.Request().Context(), topic, limit, offset)
 	if err != nil {
 		return sourceError(err)
 	}
 	page.Records = nonNil(page.Records)
-	return c.JSON(http.StatusOK, page)
+	out := browsePage{Page: page, Encoding: encodingText}
+	if encoding == encodingBase64 {
+		// The preview holds the payload's bytes as they are; JSON would
+		// replace the bytes that are not UTF-8.
+		out.Encoding = encodingBase64
+		for i := range out.Records {
+			out.Records[i].Preview = base64.StdEncoding.EncodeToString([]byte(out.Records[i].Preview))
+		}
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// Encodings of the previews of {prefix}/dlq/messages.
+const (
+	encodingText   = "text"
+	encodingBase64 = "base64"
+)
+
+// browsePage is the answer of {prefix}/dlq/messages: the page and how its
+// previews are encoded.
+type browsePage struct {
+	dlq.Page
+	Encoding string `json:"encoding"`
 }
 
 // reset is POST {prefix}/metrics/reset?component=all|retry|dlq (default all).
@@ -203,16 +230,19 @@ func intParam(c echo.Context, name string, def int) (int, error) {
 // unknown fields, values of the wrong type and anything after the object.
 // An empty body is accepted only when emptyOK.
 func decodeBody(c echo.Context, v any, emptyOK bool) error {
+	if c.Request().ContentLength > maxBody {
+		return newError(http.StatusRequestEntityTooLarge, codeBodyTooLarge, "request body larger than %d bytes", maxBody)
+	}
 	b, err := io.ReadAll(io.LimitReader(c.Request().Body, maxBody+1))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return newError(http.StatusBadRequest, codeBodyTooLarge, "request body larger than %d bytes", mbe.Limit)
+			return newError(http.StatusRequestEntityTooLarge, codeBodyTooLarge, "request body larger than %d bytes", mbe.Limit)
 		}
 		return newError(http.StatusBadRequest, codeInvalidBody, "reading the request body: %v", err)
 	}
 	if len(b) > maxBody {
-		return newError(http.StatusBadRequest, codeBodyTooLarge, "request body larger than %d bytes", maxBody)
+		return newError(http.StatusRequestEntityTooLarge, codeBodyTooLarge, "request body larger than %d bytes", maxBody)
 	}
 	b = bytes.TrimSpace(b)
 	if len(b) == 0 {

@@ -13,8 +13,9 @@
 //	GET  {prefix}/health             component summary; 503 when the producer is not connected
 //	GET  {prefix}/health/ready       readiness checks, bounded by Config.ReadTimeout; 503 when not ready
 //	GET  {prefix}/health/live        liveness; always 200, touches nothing
+//	HEAD on the three above          as GET, without the body
 //	GET  {prefix}/metrics            retry, DLQ and handler counters and the consumer lag, as JSON
-//	GET  {prefix}/metrics/prometheus the Source's Prometheus registry, text exposition format
+//	GET  {prefix}/metrics/prometheus the Source's Prometheus registry, text format or OpenMetrics
 //	GET  {prefix}/handlers           the registered handlers and their retry and DLQ options
 //	GET  {prefix}/dlq/status         the reprocessing runs in progress and the last result per topic
 //
@@ -22,7 +23,7 @@
 //
 //	POST {prefix}/dlq/reprocess      start reprocessing the DLQ records of one topic; 202
 //	POST {prefix}/dlq/stop           stop the run of one topic, or every run
-//	GET  {prefix}/dlq/messages       browse the DLQ records of one topic
+//	GET  {prefix}/dlq/messages       browse the DLQ records of one topic (encoding=base64 for binary payloads)
 //	POST {prefix}/metrics/reset      zero the retry and/or DLQ counters
 //	GET  {prefix}/dlq/records        DLQ records filtered by topic, reason and handler
 //	GET  {prefix}/dlq/records/{partition}/{offset}            one DLQ record with its payload
@@ -47,7 +48,13 @@
 // Every error the endpoints produce, including errors returned by
 // Config.AdminMiddleware, is written as {"error":"<code>","message":"<text>"}
 // by the routes themselves, whatever the Echo instance's HTTPErrorHandler.
-// Requests that match no route (404, 405) are left to Echo.
+// Requests that match no route (404, 405) are left to Echo. Every answer
+// carries X-Content-Type-Options: nosniff; a request body over 64 KiB
+// answers 413.
+//
+// Serve the endpoints from a server with timeouts, so that slow and idle
+// clients cannot hold it: NewServer, or SetServerDefaults on an existing
+// *http.Server (e.Server for Echo's e.Start).
 //
 // Echo is imported only by this package, so moving to Echo v5 touches nothing
 // else.

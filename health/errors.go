@@ -53,8 +53,12 @@ func newError(status int, code, format string, args ...any) *apiError {
 // Config.AdminMiddleware) as {"error","message"} JSON, so the answer does not
 // depend on the Echo instance's HTTPErrorHandler. Errors other than apiError
 // and *echo.HTTPError become a 500 whose message does not reveal them.
+//
+// It also sets X-Content-Type-Options: nosniff on every answer, so that a
+// browser never reads a JSON answer (which may quote a payload) as HTML.
 func respond(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
+		c.Response().Header().Set(echo.HeaderXContentTypeOptions, "nosniff")
 		err := next(c)
 		if err == nil || c.Response().Committed {
 			return nil

@@ -100,3 +100,17 @@ func ExampleConfig_URLs() {
 	// http://localhost:3000/ops/kafka/health/ready
 	// http://localhost:3000/ops/kafka/health/live
 }
+
+// NewServer gives the server of the endpoints (and of the rest of the
+// service) timeouts, so that slow and idle clients cannot hold it.
+func ExampleNewServer() {
+	e := echo.New()
+	if err := health.Register(e, health.Config{Source: exampleStack()}); err != nil {
+		fmt.Println(err)
+		return
+	}
+	srv := health.NewServer(":3000", e)
+	// go srv.ListenAndServe(); stop it with srv.Shutdown(ctx).
+	fmt.Println(srv.ReadHeaderTimeout, srv.ReadTimeout, srv.WriteTimeout, srv.IdleTimeout, srv.MaxHeaderBytes)
+	// Output: 5s 15s 30s 1m0s 65536
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"sync"
 
 	"github.com/labstack/echo/v4"
 
@@ -18,6 +19,10 @@ const timeFormat = "2006-01-02T15:04:05.000Z07:00"
 type endpoints struct {
 	cfg Config
 	src Source
+	// scrape serves the Source's Gatherer, built once, at the first
+	// scrape; nil when the Source has none.
+	scrape     http.Handler
+	scrapeOnce sync.Once
 }
 
 // Register adds the endpoints to r under cfg.Prefix. It returns an error,
@@ -35,9 +40,12 @@ func Register(r Routes, cfg Config) error {
 	h := &endpoints{cfg: cfg, src: cfg.Source}
 	g := r.Group(cfg.Prefix)
 
-	g.GET(pathHealth, h.health, respond)
-	g.GET(pathReady, h.ready, respond)
-	g.GET(pathLive, h.live, respond)
+	// HEAD answers like GET, without the body (net/http drops it), for
+	// the uptime checkers that probe with HEAD.
+	for path, fn := range map[string]echo.HandlerFunc{pathHealth: h.health, pathReady: h.ready, pathLive: h.live} {
+		g.GET(path, fn, respond)
+		g.HEAD(path, fn, respond)
+	}
 	g.GET(pathMetrics, h.metrics, respond)
 	g.GET(pathPrometheus, h.prometheus, respond)
 	g.GET(pathHandlers, h.handlers, respond)
@@ -108,9 +116,10 @@ func (h *endpoints) health(c echo.Context) error {
 }
 
 type readyBody struct {
-	Ready  bool              `json:"ready"`
-	Checks readyChecks       `json:"checks"`
-	Errors map[string]string `json:"errors,omitempty"`
+	Ready    bool              `json:"ready"`
+	Checks   readyChecks       `json:"checks"`
+	Errors   map[string]string `json:"errors,omitempty"`
+	Warnings map[string]string `json:"warnings,omitempty"`
 }
 
 type readyChecks struct {
@@ -138,7 +147,7 @@ func (h *endpoints) ready(c echo.Context) error {
 	body := readyBody{
 		Ready:  r.Ready(),
 		Checks: readyChecks{Producer: r.Producer, Handlers: r.Handlers, Consumer: r.Consumer},
-		Errors: r.Errors,
+		Errors: r.Errors, Warnings: r.Warnings,
 	}
 	if len(body.Errors) == 0 {
 		body.Errors = nil

@@ -97,6 +97,16 @@ func TestReady(t *testing.T) {
 			wantBody:  `{"ready":true,"checks":{"producer":true,"handlers":true,"consumer":true}}`,
 		},
 		{
+			name: "ready with a stuck record",
+			readiness: kafkaevents.Readiness{
+				Producer: true, Handlers: true, Consumer: true,
+				Warnings: map[string]string{"handler Orders.created": "the record at offset 7 of orders/1 has been in its handler for 2m0s"},
+			},
+			wantCode: http.StatusOK,
+			wantBody: `{"ready":true,"checks":{"producer":true,"handlers":true,"consumer":true},
+				"warnings":{"handler Orders.created":"the record at offset 7 of orders/1 has been in its handler for 2m0s"}}`,
+		},
+		{
 			name: "consumer not assigned",
 			readiness: kafkaevents.Readiness{
 				Producer: true, Handlers: true,

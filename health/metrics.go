@@ -24,6 +24,14 @@ type metricsBody struct {
 	DLQ       dlqMetrics                 `json:"dlq"`
 	Lag       []kafkaevents.PartitionLag `json:"lag"`
 	LagError  string                     `json:"lagError,omitempty"`
+	// Concurrency is present when the Source reports it (a Stack does).
+	Concurrency *kafkaevents.ConcurrencyStats `json:"concurrency,omitempty"`
+}
+
+// concurrencySource is the optional method of a Source that reports the
+// handling of records within partitions.
+type concurrencySource interface {
+	ConcurrencyStats() kafkaevents.ConcurrencyStats
 }
 
 type handlerSummary struct {
@@ -94,6 +102,10 @@ func (h *endpoints) metrics(c echo.Context) error {
 		Retry:     retry,
 		DLQ:       dlqm,
 	}
+	if cs, ok := h.src.(concurrencySource); ok {
+		st := cs.ConcurrencyStats()
+		body.Concurrency = &st
+	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), h.cfg.ReadTimeout)
 	defer cancel()
 	lags, err := bounded.Call(ctx, h.src.Lag)
@@ -109,13 +121,18 @@ func (h *endpoints) metrics(c echo.Context) error {
 }
 
 // prometheus is GET {prefix}/metrics/prometheus: the Source's registry in
-// the text exposition format (or whatever the scraper negotiates).
+// the text exposition format, or in OpenMetrics (which carries the
+// exemplars) when the scraper asks for it.
 func (h *endpoints) prometheus(c echo.Context) error {
-	g := h.src.Gatherer()
-	if g == nil {
+	h.scrapeOnce.Do(func() {
+		if g := h.src.Gatherer(); g != nil {
+			h.scrape = promhttp.HandlerFor(g, promhttp.HandlerOpts{EnableOpenMetrics: true})
+		}
+	})
+	if h.scrape == nil {
 		return newError(http.StatusServiceUnavailable, codeUnavailable, "no Prometheus registry")
 	}
-	promhttp.HandlerFor(g, promhttp.HandlerOpts{}).ServeHTTP(c.Response(), c.Request())
+	h.scrape.ServeHTTP(c.Response(), c.Request())
 	return nil
 }
 

@@ -1,100 +1,59 @@
-// Package kafkatest runs an embedded Kafka broker in process, on loopback,
-// for the reference service and for tests of handlers. It is franz-go's kfake:
-// a real Kafka wire-protocol implementation that sarama, watermill-kafka and
-// kcat talk to, with data in memory.
+// Package kafkatest is the test kit for services built on kafkaevents.
+//
+// NewHarness is the usual entry point of a handler test: one call starts
+// an embedded broker (or uses the Kafka named by KAFKA_BROKERS), builds a
+// kafkaevents.Stack with consumer-group timings and retry delays fit for
+// tests, lets the test register its handlers, runs the router and returns
+// once the consumer groups have their partitions. The Harness then sends
+// records, reads topics, and waits for retries and DLQ records, each wait
+// bounded by a timeout that fails the test with what it saw.
+//
+// Start and New run only the embedded broker: franz-go's kfake, a real Kafka
+// wire-protocol implementation that sarama, watermill-kafka and kcat talk to,
+// with data in memory, in process on loopback.
 package kafkatest
 
 import (
-	"fmt"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/torix/kafkaevents/internal/embedded"
 )
 
-// Option configures Start.
-type Option func(*options)
+// Option configures Start and New.
+type Option = embedded.Option
 
-type options struct {
-	port       int
-	partitions int32
-	topics     []string
-	sasl       []kfake.Opt
-	extra      []kfake.Opt
-}
+// Broker is a running embedded broker.
+type Broker = embedded.Broker
 
 // Port fixes the listening port. Default: a random free port.
-func Port(p int) Option { return func(o *options) { o.port = p } }
+func Port(p int) Option { return embedded.Port(p) }
 
 // Partitions sets the partition count of auto-created and seeded topics.
 // Default: 3.
-func Partitions(n int32) Option { return func(o *options) { o.partitions = n } }
+func Partitions(n int32) Option { return embedded.Partitions(n) }
 
 // Topics creates these topics at start.
-func Topics(names ...string) Option {
-	return func(o *options) { o.topics = append(o.topics, names...) }
-}
+func Topics(names ...string) Option { return embedded.Topics(names...) }
 
 // SASL requires authentication with this mechanism ("PLAIN",
 // "SCRAM-SHA-256" or "SCRAM-SHA-512") and user on every connection.
 func SASL(mechanism, user, password string) Option {
-	return func(o *options) {
-		o.sasl = append(o.sasl, kfake.EnableSASL(), kfake.Superuser(mechanism, user, password))
-	}
+	return embedded.SASL(mechanism, user, password)
 }
 
 // With passes raw kfake options through.
-func With(opts ...kfake.Opt) Option { return func(o *options) { o.extra = append(o.extra, opts...) } }
-
-// Broker is a running embedded broker.
-type Broker struct {
-	cluster *kfake.Cluster
-}
+func With(opts ...kfake.Opt) Option { return embedded.With(opts...) }
 
 // Start starts one broker on 127.0.0.1 with automatic topic creation on and,
-// unless Partitions says otherwise, 3 partitions per topic.
-func Start(opts ...Option) (*Broker, error) {
-	o := options{partitions: 3}
-	for _, opt := range opts {
-		opt(&o)
-	}
-	kopts := []kfake.Opt{
-		kfake.NumBrokers(1),
-		kfake.AllowAutoTopicCreation(),
-		kfake.DefaultNumPartitions(int(o.partitions)),
-	}
-	if o.port != 0 {
-		kopts = append(kopts, kfake.Ports(o.port))
-	}
-	if len(o.topics) > 0 {
-		kopts = append(kopts, kfake.SeedTopics(o.partitions, o.topics...))
-	}
-	kopts = append(kopts, o.sasl...)
-	kopts = append(kopts, o.extra...)
-	c, err := kfake.NewCluster(kopts...)
-	if err != nil {
-		return nil, fmt.Errorf("kafkatest: start embedded broker: %w", err)
-	}
-	return &Broker{cluster: c}, nil
-}
+// unless Partitions says otherwise, 3 partitions per topic. Close it when
+// done, after the routers and clients that use it.
+func Start(opts ...Option) (*Broker, error) { return embedded.Start(opts...) }
 
 // New starts a broker for a test and closes it in t.Cleanup. It fails the
 // test when the broker cannot start.
 func New(t testing.TB, opts ...Option) *Broker {
 	t.Helper()
-	b, err := Start(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	return b
+	return embedded.New(t, opts...)
 }
-
-// Addrs returns the broker addresses ("127.0.0.1:port").
-func (b *Broker) Addrs() []string { return b.cluster.ListenAddrs() }
-
-// Cluster returns the kfake cluster, for fault injection (Cluster().ControlKey).
-func (b *Broker) Cluster() *kfake.Cluster { return b.cluster }
-
-// Close stops the broker. Close routers and clients first: connections the
-// broker still holds make it wait for them.
-func (b *Broker) Close() { b.cluster.Close() }

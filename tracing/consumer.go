@@ -35,6 +35,7 @@ import (
 // messaging.destination.partition.id and messaging.kafka.offset (when known),
 // messaging.kafka.message.key (when the key is valid UTF-8),
 // messaging.message.conversation_id (the correlation ID, when there is one),
+// messaging.client.id, server.address and server.port (when configured),
 // and the handler ID, retry count and delivery source (HandlerIDKey,
 // RetryCountKey, DeliverySourceKey). The attributes a sampler may look at
 // (system, destination, operation, consumer group) are given when the span
@@ -51,8 +52,14 @@ import (
 // With a no-op tracer provider (go.opentelemetry.io/otel/trace/noop) no span
 // is started, but the trace context and baggage are still extracted into the
 // message context and written into the returned messages, so they keep
-// flowing to the records published while handling the message. A nil Tracer
-// returns h unchanged.
+// flowing to the records published while handling the message.
+//
+// The traceparent (with its tracestate) and baggage headers that the
+// propagator does not write (an empty propagator, or the global one before
+// any is set) are kept in the message context as they came, and copied
+// verbatim onto the returned messages and the records StartSend writes in
+// that context, when these carry none: a service that does not trace does not
+// cut the trace. A nil Tracer returns h unchanged.
 func (t *Tracer) Middleware(h message.HandlerFunc) message.HandlerFunc {
 	if t == nil {
 		return h
@@ -81,7 +88,7 @@ func (t *Tracer) parentContext(msg *message.Message) context.Context {
 	if t.carries(msg.Metadata) {
 		ctx = t.prop.Extract(ctx, MetadataCarrier(msg.Metadata))
 	}
-	return ctx
+	return t.withCarried(ctx, msg.Metadata)
 }
 
 // carries reports whether md holds a field of the propagator.
@@ -159,6 +166,7 @@ func (t *Tracer) injectOutputs(ctx context.Context, in *message.Message, out []*
 			m.Metadata = message.Metadata{}
 		}
 		t.Inject(ctx, m.Metadata)
+		carryMetadata(ctx, m.Metadata)
 	}
 }
 
@@ -171,5 +179,6 @@ func markPanic(span trace.Span, r any) {
 	}
 	err = fmt.Errorf("panic: %w", err)
 	span.RecordError(err, trace.WithStackTrace(true))
+	span.SetAttributes(semconv.ErrorTypeKey.String("panic"))
 	span.SetStatus(codes.Error, err.Error())
 }

@@ -69,9 +69,9 @@ func TestMiddleware_RemoteParent(t *testing.T) {
 		"messaging.kafka.message.key":        attribute.StringValue("order-7"),
 		"messaging.message.conversation_id":  attribute.StringValue("corr-abc"),
 		"messaging.message.id":               attribute.StringValue("msg-uuid-1"),
-		"kafka.handler_id":                   attribute.StringValue("orders-handler"),
-		"messaging.kafka.retry_count":        attribute.Int64Value(2),
-		"kafka.delivery.source":              attribute.StringValue("retry"),
+		"kafkaevents.handler_id":             attribute.StringValue("orders-handler"),
+		"kafkaevents.retry_count":            attribute.Int64Value(2),
+		"kafkaevents.delivery.source":        attribute.StringValue("retry"),
 	}
 	assert.Equal(t, want, attrMap(s.Attributes))
 }
@@ -96,9 +96,9 @@ func TestMiddleware_OptionalAttributes(t *testing.T) {
 	} {
 		assert.NotContains(t, got, k)
 	}
-	assert.Equal(t, "main", got["kafka.delivery.source"].AsString())
+	assert.Equal(t, "main", got["kafkaevents.delivery.source"].AsString())
 	assert.Equal(t, "u-\uFFFD", got["messaging.message.id"].AsString(), "exporters need valid UTF-8")
-	assert.Equal(t, int64(0), got["messaging.kafka.retry_count"].AsInt64())
+	assert.Equal(t, int64(0), got["kafkaevents.retry_count"].AsInt64())
 }
 
 func TestMiddleware_CorrelationIDFromContext(t *testing.T) {
@@ -311,7 +311,7 @@ func TestMiddleware_ConcurrentTopics(t *testing.T) {
 	require.Len(t, spans, 2*workers*perWorker)
 	for _, s := range spans {
 		attrs := attrMap(s.Attributes)
-		topic := attrs["kafka.handler_id"].AsString() // the delivery's topic, not from the cache
+		topic := attrs["kafkaevents.handler_id"].AsString() // the delivery's topic, not from the cache
 		require.True(t, strings.HasPrefix(topic, "topic-"))
 		require.Equal(t, "process "+topic, s.Name)
 		require.Equal(t, topic, attrs["messaging.destination.name"].AsString())

@@ -18,7 +18,7 @@
 // Spans follow the OpenTelemetry semantic conventions for messaging
 // (messaging.system, messaging.destination.name, messaging.operation.type,
 // messaging.kafka.offset, ...); the few library-specific attributes
-// (kafka.handler_id, messaging.kafka.retry_count, ...) are exported as
+// (kafkaevents.handler_id, kafkaevents.retry_count, ...) are exported as
 // attribute keys (HandlerIDKey, RetryCountKey, ...).
 //
 // The tracer provider and the propagator are injected through [Config]. Left

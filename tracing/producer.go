@@ -17,7 +17,10 @@ import (
 // span in ctx, and writes the new span's context (traceparent, tracestate,
 // baggage, or whatever the configured propagator writes) into rec.Headers,
 // replacing the headers of those names that rec already has (see
-// InjectHeaders). The span carries messaging.system,
+// InjectHeaders). When ctx is the context of a message handled by the
+// Middleware and the propagator writes no traceparent (or no baggage), the
+// handled record's traceparent and tracestate (or baggage) are copied onto
+// rec verbatim. The span carries messaging.system,
 // messaging.destination.name, messaging.operation.type and
 // messaging.operation.name, messaging.kafka.message.key (when rec.Key encodes
 // to valid UTF-8; a key that is neither a sarama.StringEncoder nor a
@@ -51,7 +54,7 @@ func (t *Tracer) StartSend(ctx context.Context, rec *sarama.ProducerMessage) (co
 			span.SetAttributes(attrs...)
 		}
 	}
-	rec.Headers = t.InjectHeaders(ctx, rec.Headers)
+	rec.Headers = carryHeaders(ctx, t.InjectHeaders(ctx, rec.Headers))
 	if !span.IsRecording() {
 		// Nothing to record on the outcome: spare the closure, an
 		// allocation per record.

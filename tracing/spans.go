@@ -2,11 +2,16 @@ package tracing
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/torix/kafkaevents/middleware"
 )
 
 // RetrySpan describes the scheduling of a retry, for StartRetry.
@@ -15,17 +20,20 @@ type RetrySpan struct {
 	HandlerID string
 	// Topic is the original topic of the message.
 	Topic string
+	// Destination is the retry topic the retry record is written to.
+	Destination string
 	// RetryCount is the attempt being scheduled: 1 for the first retry.
 	RetryCount int
 	// Delay is how long the retry waits before it is delivered.
 	Delay time.Duration
 }
 
-// StartRetry starts a "retry {topic}" span, kind Internal, as a child of the
-// span in ctx, around the publishing of a retry record. It carries
-// kafka.operation=retry, the handler ID, the retry count, the delay in
-// milliseconds (RetryDelayKey) and messaging.destination.name (the original
-// topic). The caller ends the span, after MarkFailed when the retry record
+// StartRetry starts a "retry {topic}" span (topic: the original topic), kind
+// Internal, as a child of the span in ctx, around the publishing of a retry
+// record. It carries kafkaevents.operation=retry, the handler ID, the retry
+// count, the delay in seconds (RetryDelayKey), the original topic
+// (OriginalTopicKey) and messaging.destination.name (the retry topic,
+// s.Destination, when given). The caller ends the span, after MarkFailed when the retry record
 // could not be published.
 //
 // A nil Tracer, or one whose provider never records, returns ctx and a span
@@ -35,15 +43,17 @@ func (t *Tracer) StartRetry(ctx context.Context, s RetrySpan) (context.Context, 
 	if t == nil || t.noop {
 		return ctx, inert(ctx)
 	}
-	return t.tracer.Start(ctx, spanName("retry", s.Topic),
-		kindInternal,
-		trace.WithAttributes(
-			attrRetry,
-			HandlerIDKey.String(s.HandlerID),
-			RetryCountKey.Int(s.RetryCount),
-			RetryDelayKey.Int64(s.Delay.Milliseconds()),
-			semconv.MessagingDestinationName(s.Topic),
-		))
+	attrs := []attribute.KeyValue{
+		attrRetry,
+		HandlerIDKey.String(s.HandlerID),
+		RetryCountKey.Int(s.RetryCount),
+		RetryDelayKey.Float64(s.Delay.Seconds()),
+		OriginalTopicKey.String(s.Topic),
+	}
+	if s.Destination != "" {
+		attrs = append(attrs, semconv.MessagingDestinationName(s.Destination))
+	}
+	return t.tracer.Start(ctx, spanName("retry", s.Topic), kindInternal, trace.WithAttributes(attrs...))
 }
 
 // DLQSpan describes the storing of a record in the DLQ, for StartDLQ.
@@ -52,6 +62,8 @@ type DLQSpan struct {
 	HandlerID string
 	// Topic is the original topic of the message.
 	Topic string
+	// Destination is the DLQ topic the record is written to.
+	Destination string
 	// Reason says why the record goes to the DLQ (a middleware.Reason).
 	Reason string
 	// RetryCount is the number of retries that ran.
@@ -60,10 +72,12 @@ type DLQSpan struct {
 	Err error
 }
 
-// StartDLQ starts a "dlq_store {topic}" span, kind Internal, as a child of the
-// span in ctx, around the publishing of a DLQ record. It carries
-// kafka.operation=dlq_store, the reason (DLQReasonKey), the retry count, the
-// handler ID and messaging.destination.name (the original topic). s.Err, when
+// StartDLQ starts a "dlq_store {topic}" span (topic: the original topic),
+// kind Internal, as a child of the span in ctx, around the publishing of a
+// DLQ record. It carries kafkaevents.operation=dlq_store, the reason
+// (DLQReasonKey), the retry count, the handler ID, the original topic
+// (OriginalTopicKey) and messaging.destination.name (the DLQ topic,
+// s.Destination, when given). s.Err, when
 // not nil, is recorded as an exception event but does not set the status:
 // storing the record is what this span does, and it succeeds when the record
 // is stored. The caller ends the span, after MarkFailed when the DLQ record
@@ -75,15 +89,17 @@ func (t *Tracer) StartDLQ(ctx context.Context, s DLQSpan) (context.Context, trac
 	if t == nil || t.noop {
 		return ctx, inert(ctx)
 	}
-	ctx, span := t.tracer.Start(ctx, spanName("dlq_store", s.Topic),
-		kindInternal,
-		trace.WithAttributes(
-			attrDLQStore,
-			DLQReasonKey.String(s.Reason),
-			RetryCountKey.Int(s.RetryCount),
-			HandlerIDKey.String(s.HandlerID),
-			semconv.MessagingDestinationName(s.Topic),
-		))
+	attrs := []attribute.KeyValue{
+		attrDLQStore,
+		DLQReasonKey.String(s.Reason),
+		RetryCountKey.Int(s.RetryCount),
+		HandlerIDKey.String(s.HandlerID),
+		OriginalTopicKey.String(s.Topic),
+	}
+	if s.Destination != "" {
+		attrs = append(attrs, semconv.MessagingDestinationName(s.Destination))
+	}
+	ctx, span := t.tracer.Start(ctx, spanName("dlq_store", s.Topic), kindInternal, trace.WithAttributes(attrs...))
 	if s.Err != nil {
 		span.RecordError(s.Err)
 	}
@@ -115,14 +131,36 @@ func (t *Tracer) InSpan(ctx context.Context, name string, fn func(ctx context.Co
 	return fn(ctx)
 }
 
-// MarkFailed records err on span as an exception event and sets the span
-// status to Error with err's text. A nil err or a nil span is a no-op.
+// MarkFailed records err on span as an exception event, sets error.type (see
+// ErrorType) and sets the span status to Error with err's text. A nil err or
+// a nil span is a no-op.
 func MarkFailed(span trace.Span, err error) {
 	if err == nil || span == nil {
 		return
 	}
 	span.RecordError(err)
+	span.SetAttributes(semconv.ErrorTypeKey.String(ErrorType(err)))
 	span.SetStatus(codes.Error, err.Error())
+}
+
+// ErrorType is the error.type of a failed span, a value of low cardinality:
+// "panic" for a recovered panic (middleware.PanicError), the DLQ reason for
+// an error that carries one (such as "permanent" or "undecodable"), the Go
+// type of err when it is a type of its own, and "_OTHER" for the plain
+// errors of errors.New and fmt.Errorf.
+func ErrorType(err error) string {
+	if _, ok := errors.AsType[*middleware.PanicError](err); ok {
+		return "panic"
+	}
+	if r, ok := middleware.ReasonOf(err); ok {
+		return string(r)
+	}
+	switch t := fmt.Sprintf("%T", err); t {
+	case "*errors.errorString", "*fmt.wrapError", "*fmt.wrapErrors", "*errors.joinError", "*middleware.Failure":
+		return "_OTHER"
+	default:
+		return t
+	}
 }
 
 // inert returns a span that records nothing, whose End does nothing, and that

@@ -3,6 +3,8 @@ package tracing_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"testing"
@@ -18,13 +20,14 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/torix/kafkaevents/middleware"
 	"github.com/torix/kafkaevents/tracing"
 )
 
 func TestStartRetry(t *testing.T) {
 	tr, exp, tp := newTracer(t, tracing.Config{})
 	ctx, parent := tp.Tracer("test").Start(t.Context(), "process orders")
-	rctx, span := tr.StartRetry(ctx, tracing.RetrySpan{HandlerID: "h1", Topic: "orders", RetryCount: 3, Delay: 1500 * time.Millisecond})
+	rctx, span := tr.StartRetry(ctx, tracing.RetrySpan{HandlerID: "h1", Topic: "orders", Destination: "svc.retry.2s", RetryCount: 3, Delay: 1500 * time.Millisecond})
 	assert.Equal(t, span.SpanContext(), trace.SpanContextFromContext(rctx))
 	span.End()
 	parent.End()
@@ -37,11 +40,12 @@ func TestStartRetry(t *testing.T) {
 	assert.Equal(t, parent.SpanContext().SpanID(), s.Parent.SpanID())
 	assert.Equal(t, codes.Unset, s.Status.Code)
 	assert.Equal(t, map[attribute.Key]attribute.Value{
-		"kafka.operation":             attribute.StringValue("retry"),
-		"kafka.handler_id":            attribute.StringValue("h1"),
-		"messaging.kafka.retry_count": attribute.Int64Value(3),
-		"kafka.retry.delay_ms":        attribute.Int64Value(1500),
-		"messaging.destination.name":  attribute.StringValue("orders"),
+		"kafkaevents.operation":      attribute.StringValue("retry"),
+		"kafkaevents.handler_id":     attribute.StringValue("h1"),
+		"kafkaevents.retry_count":    attribute.Int64Value(3),
+		"kafkaevents.retry.delay":    attribute.Float64Value(1.5),
+		"kafkaevents.original_topic": attribute.StringValue("orders"),
+		"messaging.destination.name": attribute.StringValue("svc.retry.2s"),
 	}, attrMap(s.Attributes))
 }
 
@@ -58,7 +62,7 @@ func TestStartDLQ(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			tr, exp, tp := newTracer(t, tracing.Config{})
 			ctx, parent := tp.Tracer("test").Start(t.Context(), "process orders")
-			_, span := tr.StartDLQ(ctx, tracing.DLQSpan{HandlerID: "h1", Topic: "orders", Reason: "permanent", RetryCount: 4, Err: tt.err})
+			_, span := tr.StartDLQ(ctx, tracing.DLQSpan{HandlerID: "h1", Topic: "orders", Destination: "svc.dlq", Reason: "permanent", RetryCount: 4, Err: tt.err})
 			span.End()
 			parent.End()
 
@@ -71,11 +75,12 @@ func TestStartDLQ(t *testing.T) {
 			assert.Equal(t, codes.Unset, s.Status.Code, "storing in the DLQ is this span's success")
 			assert.Equal(t, tt.wantEvent, hasEvent(s, "exception"))
 			assert.Equal(t, map[attribute.Key]attribute.Value{
-				"kafka.operation":             attribute.StringValue("dlq_store"),
-				"kafka.dlq.reason":            attribute.StringValue("permanent"),
-				"kafka.handler_id":            attribute.StringValue("h1"),
-				"messaging.kafka.retry_count": attribute.Int64Value(4),
-				"messaging.destination.name":  attribute.StringValue("orders"),
+				"kafkaevents.operation":      attribute.StringValue("dlq_store"),
+				"kafkaevents.dlq.reason":     attribute.StringValue("permanent"),
+				"kafkaevents.handler_id":     attribute.StringValue("h1"),
+				"kafkaevents.retry_count":    attribute.Int64Value(4),
+				"kafkaevents.original_topic": attribute.StringValue("orders"),
+				"messaging.destination.name": attribute.StringValue("svc.dlq"),
 			}, attrMap(s.Attributes))
 		})
 	}
@@ -244,4 +249,45 @@ func globalPropagatorSetAfterNew(t *testing.T) {
 	out := tr.InjectHeaders(parent, hs)
 	require.Len(t, out, 2)
 	assert.Equal(t, "traceparent", string(out[1].Key))
+}
+
+// A failed span says what kind of failure it was (error.type), with a value of
+// low cardinality.
+func TestMarkFailedSetsErrorType(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"plain error", errors.New("boom"), "_OTHER"},
+		{"wrapped plain error", fmt.Errorf("charge: %w", errors.New("boom")), "_OTHER"},
+		{"permanent", middleware.Permanent(errors.New("bad order")), "permanent"},
+		{"undecodable", middleware.Undecodable(errors.New("bad json")), "undecodable"},
+		{"panic", &middleware.PanicError{Value: "nil map"}, "panic"},
+		{"a type of its own", &net.DNSError{Err: "no such host", Name: "kafka"}, "*net.DNSError"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr, exp, _ := newTracer(t, tracing.Config{})
+			_ = tr.InSpan(t.Context(), "op", func(context.Context) error { return tc.err })
+			s := onlySpan(t, exp)
+			assert.Equal(t, codes.Error, s.Status.Code)
+			assert.Equal(t, tc.want, attrMap(s.Attributes)["error.type"].AsString())
+		})
+	}
+}
+
+// Process and send spans name the client and the broker it connects to.
+func TestSpansCarryClientAndServer(t *testing.T) {
+	tr, exp, _ := newTracer(t, tracing.Config{ClientID: "billing", Broker: "kafka-1.internal:9093"})
+	_, end := tr.StartSend(t.Context(), &sarama.ProducerMessage{Topic: "orders"})
+	end(0, 1, nil)
+	_, _ = tr.Middleware(okHandler)(deliveredMessage(t.Context(), message.Metadata{}))
+	spans := exp.GetSpans()
+	require.Len(t, spans, 2)
+	for _, s := range spans {
+		a := attrMap(s.Attributes)
+		assert.Equal(t, "billing", a["messaging.client.id"].AsString(), s.Name)
+		assert.Equal(t, "kafka-1.internal", a["server.address"].AsString(), s.Name)
+		assert.Equal(t, int64(9093), a["server.port"].AsInt64(), s.Name)
+	}
 }

@@ -39,21 +39,21 @@ type startKey struct {
 
 // process returns the start of a "process {topic}" span.
 func (t *Tracer) processStart(topic string) *spanStart {
-	return t.starts.get(startKey{topic: topic}, t.group)
+	return t.starts.get(startKey{topic: topic}, t.group, t.common)
 }
 
 // send returns the start of a "send {topic}" span.
 func (t *Tracer) sendStart(topic string) *spanStart {
-	return t.starts.get(startKey{send: true, topic: topic}, "")
+	return t.starts.get(startKey{send: true, topic: topic}, "", t.common)
 }
 
-func (c *startCache) get(k startKey, group string) *spanStart {
+func (c *startCache) get(k startKey, group string, common []attribute.KeyValue) *spanStart {
 	if m := c.m.Load(); m != nil {
 		if s, ok := (*m)[k]; ok {
 			return s
 		}
 	}
-	s := newSpanStart(k, group)
+	s := newSpanStart(k, group, common)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var old map[startKey]*spanStart
@@ -72,18 +72,18 @@ func (c *startCache) get(k startKey, group string) *spanStart {
 	return s
 }
 
-func newSpanStart(k startKey, group string) *spanStart {
+func newSpanStart(k startKey, group string, common []attribute.KeyValue) *spanStart {
 	// The topic of a retried message comes from a header.
 	k.topic = strings.ToValidUTF8(k.topic, "\uFFFD")
 	if k.send {
 		return &spanStart{
 			name: spanName("send", k.topic),
-			opts: []trace.SpanStartOption{kindProducer, trace.WithAttributes(
+			opts: []trace.SpanStartOption{kindProducer, trace.WithAttributes(append([]attribute.KeyValue{
 				attrSystem,
 				semconv.MessagingDestinationName(k.topic),
 				attrOpSend,
 				attrNameSend,
-			)},
+			}, common...)...)},
 		}
 	}
 	attrs := []attribute.KeyValue{
@@ -95,6 +95,7 @@ func newSpanStart(k startKey, group string) *spanStart {
 	if group != "" {
 		attrs = append(attrs, semconv.MessagingConsumerGroupName(group))
 	}
+	attrs = append(attrs, common...)
 	return &spanStart{
 		name: spanName("process", k.topic),
 		opts: []trace.SpanStartOption{kindConsumer, trace.WithAttributes(attrs...)},

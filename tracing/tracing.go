@@ -1,8 +1,10 @@
 package tracing
 
 import (
+	"net"
 	"reflect"
 	"slices"
+	"strconv"
 	"sync/atomic"
 
 	"go.opentelemetry.io/otel"
@@ -17,24 +19,29 @@ import (
 // obtains from the tracer provider.
 const ScopeName = "github.com/torix/kafkaevents/tracing"
 
-// Attribute keys specific to kafkaevents. The other attributes are those of
-// the OpenTelemetry semantic conventions for messaging.
+// Attribute keys specific to kafkaevents, in a namespace of their own. The
+// other attributes are those of the OpenTelemetry semantic conventions for
+// messaging (and error.type, server.address, server.port).
 const (
 	// HandlerIDKey is the handler a message is delivered to, or that failed.
-	HandlerIDKey = attribute.Key("kafka.handler_id")
+	HandlerIDKey = attribute.Key("kafkaevents.handler_id")
 	// DeliverySourceKey says where a delivery comes from: "main", "retry"
 	// or "reprocess" (middleware.Source).
-	DeliverySourceKey = attribute.Key("kafka.delivery.source")
+	DeliverySourceKey = attribute.Key("kafkaevents.delivery.source")
 	// RetryCountKey is 0 for a first delivery, k for the k-th retry; on a
 	// retry span, the attempt being scheduled; on a DLQ span, the number of
 	// retries that ran.
-	RetryCountKey = attribute.Key("messaging.kafka.retry_count")
-	// RetryDelayKey is the delay of a scheduled retry, in milliseconds.
-	RetryDelayKey = attribute.Key("kafka.retry.delay_ms")
+	RetryCountKey = attribute.Key("kafkaevents.retry_count")
+	// RetryDelayKey is the delay of a scheduled retry, in seconds (a float).
+	RetryDelayKey = attribute.Key("kafkaevents.retry.delay")
 	// OperationKey is "retry" or "dlq_store" on the internal spans.
-	OperationKey = attribute.Key("kafka.operation")
+	OperationKey = attribute.Key("kafkaevents.operation")
 	// DLQReasonKey is why a record is stored in the DLQ (middleware.Reason).
-	DLQReasonKey = attribute.Key("kafka.dlq.reason")
+	DLQReasonKey = attribute.Key("kafkaevents.dlq.reason")
+	// OriginalTopicKey is the topic a message was first consumed from, on
+	// the retry and DLQ spans, whose messaging.destination.name is the topic
+	// they write to.
+	OriginalTopicKey = attribute.Key("kafkaevents.original_topic")
 )
 
 // Values of OperationKey.
@@ -60,6 +67,13 @@ type Config struct {
 	// ConsumerGroup is recorded as messaging.consumer.group.name on process
 	// spans. Optional. Default: the attribute is not recorded.
 	ConsumerGroup string
+	// ClientID is recorded as messaging.client.id on process and send
+	// spans. Optional. Default: the attribute is not recorded.
+	ClientID string
+	// Broker is a bootstrap broker, "host:port", recorded as server.address
+	// and server.port on process and send spans. Optional. Default: the
+	// attributes are not recorded.
+	Broker string
 }
 
 // Tracer records the spans of kafkaevents and propagates the trace context.
@@ -68,6 +82,9 @@ type Tracer struct {
 	tracer trace.Tracer
 	prop   propagation.TextMapPropagator
 	group  string
+	// common are the attributes of every process and send span that come
+	// from the Config (client ID, server address and port).
+	common []attribute.KeyValue
 
 	// noop is true when the provider is known never to record: the
 	// middleware then only propagates the context.
@@ -103,6 +120,7 @@ func New(cfg Config) *Tracer {
 		tracer:         tp.Tracer(ScopeName, trace.WithSchemaURL(semconv.SchemaURL)),
 		prop:           prop,
 		group:          cfg.ConsumerGroup,
+		common:         commonAttributes(cfg),
 		globalProp:     cfg.Propagator == nil,
 		propComparable: reflect.TypeOf(prop).Comparable(),
 	}
@@ -116,16 +134,45 @@ func New(cfg Config) *Tracer {
 	return t
 }
 
+// commonAttributes returns messaging.client.id, server.address and
+// server.port as far as cfg gives them.
+func commonAttributes(cfg Config) []attribute.KeyValue {
+	var attrs []attribute.KeyValue
+	if cfg.ClientID != "" {
+		attrs = append(attrs, semconv.MessagingClientID(cfg.ClientID))
+	}
+	if cfg.Broker != "" {
+		host, port, err := net.SplitHostPort(cfg.Broker)
+		if err != nil {
+			host, port = cfg.Broker, ""
+		}
+		attrs = append(attrs, semconv.ServerAddress(host))
+		if p, err := strconv.Atoi(port); err == nil {
+			attrs = append(attrs, semconv.ServerPort(p))
+		}
+	}
+	return attrs
+}
+
 // propFieldSet is what the tracer needs to know of a propagator's fields.
 type propFieldSet struct {
 	names []string
 	// tracestate is true when the propagator writes the W3C tracestate
 	// header, which must not outlive the traceparent it belongs to.
 	tracestate bool
+	// traceparent and baggage are true when the propagator writes those
+	// headers; those it does not write are carried over verbatim from the
+	// record being handled (see withCarried).
+	traceparent, baggage bool
 }
 
 func newPropFieldSet(names []string) *propFieldSet {
-	return &propFieldSet{names: names, tracestate: slices.Contains(names, headerTracestate)}
+	return &propFieldSet{
+		names:       names,
+		tracestate:  slices.Contains(names, headerTracestate),
+		traceparent: slices.Contains(names, headerTraceparent),
+		baggage:     slices.Contains(names, headerBaggage),
+	}
 }
 
 var noPropFields = &propFieldSet{}

@@ -150,7 +150,7 @@ func run(ctx context.Context, lookup func(string) (string, bool), logger *slog.L
 	}
 
 	wlog := watermill.NewSlogLogger(logger)
-	stack, err := kafkaevents.New(cfg, kafkaevents.WithLogger(wlog))
+	stack, err := kafkaevents.NewContext(ctx, cfg, kafkaevents.WithLogger(wlog))
 	if err != nil {
 		return err
 	}

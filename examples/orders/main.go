@@ -13,10 +13,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -27,8 +29,18 @@ func main() {
 	err := run(ctx, logger, os.LookupEnv)
 	stop()
 	if err != nil {
-		logger.Error("orders service failed", "err", err)
+		printError(os.Stderr, err)
 		os.Exit(1)
+	}
+}
+
+// printError writes err with one problem per line (a configuration error
+// lists every bad variable), which a structured log line would quote into
+// one line.
+func printError(w io.Writer, err error) {
+	fmt.Fprintln(w, "orders service failed:")
+	for line := range strings.SplitSeq(err.Error(), "\n") {
+		fmt.Fprintln(w, "  "+line)
 	}
 }
 
@@ -40,11 +52,34 @@ func logLevel() slog.Level {
 	return l
 }
 
+// waitReady waits, at most 15s, until the consumer groups have their
+// partitions (the readiness check passes), so that the banner comes last and
+// the first order is handled at once.
+func waitReady(ctx context.Context, svc *Service, logger *slog.Logger) {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		r := svc.Stack.Readiness(ctx)
+		if r.Ready() {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			logger.Warn("not ready yet; starting anyway", "checks", r.Errors)
+			return
+		case <-tick.C:
+		}
+	}
+}
+
 func run(ctx context.Context, logger *slog.Logger, lookup func(string) (string, bool)) error {
 	svc, err := Start(ctx, Options{Lookup: lookup, Logger: logger})
 	if err != nil {
 		return err
 	}
+	waitReady(ctx, svc, logger)
 	logger.Info("orders service ready", "http", svc.URL, "console", svc.ConsoleURL(), "brokers", svc.Brokers)
 	for _, line := range svc.TryItOut() {
 		fmt.Fprintln(os.Stderr, line)

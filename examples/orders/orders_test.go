@@ -222,3 +222,35 @@ func TestDLQCanBeTurnedOff(t *testing.T) {
 	st := getJSON(t, svc.URL+"/kafka/health")
 	assert.Equal(t, false, st["components"].(map[string]any)["dlq"].(map[string]any)["enabled"])
 }
+
+// A configuration error prints one bad variable per line, not one quoted
+// line with \n in it.
+func TestConfigErrorOnePerLine(t *testing.T) {
+	env := map[string]string{"KAFKA_BROKERS": "localhost:9092;localhost:9093", "KAFKA_RETRY_BASE_DELAY": "5"}
+	err := run(t.Context(), slog.New(slog.NewTextHandler(io.Discard, nil)), func(k string) (string, bool) {
+		v, ok := env[k]
+		return v, ok
+	})
+	require.Error(t, err)
+	var out bytes.Buffer
+	printError(&out, err)
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	require.GreaterOrEqual(t, len(lines), 3, out.String())
+	assert.NotContains(t, out.String(), `\n`)
+	assert.Contains(t, out.String(), "\n  KAFKA_RETRY_BASE_DELAY=\"5\"")
+}
+
+// KAFKA_CONSUMER_CONCURRENCY sets how many records of a partition each
+// handler of the service handles at once; orders still reach their outcome.
+func TestConcurrencyFromTheEnvironment(t *testing.T) {
+	svc := startService(t, map[string]string{"KAFKA_CONSUMER_CONCURRENCY": "16"})
+	for _, h := range svc.Stack.Handlers() {
+		assert.Equal(t, 16, h.Options.Concurrency, h.ID)
+		assert.Equal(t, "key", h.Options.Ordering, h.ID)
+	}
+	id := "conc-" + strings.ReplaceAll(time.Now().Format("150405.000000"), ".", "")
+	code, _ := post(t, svc.URL+"/orders", `{"orderId":"`+id+`","amount":1}`)
+	require.Equal(t, http.StatusAccepted, code)
+	got := readTopic(t, svc.Brokers, TopicOrderProcessed, 1, id)
+	require.Len(t, got, 1)
+}

@@ -154,7 +154,7 @@ func Start(ctx context.Context, opts Options) (*Service, error) {
 	svc.Brokers = cfg.Brokers
 	svc.adminSet = cfg.Monitoring.AdminToken != ""
 
-	wlog := watermill.NewSlogLogger(logger)
+	wlog := quietLogger{watermill.NewSlogLogger(logger)}
 	stackOpts := []kafkaevents.Option{kafkaevents.WithLogger(wlog)}
 	if svc.tp, err = tracerProvider(ctx, lookup, cfg.ClientID); err != nil {
 		return nil, err
@@ -166,7 +166,7 @@ func Start(ctx context.Context, opts Options) (*Service, error) {
 		// Off: no spans and no trace headers written.
 		stackOpts = append(stackOpts, kafkaevents.WithoutTracing())
 	}
-	stack, err := kafkaevents.New(cfg, stackOpts...)
+	stack, err := kafkaevents.NewContext(ctx, cfg, stackOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -210,6 +210,9 @@ func Start(ctx context.Context, opts Options) (*Service, error) {
 		return nil, fmt.Errorf("http listen: %w", err)
 	}
 	svc.URL = "http://" + hostPort(ln.Addr())
+	// Header, read, write and idle timeouts and a header size limit, so
+	// that slow or idle clients cannot hold the server.
+	health.SetServerDefaults(svc.echo.Server)
 	go func() { svc.done <- svc.echo.Server.Serve(ln) }()
 	go func() {
 		if err := <-svc.routerCh; err != nil {

@@ -1,35 +1,10 @@
-// Package offsets tracks the offsets of a consumer group's claims so that a
-// commit never passes a record that is not settled. It is the heart of the
-// stack's at-least-once delivery.
-//
-// The rule: a partition's committed offset covers a record only once that
-// record is settled, meaning handled, or its retry or DLQ record
-// acknowledged by the broker. watermill-kafka marks a record's offset as soon
-// as the record is acknowledged; a [Tracker] sits between it and the sarama
-// session and lets every mark through except those a hold keeps back.
-//
-//   - A hold ([Tracker.Hold]) is taken on the offset of a record that is
-//     acknowledged before it is settled (a retry record still on its way to
-//     the broker). While it is open, no mark of its partition reaches the held
-//     offset: marks stop just below the lowest held offset, and what was asked
-//     beyond it is remembered.
-//   - A mark is allowed up to, not past, the lowest open hold of its claim.
-//     Releasing the last hold below it marks what was asked meanwhile.
-//   - At the end of a claim (a rebalance or a shutdown), the claim waits at
-//     most [Config.ReleaseWait] for its holds to be released, so that their
-//     offsets are marked before the session commits. A hold still open then
-//     is lost ([middleware.OffsetHold.Lost] is closed): its offset and every
-//     later one stay uncommitted, and the next owner of the partition
-//     receives them again.
-//
-// The Tracker also knows which offset of each partition was handed out last
-// ([Tracker.HandOut]), so that a graceful shutdown can wait until every
-// record in flight is settled ([Tracker.Settled]).
 package offsets
 
 import (
+	"errors"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -39,14 +14,31 @@ import (
 
 // Config tunes a [Tracker].
 type Config struct {
-	// MaxHolds caps the holds open at once over every partition; beyond it
-	// Hold returns nil. Optional. Default: 1024.
+	// MaxHolds caps the holds [Tracker.Hold] keeps open at once over every
+	// partition; beyond it Hold returns nil. Holds taken with
+	// [Tracker.Admit] do not count: their caller bounds them. Optional.
+	// Default: 1024.
 	MaxHolds int
 	// ReleaseWait bounds how long the end of a claim waits for its holds to
 	// be released. Optional. Zero means no wait. Default: none (zero); the
 	// stack sets the smaller of the shutdown timeout and half the rebalance
 	// timeout.
 	ReleaseWait time.Duration
+	// MetadataBudget caps the length of the commit metadata that lists the
+	// unsettled offsets above the committed one; [Tracker.Admit] refuses a
+	// hold that would pass it. Optional. Default: 3000 bytes
+	// ([DefaultMetadataBudget]).
+	MetadataBudget int
+	// FlushInterval is how often a claim whose completed offsets changed
+	// pushes its new metadata to the session (which commits it on its own
+	// interval); marks in between reuse the last one, which stays true.
+	// Optional. Default: 100ms.
+	FlushInterval time.Duration
+	// Committed, when set, reads a partition's committed offset and
+	// metadata when its claim starts, so that the records that metadata
+	// says were settled are skipped ([Tracker.Completed]). An error, or
+	// metadata that does not decode, means nothing is skipped. Optional.
+	Committed func(tp Partition) (offset int64, metadata string, err error)
 }
 
 // DefaultMaxHolds is the default of [Config.MaxHolds].
@@ -59,7 +51,25 @@ func (c *Config) setDefaults() {
 	if c.ReleaseWait < 0 {
 		c.ReleaseWait = 0
 	}
+	if c.MetadataBudget <= 0 {
+		c.MetadataBudget = DefaultMetadataBudget
+	}
+	if c.FlushInterval <= 0 {
+		c.FlushInterval = 100 * time.Millisecond
+	}
 }
+
+// Errors of [Tracker.Admit].
+var (
+	// ErrNoClaim: the partition has no claim of this process, or two at once
+	// (a rebalance between two members of one process), or the offset was
+	// committed already. The caller handles the record without a hold.
+	ErrNoClaim = errors.New("offsets: no single claim for the record")
+	// ErrOverBudget: one more unsettled offset would make the commit
+	// metadata pass its budget. The caller waits for a change
+	// ([Tracker.Changes]) and tries again.
+	ErrOverBudget = errors.New("offsets: completed-offset map over its budget")
+)
 
 // Tracker is a kafka.SaramaTracer (see watermill-kafka) that wraps the
 // consumer group handler of watermill-kafka to see which offsets it marks and
@@ -70,36 +80,45 @@ type Tracker struct {
 	mu      sync.Mutex
 	claims  map[Partition]*claimState // the latest claim of each partition
 	active  map[Partition]int         // ConsumeClaim calls in progress
-	holds   int                       // open holds, all partitions
+	holds   int                       // open holds taken with Hold, all partitions
 	changed chan struct{}             // closed and replaced on a change, if watched
 	watched bool                      // changes was called since the last change
 
-	// maxHolds caps the open holds; Hold returns nil beyond it, and the
-	// hand-off waits for its record instead.
-	maxHolds int
-	// releaseWait bounds how long the end of a claim waits for its holds
-	// to be released, so that their offsets are committed.
-	releaseWait time.Duration
+	cfg     Config
+	skipped atomic.Int64
 }
 
 // claimState is one ConsumeClaim of a partition: its session and its holds.
 type claimState struct {
 	sess sarama.ConsumerGroupSession
-	// held are the held offsets in ascending order, one entry per hold
-	// (holds arrive in offset order, so adding one is an append and the
-	// lowest is the first); want is the highest next offset watermill-kafka
-	// asked to mark while some were held; marked is the highest next offset
-	// marked in this claim's session (which starts from the committed
-	// offset, possibly below what an earlier claim marked).
-	held   []int64
-	want   int64
-	marked int64
+	// held are the held offsets in ascending order, one entry per open hold
+	// (abandoned ones included); active counts those not abandoned, counted
+	// those taken with Hold. want is the highest next offset watermill-kafka
+	// asked to mark; marked is the highest next offset marked in this
+	// claim's session (it starts at the committed offset; -1 when unknown).
+	held            []int64
+	active, counted int
+	want, marked    int64
 	// handedOut is the offset handed out last, refused the highest offset
 	// refused unhandled while draining; -1 for none.
 	handedOut, refused int64
-	// lost is closed when the claim ends.
-	lost  chan struct{}
-	ended bool
+	// skip is the window of settled offsets read from the committed
+	// metadata when the claim started; nil when none.
+	skip    *Window
+	skipped int64
+	// meta is the metadata last given to the session.
+	meta string
+	// lazy claims (a record was admitted) give the session their marks on
+	// the flush interval rather than at each mark; pushed is the offset
+	// last given to it.
+	lazy   bool
+	pushed int64
+	// revoked is closed when the claim's session ends or the claim starts
+	// to end; lost when it has ended.
+	revoked    chan struct{}
+	revokeOnce sync.Once
+	lost       chan struct{}
+	ended      bool
 }
 
 // Partition names one partition of a topic.
@@ -113,8 +132,8 @@ func NewTracker(cfg Config) *Tracker {
 	cfg.setDefaults()
 	return &Tracker{
 		claims: map[Partition]*claimState{}, active: map[Partition]int{},
-		changed:  make(chan struct{}),
-		maxHolds: cfg.MaxHolds, releaseWait: cfg.ReleaseWait,
+		changed: make(chan struct{}),
+		cfg:     cfg,
 	}
 }
 
@@ -136,7 +155,7 @@ func (o *Tracker) signal() {
 }
 
 // Changes returns a channel that is closed at the next change of a claim:
-// a mark, a hold released, a claim started or ended.
+// a mark, a hold released or abandoned, a claim started or ended.
 func (o *Tracker) Changes() <-chan struct{} {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -149,6 +168,11 @@ func (o *Tracker) HandOut(tp Partition, off int64) {
 	o.mu.Lock()
 	if c := o.claims[tp]; c != nil {
 		c.handedOut = off
+		if c.marked < 0 {
+			// No committed offset: the first record handed out is where
+			// the partition starts.
+			c.marked = off
+		}
 	}
 	o.mu.Unlock()
 }
@@ -163,9 +187,36 @@ func (o *Tracker) Refused(tp Partition, off int64) {
 	})
 }
 
+// Completed reports whether the committed metadata read when tp's claim
+// started says that off was settled, so that the record is not handled
+// again; each such record is counted in [Tracker.Skipped].
+func (o *Tracker) Completed(tp Partition, off int64) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	c := o.claims[tp]
+	if c == nil || c.skip == nil {
+		return false
+	}
+	if off >= c.skip.End {
+		c.skip = nil
+		return false
+	}
+	if !c.skip.Settled(off) {
+		return false
+	}
+	c.skipped++
+	o.skipped.Add(1)
+	return true
+}
+
+// Skipped returns how many records [Tracker.Completed] reported as settled
+// already, since the Tracker was made.
+func (o *Tracker) Skipped() int64 { return o.skipped.Load() }
+
 // Settled reports whether no partition of topics has a message in flight:
-// the last one handed out was marked (or refused). A claim that is over is
-// not in o.claims any more: its session can mark nothing.
+// the last one handed out was marked (or refused), and no hold that is not
+// abandoned is open. A claim that is over is not in o.claims any more: its
+// session can mark nothing.
 func (o *Tracker) Settled(topics map[string]bool) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -179,7 +230,7 @@ func (o *Tracker) Settled(topics map[string]bool) bool {
 
 // settled reports whether c has no message in flight; o.mu is held.
 func (c *claimState) settled() bool {
-	return c.handedOut < 0 || c.marked > c.handedOut || c.refused >= c.handedOut
+	return c.active == 0 && (c.handedOut < 0 || c.want > c.handedOut || c.refused >= c.handedOut)
 }
 
 // Hold holds back offset off of tp, and with it every later offset of tp,
@@ -190,16 +241,63 @@ func (c *claimState) settled() bool {
 func (o *Tracker) Hold(tp Partition, off int64) middleware.OffsetHold {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.holds >= o.cfg.MaxHolds {
+		return nil
+	}
+	h, err := o.hold(tp, off, false)
+	if err != nil {
+		return nil
+	}
+	h.counted = true
+	h.claim.counted++
+	o.holds++
+	return h
+}
+
+// Admit holds offset off of tp, like Hold, for a record that is handled
+// beside others of its partition. It is not capped by MaxHolds (the caller
+// bounds its records in flight), but it returns [ErrOverBudget] when one more
+// unsettled offset would pass the metadata budget, and [ErrNoClaim] when
+// Hold would return nil for other reasons.
+func (o *Tracker) Admit(tp Partition, off int64) (*InFlight, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	h, err := o.hold(tp, off, true)
+	if err == nil {
+		h.claim.lazy = true
+	}
+	return h, err
+}
+
+// hold adds a hold of off to tp's claim; o.mu is held.
+func (o *Tracker) hold(tp Partition, off int64, budget bool) (*InFlight, error) {
 	c := o.claims[tp]
 	// Two claims of one partition at once (a rebalance of two members of
 	// this process) leave it unclear whose session marks the message: no
 	// hold then.
-	if c == nil || c.ended || o.active[tp] != 1 || o.holds >= o.maxHolds || c.marked > off {
-		return nil
+	if c == nil || c.ended || o.active[tp] != 1 || c.marked > off {
+		return nil, ErrNoClaim
 	}
-	c.held = slices.Insert(c.held, heldIndex(c.held, off), off)
-	o.holds++
-	return &offsetHold{marks: o, tp: tp, claim: c, offset: off}
+	i := heldIndex(c.held, off)
+	c.held = slices.Insert(c.held, i, off)
+	if budget && o.overBudget(c, off) {
+		c.held = slices.Delete(c.held, i, i+1)
+		return nil, ErrOverBudget
+	}
+	c.active++
+	return &InFlight{marks: o, tp: tp, claim: c, offset: off}, nil
+}
+
+// overBudget reports whether c's metadata, with its window reaching past
+// off, would pass the budget. Each unsettled offset costs at most 14 bytes
+// (a 10-byte varint in base64), so the encoding is only done when that bound
+// passes the budget; o.mu is held.
+func (o *Tracker) overBudget(c *claimState, off int64) bool {
+	if (len(c.held)+3)*14 <= o.cfg.MetadataBudget {
+		return false
+	}
+	base := c.held[0]
+	return len(EncodeMetadata(base, max(c.want, off+1), c.held)) > o.cfg.MetadataBudget
 }
 
 // heldIndex returns where off goes in held: after every entry ≤ off. Holds
@@ -212,38 +310,87 @@ func heldIndex(held []int64, off int64) int {
 	return i
 }
 
+// metadata returns the commit metadata of c: the window from its lowest
+// unsettled offset to the highest one acknowledged; o.mu is held.
+func (c *claimState) metadata() string {
+	if len(c.held) == 0 {
+		return ""
+	}
+	return EncodeMetadata(c.held[0], c.want, c.held)
+}
+
 // mark marks next (the offset after the last message done) in c's session,
 // or as much of it as the holds allow; o.mu is held.
 func (o *Tracker) mark(tp Partition, c *claimState, next int64) {
 	if c == nil || c.ended {
 		return
 	}
+	c.want = max(c.want, next)
+	next = c.want
 	if len(c.held) > 0 {
-		c.want = max(c.want, next)
 		next = min(next, c.held[0])
 	}
 	if next <= c.marked {
 		return
 	}
-	c.sess.MarkOffset(tp.Topic, tp.Partition, next, "")
+	if len(c.held) == 0 {
+		c.meta = ""
+	}
 	c.marked = next
 	o.signal()
+	if c.lazy {
+		// Records admitted beside each other settle many times per
+		// commit: the flush gives the session the latest mark.
+		return
+	}
+	// The metadata computed at the last flush stays true (it names the
+	// offsets settled then); the flush interval refreshes it, so that a
+	// mark costs no encoding.
+	c.sess.MarkOffset(tp.Topic, tp.Partition, next, c.meta)
+	c.pushed = next
 }
 
-type offsetHold struct {
-	marks    *Tracker
-	tp       Partition
-	claim    *claimState
-	offset   int64
-	released bool
+// flush gives c's session its current metadata when it changed while the
+// marked offset did not move, so that the next commit carries the offsets
+// completed since.
+func (o *Tracker) flush(tp Partition, c *claimState) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if c.ended || c.marked < 0 {
+		return
+	}
+	meta := c.metadata()
+	if meta == c.meta && c.pushed == c.marked {
+		return
+	}
+	c.meta, c.pushed = meta, c.marked
+	// MarkOffset takes it when the session has no offset of this partition
+	// yet (nothing committed, nothing marked), ResetOffset when it has this
+	// one; each does nothing in the other case.
+	c.sess.MarkOffset(tp.Topic, tp.Partition, c.marked, meta)
+	c.sess.ResetOffset(tp.Topic, tp.Partition, c.marked, meta)
 }
 
-// Release implements middleware.OffsetHold.
-func (h *offsetHold) Release() {
+// InFlight is a hold taken with [Tracker.Hold] or [Tracker.Admit]. It
+// implements [middleware.OffsetHold].
+type InFlight struct {
+	marks     *Tracker
+	tp        Partition
+	claim     *claimState
+	offset    int64
+	released  bool
+	abandoned bool
+	counted   bool
+}
+
+// Release settles the held offset: the marks of its partition may pass it.
+// It does nothing after the first call, after Abandon, or once the claim
+// ended.
+func (h *InFlight) Release() {
 	o := h.marks
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if h.released {
+	if h.released || h.abandoned {
 		return
 	}
 	h.released = true
@@ -251,7 +398,11 @@ func (h *offsetHold) Release() {
 	if c.ended {
 		return // counted out when the claim ended
 	}
-	o.holds--
+	if h.counted {
+		o.holds--
+		c.counted--
+	}
+	c.active--
 	if i, ok := slices.BinarySearch(c.held, h.offset); ok {
 		c.held = slices.Delete(c.held, i, i+1)
 	}
@@ -259,8 +410,77 @@ func (h *offsetHold) Release() {
 	o.signal()
 }
 
-// Lost implements middleware.OffsetHold.
-func (h *offsetHold) Lost() <-chan struct{} { return h.claim.lost }
+// Abandon gives the record up unsettled: its offset stays held (not
+// committed, so the next owner of the partition receives it again), but
+// neither a drain nor the end of the claim waits for it any more.
+func (h *InFlight) Abandon() {
+	o := h.marks
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if h.released || h.abandoned {
+		return
+	}
+	h.abandoned = true
+	if !h.claim.ended {
+		h.claim.active--
+	}
+	o.signal()
+}
+
+// Lost implements middleware.OffsetHold: it is closed when the claim ended.
+func (h *InFlight) Lost() <-chan struct{} { return h.claim.lost }
+
+// Revoked is closed as soon as the claim's session ends or the claim starts
+// to end (a rebalance or a shutdown): records not yet handed to a handler
+// should then be abandoned.
+func (h *InFlight) Revoked() <-chan struct{} { return h.claim.revoked }
+
+// Offset returns the held offset.
+func (h *InFlight) Offset() int64 { return h.offset }
+
+// PartitionStats describes one claim, as [Tracker.Stats] returns it.
+type PartitionStats struct {
+	Partition
+	// Committable is the offset the next commit carries.
+	Committable int64
+	// InFlight counts the open holds that are not abandoned.
+	InFlight int
+	// SettledAbove counts the offsets above Committable that are settled
+	// but not committable yet (holes in the offsets included).
+	SettledAbove int64
+	// MetadataBytes is the length of the completed-offsets map last given
+	// to the session.
+	MetadataBytes int
+	// Skipped counts the records of this claim skipped as completed.
+	Skipped int64
+}
+
+// Stats describes the claims in progress, sorted by topic and partition.
+func (o *Tracker) Stats() []PartitionStats {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := make([]PartitionStats, 0, len(o.claims))
+	for tp, c := range o.claims {
+		above := int64(0)
+		if c.marked >= 0 {
+			above = max(0, c.want-c.marked-int64(len(c.held)))
+		}
+		out = append(out, PartitionStats{
+			Partition: tp, Committable: c.marked, InFlight: c.active,
+			SettledAbove: above, MetadataBytes: len(c.meta), Skipped: c.skipped,
+		})
+	}
+	slices.SortFunc(out, func(a, b PartitionStats) int {
+		if a.Topic != b.Topic {
+			if a.Topic < b.Topic {
+				return -1
+			}
+			return 1
+		}
+		return int(a.Partition.Partition - b.Partition.Partition)
+	})
+	return out
+}
 
 // WrapConsumerGroupHandler implements kafka.SaramaTracer.
 func (o *Tracker) WrapConsumerGroupHandler(h sarama.ConsumerGroupHandler) sarama.ConsumerGroupHandler {
@@ -286,22 +506,69 @@ type markingHandler struct {
 }
 
 // ConsumeClaim runs watermill-kafka's ConsumeClaim with a session that
-// honours the holds. When it returns, it waits (at most releaseWait) for the
-// holds of the claim to be released, so that their offsets are marked before
-// the session commits; the offsets still held then are left uncommitted and
-// their messages are delivered again.
+// honours the holds. While it runs, the claim's changed metadata is flushed
+// on the flush interval. When it returns, it waits (at most ReleaseWait) for
+// the holds of the claim to be released, so that their offsets are marked
+// before the session commits; the offsets still held then are left
+// uncommitted and their messages are delivered again.
 func (h markingHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
 	o := h.marks
 	tp := Partition{claim.Topic(), claim.Partition()}
-	c := o.startClaim(tp, sess)
+	c := o.startClaim(tp, sess, claim.InitialOffset())
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		o.watchClaim(tp, c, stop)
+	}()
 	err := h.ConsumerGroupHandler.ConsumeClaim(markingSession{ConsumerGroupSession: sess, marks: o, tp: tp, claim: c}, claim)
+	close(stop)
+	wg.Wait()
 	o.endClaim(tp, c)
 	return err
 }
 
-// startClaim registers a claim of tp in sess.
-func (o *Tracker) startClaim(tp Partition, sess sarama.ConsumerGroupSession) *claimState {
-	c := &claimState{sess: sess, lost: make(chan struct{}), handedOut: -1, refused: -1}
+// watchClaim flushes c's metadata on the flush interval and revokes c when
+// its session ends, until stop is closed.
+func (o *Tracker) watchClaim(tp Partition, c *claimState, stop <-chan struct{}) {
+	t := time.NewTicker(o.cfg.FlushInterval)
+	defer t.Stop()
+	var done <-chan struct{}
+	if ctx := c.sess.Context(); ctx != nil {
+		done = ctx.Done()
+	}
+	for {
+		select {
+		case <-stop:
+			return
+		case <-done:
+			o.flush(tp, c)
+			c.revoke()
+			return
+		case <-t.C:
+			o.flush(tp, c)
+		}
+	}
+}
+
+func (c *claimState) revoke() { c.revokeOnce.Do(func() { close(c.revoked) }) }
+
+// startClaim registers a claim of tp in sess, whose consumption starts at
+// initial (the committed offset, or a negative sarama.Offset* when none).
+func (o *Tracker) startClaim(tp Partition, sess sarama.ConsumerGroupSession, initial int64) *claimState {
+	c := &claimState{
+		sess: sess, revoked: make(chan struct{}), lost: make(chan struct{}),
+		handedOut: -1, refused: -1, marked: -1, want: -1, pushed: -1,
+	}
+	if initial >= 0 {
+		c.marked, c.want, c.pushed = initial, initial, initial
+		if o.cfg.Committed != nil {
+			if off, meta, err := o.cfg.Committed(tp); err == nil && off == initial {
+				c.skip, _ = DecodeMetadata(meta, off)
+			}
+		}
+	}
 	o.update(func() {
 		o.claims[tp] = c
 		o.active[tp]++
@@ -309,15 +576,17 @@ func (o *Tracker) startClaim(tp Partition, sess sarama.ConsumerGroupSession) *cl
 	return c
 }
 
-// endClaim waits (at most releaseWait) for the holds of c to be released,
-// so that their offsets are marked before the session commits, and then
-// ends c: the holds still open are lost.
+// endClaim waits (at most releaseWait) for the holds of c that are not
+// abandoned to be released, so that their offsets are marked before the
+// session commits, and then ends c: the holds still open are lost.
 func (o *Tracker) endClaim(tp Partition, c *claimState) {
-	deadline := time.Now().Add(o.releaseWait)
+	c.revoke()
+	o.update(func() {}) // wake the watchers of Changes: c is revoked
+	deadline := time.Now().Add(o.cfg.ReleaseWait)
 	for {
 		changed := o.Changes()
 		o.mu.Lock()
-		n := len(c.held)
+		n := c.active
 		o.mu.Unlock()
 		if n == 0 || !time.Now().Before(deadline) {
 			break
@@ -329,10 +598,12 @@ func (o *Tracker) endClaim(tp Partition, c *claimState) {
 		}
 		t.Stop()
 	}
+	o.flush(tp, c) // before the session commits
 	o.update(func() {
 		c.ended = true
 		// The holds still open are lost: their offsets stay uncommitted.
-		o.holds -= len(c.held)
+		o.holds -= c.counted
+		c.counted, c.active = 0, 0
 		c.held = nil
 		close(c.lost)
 		if o.claims[tp] == c {

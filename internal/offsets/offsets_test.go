@@ -2,6 +2,7 @@ package offsets
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -16,12 +17,27 @@ type markSession struct {
 	sarama.ConsumerGroupSession
 	mu    sync.Mutex
 	marks []int64
+	meta  string
 }
 
-func (s *markSession) MarkOffset(_ string, _ int32, offset int64, _ string) {
+func (s *markSession) MarkOffset(_ string, _ int32, offset int64, meta string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.marks = append(s.marks, offset)
+	s.meta = meta
+}
+
+func (s *markSession) ResetOffset(_ string, _ int32, offset int64, meta string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.marks = append(s.marks, offset)
+	s.meta = meta
+}
+
+func (s *markSession) metadata() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.meta
 }
 
 func (s *markSession) last() int64 {
@@ -39,7 +55,7 @@ func (s *markSession) Context() context.Context { return context.Background() }
 // recording session, the claim and the session watermill-kafka would get.
 func startClaim(o *Tracker, tp Partition) (*markSession, *claimState, markingSession) {
 	raw := &markSession{}
-	c := o.startClaim(tp, raw)
+	c := o.startClaim(tp, raw, 0)
 	return raw, c, markingSession{ConsumerGroupSession: raw, marks: o, tp: tp, claim: c}
 }
 
@@ -53,7 +69,7 @@ func markMsg(sess markingSession, offset int64) {
 // the claim ends are lost (not counted any more, their offsets unmarked).
 func TestOffsetHoldsKeepMarksBack(t *testing.T) {
 	o := NewTracker(Config{})
-	o.releaseWait = 50 * time.Millisecond
+	o.cfg.ReleaseWait = 50 * time.Millisecond
 	tp := Partition{"orders", 0}
 	raw, c, sess := startClaim(o, tp)
 
@@ -77,7 +93,7 @@ func TestOffsetHoldsKeepMarksBack(t *testing.T) {
 	h2.Release() // a second release does nothing
 	assert.Equal(t, 0, o.holds)
 
-	o.maxHolds = 1
+	o.cfg.MaxHolds = 1
 	h8 := o.Hold(tp, 8)
 	require.NotNil(t, h8)
 	assert.Nil(t, o.Hold(tp, 9), "beyond maxHolds the caller waits for its record")
@@ -139,7 +155,7 @@ func TestOffsetHoldsInAnyOrder(t *testing.T) {
 // before the claim is over.
 func TestClaimEndWaitsForHolds(t *testing.T) {
 	o := NewTracker(Config{})
-	o.releaseWait = 5 * time.Second
+	o.cfg.ReleaseWait = 5 * time.Second
 	tp := Partition{"orders", 1}
 	raw, c, sess := startClaim(o, tp)
 	h := o.Hold(tp, 0)
@@ -163,7 +179,7 @@ func TestClaimEndWaitsForHolds(t *testing.T) {
 // the message in flight until the hold is released.
 func TestDrainWaitsForWhatWasHandedOut(t *testing.T) {
 	o := NewTracker(Config{})
-	o.releaseWait = 0
+	o.cfg.ReleaseWait = 0
 	orders := map[string]bool{"orders": true}
 	tp0, tp1 := Partition{"orders", 0}, Partition{"orders", 1}
 	other := Partition{"payments", 0}
@@ -201,4 +217,122 @@ func TestDrainWaitsForWhatWasHandedOut(t *testing.T) {
 	o.endClaim(tp1, c1)
 	o.endClaim(tp0, c0)
 	assert.True(t, o.Settled(orders))
+}
+
+// TestAdmittedRecordsCommitOnlyWhatIsSettled: records admitted beside each
+// other keep the mark at the lowest unsettled one, whatever order they
+// finish in; the metadata lists what is still unsettled above it.
+func TestAdmittedRecordsCommitOnlyWhatIsSettled(t *testing.T) {
+	o := NewTracker(Config{MaxHolds: 1})
+	tp := Partition{"orders", 0}
+	raw, c, sess := startClaim(o, tp)
+	var inflight []*InFlight
+	for off := int64(0); off < 10; off++ {
+		o.HandOut(tp, off)
+		h, err := o.Admit(tp, off)
+		require.NoError(t, err, "Admit is not capped by MaxHolds")
+		inflight = append(inflight, h)
+		markMsg(sess, off)
+	}
+	assert.Equal(t, int64(-1), raw.last(), "offset 0 is in flight: nothing marked")
+	for _, i := range []int{9, 3, 4, 5, 1} {
+		inflight[i].Release()
+	}
+	assert.Equal(t, int64(-1), raw.last())
+	o.flush(tp, c)
+	assert.Equal(t, int64(0), raw.last(), "the flush pushes the metadata with the same offset")
+	w, ok := DecodeMetadata(raw.metadata(), 0)
+	require.True(t, ok)
+	for off := int64(0); off < 12; off++ {
+		assert.Equal(t, slices.Contains([]int64{1, 3, 4, 5, 9}, off), w.Settled(off), "offset %d", off)
+	}
+	assert.False(t, o.Settled(map[string]bool{"orders": true}))
+
+	inflight[0].Release()
+	assert.Equal(t, int64(0), raw.last(), "admitted records give the session their marks at the flush")
+	o.flush(tp, c)
+	assert.Equal(t, int64(2), raw.last(), "0 and 1 settled: marked up to 2")
+	inflight[2].Abandon()
+	inflight[2].Release() // after Abandon, nothing
+	for _, i := range []int{6, 7, 8} {
+		inflight[i].Release()
+	}
+	o.flush(tp, c)
+	assert.Equal(t, int64(2), raw.last(), "an abandoned record is never committed")
+	assert.True(t, o.Settled(map[string]bool{"orders": true}), "a drain does not wait for an abandoned record")
+
+	st := o.Stats()
+	require.Len(t, st, 1)
+	assert.Equal(t, int64(2), st[0].Committable)
+	assert.Equal(t, 0, st[0].InFlight)
+	assert.Equal(t, int64(7), st[0].SettledAbove)
+
+	o.endClaim(tp, c)
+	select {
+	case <-inflight[2].Revoked():
+	default:
+		t.Fatal("the end of the claim revokes its records")
+	}
+}
+
+// TestAdmitStaysWithinTheBudget: past the metadata budget, Admit refuses
+// until the committed offset moves.
+func TestAdmitStaysWithinTheBudget(t *testing.T) {
+	o := NewTracker(Config{MetadataBudget: 60})
+	tp := Partition{"orders", 0}
+	raw, c, sess := startClaim(o, tp)
+	var admitted []*InFlight
+	off := int64(0)
+	for ; ; off += 1000 {
+		h, err := o.Admit(tp, off)
+		if err != nil {
+			require.ErrorIs(t, err, ErrOverBudget)
+			break
+		}
+		admitted = append(admitted, h)
+		markMsg(sess, off)
+	}
+	require.Greater(t, len(admitted), 2)
+	o.flush(tp, c)
+	assert.NotEmpty(t, raw.metadata())
+	assert.LessOrEqual(t, len(raw.metadata()), 60)
+	assert.Equal(t, int64(0), raw.last(), "offset 0 unsettled: nothing committed past it")
+	for _, h := range admitted[1:] {
+		h.Release()
+	}
+	h, err := o.Admit(tp, off)
+	require.NoError(t, err, "settled records leave the map: room again")
+	h.Release()
+	admitted[0].Release()
+	o.flush(tp, c)
+	assert.Equal(t, off-1000+1, raw.last(), "everything settled: marked past the last record")
+}
+
+// TestCompletedRecordsAreSkippedOnTheNextClaim: the metadata of the last
+// commit tells the next claim which records were settled.
+func TestCompletedRecordsAreSkippedOnTheNextClaim(t *testing.T) {
+	tp := Partition{"orders", 0}
+	meta := EncodeMetadata(100, 5101, []int64{100, 2000})
+	o := NewTracker(Config{Committed: func(p Partition) (int64, string, error) {
+		require.Equal(t, tp, p)
+		return 100, meta, nil
+	}})
+	c := o.startClaim(tp, &markSession{}, 100)
+	skipped := 0
+	for off := int64(100); off < 5200; off++ {
+		if o.Completed(tp, off) {
+			skipped++
+		}
+	}
+	assert.Equal(t, 4999, skipped)
+	assert.Equal(t, int64(4999), o.Skipped())
+	assert.Nil(t, c.skip, "the window is dropped once passed")
+
+	other := NewTracker(Config{Committed: func(Partition) (int64, string, error) { return 100, "{not ours}", nil }})
+	other.startClaim(tp, &markSession{}, 100)
+	assert.False(t, other.Completed(tp, 150), "metadata of another client is ignored")
+
+	moved := NewTracker(Config{Committed: func(Partition) (int64, string, error) { return 90, meta, nil }})
+	moved.startClaim(tp, &markSession{}, 100)
+	assert.False(t, moved.Completed(tp, 150), "metadata of another offset is ignored")
 }

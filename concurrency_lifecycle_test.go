@@ -1,0 +1,221 @@
+package kafkaevents_test
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/torix/kafkaevents"
+	"github.com/torix/kafkaevents/delayedretry"
+	"github.com/torix/kafkaevents/middleware"
+)
+
+// TestConcurrencyRetryAndDLQ: a concurrent handler's failed records go to
+// their retry lane or the DLQ as a sequential handler's do, and the records
+// behind them with the same key go on.
+func TestConcurrencyRetryAndDLQ(t *testing.T) {
+	env := newEnv(t)
+	topic := uniq("conc-retry")
+	env.createTopics(t, 2, topic)
+	var mu sync.Mutex
+	deliveries := map[string]int{}
+	rn := start(t, env.baseConfig("conc-retry"), func(s *kafkaevents.Stack, r *message.Router) {
+		_, err := s.AddHandler(r, topic, "Orders.flaky", func(msg *message.Message) error {
+			v := string(msg.Payload)
+			mu.Lock()
+			deliveries[v]++
+			d := deliveries[v]
+			mu.Unlock()
+			switch {
+			case strings.HasPrefix(v, "poison"):
+				return errors.New("always fails")
+			case strings.HasPrefix(v, "flaky") && d == 1:
+				return errors.New("fails once")
+			}
+			return nil
+		}, kafkaevents.WithConcurrency(32), kafkaevents.WithRetry(delayedretry.Policy{Attempts: 1, BaseDelay: 100 * time.Millisecond, MaxDelay: time.Second}))
+		require.NoError(t, err)
+	})
+	dlq := env.collect(t, rn.Stack.DLQTopic())
+	var msgs []kafkaevents.Message
+	for i := range 200 {
+		v := "ok-" + strconv.Itoa(i)
+		switch i % 20 {
+		case 0:
+			v = "poison-" + strconv.Itoa(i)
+		case 1:
+			v = "flaky-" + strconv.Itoa(i)
+		}
+		msgs = append(msgs, kafkaevents.Message{Topic: topic, Key: "k" + strconv.Itoa(i%7), Value: v})
+	}
+	_, err := rn.Stack.Producer().SendBatch(t.Context(), msgs)
+	require.NoError(t, err)
+	dead := dlq.WaitFor(t, 10, 30*time.Second, nil)
+	for _, r := range dead {
+		assert.True(t, strings.HasPrefix(r.Value, "poison"), r.Value)
+	}
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for i := range 200 {
+			if i%20 == 1 && deliveries["flaky-"+strconv.Itoa(i)] < 2 {
+				return false
+			}
+			if i%20 > 1 && deliveries["ok-"+strconv.Itoa(i)] < 1 {
+				return false
+			}
+		}
+		return true
+	}, 30*time.Second, 20*time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	for i := range 200 {
+		if i%20 == 0 {
+			assert.Equal(t, 2, deliveries["poison-"+strconv.Itoa(i)], "first delivery and one retry")
+		}
+	}
+}
+
+// TestConcurrencyGracefulShutdownDrains: a graceful stop lets the records
+// in their handlers finish and commits them; the next instance handles only
+// what was not handled.
+func TestConcurrencyGracefulShutdownDrains(t *testing.T) {
+	env := newEnv(t)
+	topic := uniq("conc-drain")
+	env.createTopics(t, 2, topic)
+	cfg := env.baseConfig("conc-drain")
+	check := newOrderCheck()
+	var inHandler atomic.Int32
+	handler := func(msg *message.Message) error {
+		defer check.enter(msg)()
+		inHandler.Add(1)
+		time.Sleep(20 * time.Millisecond)
+		return nil
+	}
+	rn := start(t, cfg, func(s *kafkaevents.Stack, r *message.Router) {
+		_, err := s.AddHandler(r, topic, "Orders.drain", handler, kafkaevents.WithConcurrency(32))
+		require.NoError(t, err)
+	})
+	_, err := rn.Stack.Producer().SendBatch(t.Context(), keyedBatch(topic, 2000, 100))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return inHandler.Load() > 200 }, 30*time.Second, 5*time.Millisecond)
+	rn.Stop()
+	assert.Equal(t, int32(0), check.running.Load(), "the stop waited for the handlers")
+
+	start(t, cfg, func(s *kafkaevents.Stack, r *message.Router) {
+		_, err := s.AddHandler(r, topic, "Orders.drain", handler, kafkaevents.WithConcurrency(32))
+		require.NoError(t, err)
+	})
+	require.Eventually(t, func() bool { return check.distinct() == 2000 }, 60*time.Second, 20*time.Millisecond)
+	time.Sleep(500 * time.Millisecond) // a redelivery would show up by now
+	assert.Equal(t, 0, check.handledTwice(), "a graceful stop commits what was handled")
+}
+
+// TestConcurrencyRebalance: a second instance joins while records are in
+// flight; every record is handled, none is lost.
+func TestConcurrencyRebalance(t *testing.T) {
+	env := newEnv(t)
+	topic := uniq("conc-rebalance")
+	env.createTopics(t, 4, topic)
+	cfg := env.baseConfig("conc-rebalance")
+	check := newOrderCheck()
+	handler := func(msg *message.Message) error {
+		defer check.enter(msg)()
+		time.Sleep(2 * time.Millisecond)
+		return nil
+	}
+	setup := func(s *kafkaevents.Stack, r *message.Router) {
+		_, err := s.AddHandler(r, topic, "Orders.rebalance", handler, kafkaevents.WithConcurrency(32))
+		require.NoError(t, err)
+	}
+	a := start(t, cfg, setup)
+	_, err := a.Stack.Producer().SendBatch(t.Context(), keyedBatch(topic, 4000, 300))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return check.distinct() > 500 }, 30*time.Second, 5*time.Millisecond)
+	start(t, cfg, setup)
+	require.Eventually(t, func() bool { return check.distinct() == 4000 }, 90*time.Second, 20*time.Millisecond, "every record handled")
+}
+
+// TestConcurrencyOptionErrors: a concurrency out of range is an error that
+// names the option and the range.
+func TestConcurrencyOptionErrors(t *testing.T) {
+	env := newEnv(t)
+	s, err := kafkaevents.New(env.baseConfig("conc-errors"))
+	require.NoError(t, err)
+	defer s.Close()
+	r, err := message.NewRouter(message.RouterConfig{}, nil)
+	require.NoError(t, err)
+	noop := func(*message.Message) error { return nil }
+	for _, n := range []int{0, -3, kafkaevents.MaxConcurrency + 1} {
+		_, err := s.AddHandler(r, "t", "h"+strconv.Itoa(n), noop, kafkaevents.WithConcurrency(n))
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), fmt.Sprintf("WithConcurrency(%d)", n))
+		assert.Contains(t, err.Error(), "want 1 to 512")
+	}
+	_, err = s.AddHandler(r, "t", "h", noop, kafkaevents.WithConcurrency(kafkaevents.MaxConcurrency))
+	require.NoError(t, err)
+
+	cfg := env.baseConfig("conc-errors")
+	cfg.Consumer.Concurrency = 1000
+	_, err = kafkaevents.New(cfg)
+	require.ErrorIs(t, err, kafkaevents.ErrInvalidConfig)
+	assert.Contains(t, err.Error(), "Consumer.Concurrency")
+	assert.Contains(t, err.Error(), "KAFKA_CONSUMER_CONCURRENCY")
+}
+
+// TestConcurrencyDueRetriesRunSideBySide: the due retries of a handler with
+// a concurrency above 1 are dispatched beside each other, not one per retry
+// partition at a time, and each is delivered once.
+func TestConcurrencyDueRetriesRunSideBySide(t *testing.T) {
+	env := newEnv(t)
+	topic := uniq("conc-retries")
+	env.createTopics(t, 1, topic)
+	var running, peak atomic.Int32
+	var mu sync.Mutex
+	retried := map[string]int{}
+	rn := start(t, env.baseConfig("conc-retries"), func(s *kafkaevents.Stack, r *message.Router) {
+		_, err := s.AddHandler(r, topic, "Orders.retried", func(msg *message.Message) error {
+			if middleware.DeliveryOf(msg).RetryCount == 0 {
+				return errors.New("first delivery fails")
+			}
+			n := running.Add(1)
+			defer running.Add(-1)
+			for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+			}
+			mu.Lock()
+			retried[string(msg.Payload)]++
+			mu.Unlock()
+			time.Sleep(20 * time.Millisecond)
+			return nil
+		}, kafkaevents.WithConcurrency(16), kafkaevents.WithRetry(delayedretry.Policy{Attempts: 1, BaseDelay: 100 * time.Millisecond, MaxDelay: time.Second}))
+		require.NoError(t, err)
+	})
+	var msgs []kafkaevents.Message
+	for i := range 64 {
+		msgs = append(msgs, kafkaevents.Message{Topic: topic, Key: "k" + strconv.Itoa(i), Value: "v" + strconv.Itoa(i)})
+	}
+	_, err := rn.Stack.Producer().SendBatch(t.Context(), msgs)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(retried) == 64
+	}, 30*time.Second, 10*time.Millisecond)
+	time.Sleep(300 * time.Millisecond) // a second delivery would show up by now
+	mu.Lock()
+	for v, n := range retried {
+		assert.Equal(t, 1, n, v)
+	}
+	mu.Unlock()
+	// Two retry partitions, one record at a time each, would give 2.
+	assert.Greater(t, peak.Load(), int32(4), "due retries ran side by side")
+}

@@ -1,0 +1,114 @@
+package kafkaevents_test
+
+import (
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/torix/kafkaevents"
+	"github.com/torix/kafkaevents/correlation"
+	"github.com/torix/kafkaevents/kafkatest"
+)
+
+// A retry scheduled and a record dead-lettered each write one INFO line that
+// names the handler, the topic, the attempt, the reason and the correlation
+// ID.
+func TestFailuresAreLoggedAtInfo(t *testing.T) {
+	logs := &lockedLogs{}
+	h := kafkatest.NewHarness(t, func(h *kafkatest.Harness) {
+		h.AddHandler("orders", "Orders.handle", func(*message.Message) error {
+			return errors.New("stock service timed out")
+		})
+	}, kafkatest.Configure(func(cfg *kafkaevents.Config) { cfg.Retry.Attempts = 1 }),
+		kafkatest.StackOptions(kafkaevents.WithLogger(logs)))
+
+	h.SendRecord(kafkatest.Record{Topic: "orders", Key: "o-1", Value: "{}", Headers: map[string]string{correlation.Header: "corr-42"}})
+	h.WaitDLQ("orders", 10*time.Second)
+
+	find := func(msg string) watermill.LogFields {
+		var found watermill.LogFields
+		require.Eventually(t, func() bool {
+			for _, m := range logs.info() {
+				if m.Msg == msg {
+					found = m.Fields
+					return true
+				}
+			}
+			return false
+		}, 5*time.Second, 10*time.Millisecond, "no INFO line %q", msg)
+		return found
+	}
+	retry := find("Retry scheduled")
+	assert.Equal(t, "Orders.handle", retry["handler_id"])
+	assert.Equal(t, h.Topic("orders"), retry["topic"])
+	assert.Equal(t, 1, retry["attempt"])
+	assert.Equal(t, "stock service timed out", retry["reason"])
+	assert.Equal(t, "corr-42", retry["correlation_id"])
+
+	dead := find("Message stored in the DLQ")
+	assert.Equal(t, "Orders.handle", dead["handler_id"])
+	assert.Equal(t, h.Topic("orders"), dead["topic"])
+	assert.Equal(t, 1, dead["retry_count"])
+	assert.Equal(t, "retries-exhausted", dead["reason"])
+	assert.Equal(t, "stock service timed out", dead["error"])
+	assert.Equal(t, "corr-42", dead["correlation_id"])
+}
+
+// lockedLogs captures INFO lines; unlike watermill.CaptureLoggerAdapter,
+// whose Captured hands out the map it appends to, it can be read while the
+// stack logs.
+type lockedLogs struct {
+	mu     sync.Mutex
+	lines  []watermill.CapturedMessage
+	fields watermill.LogFields
+	parent *lockedLogs
+}
+
+func (l *lockedLogs) root() *lockedLogs {
+	if l.parent != nil {
+		return l.parent
+	}
+	return l
+}
+
+func (l *lockedLogs) add(level watermill.LogLevel, msg string, fields watermill.LogFields) {
+	r := l.root()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lines = append(r.lines, watermill.CapturedMessage{Level: level, Msg: msg, Fields: l.fields.Add(fields)})
+}
+
+func (l *lockedLogs) info() []watermill.CapturedMessage {
+	r := l.root()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []watermill.CapturedMessage
+	for _, m := range r.lines {
+		if m.Level == watermill.InfoLogLevel {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func (l *lockedLogs) Error(msg string, _ error, fields watermill.LogFields) {
+	l.add(watermill.ErrorLogLevel, msg, fields)
+}
+func (l *lockedLogs) Info(msg string, fields watermill.LogFields) {
+	l.add(watermill.InfoLogLevel, msg, fields)
+}
+func (l *lockedLogs) Debug(msg string, fields watermill.LogFields) {
+	l.add(watermill.DebugLogLevel, msg, fields)
+}
+func (l *lockedLogs) Trace(msg string, fields watermill.LogFields) {
+	l.add(watermill.TraceLogLevel, msg, fields)
+}
+func (l *lockedLogs) With(fields watermill.LogFields) watermill.LoggerAdapter {
+	return &lockedLogs{fields: l.fields.Add(fields), parent: l.root()}
+}
