@@ -65,7 +65,7 @@ func (b *browser) problems() (errs, dialogs []string) {
 
 func newBrowser(t *testing.T, exe string) *browser {
 	t.Helper()
-	// Not t.TempDir: Chromium's helper processes may still be writing to
+	// Not t.TempDir: Chromium's child processes may still be writing to
 	// the profile for a moment after the browser closed.
 	dataDir, err := os.MkdirTemp("", "kafkaevents-chromium-")
 	require.NoError(t, err)
