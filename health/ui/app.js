@@ -14,7 +14,7 @@ function el(tag, props = {}, ...kids) {
   for (const [k, v] of Object.entries(props)) {
     if (v == null || v === false) continue;
     if (k === 'class') e.className = v;
-    else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+    else if (k.startsWith('on')) e.addEventListener(k.slice(2), (ev) => Promise.resolve(v(ev)).catch((err) => flash(err.message, true)));
     else e.setAttribute(k, v === true ? '' : String(v));
   }
   for (const kid of kids.flat(Infinity)) if (kid != null && kid !== false) e.append(kid instanceof Node ? kid : String(kid));
@@ -282,24 +282,26 @@ async function reprocessView() {
   const ch = await choices();
   const out = el('div', { id: 'run', role: 'status', 'aria-live': 'polite' });
   const topicSel = select('r-topic', 'Original topic', ch.topics, '', undefined);
-  const watch = (topic, since) => {
+  // watch shows the run of topic until its result replaces prev, the
+  // startedAt of the last result before it was started.
+  const watch = (topic, prev) => {
+    const progress = el('p', { id: 'run-progress' }, 'Starting…');
+    const stop = el('button', { type: 'button', class: 'danger', id: 'run-stop', onclick: () => call('/dlq/stop', { method: 'POST', admin: true, body: { topic } }) }, 'Stop');
+    out.replaceChildren(progress, stop);
     const tick = async () => {
       const s = await call('/dlq/status');
       const running = (s.running || []).find((x) => x.topic === topic);
-      if (running) {
-        out.replaceChildren(el('p', { id: 'run-progress' }, progressLine(running)),
-          el('button', { type: 'button', class: 'danger', id: 'run-stop', onclick: () => call('/dlq/stop', { method: 'POST', admin: true, body: { topic } }) }, 'Stop'));
-        return;
-      }
       const last = s.last?.[topic];
-      if (last && new Date(last.startedAt) >= since) {
+      if (running) {
+        progress.textContent = progressLine(running);
+      } else if (last && last.startedAt !== prev) {
         clearInterval(timer);
         out.replaceChildren(el('p', { id: 'run-result' }, progressLine(last)), last.error ? el('p', { class: 'bad' }, last.error) : null);
       }
     };
     clearInterval(timer);
     timer = setInterval(() => tick().catch((e) => flash(e.message, true)), 700);
-    tick();
+    tick().catch((e) => flash(e.message, true));
   };
   const check = el('button', { type: 'button', class: 'primary', id: 'r-check', onclick: async () => {
     const topic = $('r-topic').value;
@@ -308,10 +310,10 @@ async function reprocessView() {
       el('p', { id: 'r-count' }, `The run will read ${num(page.total)} dead letter${page.total === 1 ? '' : 's'} of ${topic} (those after where its last run stopped) and hand each to its handler in this service's group.`),
       el('div', { class: 'actions' },
         el('button', { type: 'button', class: 'primary', id: 'r-start', onclick: async () => {
-          const since = new Date(Date.now() - 2000);
           try {
+            const prev = (await call('/dlq/status')).last?.[topic]?.startedAt;
             await call('/dlq/reprocess', { method: 'POST', admin: true, body: { topic } });
-            watch(topic, since);
+            watch(topic, prev);
           } catch (e) { out.replaceChildren(el('p', { class: 'bad' }, e.message)); }
         } }, 'Start reprocessing'),
         el('button', { type: 'button', onclick: () => out.replaceChildren() }, 'Cancel'))));
