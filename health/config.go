@@ -189,14 +189,15 @@ const (
 
 var allPaths = []string{
 	pathHealth, pathReady, pathLive, pathMetrics, pathPrometheus, pathHandlers, pathDLQStatus,
-	pathReprocess, pathStop, pathMessages, pathReset,
+	pathReprocess, pathStop, pathMessages, pathReset, pathRecords, pathAdminCheck,
 }
 
 // URLs returns the URL of every endpoint, base followed by the prefix and
 // the path, for logging at start: URLs("http://localhost:3000") returns
 // "http://localhost:3000/kafka/health" and so on, open endpoints first. A
 // trailing "/" of base is ignored. The admin endpoints are listed even when
-// they are disabled.
+// they are disabled; those with a DLQ partition and offset in their path
+// are not, nor is the console (see ConsoleURL).
 func (c Config) URLs(base string) []string {
 	c.setDefaults()
 	base = strings.TrimRight(base, "/")
