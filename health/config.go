@@ -43,6 +43,9 @@ type Source interface {
 	// Readiness runs the readiness checks. The endpoint bounds ctx with
 	// Config.ReadTimeout and stops waiting when it ends.
 	Readiness(ctx context.Context) kafkaevents.Readiness
+	// RetryLanes returns the backlog of each retry topic. The endpoint
+	// bounds ctx with Config.ReadTimeout and stops waiting when it ends.
+	RetryLanes(ctx context.Context) ([]kafkaevents.RetryLane, error)
 	// Lag returns the consumer lag per partition. The endpoint bounds ctx
 	// with Config.ReadTimeout and stops waiting when it ends.
 	Lag(ctx context.Context) ([]kafkaevents.PartitionLag, error)

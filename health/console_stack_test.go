@@ -136,3 +136,32 @@ func TestSearchAndDetailOnTheEmbeddedBroker(t *testing.T) {
 	assert.True(t, strings.HasPrefix(d.Headers["traceparent"], "00-"+d.TraceID+"-"))
 	assert.Empty(t, d.Preview, "the detail carries the payload, not the preview")
 }
+
+func TestRetryLanesShowBacklogAndOldestDue(t *testing.T) {
+	svc := startConsoleServiceWith(t, kafkaevents.RetryConfig{BaseDelay: time.Hour, MaxDelay: time.Hour, Attempts: 1})
+	svc.transient.Store(true)
+	sent := time.Now()
+	_, err := svc.stack.Producer().Send(t.Context(), kafkaevents.Message{Topic: uiTopic, Key: "k", Value: []byte(`{"late":true}`)})
+	require.NoError(t, err)
+
+	type lane struct {
+		Topic     string    `json:"topic"`
+		Backlog   int64     `json:"backlog"`
+		OldestDue time.Time `json:"oldestDue"`
+	}
+	var lanes []lane
+	require.Eventually(t, func() bool {
+		var m struct {
+			Retry struct {
+				Lanes      []lane `json:"lanes"`
+				LanesError string `json:"lanesError"`
+			} `json:"retry"`
+		}
+		require.Equal(t, http.StatusOK, call(t, svc, http.MethodGet, "/kafka/metrics", &m))
+		require.Empty(t, m.Retry.LanesError)
+		lanes = m.Retry.Lanes
+		return len(lanes) == 1 && lanes[0].Backlog == 1 && !lanes[0].OldestDue.IsZero()
+	}, 30*time.Second, 20*time.Millisecond, "lanes: %+v", lanes)
+	assert.Equal(t, "shop.retry.3600s", lanes[0].Topic)
+	assert.WithinRange(t, lanes[0].OldestDue, sent.Add(time.Hour-time.Second), time.Now().Add(time.Hour+time.Second))
+}

@@ -4,8 +4,14 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/torix/kafkaevents"
 	"github.com/torix/kafkaevents/dlq"
 )
+
+func (f *fakeSource) RetryLanes(context.Context) ([]kafkaevents.RetryLane, error) {
+	f.record("RetryLanes")
+	return f.lanes, nil
+}
 
 // The Source methods of the console, on the fake: SearchDLQ answers with the
 // fake's page, DLQRecord and ReprocessRecord know the record 0/7 only.

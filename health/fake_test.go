@@ -60,6 +60,8 @@ type fakeSource struct {
 	resets  []string
 	// searched holds the queries of SearchDLQ (fake_console_test.go).
 	searched []dlq.Query
+	// lanes is the answer of RetryLanes.
+	lanes []kafkaevents.RetryLane
 }
 
 type browseCall struct {

@@ -36,8 +36,10 @@ type consoleService struct {
 	stack   *kafkaevents.Stack
 	url     string
 	failing atomic.Bool
-	mu      sync.Mutex
-	seen    map[string]int
+	// transient makes the handler fail with an error that is retried.
+	transient atomic.Bool
+	mu        sync.Mutex
+	seen      map[string]int
 	// held, when set, is the payload the handler holds until release is
 	// closed.
 	held    string
@@ -85,6 +87,12 @@ func (l *auditLog) all() []string {
 
 func startConsoleService(t *testing.T) *consoleService {
 	t.Helper()
+	return startConsoleServiceWith(t, kafkaevents.RetryConfig{BaseDelay: 100 * time.Millisecond})
+}
+
+// startConsoleServiceWith is startConsoleService with a retry policy.
+func startConsoleServiceWith(t *testing.T, retry kafkaevents.RetryConfig) *consoleService {
+	t.Helper()
 	broker := kafkatest.New(t, kafkatest.Topics(uiTopic))
 	tp := sdktrace.NewTracerProvider()
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
@@ -92,7 +100,7 @@ func startConsoleService(t *testing.T) *consoleService {
 		ClientID:      "shop",
 		Brokers:       broker.Addrs(),
 		Subscriptions: kafkaevents.SubscriptionConfig{FromBeginning: kafkaevents.Bool(true)},
-		Retry:         kafkaevents.RetryConfig{BaseDelay: 100 * time.Millisecond},
+		Retry:         retry,
 	}, kafkaevents.WithLogger(watermill.NopLogger{}),
 		// DLQ records carry the traceparent of the failed delivery's span.
 		kafkaevents.WithTracerProvider(tp),
@@ -114,6 +122,9 @@ func startConsoleService(t *testing.T) *consoleService {
 			case <-release:
 			case <-msg.Context().Done():
 			}
+		}
+		if svc.transient.Load() {
+			return errors.New("warehouse busy")
 		}
 		if svc.failing.Load() {
 			return delayedretry.Permanent(errors.New("payment declined"))

@@ -196,6 +196,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		b.run(t, "open", chromedp.Navigate(ui), chromedp.WaitVisible(`body[data-ready="true"]`, chromedp.ByQuery))
 		waitText(t, b, "#health-status", "healthy")
 		waitText(t, b, "#overview", "permanent")
+		waitText(t, b, "#overview", "shop.retry.100ms")
 		var loc string
 		b.run(t, "location", chromedp.Location(&loc))
 		assert.Equal(t, ui+"/", loc, "/kafka/ui redirects to /kafka/ui/")

@@ -138,7 +138,9 @@ async function overview() {
         ['Exhausted', num(r.exhausted)], ['Unroutable', num(r.unroutable)],
         ['Lateness p50 / p99 / max', `${r.lateness.p50Ms.toFixed(0)} / ${r.lateness.p99Ms.toFixed(0)} / ${r.lateness.maxMs.toFixed(0)} ms`],
         ['Delivered early', num(r.lateness.early)]]),
-      el('h2', {}, 'Retry lanes'), table(['Topic'], (r.topics || []).map((t) => [el('span', { class: 'mono' }, t)])),
+      el('h2', {}, 'Retry lanes'), r.lanesError ? el('p', { class: 'bad' }, r.lanesError) : null,
+      table(['Topic', 'Backlog#', 'Oldest due'], (r.lanes?.length ? r.lanes : (r.topics || []).map((t) => ({ topic: t }))).map((l) => [
+        el('span', { class: 'mono' }, l.topic), l.backlog == null ? '' : num(l.backlog), when(l.oldestDue)])),
       el('h2', {}, 'Per handler'), table(['Handler', 'Waiting#', 'Scheduled#', 'Exhausted#'],
         Object.entries(r.handlers || {}).map(([id, s]) => [id, num(s.waiting), num(s.scheduled), num(s.exhausted)]))),
     card('Dead letters',
