@@ -134,7 +134,7 @@ async function overview() {
         l.topic, num(l.partition), l.committed < 0 ? 'none' : num(l.committed), num(l.end), num(l.lag)]))),
     card('Retries',
       kv([['Enabled', r.enabled ? 'yes' : 'no'], ['Consumer', r.running ? 'running' : 'stopped'],
-        ['Waiting (backlog)', num(r.waiting)], ['Scheduled', num(r.scheduled)], ['Delivered', num(r.delivered)],
+        ['Held until due', num(r.waiting)], ['Scheduled', num(r.scheduled)], ['Delivered', num(r.delivered)],
         ['Exhausted', num(r.exhausted)], ['Unroutable', num(r.unroutable)],
         ['Lateness p50 / p99 / max', `${r.lateness.p50Ms.toFixed(0)} / ${r.lateness.p99Ms.toFixed(0)} / ${r.lateness.maxMs.toFixed(0)} ms`],
         ['Delivered early', num(r.lateness.early)]]),
