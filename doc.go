@@ -37,7 +37,8 @@
 // middlewares.go holds its own entry and metrics middlewares,
 // keyflow.go schedules a partition's records by key for handlers with
 // WithConcurrency,
-// retryconsumer.go starts the retry-topic consumer, drain.go lets a shutdown
+// retryconsumer.go starts the retry-topic consumer, retry_lanes.go reports
+// the backlog of each retry topic, drain.go lets a shutdown
 // finish the records in flight, startup.go words the errors of a start that
 // is interrupted or times out, status.go computes readiness and lag,
 // dlq_ops.go holds the DLQ operations, and the config*.go files hold the
