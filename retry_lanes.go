@@ -58,7 +58,7 @@ func (s *Stack) RetryLanes(ctx context.Context) ([]RetryLane, error) {
 				if err != nil {
 					return nil, fmt.Errorf("end offset of %s/%d: %w", t, p, err)
 				}
-				from := int64(-1)
+				var from int64 // the first offset not committed
 				if b := resp.GetBlock(t, p); b != nil && b.Offset >= 0 {
 					from = b.Offset
 				} else if from, err = s.client.GetOffset(t, p, sarama.OffsetOldest); err != nil {
