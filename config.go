@@ -296,4 +296,13 @@ type MonitoringConfig struct {
 	// Prefix is the path the endpoints are mounted under; it must start
 	// with '/' and not end with one. Optional. Default: "/kafka".
 	Prefix string
+	// UI turns the operator console at {Prefix}/ui/ on or off; it is only
+	// served when the endpoints are. Optional. Default: true.
+	// Environment: KAFKA_MONITORING_UI.
+	UI *bool
+	// TraceURL links the console's DLQ records to their trace: a URL in
+	// which "{traceId}" is replaced by the trace ID, such as
+	// "https://jaeger.example/trace/{traceId}". Optional. Default: no
+	// links. Environment: KAFKA_MONITORING_TRACE_URL.
+	TraceURL string
 }

@@ -158,6 +158,9 @@ func (c *Config) SetDefaults() {
 	if m.Enabled == nil {
 		m.Enabled = Bool(true)
 	}
+	if m.UI == nil {
+		m.UI = Bool(true)
+	}
 	setDefault(&m.Prefix, defaultMonitoringPrefix)
 }
 
@@ -188,6 +191,12 @@ func (c Config) DLQEnabled() bool { return boolOr(c.DLQ.Enabled, true) }
 // MonitoringEnabled reports whether the monitoring endpoints are on; unset
 // means true.
 func (c Config) MonitoringEnabled() bool { return boolOr(c.Monitoring.Enabled, true) }
+
+// MonitoringUIEnabled reports whether the operator console is on: the
+// monitoring endpoints are on and Monitoring.UI is unset or true.
+func (c Config) MonitoringUIEnabled() bool {
+	return c.MonitoringEnabled() && boolOr(c.Monitoring.UI, true)
+}
 
 // FromBeginning reports whether a group without committed offsets starts at
 // the oldest record; unset means false.

@@ -88,7 +88,7 @@ func TestConfigSetDefaults(t *testing.T) {
 			Retention:         14 * 24 * time.Hour,
 			MaxReprocess:      5,
 		},
-		Monitoring: kafkaevents.MonitoringConfig{Enabled: kafkaevents.Bool(true), Prefix: "/kafka"},
+		Monitoring: kafkaevents.MonitoringConfig{Enabled: kafkaevents.Bool(true), Prefix: "/kafka", UI: kafkaevents.Bool(true)},
 	}
 	assert.Equal(t, want, got)
 	assert.Nil(t, got.TLS.Enabled, "TLS.Enabled stays unset so that TLSEnabled can follow SASL")
@@ -220,6 +220,7 @@ func TestConfigAccessors(t *testing.T) {
 	assert.True(t, unset.RetryEnabled())
 	assert.True(t, unset.DLQEnabled())
 	assert.True(t, unset.MonitoringEnabled())
+	assert.True(t, unset.MonitoringUIEnabled())
 	assert.False(t, unset.FromBeginning())
 	assert.False(t, unset.Idempotent())
 	assert.False(t, unset.TLSEnabled())
@@ -235,6 +236,10 @@ func TestConfigAccessors(t *testing.T) {
 	assert.False(t, flipped.RetryEnabled())
 	assert.False(t, flipped.DLQEnabled())
 	assert.False(t, flipped.MonitoringEnabled())
+	assert.False(t, flipped.MonitoringUIEnabled(), "no console without the endpoints")
+	noUI := kafkaevents.Config{Monitoring: kafkaevents.MonitoringConfig{UI: kafkaevents.Bool(false)}}
+	assert.True(t, noUI.MonitoringEnabled())
+	assert.False(t, noUI.MonitoringUIEnabled())
 	assert.True(t, flipped.FromBeginning())
 	assert.True(t, flipped.Idempotent())
 	assert.True(t, flipped.TLSEnabled())

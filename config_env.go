@@ -56,6 +56,8 @@ const (
 	envDLQRetention        = "KAFKA_DLQ_RETENTION"
 	envDLQMaxReprocess     = "KAFKA_DLQ_MAX_REPROCESS"
 	envMonitoringEnabled   = "KAFKA_MONITORING_ENABLED"
+	envMonitoringUI        = "KAFKA_MONITORING_UI"
+	envMonitoringTraceURL  = "KAFKA_MONITORING_TRACE_URL"
 	envAdminToken          = "KAFKA_ADMIN_TOKEN" //nolint:gosec // G101: the name of a variable, not a credential.
 )
 
@@ -148,6 +150,8 @@ func (c Config) FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	envInt(&e, envDLQMaxReprocess, &c.DLQ.MaxReprocess)
 
 	e.boolPtr(envMonitoringEnabled, &c.Monitoring.Enabled)
+	e.boolPtr(envMonitoringUI, &c.Monitoring.UI)
+	e.str(envMonitoringTraceURL, &c.Monitoring.TraceURL)
 	e.str(envAdminToken, &c.Monitoring.AdminToken)
 
 	if len(e.problems) > 0 {

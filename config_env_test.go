@@ -66,6 +66,8 @@ func TestEnvFromLookupReadsEveryVariable(t *testing.T) {
 		"KAFKA_DLQ_MAX_REPROCESS":        "9",
 		"KAFKA_MONITORING_ENABLED":       "NO",
 		"KAFKA_ADMIN_TOKEN":              "t0k3n-s3cr3t",
+		"KAFKA_MONITORING_UI":            "false",
+		"KAFKA_MONITORING_TRACE_URL":     "https://jaeger.example/trace/{traceId}",
 	}
 	got, err := kafkaevents.Config{}.FromLookup(cfgLookup(env))
 	require.NoError(t, err)
@@ -123,7 +125,10 @@ func TestEnvFromLookupReadsEveryVariable(t *testing.T) {
 			Retention:         720 * time.Hour,
 			MaxReprocess:      9,
 		},
-		Monitoring: kafkaevents.MonitoringConfig{Enabled: kafkaevents.Bool(false), AdminToken: "t0k3n-s3cr3t"},
+		Monitoring: kafkaevents.MonitoringConfig{
+			Enabled: kafkaevents.Bool(false), AdminToken: "t0k3n-s3cr3t",
+			UI: kafkaevents.Bool(false), TraceURL: "https://jaeger.example/trace/{traceId}",
+		},
 	}
 	// Compare the secrets directly: the printed form (used by testify's diff)
 	// redacts them.

@@ -280,6 +280,9 @@ func (c Config) validateMonitoring(v *validator) {
 	if !strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") {
 		v.add("Monitoring.Prefix", "", "= %q: want a path that starts with '/' and does not end with one, such as \"/kafka\"", p)
 	}
+	if u := c.Monitoring.TraceURL; u != "" && !strings.Contains(u, "{traceId}") {
+		v.add("Monitoring.TraceURL", envMonitoringTraceURL, "= %q: want a URL that contains {traceId}, such as \"https://jaeger.example/trace/{traceId}\"", u)
+	}
 }
 
 // loadCAPool reads a PEM file of CA certificates.

@@ -325,6 +325,11 @@ func TestConfigValidate(t *testing.T) {
 			want:   []string{"Monitoring.Prefix", `"/kafka/"`, "does not end with one"},
 		},
 		{
+			name:   "trace URL without placeholder",
+			mutate: func(c *kafkaevents.Config) { c.Monitoring.TraceURL = "https://jaeger.example/trace/" },
+			want:   []string{"Monitoring.TraceURL", "{traceId}", "KAFKA_MONITORING_TRACE_URL"},
+		},
+		{
 			name: "missing CA file",
 			mutate: func(c *kafkaevents.Config) {
 				c.TLS = kafkaevents.TLSConfig{Enabled: kafkaevents.Bool(true), CAFile: missing}

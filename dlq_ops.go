@@ -94,3 +94,37 @@ func (s *Stack) BrowseDLQ(ctx context.Context, topic string, limit, offset int) 
 	}
 	return s.reprocessor.Browse(ctx, topic, limit, offset)
 }
+
+// SearchDLQ lists the DLQ records that match q without committing anything;
+// see dlq.Reprocessor.Search. A non-empty q.Topic must be a handled topic.
+func (s *Stack) SearchDLQ(ctx context.Context, q dlq.Query) (dlq.Page, error) {
+	if s.reprocessor == nil {
+		return dlq.Page{}, ErrDLQDisabled
+	}
+	if q.Topic != "" {
+		if err := s.checkTopic(q.Topic); err != nil {
+			return dlq.Page{}, err
+		}
+	}
+	return s.reprocessor.Search(ctx, q)
+}
+
+// DLQRecord reads one DLQ record in full; see dlq.Reprocessor.Detail. It
+// returns ErrDLQDisabled or an error wrapping dlq.ErrRecordNotFound.
+func (s *Stack) DLQRecord(ctx context.Context, partition int32, offset int64) (dlq.Detail, error) {
+	if s.reprocessor == nil {
+		return dlq.Detail{}, ErrDLQDisabled
+	}
+	return s.reprocessor.Detail(ctx, partition, offset)
+}
+
+// ReprocessRecord hands the one DLQ record at partition and offset to its
+// handler, the way a run of its topic would; see
+// dlq.Reprocessor.ReprocessRecord. It returns ErrDLQDisabled or the
+// Reprocessor's error.
+func (s *Stack) ReprocessRecord(ctx context.Context, partition int32, offset int64) (dlq.RecordResult, error) {
+	if s.reprocessor == nil {
+		return dlq.RecordResult{}, ErrDLQDisabled
+	}
+	return s.reprocessor.ReprocessRecord(ctx, partition, offset)
+}

@@ -26,7 +26,8 @@
 //   - internal/offsets: offset tracking, the heart of at-least-once: no
 //     commit passes a record that is not settled.
 //   - internal/lograte: the rate limit of the per-record INFO lines.
-//   - health: the monitoring endpoints on Echo.
+//   - health: the monitoring endpoints on Echo and the operator console
+//     (health/ui, embedded).
 //   - kafkatest: the test kit: an embedded broker, and a harness that runs
 //     a stack with a test's handlers and waits for retries and DLQ records.
 //     (The broker itself is in internal/embedded, so that the root
@@ -37,7 +38,8 @@
 // middlewares.go holds its own entry and metrics middlewares,
 // keyflow.go schedules a partition's records by key for handlers with
 // WithConcurrency,
-// retryconsumer.go starts the retry-topic consumer, drain.go lets a shutdown
+// retryconsumer.go starts the retry-topic consumer, retry_lanes.go reports
+// the backlog of each retry topic, drain.go lets a shutdown
 // finish the records in flight, startup.go words the errors of a start that
 // is interrupted or times out, status.go computes readiness and lag,
 // dlq_ops.go holds the DLQ operations, and the config*.go files hold the

@@ -81,6 +81,10 @@ type Consumer struct {
 	cancel  context.CancelFunc
 	done    chan struct{}
 	closed  bool
+
+	// held are the records waiting for their due time (held.go).
+	heldMu sync.Mutex
+	held   map[*sarama.ConsumerMessage]time.Time
 }
 
 // NewConsumer returns a Consumer, or an error naming a missing field.
@@ -231,13 +235,16 @@ func (c *Consumer) handle(runCtx context.Context, sess sarama.ConsumerGroupSessi
 	if wait := due.Sub(c.cfg.Now()); wait > 0 {
 		m.waiting.Add(1)
 		m.delayed.Add(1)
+		c.hold(rec, due)
 		t := time.NewTimer(wait)
 		select {
 		case <-t.C:
 			c.cfg.Metrics.of(d.HandlerID).waiting.Add(-1)
+			c.unhold(rec)
 		case <-sess.Context().Done():
 			t.Stop()
 			c.cfg.Metrics.of(d.HandlerID).waiting.Add(-1)
+			c.unhold(rec)
 			return false
 		}
 		// A timer may fire a little before the wall clock reaches due;

@@ -134,6 +134,87 @@ func ExampleReprocessOptions() {
 	// charged: 1
 }
 
+// ReprocessRecord replays one DLQ record, found here with Search, the way a
+// run of its topic would: it is handed to its handler in this service's
+// consumer group and never republished, so other consumer groups of the
+// topic see nothing. POST /kafka/dlq/records/{partition}/{offset}/reprocess
+// and the console's "Reprocess this record" call it.
+func ExampleReprocessor_ReprocessRecord() {
+	broker, err := kafkatest.Start(kafkatest.Topics("refunds"))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer broker.Close()
+	stack, err := kafkaevents.New(kafkaevents.Config{
+		ClientID:      "refunds",
+		Brokers:       broker.Addrs(),
+		Subscriptions: kafkaevents.SubscriptionConfig{FromBeginning: kafkaevents.Bool(true)},
+	}, kafkaevents.WithLogger(watermill.NopLogger{}))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer stack.Close()
+	router, err := message.NewRouter(message.RouterConfig{}, watermill.NopLogger{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	stack.Install(router)
+
+	var down atomic.Bool
+	down.Store(true)
+	var refunded atomic.Int32
+	_, err = stack.AddHandler(router, "refunds", "Refunds.pay", func(msg *message.Message) error {
+		if down.Load() {
+			return errors.New("bank down")
+		}
+		refunded.Add(1)
+		return nil
+	}, kafkaevents.WithoutRetry())
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	go func() { _ = router.Run(ctx) }()
+	<-router.Running()
+	defer func() { _ = router.Close() }()
+
+	for _, key := range []string{"ref-1", "ref-2"} {
+		if _, err := stack.Producer().Send(ctx, kafkaevents.Message{Topic: "refunds", Key: key, Value: `{"amount":5}`}); err != nil {
+			fmt.Println(err)
+			return
+		}
+	}
+	for stack.DLQStats().MessagesStored < 2 && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	page, err := stack.Reprocessor().Search(ctx, dlq.Query{Topic: "refunds", HandlerID: "Refunds.pay", Limit: 10})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	i := slices.IndexFunc(page.Records, func(r dlq.BrowsedRecord) bool { return r.Key == "ref-2" })
+	fmt.Println("in the DLQ:", page.Total, "records")
+
+	down.Store(false)
+	rec := page.Records[i]
+	res, err := stack.Reprocessor().ReprocessRecord(ctx, rec.Partition, rec.Offset)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("ref-2:", res.Outcome, "by", res.HandlerID, "of", res.Topic)
+	fmt.Println("refunded:", refunded.Load())
+	// Output:
+	// in the DLQ: 2 records
+	// ref-2: reprocessed by Refunds.pay of refunds
+	// refunded: 1
+}
+
 // printSender stands in for the kafkaevents Producer: it prints the record
 // instead of publishing it.
 type printSender struct{}

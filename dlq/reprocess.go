@@ -137,6 +137,8 @@ type Reprocessor struct {
 	last   map[string]Progress
 	closed bool
 	wg     sync.WaitGroup
+	// singles are the ReprocessRecord calls in progress, cancelled by Close.
+	singles map[*run]struct{}
 }
 
 type run struct {
@@ -305,6 +307,9 @@ func (rn *run) snapshot() Progress {
 func (r *Reprocessor) Close() error {
 	r.mu.Lock()
 	r.closed = true
+	for rn := range r.singles {
+		rn.cancel()
+	}
 	r.mu.Unlock()
 	r.StopAll()
 	r.wg.Wait()

@@ -35,10 +35,11 @@ const (
 const adminDisabledMessage = "admin endpoints are disabled: set KAFKA_ADMIN_TOKEN (or Config.Monitoring.AdminToken) or pass an admin middleware"
 
 // adminChain is the middleware of the admin routes, outermost first: the
-// error responder, then the bearer token check when a token is configured,
-// then Config.AdminMiddleware; or, with neither configured, a refusal.
+// error responder, the audit log (audit.go), then the bearer token check
+// when a token is configured, then Config.AdminMiddleware; or, with neither
+// configured, a refusal.
 func (h *endpoints) adminChain() []echo.MiddlewareFunc {
-	chain := []echo.MiddlewareFunc{respond}
+	chain := []echo.MiddlewareFunc{respond, h.audit}
 	if !h.cfg.adminEnabled() {
 		return append(chain, func(echo.HandlerFunc) echo.HandlerFunc {
 			return func(echo.Context) error {

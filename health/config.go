@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -41,6 +43,9 @@ type Source interface {
 	// Readiness runs the readiness checks. The endpoint bounds ctx with
 	// Config.ReadTimeout and stops waiting when it ends.
 	Readiness(ctx context.Context) kafkaevents.Readiness
+	// RetryLanes returns the backlog of each retry topic. The endpoint
+	// bounds ctx with Config.ReadTimeout and stops waiting when it ends.
+	RetryLanes(ctx context.Context) ([]kafkaevents.RetryLane, error)
 	// Lag returns the consumer lag per partition. The endpoint bounds ctx
 	// with Config.ReadTimeout and stops waiting when it ends.
 	Lag(ctx context.Context) ([]kafkaevents.PartitionLag, error)
@@ -65,6 +70,18 @@ type Source interface {
 	ResetMetrics(component string) error
 	// Gatherer is the registry served by {prefix}/metrics/prometheus.
 	Gatherer() prometheus.Gatherer
+	// SearchDLQ lists the DLQ records that match q (dlq.Reprocessor.Search).
+	// It returns an error wrapping dlq.ErrInvalidBrowse,
+	// kafkaevents.ErrUnknownTopic or kafkaevents.ErrDLQDisabled.
+	SearchDLQ(ctx context.Context, q dlq.Query) (dlq.Page, error)
+	// DLQRecord reads one DLQ record in full. It returns an error wrapping
+	// dlq.ErrRecordNotFound or kafkaevents.ErrDLQDisabled.
+	DLQRecord(ctx context.Context, partition int32, offset int64) (dlq.Detail, error)
+	// ReprocessRecord hands one DLQ record to its handler, as a run of its
+	// topic would. It returns an error wrapping dlq.ErrRecordNotFound,
+	// kafkaevents.ErrDLQDisabled or the error that kept the record from its
+	// handler.
+	ReprocessRecord(ctx context.Context, partition int32, offset int64) (dlq.RecordResult, error)
 }
 
 // Routes is where Register adds its routes. *echo.Echo and *echo.Group both
@@ -101,6 +118,18 @@ type Config struct {
 	// Now is the clock of the timestamps in the responses. Optional.
 	// Default: time.Now.
 	Now func() time.Time
+	// UI turns the operator console at {prefix}/ui/ on or off. Optional.
+	// Default (nil): on.
+	UI *bool
+	// TraceURL, when set, links each DLQ record shown by the console to its
+	// trace: "{traceId}" in it is replaced by the record's trace ID, as in
+	// "https://jaeger.example/trace/{traceId}". Optional. Default: no links.
+	TraceURL string
+	// Logger receives the audit log: one line per admin request, naming the
+	// action, its topic or record, the remote address and the result, never
+	// the token. Optional. Default: slog.Default() through
+	// watermill.NewSlogLogger.
+	Logger watermill.LoggerAdapter
 }
 
 // DefaultConfig holds the defaults that Register applies to unset fields.
@@ -116,6 +145,9 @@ func (c Config) Validate() error {
 	}
 	if c.Prefix != "" && !strings.HasPrefix(c.Prefix, "/") {
 		errs = append(errs, fmt.Errorf("health: Config.Prefix %q must start with \"/\"", c.Prefix))
+	}
+	if c.TraceURL != "" && !strings.Contains(c.TraceURL, "{traceId}") {
+		errs = append(errs, fmt.Errorf("health: Config.TraceURL %q must contain {traceId}", c.TraceURL))
 	}
 	if c.ReadTimeout < 0 {
 		errs = append(errs, fmt.Errorf("health: Config.ReadTimeout %s must not be negative (0 means the default, %s)", c.ReadTimeout, DefaultConfig.ReadTimeout))
@@ -134,7 +166,12 @@ func (c *Config) setDefaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.Logger == nil {
+		c.Logger = watermill.NewSlogLogger(slog.Default())
+	}
 }
+
+func (c Config) uiEnabled() bool { return c.UI == nil || *c.UI }
 
 func (c Config) adminEnabled() bool { return c.AdminToken != "" || c.AdminMiddleware != nil }
 
@@ -155,14 +192,15 @@ const (
 
 var allPaths = []string{
 	pathHealth, pathReady, pathLive, pathMetrics, pathPrometheus, pathHandlers, pathDLQStatus,
-	pathReprocess, pathStop, pathMessages, pathReset,
+	pathReprocess, pathStop, pathMessages, pathReset, pathRecords, pathAdminCheck,
 }
 
 // URLs returns the URL of every endpoint, base followed by the prefix and
 // the path, for logging at start: URLs("http://localhost:3000") returns
 // "http://localhost:3000/kafka/health" and so on, open endpoints first. A
 // trailing "/" of base is ignored. The admin endpoints are listed even when
-// they are disabled.
+// they are disabled; those with a DLQ partition and offset in their path
+// are not, nor is the console (see ConsoleURL).
 func (c Config) URLs(base string) []string {
 	c.setDefaults()
 	base = strings.TrimRight(base, "/")
@@ -173,6 +211,17 @@ func (c Config) URLs(base string) []string {
 	return out
 }
 
+// ConsoleURL returns the URL of the operator console, base followed by the
+// prefix and "/ui/", or "" when Config.UI is false. A trailing "/" of base
+// is ignored.
+func (c Config) ConsoleURL(base string) string {
+	if !c.uiEnabled() {
+		return ""
+	}
+	c.setDefaults()
+	return strings.TrimRight(base, "/") + c.Prefix + pathUI + "/"
+}
+
 // Format implements fmt.Formatter so that printing a Config with any verb
 // never shows AdminToken.
 func (c Config) Format(f fmt.State, _ rune) {
@@ -180,6 +229,10 @@ func (c Config) Format(f fmt.State, _ rune) {
 	if c.AdminToken != "" {
 		token = "[redacted]"
 	}
-	_, _ = fmt.Fprintf(f, "health.Config{Source:%T Prefix:%q AdminToken:%q AdminMiddleware:%t ReadTimeout:%s Now:%t}",
-		c.Source, c.Prefix, token, c.AdminMiddleware != nil, c.ReadTimeout, c.Now != nil)
+	ui := "default"
+	if c.UI != nil {
+		ui = fmt.Sprint(*c.UI)
+	}
+	_, _ = fmt.Fprintf(f, "health.Config{Source:%T Prefix:%q AdminToken:%q AdminMiddleware:%t ReadTimeout:%s Now:%t UI:%s TraceURL:%q Logger:%t}",
+		c.Source, c.Prefix, token, c.AdminMiddleware != nil, c.ReadTimeout, c.Now != nil, ui, c.TraceURL, c.Logger != nil)
 }

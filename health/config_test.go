@@ -94,6 +94,8 @@ func TestURLs(t *testing.T) {
 		"http://localhost:3000/kafka/dlq/stop",
 		"http://localhost:3000/kafka/dlq/messages",
 		"http://localhost:3000/kafka/metrics/reset",
+		"http://localhost:3000/kafka/dlq/records",
+		"http://localhost:3000/kafka/admin/check",
 	}
 	assert.Equal(t, want, health.Config{}.URLs("http://localhost:3000/"))
 	assert.Equal(t, "/ops/health", health.Config{Prefix: "/ops/"}.URLs("")[0])

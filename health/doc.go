@@ -25,6 +25,19 @@
 //	POST {prefix}/dlq/stop           stop the run of one topic, or every run
 //	GET  {prefix}/dlq/messages       browse the DLQ records of one topic (encoding=base64 for binary payloads)
 //	POST {prefix}/metrics/reset      zero the retry and/or DLQ counters
+//	GET  {prefix}/dlq/records        DLQ records filtered by topic, reason and handler
+//	GET  {prefix}/dlq/records/{partition}/{offset}            one DLQ record with its payload
+//	POST {prefix}/dlq/records/{partition}/{offset}/reprocess  reprocess that one record
+//	GET  {prefix}/admin/check        204 when the request passes the admin checks
+//
+// Every admin request writes one audit line to Config.Logger: the action,
+// its target, the time, the remote address and the result, never the token.
+//
+// Unless Config.UI is false, {prefix}/ui/ serves the operator console: the
+// overview, the DLQ browser and reprocessing in the browser, from files
+// embedded in the binary, with a strict Content-Security-Policy. It signs in
+// with the admin token, which it keeps in the tab's sessionStorage and sends
+// as the Authorization header.
 //
 // The admin endpoints are refused with 403 unless Config.AdminToken or
 // Config.AdminMiddleware is set. With a token, requests must carry

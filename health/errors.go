@@ -26,6 +26,7 @@ const (
 	codeUnavailable      = "unavailable"
 	codeTimeout          = "timeout"
 	codeInternal         = "internal_error"
+	codeNotFound         = "not_found"
 )
 
 // errorBody is the JSON of every error answer.

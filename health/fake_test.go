@@ -58,6 +58,10 @@ type fakeSource struct {
 	stopped []string
 	browsed []browseCall
 	resets  []string
+	// searched holds the queries of SearchDLQ (fake_console_test.go).
+	searched []dlq.Query
+	// lanes is the answer of RetryLanes.
+	lanes []kafkaevents.RetryLane
 }
 
 type browseCall struct {

@@ -56,7 +56,7 @@ func Register(r Routes, cfg Config) error {
 	g.POST(pathStop, h.stop, admin...)
 	g.GET(pathMessages, h.messages, admin...)
 	g.POST(pathReset, h.reset, admin...)
-	return nil
+	return h.registerConsole(g, admin)
 }
 
 func (h *endpoints) now() string { return h.cfg.Now().UTC().Format(timeFormat) }

@@ -48,6 +48,10 @@ type retryMetrics struct {
 	delayedretry.HandlerStats
 	Handlers map[string]delayedretry.HandlerStats `json:"handlers"`
 	Lateness lateness                             `json:"lateness"`
+	// Lanes is the backlog of each retry topic; LanesError says why it is
+	// empty when the broker calls failed.
+	Lanes      []kafkaevents.RetryLane `json:"lanes"`
+	LanesError string                  `json:"lanesError,omitempty"`
 }
 
 type lateness struct {
@@ -117,7 +121,22 @@ func (h *endpoints) metrics(c echo.Context) error {
 	default:
 		body.Lag = nonNil(lags)
 	}
+	body.Retry.Lanes, body.Retry.LanesError = h.retryLanes(c.Request().Context())
 	return c.JSON(http.StatusOK, body)
+}
+
+// retryLanes calls RetryLanes, bounded by ReadTimeout like Lag.
+func (h *endpoints) retryLanes(ctx context.Context) ([]kafkaevents.RetryLane, string) {
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.ReadTimeout)
+	defer cancel()
+	lanes, err := bounded.Call(ctx, h.src.RetryLanes)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return []kafkaevents.RetryLane{}, fmt.Sprintf("retry lanes did not finish within %s", h.cfg.ReadTimeout)
+	case err != nil:
+		return []kafkaevents.RetryLane{}, err.Error()
+	}
+	return nonNil(lanes), ""
 }
 
 // prometheus is GET {prefix}/metrics/prometheus: the Source's registry in

@@ -40,6 +40,7 @@ func TestMetrics(t *testing.T) {
 		ByTopic:  map[string]int64{"orders.paid": 3},
 	}
 	f.lag = []kafkaevents.PartitionLag{{Topic: "orders.paid", Partition: 0, Committed: 40, End: 42, Lag: 2}}
+	f.lanes = []kafkaevents.RetryLane{{Topic: "orders.retry", Backlog: 3, OldestDue: time.Date(2025, 3, 14, 15, 10, 0, 0, time.UTC)}}
 
 	rec := request(newServer(t, f, health.Config{}), http.MethodGet, "/kafka/metrics", "", "")
 
@@ -53,7 +54,8 @@ func TestMetrics(t *testing.T) {
 			"scheduled": 5, "delivered": 4, "exhausted": 1, "unroutable": 2, "waiting": 1,
 			"handlers": {"ship-order": {"messagesProcessed": 10, "messagesDelayed": 0, "messagesSkipped": 0,
 				"errorsEncountered": 3, "scheduled": 0, "delivered": 0, "exhausted": 0, "unroutable": 0, "waiting": 0}},
-			"lateness": {"count": 4, "early": 1, "p50Ms": 1.5, "p99Ms": 250, "maxMs": 2000}
+			"lateness": {"count": 4, "early": 1, "p50Ms": 1.5, "p99Ms": 250, "maxMs": 2000},
+			"lanes": [{"topic": "orders.retry", "backlog": 3, "oldestDue": "2025-03-14T15:10:00Z"}]
 		},
 		"dlq": {
 			"enabled": true, "topic": "orders.dlq", "reprocessing": true,
@@ -78,6 +80,7 @@ func TestMetricsEmpty(t *testing.T) {
 	assert.Contains(t, body, `"patterns":[]`)
 	assert.Contains(t, body, `"topics":[]`)
 	assert.Contains(t, body, `"lag":[]`)
+	assert.Contains(t, body, `"lanes":[]`)
 }
 
 func TestMetricsLagFailure(t *testing.T) {

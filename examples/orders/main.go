@@ -80,7 +80,7 @@ func run(ctx context.Context, logger *slog.Logger, lookup func(string) (string, 
 		return err
 	}
 	waitReady(ctx, svc, logger)
-	logger.Info("orders service ready", "http", svc.URL, "brokers", svc.Brokers)
+	logger.Info("orders service ready", "http", svc.URL, "console", svc.ConsoleURL(), "brokers", svc.Brokers)
 	for _, line := range svc.TryItOut() {
 		fmt.Fprintln(os.Stderr, line)
 	}

@@ -204,6 +204,16 @@ func TestOrdersWalkthrough(t *testing.T) {
 	}
 	code, _ = post(t, svc.URL+"/orders", `{"amount":1}`)
 	assert.Equal(t, http.StatusBadRequest, code, "orderId is required")
+
+	// The operator console is served, and its URL printed at start.
+	assert.Equal(t, svc.URL+"/kafka/ui/", svc.ConsoleURL())
+	assert.Contains(t, strings.Join(svc.TryItOut(), "\n"), "Operator console: "+svc.URL+"/kafka/ui/")
+	resp, err := http.Get(svc.ConsoleURL())
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, string(body), `<script type="module" src="app.js?v=`)
 }
 
 func TestDLQCanBeTurnedOff(t *testing.T) {

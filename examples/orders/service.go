@@ -271,6 +271,15 @@ func (s *Service) Close() error {
 	return errors.Join(errs...)
 }
 
+// ConsoleURL returns the URL of the operator console, or "" when monitoring
+// or the console is off.
+func (s *Service) ConsoleURL() string {
+	if s.monitoring.Source == nil {
+		return ""
+	}
+	return s.monitoring.ConsoleURL(s.URL)
+}
+
 // TryItOut returns the commands to try the service with.
 func (s *Service) TryItOut() []string {
 	token := "$KAFKA_ADMIN_TOKEN"
@@ -286,6 +295,9 @@ func (s *Service) TryItOut() []string {
 	}
 	if !s.adminSet {
 		lines = append(lines, "  (admin endpoints are off: start with KAFKA_ADMIN_TOKEN=<secret> to enable them)")
+	}
+	if u := s.ConsoleURL(); u != "" {
+		lines = append(lines, "", "Operator console: "+u)
 	}
 	if s.monitoring.Source != nil {
 		lines = append(lines, "", "Monitoring endpoints:")
