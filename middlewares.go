@@ -118,14 +118,42 @@ func (o *observers) observe(msg *message.Message, elapsed time.Duration, err err
 	outcome := 0
 	if err != nil {
 		outcome = 1
-		tracing.MarkFailed(trace.SpanFromContext(msg.Context()), err)
+		markFailed(msg, err)
 	}
 	obs := o.of(outcome, middleware.HandlerIDOf(msg))
-	if sc := trace.SpanContextFromContext(msg.Context()); sc.IsSampled() {
-		if eo, ok := obs.(prometheus.ExemplarObserver); ok {
-			eo.ObserveWithExemplar(elapsed.Seconds(), prometheus.Labels{"trace_id": sc.TraceID().String()})
-			return
-		}
+	if sampled(msg) {
+		observeWithTrace(obs, msg, elapsed)
+		return
+	}
+	obs.Observe(elapsed.Seconds())
+}
+
+// sampled reports whether msg's span is sampled; the span context stays out
+// of the frame of observe.
+//
+//go:noinline
+func sampled(msg *message.Message) bool {
+	return trace.SpanContextFromContext(msg.Context()).IsSampled()
+}
+
+// markFailed marks the process span of msg failed, out of the frame of
+// observe.
+//
+//go:noinline
+func markFailed(msg *message.Message, err error) {
+	tracing.MarkFailed(trace.SpanFromContext(msg.Context()), err)
+}
+
+// observeWithTrace observes elapsed with the trace ID of msg's sampled span
+// as an exemplar. A function of its own, so that the frame of observe, which
+// runs for every message, stays small.
+//
+//go:noinline
+func observeWithTrace(obs prometheus.Observer, msg *message.Message, elapsed time.Duration) {
+	if eo, ok := obs.(prometheus.ExemplarObserver); ok {
+		sc := trace.SpanContextFromContext(msg.Context())
+		eo.ObserveWithExemplar(elapsed.Seconds(), prometheus.Labels{"trace_id": sc.TraceID().String()})
+		return
 	}
 	obs.Observe(elapsed.Seconds())
 }
