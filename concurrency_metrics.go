@@ -21,7 +21,8 @@ const StuckAfter = 30 * time.Second
 type ConcurrencyStats struct {
 	// Handlers are the handlers, sorted by ID.
 	Handlers []HandlerConcurrency `json:"handlers"`
-	// Partitions are the partitions this instance consumes.
+	// Partitions are the partitions this instance consumes for handlers
+	// with a concurrency above 1.
 	Partitions []PartitionProgress `json:"partitions"`
 	// SkippedCompleted counts the records skipped because the commit
 	// metadata of an earlier owner said they were settled.

@@ -2,6 +2,7 @@ package kafkaevents
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"sync"
 	"time"
@@ -194,7 +195,7 @@ func (f *flow) take(tp offsets.Partition, pf *partFlow, msg *message.Message) (r
 	_, off, _ := f.sub.position(msg)
 	hold, err := f.d.marks.Admit(tp, off)
 	switch {
-	case err == offsets.ErrOverBudget && pf != nil:
+	case errors.Is(err, offsets.ErrOverBudget) && pf != nil:
 		pf.parked = msg
 		f.watchBudget(pf)
 		return nil, false

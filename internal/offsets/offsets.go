@@ -455,12 +455,17 @@ type PartitionStats struct {
 	Skipped int64
 }
 
-// Stats describes the claims in progress, sorted by topic and partition.
+// Stats describes the claims in progress that admitted records
+// ([Tracker.Admit]), sorted by topic and partition; the claims of sequential
+// handlers are left out.
 func (o *Tracker) Stats() []PartitionStats {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	out := make([]PartitionStats, 0, len(o.claims))
 	for tp, c := range o.claims {
+		if !c.lazy {
+			continue
+		}
 		above := int64(0)
 		if c.marked >= 0 {
 			above = max(0, c.want-c.marked-int64(len(c.held)))
