@@ -16,6 +16,7 @@ import (
 
 	"github.com/torix/kafkaevents"
 	"github.com/torix/kafkaevents/delayedretry"
+	"github.com/torix/kafkaevents/dlq"
 	"github.com/torix/kafkaevents/middleware"
 )
 
@@ -218,4 +219,127 @@ func TestConcurrencyDueRetriesRunSideBySide(t *testing.T) {
 	mu.Unlock()
 	// Two retry partitions, one record at a time each, would give 2.
 	assert.Greater(t, peak.Load(), int32(4), "due retries ran side by side")
+}
+
+// TestConcurrencyReprocessRunsSideBySide: reprocessed DLQ records of a
+// handler with a concurrency above 1 are delivered beside each other, each
+// once, and the run's committed offset covers them all: a second run finds
+// nothing to do.
+func TestConcurrencyReprocessRunsSideBySide(t *testing.T) {
+	env := newEnv(t)
+	topic := uniq("conc-reprocess")
+	env.createTopics(t, 1, topic)
+	var broken atomic.Bool
+	broken.Store(true)
+	var running, peak atomic.Int32
+	var mu sync.Mutex
+	reprocessed := map[string]int{}
+	rn := start(t, env.baseConfig("conc-reprocess"), func(s *kafkaevents.Stack, r *message.Router) {
+		_, err := s.AddHandler(r, topic, "Orders.replayed", func(msg *message.Message) error {
+			if broken.Load() {
+				return errors.New("downstream is down")
+			}
+			n := running.Add(1)
+			defer running.Add(-1)
+			for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+			}
+			mu.Lock()
+			reprocessed[string(msg.Payload)]++
+			mu.Unlock()
+			time.Sleep(20 * time.Millisecond)
+			return nil
+		}, kafkaevents.WithConcurrency(16), kafkaevents.WithoutRetry())
+		require.NoError(t, err)
+	})
+	dead := env.collect(t, rn.Stack.DLQTopic())
+	var msgs []kafkaevents.Message
+	for i := range 64 {
+		msgs = append(msgs, kafkaevents.Message{Topic: topic, Key: "k" + strconv.Itoa(i%8), Value: "v" + strconv.Itoa(i)})
+	}
+	_, err := rn.Stack.Producer().SendBatch(t.Context(), msgs)
+	require.NoError(t, err)
+	dead.WaitFor(t, 64, 30*time.Second, nil)
+
+	broken.Store(false)
+	p, err := rn.Stack.Reprocessor().Reprocess(t.Context(), dlq.ReprocessOptions{Topic: topic, BatchSize: 10, Timeout: 30 * time.Second})
+	require.NoError(t, err)
+	assert.Equal(t, dlq.StateCompleted, p.State)
+	assert.EqualValues(t, 64, p.Reprocessed)
+	assert.Zero(t, p.Remaining)
+	mu.Lock()
+	assert.Len(t, reprocessed, 64)
+	for v, n := range reprocessed {
+		assert.Equal(t, 1, n, v)
+	}
+	mu.Unlock()
+	// One record at a time per DLQ partition would give at most the DLQ's
+	// partition count.
+	parts, err := env.client(t).Partitions(rn.Stack.DLQTopic())
+	require.NoError(t, err)
+	assert.Greater(t, int(peak.Load()), len(parts), "reprocessed records ran side by side")
+
+	again, err := rn.Stack.Reprocessor().Reprocess(t.Context(), dlq.ReprocessOptions{Topic: topic})
+	require.NoError(t, err)
+	assert.Zero(t, again.Reprocessed, "the first run committed every record it handled")
+}
+
+// TestConcurrencyReprocessStopKeepsUnfinished: a reprocess run stopped while
+// one record is still in its handler commits nothing at or past that record,
+// whatever finished after it; the next run delivers it again.
+func TestConcurrencyReprocessStopKeepsUnfinished(t *testing.T) {
+	env := newEnv(t)
+	topic := uniq("conc-reprocess-stop")
+	env.createTopics(t, 1, topic)
+	var broken atomic.Bool
+	broken.Store(true)
+	gate := make(chan struct{})
+	var mu sync.Mutex
+	handled := map[string]int{}
+	entered := make(chan struct{}, 1)
+	rn := start(t, env.baseConfig("conc-reprocess-stop"), func(s *kafkaevents.Stack, r *message.Router) {
+		_, err := s.AddHandler(r, topic, "Orders.stuck", func(msg *message.Message) error {
+			if broken.Load() {
+				return errors.New("downstream is down")
+			}
+			v := string(msg.Payload)
+			mu.Lock()
+			handled[v]++
+			first := handled[v] == 1
+			mu.Unlock()
+			if v == "stuck" && first {
+				entered <- struct{}{}
+				<-gate
+			}
+			return nil
+		}, kafkaevents.WithConcurrency(8), kafkaevents.WithoutRetry())
+		require.NoError(t, err)
+	})
+	dead := env.collect(t, rn.Stack.DLQTopic())
+	// One key: every record lands on one DLQ partition, the stuck one first.
+	msgs := []kafkaevents.Message{{Topic: topic, Key: "k", Value: "stuck"}}
+	for i := range 40 {
+		msgs = append(msgs, kafkaevents.Message{Topic: topic, Key: "k", Value: "v" + strconv.Itoa(i)})
+	}
+	_, err := rn.Stack.Producer().SendBatch(t.Context(), msgs)
+	require.NoError(t, err)
+	dead.WaitFor(t, len(msgs), 30*time.Second, nil)
+
+	broken.Store(false)
+	require.NoError(t, rn.Stack.StartReprocess(dlq.ReprocessOptions{Topic: topic, BatchSize: 5, Timeout: 30 * time.Second}))
+	<-entered
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(handled) == len(msgs)
+	}, 30*time.Second, 10*time.Millisecond, "the records after the stuck one finish beside it")
+	rn.Stack.StopReprocess(topic)
+	require.Eventually(t, func() bool { return !rn.Stack.ReprocessActive() }, 30*time.Second, 10*time.Millisecond)
+	close(gate)
+
+	p, err := rn.Stack.Reprocessor().Reprocess(t.Context(), dlq.ReprocessOptions{Topic: topic, Timeout: 30 * time.Second})
+	require.NoError(t, err)
+	assert.EqualValues(t, len(msgs), p.Reprocessed, "nothing was committed past the stuck record")
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, 2, handled["stuck"])
 }

@@ -25,6 +25,9 @@
 //     retry and DLQ middlewares share.
 //   - internal/offsets: offset tracking, the heart of at-least-once: no
 //     commit passes a record that is not settled.
+//   - internal/inorder: in-order offset marks and per-handler slots for the
+//     retry consumer and the DLQ reprocessor, which hand a partition's
+//     records to a concurrent handler beside each other.
 //   - internal/lograte: the rate limit of the per-record INFO lines.
 //   - health: the monitoring endpoints on Echo and the operator console
 //     (health/ui, embedded).

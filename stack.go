@@ -227,6 +227,7 @@ func (s *Stack) buildDLQ(o options) error {
 	}
 	s.reprocessor, err = dlq.NewReprocessor(dlq.ReprocessorConfig{
 		Client: s.client, Queue: s.queue, Dispatcher: s.dispatcher, MaxReprocess: s.cfg.DLQ.MaxReprocess,
+		Concurrency: s.concurrencyOf,
 	}, s.logger)
 	return err
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/torix/kafkaevents/correlation"
 	"github.com/torix/kafkaevents/dispatch"
+	"github.com/torix/kafkaevents/internal/inorder"
 	"github.com/torix/kafkaevents/internal/lograte"
 	"github.com/torix/kafkaevents/middleware"
 )
@@ -183,6 +184,12 @@ func (c *Consumer) Close() error {
 	return nil
 }
 
+// claimMarks are the offset marks and handler slots of one claim.
+type claimMarks struct {
+	marks *inorder.Marks
+	slots *inorder.Slots
+}
+
 type groupHandler struct {
 	c      *Consumer
 	runCtx context.Context
@@ -192,8 +199,14 @@ func (h *groupHandler) Setup(sarama.ConsumerGroupSession) error   { return nil }
 func (h *groupHandler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
 
 func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
-	cm := newClaimMarks(sess, h.c.cfg.Concurrency)
-	defer cm.wait()
+	// Records of a handler that takes several at once are dispatched beside
+	// each other; their offsets are marked in order, and the claim waits for
+	// them before it ends so that their marks precede its last commit.
+	cm := claimMarks{
+		marks: inorder.NewMarks(func(next int64) { sess.MarkOffset(claim.Topic(), claim.Partition(), next, "") }),
+		slots: inorder.NewSlots(h.c.cfg.Concurrency),
+	}
+	defer cm.slots.Wait()
 	for {
 		select {
 		case rec, ok := <-claim.Messages():
@@ -212,8 +225,8 @@ func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 // handle waits for rec to be due and dispatches it, or starts dispatching it
 // when its handler takes more than one record at a time. It returns false
 // when the session ended before rec was done; rec is then left unmarked.
-func (c *Consumer) handle(runCtx context.Context, sess sarama.ConsumerGroupSession, rec *sarama.ConsumerMessage, cm *claimMarks) bool {
-	done := cm.add(rec)
+func (c *Consumer) handle(runCtx context.Context, sess sarama.ConsumerGroupSession, rec *sarama.ConsumerMessage, cm claimMarks) bool {
+	done := cm.marks.Add(rec.Offset)
 	hdr := middleware.HeaderMap(rec.Headers)
 	d, due, perr := parseRetryRecord(hdr, rec)
 	if perr == nil && c.cfg.MaxWait > 0 && due.Sub(c.cfg.Now()) > c.cfg.MaxWait {
@@ -254,7 +267,7 @@ func (c *Consumer) handle(runCtx context.Context, sess sarama.ConsumerGroupSessi
 		}
 	}
 
-	if release, ok := cm.acquire(sess.Context(), d.HandlerID); ok {
+	if release, ok := cm.slots.Acquire(sess.Context(), d.HandlerID); ok {
 		go func() {
 			defer release()
 			c.deliver(runCtx, sess, rec, hdr, d, due, done)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/torix/kafkaevents/correlation"
 	"github.com/torix/kafkaevents/dispatch"
+	"github.com/torix/kafkaevents/internal/inorder"
 	"github.com/torix/kafkaevents/middleware"
 )
 
@@ -124,6 +125,13 @@ type ReprocessorConfig struct {
 	// MaxReprocess parks records whose x-reprocess-count reached it.
 	// Optional. Default: 5.
 	MaxReprocess int
+	// Concurrency returns how many records of one DLQ partition a handler
+	// takes at once (kafkaevents.WithConcurrency). Above 1, the records of
+	// that handler are delivered beside each other, up to that many, and a
+	// partition's committed offset only moves past records that are all
+	// done; key order is not kept. With StopOnError, and when nil, every
+	// record is delivered alone, in offset order.
+	Concurrency func(handlerID string) int
 }
 
 // Reprocessor replays DLQ records per original topic. One run per topic at a
@@ -396,12 +404,12 @@ func (r *Reprocessor) reprocess(ctx context.Context, rn *run, opts ReprocessOpti
 		}
 	}
 
-	// next holds, per partition, the offset after the last finished record;
-	// it is committed every BatchSize records and at the end.
+	// next holds, per partition, the offset after the last record done in a
+	// row; it is committed every BatchSize records and at the end.
 	var mu sync.Mutex
 	next := map[int32]int64{}
 	dirty := false
-	var dispatched int64
+	var finished int64
 	commit := func() error {
 		mu.Lock()
 		if !dirty {
@@ -418,8 +426,10 @@ func (r *Reprocessor) reprocess(ctx context.Context, rn *run, opts ReprocessOpti
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	limit := make(chan struct{}, len(spans))
+	concurrency := r.cfg.Concurrency
 	if opts.StopOnError {
 		limit = make(chan struct{}, 1)
+		concurrency = nil
 	}
 	errs := make([]error, len(spans)+1)
 	var wg sync.WaitGroup
@@ -441,21 +451,58 @@ func (r *Reprocessor) reprocess(ctx context.Context, rn *run, opts ReprocessOpti
 					cancel(errs[i])
 				}
 			}()
-			errs[i] = scanPartition(ctx, consumer, dlqTopic, s.partition, s.from, s.end, func(m *sarama.ConsumerMessage) error {
-				if err := r.reprocessOne(ctx, rn, opts, m); err != nil {
-					return err
-				}
+			// Records of a handler that takes several at once are
+			// delivered beside each other, up to its limit; the partition's
+			// offset only moves past records that are all done.
+			marks := inorder.NewMarks(func(n int64) {
+				mu.Lock()
+				next[s.partition] = n
+				dirty = true
+				mu.Unlock()
+			})
+			slots := inorder.NewSlots(concurrency)
+			defer slots.Wait()
+			finish := func(done func()) error {
+				done()
 				rn.remaining.Add(-1)
 				mu.Lock()
-				next[m.Partition] = m.Offset + 1
-				dirty = true
-				dispatched++
-				full := dispatched%int64(opts.BatchSize) == 0
+				finished++
+				full := finished%int64(opts.BatchSize) == 0
 				mu.Unlock()
 				if full {
 					return commit()
 				}
 				return nil
+			}
+			errs[i] = scanPartition(ctx, consumer, dlqTopic, s.partition, s.from, s.end, func(m *sarama.ConsumerMessage) error {
+				done := marks.Add(m.Offset)
+				rec, deliver, err := r.route(rn, opts, m)
+				if err != nil {
+					return err
+				}
+				if !deliver {
+					return finish(done)
+				}
+				if release, ok := slots.Acquire(ctx, rec.handlerID); ok {
+					go func() {
+						defer release()
+						err := r.deliver(ctx, rn, opts, rec)
+						if err == nil {
+							err = finish(done)
+						}
+						if err != nil {
+							cancel(err)
+						}
+					}()
+					return nil
+				}
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				if err := r.deliver(ctx, rn, opts, rec); err != nil {
+					return err
+				}
+				return finish(done)
 			})
 		}()
 	}
@@ -469,18 +516,27 @@ func (r *Reprocessor) reprocess(ctx context.Context, rn *run, opts ReprocessOpti
 	return errors.Join(errs...)
 }
 
-// reprocessOne handles one DLQ record. A nil return means the record is done
-// (its offset may be committed).
-func (r *Reprocessor) reprocessOne(ctx context.Context, rn *run, opts ReprocessOptions, m *sarama.ConsumerMessage) error {
+// routed is a DLQ record on its way back to its handler.
+type routed struct {
+	m         *sarama.ConsumerMessage
+	hdr       map[string]string
+	handlerID string
+	count     int // x-reprocess-count before this delivery
+}
+
+// route decides what becomes of one DLQ record: deliver is false for a
+// record that is done without a delivery (another topic's, parked, or naming
+// an unknown handler). An error stops the run (StopOnError).
+func (r *Reprocessor) route(rn *run, opts ReprocessOptions, m *sarama.ConsumerMessage) (rec routed, deliver bool, err error) {
 	hdr := middleware.HeaderMap(m.Headers)
 	if hdr[middleware.HeaderOriginalTopic] != opts.Topic {
 		rn.skipped.Add(1)
-		return nil
+		return routed{}, false, nil
 	}
 	count := reprocessCount(hdr)
 	if count >= r.cfg.MaxReprocess {
 		rn.parked.Add(1)
-		return nil
+		return routed{}, false, nil
 	}
 	handlerID := hdr[middleware.HeaderHandlerID]
 	if !r.cfg.Dispatcher.Known(handlerID) {
@@ -489,11 +545,27 @@ func (r *Reprocessor) reprocessOne(ctx context.Context, rn *run, opts ReprocessO
 			"handler_id": handlerID, "partition": m.Partition, "offset": m.Offset,
 		})
 		if opts.StopOnError {
-			return fmt.Errorf("%w: unknown handler %q at %d/%d", errStoppedOnError, handlerID, m.Partition, m.Offset)
+			return routed{}, false, fmt.Errorf("%w: unknown handler %q at %d/%d", errStoppedOnError, handlerID, m.Partition, m.Offset)
 		}
-		return nil
+		return routed{}, false, nil
 	}
+	return routed{m: m, hdr: hdr, handlerID: handlerID, count: count}, true, nil
+}
 
+// reprocessOne handles one DLQ record. A nil return means the record is done
+// (its offset may be committed).
+func (r *Reprocessor) reprocessOne(ctx context.Context, rn *run, opts ReprocessOptions, m *sarama.ConsumerMessage) error {
+	rec, deliver, err := r.route(rn, opts, m)
+	if err != nil || !deliver {
+		return err
+	}
+	return r.deliver(ctx, rn, opts, rec)
+}
+
+// deliver hands a routed record to its handler and waits for the outcome. A
+// nil return means the record is done.
+func (r *Reprocessor) deliver(ctx context.Context, rn *run, opts ReprocessOptions, rec routed) error {
+	m, hdr, handlerID, count := rec.m, rec.hdr, rec.handlerID, rec.count
 	d := middleware.Delivery{
 		HandlerID: handlerID, Topic: opts.Topic, Key: m.Key,
 		ReprocessCount: count + 1, Source: middleware.SourceReprocess,

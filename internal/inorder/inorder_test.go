@@ -1,0 +1,83 @@
+package inorder
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestMarksInOrder: an offset is marked only once every record before it is
+// done, whatever order they finish in.
+func TestMarksInOrder(t *testing.T) {
+	var marks []int64
+	m := NewMarks(func(next int64) { marks = append(marks, next) })
+	var done []func()
+	for off := int64(10); off < 15; off++ {
+		done = append(done, m.Add(off))
+	}
+	done[2]()
+	done[1]()
+	assert.Empty(t, marks, "offset 10 is not done")
+	assert.Equal(t, 5, m.Pending())
+	done[0]()
+	assert.Equal(t, []int64{13}, marks, "10, 11 and 12 done: marked up to 13")
+	done[0]()
+	assert.Equal(t, []int64{13}, marks, "a second done changes nothing")
+	done[4]()
+	done[3]()
+	assert.Equal(t, []int64{13, 15}, marks)
+	assert.Zero(t, m.Pending())
+}
+
+// TestMarksConcurrent: with records finishing on many goroutines, the marks
+// only ever move forward and end after the last record.
+func TestMarksConcurrent(t *testing.T) {
+	var marks []int64
+	m := NewMarks(func(next int64) { marks = append(marks, next) })
+	var wg sync.WaitGroup
+	for off := range int64(1000) {
+		done := m.Add(off)
+		wg.Go(func() {
+			time.Sleep(time.Duration(off%7) * 100 * time.Microsecond)
+			done()
+		})
+	}
+	wg.Wait()
+	require.NotEmpty(t, marks)
+	assert.IsIncreasing(t, marks)
+	assert.Equal(t, int64(1000), marks[len(marks)-1])
+}
+
+// TestSlots: a handler with a limit of 1 is handled in line; above 1, at most
+// that many at once.
+func TestSlots(t *testing.T) {
+	s := NewSlots(func(id string) int {
+		if id == "wide" {
+			return 2
+		}
+		return 1
+	})
+	_, ok := s.Acquire(t.Context(), "narrow")
+	assert.False(t, ok, "one at a time: in line")
+	r1, ok := s.Acquire(t.Context(), "wide")
+	require.True(t, ok)
+	r2, ok := s.Acquire(t.Context(), "wide")
+	require.True(t, ok)
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	_, ok = s.Acquire(ctx, "wide")
+	assert.False(t, ok, "both slots taken until ctx ends")
+	r1()
+	r3, ok := s.Acquire(t.Context(), "wide")
+	require.True(t, ok)
+	r2()
+	r3()
+	s.Wait()
+
+	_, ok = NewSlots(nil).Acquire(t.Context(), "any")
+	assert.False(t, ok, "no limit func: one at a time")
+}
