@@ -155,6 +155,16 @@ type ConsumerConfig struct {
 	// ShutdownTimeout is how long in-flight handlers may keep running after
 	// a stop. Optional. Default: 30s. Environment: KAFKA_SHUTDOWN_TIMEOUT.
 	ShutdownTimeout time.Duration
+	// CommitInterval is how often the offsets of settled records are
+	// committed (sarama Consumer.Offsets.AutoCommit.Interval), by the
+	// handlers' consumer group and the retry consumer's. A crash handles
+	// again at most the records settled since the last commit, so a shorter
+	// interval means fewer duplicates after a crash, at the cost of one
+	// commit request per interval and claimed broker. A stop, a rebalance
+	// and the end of a claim commit at once, whatever the interval.
+	// Optional. Default: 1s. Allowed: at least 10ms. Environment:
+	// KAFKA_CONSUMER_COMMIT_INTERVAL.
+	CommitInterval time.Duration
 	// Concurrency is how many records of one partition each handler may
 	// handle at once, unless the handler sets its own with
 	// [WithConcurrency]; 1 is one record at a time, as watermill-kafka does.

@@ -21,6 +21,7 @@ const (
 	defaultRebalanceStrategy = "range"
 	defaultRebalanceTimeout  = 60 * time.Second
 	defaultShutdownTimeout   = 30 * time.Second
+	defaultCommitInterval    = time.Second
 	defaultConcurrency       = 1
 	defaultStartupTimeout    = 20 * time.Second
 	defaultMaxInFlight       = 5
@@ -104,6 +105,7 @@ func (c *Config) SetDefaults() {
 	setDefault(&cc.RebalanceStrategy, defaultRebalanceStrategy)
 	setDefault(&cc.RebalanceTimeout, defaultRebalanceTimeout)
 	setDefault(&cc.ShutdownTimeout, defaultShutdownTimeout)
+	setDefault(&cc.CommitInterval, defaultCommitInterval)
 	setDefault(&cc.Concurrency, defaultConcurrency)
 
 	p := &c.Producer

@@ -31,6 +31,7 @@ const (
 	envRebalanceStrategy   = "KAFKA_REBALANCE_STRATEGY"
 	envRebalanceTimeout    = "KAFKA_REBALANCE_TIMEOUT"
 	envShutdownTimeout     = "KAFKA_SHUTDOWN_TIMEOUT"
+	envCommitInterval      = "KAFKA_CONSUMER_COMMIT_INTERVAL"
 	envConsumerConcurrency = "KAFKA_CONSUMER_CONCURRENCY"
 	envStartupTimeout      = "KAFKA_STARTUP_TIMEOUT"
 	envProducerIdempotent  = "KAFKA_PRODUCER_IDEMPOTENT"
@@ -120,6 +121,7 @@ func (c Config) FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	e.str(envRebalanceStrategy, &c.Consumer.RebalanceStrategy)
 	e.duration(envRebalanceTimeout, &c.Consumer.RebalanceTimeout)
 	e.duration(envShutdownTimeout, &c.Consumer.ShutdownTimeout)
+	e.duration(envCommitInterval, &c.Consumer.CommitInterval)
 	envInt(&e, envConsumerConcurrency, &c.Consumer.Concurrency)
 	e.duration(envStartupTimeout, &c.StartupTimeout)
 

@@ -41,6 +41,7 @@ func TestEnvFromLookupReadsEveryVariable(t *testing.T) {
 		"KAFKA_REBALANCE_STRATEGY":       "cooperative-sticky",
 		"KAFKA_SHUTDOWN_TIMEOUT":         "1m30s",
 		"KAFKA_CONSUMER_CONCURRENCY":     "32",
+		"KAFKA_CONSUMER_COMMIT_INTERVAL": "200ms",
 		"KAFKA_REBALANCE_TIMEOUT":        "20000",
 		"KAFKA_PRODUCER_IDEMPOTENT":      "on",
 		"KAFKA_PRODUCER_ACKS":            "-1",
@@ -93,6 +94,7 @@ func TestEnvFromLookupReadsEveryVariable(t *testing.T) {
 			RebalanceStrategy: "cooperative-sticky",
 			RebalanceTimeout:  20 * time.Second,
 			ShutdownTimeout:   90 * time.Second,
+			CommitInterval:    200 * time.Millisecond,
 			Concurrency:       32,
 		},
 		Producer: kafkaevents.ProducerConfig{

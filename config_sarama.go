@@ -27,9 +27,10 @@ import (
 //     JoinGroup the broker holds during a rebalance does not time out;
 //   - the consumer group session timeout, heartbeat interval and rebalance
 //     strategy, and a rejoin backoff (Consumer.Group.Rebalance.Retry.Backoff)
-//     of sarama's 2s or the heartbeat interval when that is shorter, the fetch sizes and wait, Consumer.Offsets.Initial
-//     (OffsetOldest when [Config.FromBeginning], else OffsetNewest) and
-//     Consumer.Return.Errors;
+//     of sarama's 2s or the heartbeat interval when that is shorter, the
+//     fetch sizes and wait, Consumer.Offsets.AutoCommit.Interval from
+//     Consumer.CommitInterval, Consumer.Offsets.Initial (OffsetOldest when
+//     [Config.FromBeginning], else OffsetNewest) and Consumer.Return.Errors;
 //   - Producer.RequiredAcks, Producer.Idempotent, Producer.Compression and
 //     both Producer.Return.Successes and Producer.Return.Errors, as
 //     synchronous producers need;
@@ -100,6 +101,7 @@ func (c Config) Sarama() (*sarama.Config, error) {
 	sc.Consumer.Fetch.Default = c.Consumer.FetchDefaultBytes
 	sc.Consumer.Fetch.Max = c.Consumer.FetchMaxBytes
 	sc.Consumer.MaxWaitTime = c.Consumer.MaxWaitTime
+	sc.Consumer.Offsets.AutoCommit.Interval = c.Consumer.CommitInterval
 	sc.Consumer.Offsets.Initial = sarama.OffsetNewest
 	if c.FromBeginning() {
 		sc.Consumer.Offsets.Initial = sarama.OffsetOldest

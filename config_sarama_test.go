@@ -127,6 +127,7 @@ func TestSaramaConfigFields(t *testing.T) {
 			FetchMaxBytes:     8 << 20,
 			MaxWaitTime:       400 * time.Millisecond,
 			RebalanceStrategy: "roundrobin",
+			CommitInterval:    250 * time.Millisecond,
 		},
 		Producer: kafkaevents.ProducerConfig{
 			Idempotent:   kafkaevents.Bool(true),
@@ -157,6 +158,7 @@ func TestSaramaConfigFields(t *testing.T) {
 	assert.Equal(t, int32(8<<20), sc.Consumer.Fetch.Max)
 	assert.Equal(t, 400*time.Millisecond, sc.Consumer.MaxWaitTime)
 	assert.Equal(t, sarama.OffsetOldest, sc.Consumer.Offsets.Initial)
+	assert.Equal(t, 250*time.Millisecond, sc.Consumer.Offsets.AutoCommit.Interval)
 	assert.True(t, sc.Consumer.Return.Errors)
 	assert.Equal(t, sarama.WaitForAll, sc.Producer.RequiredAcks)
 	assert.True(t, sc.Producer.Idempotent)

@@ -35,6 +35,10 @@ var (
 	zstdMinKafka              = sarama.V2_1_0_0
 )
 
+// minCommitInterval is the shortest Consumer.CommitInterval: below it the
+// commits of a busy group would load the coordinator for no gain.
+const minCommitInterval = 10 * time.Millisecond
+
 // validTopicName matches what Kafka accepts in a topic name.
 var validTopicName = regexp.MustCompile(`^[a-zA-Z0-9._-]+$`)
 
@@ -215,6 +219,9 @@ func (c Config) validateConsumer(v *validator) {
 	v.positive("StartupTimeout", envStartupTimeout, c.StartupTimeout)
 	if cc.ShutdownTimeout < 0 {
 		v.add("Consumer.ShutdownTimeout", envShutdownTimeout, "= %s: want a duration >= 0", cc.ShutdownTimeout)
+	}
+	if cc.CommitInterval < minCommitInterval {
+		v.add("Consumer.CommitInterval", envCommitInterval, "= %s: want a duration of at least %s", cc.CommitInterval, minCommitInterval)
 	}
 	if cc.Concurrency < 1 || cc.Concurrency > MaxConcurrency {
 		v.add("Consumer.Concurrency", envConsumerConcurrency, "= %d: want 1 to %d records of a partition in flight", cc.Concurrency, MaxConcurrency)

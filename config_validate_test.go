@@ -179,6 +179,11 @@ func TestConfigValidate(t *testing.T) {
 			want:   []string{"Consumer.ShutdownTimeout", "= -1s", ">= 0", "KAFKA_SHUTDOWN_TIMEOUT"},
 		},
 		{
+			name:   "commit interval too short",
+			mutate: func(c *kafkaevents.Config) { c.Consumer.CommitInterval = time.Millisecond },
+			want:   []string{"Consumer.CommitInterval", "= 1ms", "at least 10ms", "KAFKA_CONSUMER_COMMIT_INTERVAL"},
+		},
+		{
 			name:   "unknown acks",
 			mutate: func(c *kafkaevents.Config) { c.Producer.RequiredAcks = "some" },
 			want:   []string{"Producer.RequiredAcks", `"some"`, "all, leader, none", "KAFKA_PRODUCER_ACKS"},

@@ -95,6 +95,10 @@ const (
 	// SessionTimeout is the least that Kafka (group.min.session.timeout.ms)
 	// and the embedded broker accept.
 	SessionTimeout = 6 * time.Second
+	// CommitInterval is how often handled records are committed, so that
+	// a test that stops a harness and starts another on the same group
+	// sees them committed without waiting for the default 1s.
+	CommitInterval = 100 * time.Millisecond
 	// RetryBaseDelay and RetryMaxDelay are the retry delays: 50ms, 100ms,
 	// 200ms for the 3 default attempts.
 	RetryBaseDelay = 50 * time.Millisecond
@@ -108,7 +112,7 @@ const (
 // The broker is an embedded one, or the Kafka named by KAFKA_BROKERS
 // (comma-separated) when that is set; then the service name, consumer group
 // and handled topics get a suffix unique to the run. The config has:
-// HeartbeatInterval, SessionTimeout, a rebalance timeout of 5s, a shutdown
+// HeartbeatInterval, SessionTimeout, CommitInterval, a rebalance timeout of 5s, a shutdown
 // timeout of 5s, a fetch wait of 50ms, FromBeginning, retries after
 // RetryBaseDelay up to RetryMaxDelay, and one partition per retry and DLQ
 // topic. Configure changes any of it.
@@ -144,6 +148,7 @@ func NewHarness(t testing.TB, setup func(h *Harness), opts ...HarnessOption) *Ha
 		Consumer: kafkaevents.ConsumerConfig{
 			HeartbeatInterval: HeartbeatInterval,
 			SessionTimeout:    SessionTimeout,
+			CommitInterval:    CommitInterval,
 			RebalanceTimeout:  5 * time.Second,
 			ShutdownTimeout:   5 * time.Second,
 			MaxWaitTime:       50 * time.Millisecond,
