@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill"
@@ -165,10 +166,12 @@ func (s *Stack) buildSubscriber(o options) error {
 	cfg := s.cfg
 	// A claim that ends waits for its retry records at most this long:
 	// within the shutdown timeout, and well within the rebalance timeout,
-	// past which the coordinator would evict the member.
+	// past which the coordinator would evict the member. The marks of
+	// concurrent handlers reach the session at least once per commit.
 	marks := offsets.NewTracker(offsets.Config{
-		ReleaseWait: min(cfg.Consumer.ShutdownTimeout, cfg.Consumer.RebalanceTimeout/2),
-		Committed:   s.committed,
+		ReleaseWait:   min(cfg.Consumer.ShutdownTimeout, cfg.Consumer.RebalanceTimeout/2),
+		FlushInterval: min(100*time.Millisecond, cfg.Consumer.CommitInterval),
+		Committed:     s.committed,
 	})
 	ks, err := kafka.NewSubscriber(kafka.SubscriberConfig{
 		Brokers:               cfg.Brokers,

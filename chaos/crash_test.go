@@ -2,6 +2,7 @@ package chaos_test
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"testing"
 	"time"
@@ -30,6 +31,16 @@ func TestCrashLosesNothingWithConcurrency(t *testing.T) {
 
 func crashLosesNothing(t *testing.T, scenario, name string, vars map[string]string) {
 	needProcesses(t)
+	// The services get none of the test's KAFKA_* variables; this one
+	// compares commit intervals (RELIABILITY.md).
+	if v := os.Getenv("KAFKAEVENTS_CHAOS_COMMIT_INTERVAL"); v != "" {
+		vars = maps.Clone(vars)
+		if vars == nil {
+			vars = map[string]string{}
+		}
+		vars["KAFKA_CONSUMER_COMMIT_INTERVAL"] = v
+		scenario += " commit-interval=" + v
+	}
 	started := time.Now()
 	c := newCluster(t)
 	n := size(300, 10000)

@@ -9,5 +9,6 @@
 // -short skips the scenarios that start processes. With KAFKA_LOCAL_SCRIPT
 // set (make test-kafka) the scenarios run against a real Apache Kafka broker
 // of their own, started with that script, and the broker-restart scenario
-// runs too. RELIABILITY.md lists the scenarios and their figures.
+// runs too. KAFKAEVENTS_CHAOS_COMMIT_INTERVAL (a duration) gives the services
+// of the crash scenarios that Consumer.CommitInterval. RELIABILITY.md lists the scenarios and their figures.
 package chaos
