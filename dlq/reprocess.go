@@ -410,7 +410,12 @@ func (r *Reprocessor) reprocess(ctx context.Context, rn *run, opts ReprocessOpti
 	next := map[int32]int64{}
 	dirty := false
 	var finished int64
+	// Commits go out one at a time, so that an older snapshot never lands
+	// after a newer one.
+	var commitMu sync.Mutex
 	commit := func() error {
+		commitMu.Lock()
+		defer commitMu.Unlock()
 		mu.Lock()
 		if !dirty {
 			mu.Unlock()
