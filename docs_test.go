@@ -52,11 +52,11 @@ func docsProse(content string) []string {
 	var fence string
 	for i, line := range lines {
 		if m := docsFence.FindStringSubmatch(line); m != nil {
-			switch {
-			case fence == "":
+			switch fence {
+			case "":
 				fence = m[1]
 				continue
-			case fence == m[1]:
+			case m[1]:
 				fence = ""
 				continue
 			}

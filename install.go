@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -122,9 +123,9 @@ func (s *Stack) checkHandler(topic, handlerID string, ho *handlerOptions) error 
 	s.mu.Lock()
 	_, dup := s.handlers[handlerID]
 	var other string
-	for _, hi := range s.handlers {
-		if hi.Pattern == topic {
-			other = hi.ID
+	for id := range s.handlers {
+		if s.handlers[id].Pattern == topic {
+			other = s.handlers[id].ID
 		}
 	}
 	s.mu.Unlock()
@@ -192,10 +193,7 @@ func (s *Stack) plugin(r *message.Router) error {
 // Handlers lists the registered handlers, sorted by ID.
 func (s *Stack) Handlers() []HandlerInfo {
 	s.mu.Lock()
-	out := make([]HandlerInfo, 0, len(s.handlers))
-	for _, h := range s.handlers {
-		out = append(out, h)
-	}
+	out := slices.AppendSeq(make([]HandlerInfo, 0, len(s.handlers)), maps.Values(s.handlers))
 	s.mu.Unlock()
 	slices.SortFunc(out, func(a, b HandlerInfo) int { return strings.Compare(a.ID, b.ID) })
 	for i := range out {
@@ -230,11 +228,11 @@ func (s *Stack) handlerOptions(id string) HandlerOptions {
 func (s *Stack) topics() (topics []string, someUnknown bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, h := range s.handlers {
-		if h.Pattern == "" {
+	for id := range s.handlers {
+		if p := s.handlers[id].Pattern; p == "" {
 			someUnknown = true
-		} else if !slices.Contains(topics, h.Pattern) {
-			topics = append(topics, h.Pattern)
+		} else if !slices.Contains(topics, p) {
+			topics = append(topics, p)
 		}
 	}
 	slices.Sort(topics)

@@ -106,7 +106,7 @@ func NewContext(ctx context.Context, cfg Config, opts ...Option) (*Stack, error)
 		// sarama's connect takes no context: let it finish in the
 		// background and close what it built.
 		go func() {
-			<-built
+			<-built //nolint:errcheck // the startup error is already reported; close what was built either way
 			_ = s.Close()
 		}()
 		return nil, s.startupError(ctx, "connecting to the brokers")

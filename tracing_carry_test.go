@@ -57,8 +57,7 @@ func TestTraceContextSurvivesRetriesAndDLQ(t *testing.T) {
 		}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var h *kafkatest.Harness
-			h = kafkatest.NewHarness(t, func(h *kafkatest.Harness) {
+			h := kafkatest.NewHarness(t, func(h *kafkatest.Harness) {
 				h.AddHandler("traced.orders", "Traced.handle", func(msg *message.Message) error {
 					if _, err := h.Stack.Producer().Send(msg.Context(), kafkaevents.Message{Topic: h.Topic("traced.out"), Key: "out", Value: "{}"}); err != nil {
 						return err

@@ -77,9 +77,9 @@ func millis(d time.Duration) float64 { return float64(d) / float64(time.Millisec
 func (h *endpoints) metrics(c echo.Context) error {
 	infos := h.src.Handlers()
 	patterns := []string{}
-	for _, hi := range infos {
-		if hi.Pattern != "" && !slices.Contains(patterns, hi.Pattern) {
-			patterns = append(patterns, hi.Pattern)
+	for i := range infos {
+		if p := infos[i].Pattern; p != "" && !slices.Contains(patterns, p) {
+			patterns = append(patterns, p)
 		}
 	}
 	slices.Sort(patterns)

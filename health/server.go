@@ -28,7 +28,7 @@ const (
 // for example) with the settings of SetServerDefaults. Start it with
 // ListenAndServe, or Serve on a listener of your own; stop it with Shutdown.
 func NewServer(addr string, handler http.Handler) *http.Server {
-	s := &http.Server{Addr: addr, Handler: handler}
+	s := &http.Server{Addr: addr, Handler: handler, ReadHeaderTimeout: ServerReadHeaderTimeout}
 	SetServerDefaults(s)
 	return s
 }

@@ -264,9 +264,10 @@ func (h *Harness) waitReady(timeout time.Duration) {
 	}
 	cfg := h.Stack.Config()
 	groups := map[string][]string{}
-	for _, hi := range h.Stack.Handlers() {
-		if hi.Pattern != "" {
-			groups[cfg.Consumer.GroupID] = append(groups[cfg.Consumer.GroupID], hi.Pattern)
+	handlers := h.Stack.Handlers()
+	for i := range handlers {
+		if p := handlers[i].Pattern; p != "" {
+			groups[cfg.Consumer.GroupID] = append(groups[cfg.Consumer.GroupID], p)
 		}
 	}
 	if topics := h.Stack.RetryTopics(); len(topics) > 0 {

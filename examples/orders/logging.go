@@ -29,7 +29,7 @@ type quietLogger struct {
 
 func (l quietLogger) Info(msg string, fields watermill.LogFields) {
 	if watermillChatter[msg] {
-		l.LoggerAdapter.Debug(msg, fields)
+		l.Debug(msg, fields)
 		return
 	}
 	l.LoggerAdapter.Info(msg, fields)

@@ -34,16 +34,20 @@ func EncodeMetadata(base, end int64, unsettled []int64) string {
 	buf := make([]byte, 0, 3*binary.MaxVarintLen64+2*len(unsettled))
 	buf = binary.AppendUvarint(buf, uint64(base))
 	buf = binary.AppendUvarint(buf, uint64(end-base))
-	n := 0
-	for i, off := range unsettled {
-		if off >= base && off < end && (i == 0 || off != unsettled[i-1]) {
+	// unsettled is sorted; a repeated offset counts once.
+	n, last := 0, base-1
+	for _, off := range unsettled {
+		if off >= base && off < end && off != last {
 			n++
 		}
+		last = off
 	}
 	buf = binary.AppendUvarint(buf, uint64(n))
-	prev := base
-	for i, off := range unsettled {
-		if off < base || off >= end || (i > 0 && off == unsettled[i-1]) {
+	prev, last := base, base-1
+	for _, off := range unsettled {
+		repeated := off == last
+		last = off
+		if off < base || off >= end || repeated {
 			continue
 		}
 		buf = binary.AppendUvarint(buf, uint64(off-prev))
