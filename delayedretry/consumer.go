@@ -60,8 +60,10 @@ type ConsumerConfig struct {
 	// be dispatched to a handler at once: the handler's own concurrency
 	// (kafkaevents.WithConcurrency). Above 1, a due record of that handler
 	// is dispatched without waiting for the one before it; offsets are still
-	// marked in order, each only once every record before it is done.
-	// Optional. Default: 1 for every handler, one record at a time.
+	// marked in order, each only once every record before it is done, and a
+	// record that does not finish holds the partition's reading after
+	// 1,024 more (inorder.Window). Optional. Default: 1 for every handler,
+	// one record at a time.
 	Concurrency func(handlerID string) int
 }
 
@@ -226,6 +228,9 @@ func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 // when its handler takes more than one record at a time. It returns false
 // when the session ended before rec was done; rec is then left unmarked.
 func (c *Consumer) handle(runCtx context.Context, sess sarama.ConsumerGroupSession, rec *sarama.ConsumerMessage, cm claimMarks) bool {
+	if cm.marks.Room(sess.Context(), inorder.Window) != nil {
+		return false
+	}
 	done := cm.marks.Add(rec.Offset)
 	hdr := middleware.HeaderMap(rec.Headers)
 	d, due, perr := parseRetryRecord(hdr, rec)

@@ -129,8 +129,10 @@ type ReprocessorConfig struct {
 	// takes at once (kafkaevents.WithConcurrency). Above 1, the records of
 	// that handler are delivered beside each other, up to that many, and a
 	// partition's committed offset only moves past records that are all
-	// done; key order is not kept. With StopOnError, and when nil, every
-	// record is delivered alone, in offset order.
+	// done; key order is not kept. A record that does not finish holds its
+	// partition's reading after inorder.Window (1,024) more records. With
+	// StopOnError, and when nil, every record is delivered alone, in offset
+	// order.
 	Concurrency func(handlerID string) int
 }
 
@@ -480,6 +482,9 @@ func (r *Reprocessor) reprocess(ctx context.Context, rn *run, opts ReprocessOpti
 				return nil
 			}
 			errs[i] = scanPartition(ctx, consumer, dlqTopic, s.partition, s.from, s.end, func(m *sarama.ConsumerMessage) error {
+				if err := marks.Room(ctx, inorder.Window); err != nil {
+					return err
+				}
 				done := marks.Add(m.Offset)
 				rec, deliver, err := r.route(rn, opts, m)
 				if err != nil {

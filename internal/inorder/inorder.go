@@ -21,7 +21,8 @@ type Marks struct {
 	mark func(next int64)
 
 	mu      sync.Mutex
-	pending []*entry // in offset order
+	pending []*entry      // in offset order
+	moved   chan struct{} // closed when the front of pending moves
 }
 
 type entry struct {
@@ -34,8 +35,14 @@ type entry struct {
 // mark is called with the Marks' lock held, so calls come in offset order;
 // it must not call back into the Marks.
 func NewMarks(mark func(next int64)) *Marks {
-	return &Marks{mark: mark}
+	return &Marks{mark: mark, moved: make(chan struct{})}
 }
+
+// Window is the most records a reader keeps added and not yet covered by a
+// mark (see [Marks.Room]): one record that never finishes holds its
+// partition's reading after this many more, rather than letting the list of
+// finished records behind it grow without bound.
+const Window = 1024
 
 // Add registers the record at offset off, which must be above every offset
 // added before, and returns the func that says it is done. Calling that func
@@ -63,6 +70,26 @@ func (m *Marks) done(e *entry) {
 	}
 	if next >= 0 {
 		m.mark(next)
+		close(m.moved)
+		m.moved = make(chan struct{})
+	}
+}
+
+// Room waits until fewer than limit records are pending, and returns nil, or
+// returns ctx's error if ctx ends first.
+func (m *Marks) Room(ctx context.Context, limit int) error {
+	for {
+		m.mu.Lock()
+		n, moved := len(m.pending), m.moved
+		m.mu.Unlock()
+		if n < limit {
+			return nil
+		}
+		select {
+		case <-moved:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 }
 

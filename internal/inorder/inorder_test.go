@@ -81,3 +81,31 @@ func TestSlots(t *testing.T) {
 	_, ok = NewSlots(nil).Acquire(t.Context(), "any")
 	assert.False(t, ok, "no limit func: one at a time")
 }
+
+// TestMarksRoom: Room waits while limit records are pending and returns once
+// the front moves, or when ctx ends.
+func TestMarksRoom(t *testing.T) {
+	m := NewMarks(func(int64) {})
+	first := m.Add(0)
+	second := m.Add(1)
+	require.NoError(t, m.Room(t.Context(), 3))
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Millisecond)
+	defer cancel()
+	assert.ErrorIs(t, m.Room(ctx, 2), context.DeadlineExceeded, "two pending, limit 2")
+
+	second() // finished, but behind the first: still pending
+	roomy := make(chan error, 1)
+	go func() { roomy <- m.Room(t.Context(), 2) }()
+	select {
+	case err := <-roomy:
+		t.Fatalf("Room returned %v while both records are pending", err)
+	case <-time.After(30 * time.Millisecond):
+	}
+	first()
+	select {
+	case err := <-roomy:
+		require.NoError(t, err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("Room did not return once the front moved")
+	}
+}
