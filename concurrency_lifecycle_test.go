@@ -17,7 +17,7 @@ import (
 	"github.com/torix/kafkaevents"
 	"github.com/torix/kafkaevents/delayedretry"
 	"github.com/torix/kafkaevents/dlq"
-	"github.com/torix/kafkaevents/middleware"
+	"github.com/torix/kafkaevents/wire"
 )
 
 // TestConcurrencyRetryAndDLQ: a concurrent handler's failed records go to
@@ -185,7 +185,7 @@ func TestConcurrencyDueRetriesRunSideBySide(t *testing.T) {
 	retried := map[string]int{}
 	rn := start(t, env.baseConfig("conc-retries"), func(s *kafkaevents.Stack, r *message.Router) {
 		_, err := s.AddHandler(r, topic, "Orders.retried", func(msg *message.Message) error {
-			if middleware.DeliveryOf(msg).RetryCount == 0 {
+			if wire.DeliveryOf(msg).RetryCount == 0 {
 				return errors.New("first delivery fails")
 			}
 			n := running.Add(1)

@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/torix/kafkaevents"
-	"github.com/torix/kafkaevents/middleware"
+	"github.com/torix/kafkaevents/wire"
 )
 
 // saslSSLFailWithin bounds how long a failing connection attempt (wrong
@@ -127,7 +127,7 @@ func TestSASLSSLRealKafka(t *testing.T) {
 		rn := start(t, cfg, func(s *kafkaevents.Stack, r *message.Router) {
 			_, err := s.AddHandler(r, topic, "SASLSSL.handle", func(msg *message.Message) error {
 				got <- msg
-				if middleware.DeliveryOf(msg).RetryCount == 0 {
+				if wire.DeliveryOf(msg).RetryCount == 0 {
 					return errors.New("first delivery fails")
 				}
 				return nil
@@ -140,7 +140,7 @@ func TestSASLSSLRealKafka(t *testing.T) {
 			select {
 			case msg := <-got:
 				assert.Equal(t, "over TLS", string(msg.Payload))
-				assert.Equal(t, want, middleware.DeliveryOf(msg).RetryCount)
+				assert.Equal(t, want, wire.DeliveryOf(msg).RetryCount)
 			case <-time.After(30 * time.Second):
 				t.Fatalf("delivery %d did not arrive over SASL_SSL", want+1)
 			}

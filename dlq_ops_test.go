@@ -17,29 +17,28 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/torix/kafkaevents"
-	"github.com/torix/kafkaevents/delayedretry"
 	"github.com/torix/kafkaevents/dlq"
-	"github.com/torix/kafkaevents/middleware"
+	"github.com/torix/kafkaevents/wire"
 )
 
 // assertDLQRecord checks every header of a DLQ record against the original.
-func assertDLQRecord(t *testing.T, r record, topic, handlerID string, reason middleware.Reason, retries int, errText string) {
+func assertDLQRecord(t *testing.T, r record, topic, handlerID string, reason wire.Reason, retries int, errText string) {
 	t.Helper()
 	h := r.Headers
-	assert.Equal(t, topic, h[middleware.HeaderOriginalTopic])
-	assert.Equal(t, handlerID, h[middleware.HeaderHandlerID])
-	assert.Equal(t, string(reason), h[middleware.HeaderDLQReason])
-	assert.Equal(t, strconv.Itoa(retries), h[middleware.HeaderRetryCount])
-	assert.Contains(t, h[middleware.HeaderErrorMessage], errText)
-	for _, k := range []string{middleware.HeaderFailedAt, middleware.HeaderDLQStoredAt} {
+	assert.Equal(t, topic, h[wire.HeaderOriginalTopic])
+	assert.Equal(t, handlerID, h[wire.HeaderHandlerID])
+	assert.Equal(t, string(reason), h[wire.HeaderDLQReason])
+	assert.Equal(t, strconv.Itoa(retries), h[wire.HeaderRetryCount])
+	assert.Contains(t, h[wire.HeaderErrorMessage], errText)
+	for _, k := range []string{wire.HeaderFailedAt, wire.HeaderDLQStoredAt} {
 		_, err := time.Parse(time.RFC3339Nano, h[k])
 		assert.NoError(t, err, k)
 	}
-	_, err := strconv.Atoi(h[middleware.HeaderOriginalPartition])
+	_, err := strconv.Atoi(h[wire.HeaderOriginalPartition])
 	assert.NoError(t, err, "original partition")
-	_, err = strconv.ParseInt(h[middleware.HeaderOriginalOffset], 10, 64)
+	_, err = strconv.ParseInt(h[wire.HeaderOriginalOffset], 10, 64)
 	assert.NoError(t, err, "original offset")
-	assert.NotEmpty(t, h[middleware.HeaderCorrelationID])
+	assert.NotEmpty(t, h[wire.HeaderCorrelationID])
 }
 
 func TestDLQOnePerReason(t *testing.T) {
@@ -55,7 +54,7 @@ func TestDLQOnePerReason(t *testing.T) {
 		_, err := s.AddHandler(r, topic, "Reasons.json", kafkaevents.JSON(func(ctx context.Context, o order) error {
 			switch o.Kind {
 			case "permanent":
-				return delayedretry.Permanent(errors.New("invalid order"))
+				return wire.Permanent(errors.New("invalid order"))
 			case "panic":
 				panic("handler exploded")
 			default:
@@ -81,24 +80,24 @@ func TestDLQOnePerReason(t *testing.T) {
 	for _, r := range recs {
 		byKey[r.Key] = r
 	}
-	assertDLQRecord(t, byKey["perm"], topic, "Reasons.json", middleware.ReasonPermanent, 0, "invalid order")
-	assertDLQRecord(t, byKey["bad"], topic, "Reasons.json", middleware.ReasonUndecodable, 0, "decode")
-	assertDLQRecord(t, byKey["exh"], topic, "Reasons.json", middleware.ReasonRetriesExhausted, 1, "transient")
-	assertDLQRecord(t, byKey["pan"], topic, "Reasons.json", middleware.ReasonRetriesExhausted, 1, "panic: handler exploded")
+	assertDLQRecord(t, byKey["perm"], topic, "Reasons.json", wire.ReasonPermanent, 0, "invalid order")
+	assertDLQRecord(t, byKey["bad"], topic, "Reasons.json", wire.ReasonUndecodable, 0, "decode")
+	assertDLQRecord(t, byKey["exh"], topic, "Reasons.json", wire.ReasonRetriesExhausted, 1, "transient")
+	assertDLQRecord(t, byKey["pan"], topic, "Reasons.json", wire.ReasonRetriesExhausted, 1, "panic: handler exploded")
 	for key, want := range map[string]string{"perm": `{"kind":"permanent"}`, "bad": `{not json`, "exh": `{"kind":"transient"}`} {
 		r := byKey[key]
 		assert.Equal(t, want, r.Value, "payload of %s unchanged", key)
 		assert.Equal(t, "kept-"+key, r.Headers["x-custom"], "custom header of %s kept", key)
-		assert.Equal(t, "corr-"+key, r.Headers[middleware.HeaderCorrelationID])
+		assert.Equal(t, "corr-"+key, r.Headers[wire.HeaderCorrelationID])
 	}
 	// The DLQ counts a record once its send returned, which can be after a
 	// consumer already read it.
 	require.Eventually(t, func() bool { return rn.Stack.DLQStats().MessagesStored == 4 }, 5*time.Second, 10*time.Millisecond)
 	st := rn.Stack.DLQStats()
 	assert.Equal(t, int64(4), st.MessagesStored)
-	assert.Equal(t, int64(1), st.ByReason[string(middleware.ReasonPermanent)])
-	assert.Equal(t, int64(1), st.ByReason[string(middleware.ReasonUndecodable)])
-	assert.Equal(t, int64(2), st.ByReason[string(middleware.ReasonRetriesExhausted)])
+	assert.Equal(t, int64(1), st.ByReason[string(wire.ReasonPermanent)])
+	assert.Equal(t, int64(1), st.ByReason[string(wire.ReasonUndecodable)])
+	assert.Equal(t, int64(2), st.ByReason[string(wire.ReasonRetriesExhausted)])
 }
 
 func TestDLQWithRetryDisabledGlobally(t *testing.T) {
@@ -116,7 +115,7 @@ func TestDLQWithRetryDisabledGlobally(t *testing.T) {
 	_, err := rn.Stack.Producer().Send(t.Context(), kafkaevents.Message{Topic: topic, Key: "k", Value: "v"})
 	require.NoError(t, err)
 	r := c.WaitFor(t, 1, 30*time.Second, nil)[0]
-	assertDLQRecord(t, r, topic, "DLQOnly.handle", middleware.ReasonRetryDisabled, 0, "nope")
+	assertDLQRecord(t, r, topic, "DLQOnly.handle", wire.ReasonRetryDisabled, 0, "nope")
 }
 
 // poisonUnmarshaler rejects records carrying a "poison" header.
@@ -150,10 +149,10 @@ func TestUnmarshalFailureGoesToDLQAndConsumingGoesOn(t *testing.T) {
 	_, err = p.Send(t.Context(), kafkaevents.Message{Topic: topic, Key: "ok", Value: "fine"})
 	require.NoError(t, err)
 	r := c.WaitFor(t, 1, 30*time.Second, nil)[0]
-	assertDLQRecord(t, r, topic, "Poison.handle", middleware.ReasonUndecodable, 0, "poisoned record")
+	assertDLQRecord(t, r, topic, "Poison.handle", wire.ReasonUndecodable, 0, "poisoned record")
 	assert.Equal(t, "raw", r.Value)
 	assert.Equal(t, "p", r.Key)
-	assert.Empty(t, r.Headers[middleware.HeaderUnmarshalError], "the internal marker is not published")
+	assert.Empty(t, r.Headers[wire.HeaderUnmarshalError], "the internal marker is not published")
 	require.Eventually(t, func() bool { return handled.Load() == 1 }, 30*time.Second, 10*time.Millisecond, "the consumer keeps consuming")
 }
 
@@ -166,12 +165,12 @@ type reprocessFixture struct {
 	fixed  atomic.Bool
 	block  atomic.Pointer[chan struct{}] // when set, handlers wait for it to close
 	mu     sync.Mutex
-	seen   map[string][]middleware.Delivery // payload -> deliveries
+	seen   map[string][]wire.Delivery // payload -> deliveries
 	dlq    *collector
 }
 
 func newReprocessFixture(t *testing.T, perTopic int) *reprocessFixture {
-	f := &reprocessFixture{env: newEnv(t), seen: map[string][]middleware.Delivery{}}
+	f := &reprocessFixture{env: newEnv(t), seen: map[string][]wire.Delivery{}}
 	for i := range f.topics {
 		f.topics[i] = uniq(fmt.Sprintf("rp%d", i))
 	}
@@ -182,7 +181,7 @@ func newReprocessFixture(t *testing.T, perTopic int) *reprocessFixture {
 		for i, topic := range f.topics {
 			_, err := s.AddHandler(r, topic, fmt.Sprintf("RP.handle%d", i), func(msg *message.Message) error {
 				f.mu.Lock()
-				f.seen[string(msg.Payload)] = append(f.seen[string(msg.Payload)], middleware.DeliveryOf(msg))
+				f.seen[string(msg.Payload)] = append(f.seen[string(msg.Payload)], wire.DeliveryOf(msg))
 				f.mu.Unlock()
 				if b := f.block.Load(); b != nil {
 					<-*b
@@ -208,10 +207,10 @@ func newReprocessFixture(t *testing.T, perTopic int) *reprocessFixture {
 	return f
 }
 
-func (f *reprocessFixture) deliveries(payload string) []middleware.Delivery {
+func (f *reprocessFixture) deliveries(payload string) []wire.Delivery {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]middleware.Delivery(nil), f.seen[payload]...)
+	return append([]wire.Delivery(nil), f.seen[payload]...)
 }
 
 func TestReprocessTouchesOnlyItsTopicAndStopsAtCapturedEnd(t *testing.T) {
@@ -235,7 +234,7 @@ func TestReprocessTouchesOnlyItsTopicAndStopsAtCapturedEnd(t *testing.T) {
 	for j := range 5 {
 		ds := f.deliveries(fmt.Sprintf("t0-m%d", j))
 		require.Len(t, ds, 2, "first delivery and one reprocess")
-		assert.Equal(t, middleware.SourceReprocess, ds[1].Source)
+		assert.Equal(t, wire.SourceReprocess, ds[1].Source)
 		assert.Equal(t, 1, ds[1].ReprocessCount)
 		assert.Zero(t, ds[1].RetryCount)
 		assert.Equal(t, "RP.handle0", ds[1].HandlerID)
@@ -245,9 +244,9 @@ func TestReprocessTouchesOnlyItsTopicAndStopsAtCapturedEnd(t *testing.T) {
 	}
 	assert.Len(t, f.deliveries("still-broken"), 2, "reprocessed once, not again in the same run")
 	back := f.dlq.WaitFor(t, 1, 30*time.Second, func(r record) bool {
-		return r.Value == "still-broken" && r.Headers[middleware.HeaderReprocessCount] == "1"
+		return r.Value == "still-broken" && r.Headers[wire.HeaderReprocessCount] == "1"
 	})
-	assert.Equal(t, string(middleware.ReasonRetryDisabled), back[0].Headers[middleware.HeaderDLQReason])
+	assert.Equal(t, string(wire.ReasonRetryDisabled), back[0].Headers[wire.HeaderDLQReason])
 
 	// A second run starts after the first's committed offsets: only the
 	// record that came back is new, and it fails again.
@@ -259,7 +258,7 @@ func TestReprocessTouchesOnlyItsTopicAndStopsAtCapturedEnd(t *testing.T) {
 	assert.Len(t, f.deliveries("still-broken"), 3)
 	assert.Len(t, f.deliveries("t0-m0"), 2, "already reprocessed records are not dispatched again")
 	f.dlq.WaitFor(t, 1, 30*time.Second, func(r record) bool {
-		return r.Value == "still-broken" && r.Headers[middleware.HeaderReprocessCount] == "2"
+		return r.Value == "still-broken" && r.Headers[wire.HeaderReprocessCount] == "2"
 	})
 	st := s.DLQStats()
 	assert.Equal(t, int64(5), st.MessagesReprocessed)
@@ -307,7 +306,7 @@ func TestBrowseDLQ(t *testing.T) {
 	require.Len(t, page.Records, 3)
 	for _, r := range page.Records {
 		assert.Equal(t, "RP.handle1", r.HandlerID)
-		assert.Equal(t, string(middleware.ReasonRetryDisabled), r.Reason)
+		assert.Equal(t, string(wire.ReasonRetryDisabled), r.Reason)
 		assert.Contains(t, r.Preview, "t1-m")
 	}
 	page2, err := s.BrowseDLQ(t.Context(), f.topics[1], 3, 3)

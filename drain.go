@@ -15,7 +15,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/torix/kafkaevents/internal/offsets"
-	"github.com/torix/kafkaevents/middleware"
+	"github.com/torix/kafkaevents/wire"
 )
 
 // drainingSubscriber wraps the Kafka subscriber so that a graceful shutdown
@@ -309,15 +309,15 @@ func (u handOutUnmarshaler) Unmarshal(rec *sarama.ConsumerMessage) (*message.Mes
 	return u.Unmarshaler.Unmarshal(rec)
 }
 
-// offsetHolder is the stack's middleware.OffsetHolder: it holds the offset
+// offsetHolder is the stack's wire.OffsetHolder: it holds the offset
 // of a message of the stack's subscriber in the offset tracker, so that the
 // retry and DLQ hand-offs can acknowledge a message before its record is
 // acknowledged by the broker.
 type offsetHolder struct{ marks *offsets.Tracker }
 
-// Hold implements middleware.OffsetHolder. It returns nil for a message that
+// Hold implements wire.OffsetHolder. It returns nil for a message that
 // did not come from the stack's subscriber.
-func (h offsetHolder) Hold(msg *message.Message) middleware.OffsetHold {
+func (h offsetHolder) Hold(msg *message.Message) wire.OffsetHold {
 	sub, ok := msg.Context().Value(subscriptionKey{}).(*subscription)
 	if !ok || sub.marks != h.marks {
 		return nil

@@ -12,9 +12,8 @@ import (
 
 	"github.com/torix/kafkaevents"
 	"github.com/torix/kafkaevents/correlation"
-	"github.com/torix/kafkaevents/delayedretry"
 	"github.com/torix/kafkaevents/kafkatest"
-	"github.com/torix/kafkaevents/middleware"
+	"github.com/torix/kafkaevents/wire"
 )
 
 // New connects to the brokers and works out the topics the stack needs: one
@@ -156,7 +155,7 @@ func ExampleStack_Install() {
 	// The router's existing handler.
 	router.AddConsumerHandler("Audit.store", "audit", stack.Subscriber(), func(msg *message.Message) error {
 		if len(msg.Payload) == 0 {
-			return delayedretry.Permanent(errors.New("empty audit entry"))
+			return wire.Permanent(errors.New("empty audit entry"))
 		}
 		return nil
 	})
@@ -182,7 +181,7 @@ func ExampleStack_Install() {
 		return
 	}
 	for _, r := range page.Records {
-		fmt.Println(r.Key, r.HandlerID, r.Reason, r.ErrorMessage, "retries:", r.Headers[middleware.HeaderRetryCount])
+		fmt.Println(r.Key, r.HandlerID, r.Reason, r.ErrorMessage, "retries:", r.Headers[wire.HeaderRetryCount])
 	}
 	// Output:
 	// a-1 Audit.store permanent empty audit entry retries: 0
@@ -204,7 +203,7 @@ func ExampleJSON() {
 	fmt.Println("error:", handler(message.NewMessage("m-1", []byte(`{"orderId":"o-1","amount":42}`))))
 
 	err := handler(message.NewMessage("m-2", []byte(`<order/>`)))
-	reason, _ := middleware.ReasonOf(err)
+	reason, _ := wire.ReasonOf(err)
 	fmt.Println("reason:", reason)
 	fmt.Println("error:", err)
 	// Output:

@@ -18,7 +18,7 @@ import (
 
 	"github.com/torix/kafkaevents"
 	"github.com/torix/kafkaevents/correlation"
-	"github.com/torix/kafkaevents/middleware"
+	"github.com/torix/kafkaevents/wire"
 )
 
 func TestCorrelationFlowsIntoWhatHandlersPublish(t *testing.T) {
@@ -135,9 +135,9 @@ func TestHandlerAddedDirectlyGetsTheStack(t *testing.T) {
 func TestJSONHandlerUndecodable(t *testing.T) {
 	h := kafkaevents.JSON(func(ctx context.Context, v struct{ A int }) error { return nil })
 	err := h(message.NewMessage("1", []byte("not json")))
-	reason, ok := middleware.ReasonOf(err)
+	reason, ok := wire.ReasonOf(err)
 	require.True(t, ok)
-	assert.Equal(t, middleware.ReasonUndecodable, reason)
+	assert.Equal(t, wire.ReasonUndecodable, reason)
 	require.NoError(t, h(message.NewMessage("2", []byte(`{"A":1}`))))
 	_ = json.Valid
 	_ = fmt.Sprint

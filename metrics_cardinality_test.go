@@ -24,7 +24,7 @@ import (
 	"github.com/torix/kafkaevents/delayedretry"
 	"github.com/torix/kafkaevents/dlq"
 	"github.com/torix/kafkaevents/health"
-	"github.com/torix/kafkaevents/middleware"
+	"github.com/torix/kafkaevents/wire"
 )
 
 // TestForgedHandlerIDsDoNotGrowTheMetrics writes 1,000 retry records that
@@ -64,10 +64,10 @@ func TestForgedHandlerIDsDoNotGrowTheMetrics(t *testing.T) {
 		msgs = append(msgs, &sarama.ProducerMessage{
 			Topic: rn.Stack.RetryTopics()[i%len(rn.Stack.RetryTopics())], Value: sarama.StringEncoder("forged"),
 			Headers: []sarama.RecordHeader{
-				{Key: []byte(middleware.HeaderHandlerID), Value: []byte(fmt.Sprintf("forged-handler-%d", i))},
-				{Key: []byte(middleware.HeaderOriginalTopic), Value: []byte(fmt.Sprintf("forged-topic-%d", i))},
-				{Key: []byte(middleware.HeaderRetryCount), Value: []byte("1")},
-				{Key: []byte(middleware.HeaderRetryAfter), Value: []byte(time.Now().UTC().Format(middleware.TimeFormat))},
+				{Key: []byte(wire.HeaderHandlerID), Value: []byte(fmt.Sprintf("forged-handler-%d", i))},
+				{Key: []byte(wire.HeaderOriginalTopic), Value: []byte(fmt.Sprintf("forged-topic-%d", i))},
+				{Key: []byte(wire.HeaderRetryCount), Value: []byte("1")},
+				{Key: []byte(wire.HeaderRetryAfter), Value: []byte(time.Now().UTC().Format(wire.TimeFormat))},
 			},
 		})
 	}
@@ -182,8 +182,8 @@ func TestBrowseShowsAForgedReasonAsUnknown(t *testing.T) {
 	_, _, err = raw.SendMessage(&sarama.ProducerMessage{
 		Topic: rn.Stack.DLQTopic(), Value: sarama.StringEncoder("forged"),
 		Headers: []sarama.RecordHeader{
-			{Key: []byte(middleware.HeaderOriginalTopic), Value: []byte(topic)},
-			{Key: []byte(middleware.HeaderDLQReason), Value: []byte("<script>alert(1)</script>")},
+			{Key: []byte(wire.HeaderOriginalTopic), Value: []byte(topic)},
+			{Key: []byte(wire.HeaderDLQReason), Value: []byte("<script>alert(1)</script>")},
 		},
 	})
 	require.NoError(t, err)
@@ -191,5 +191,5 @@ func TestBrowseShowsAForgedReasonAsUnknown(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, page.Records, 1)
 	assert.Equal(t, dlq.UnknownReason, page.Records[0].Reason)
-	assert.Equal(t, "<script>alert(1)</script>", page.Records[0].Headers[middleware.HeaderDLQReason])
+	assert.Equal(t, "<script>alert(1)</script>", page.Records[0].Headers[wire.HeaderDLQReason])
 }

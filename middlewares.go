@@ -8,10 +8,11 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/torix/kafkaevents/correlation"
-	"github.com/torix/kafkaevents/middleware"
-	"github.com/torix/kafkaevents/tracing"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/torix/kafkaevents/correlation"
+	"github.com/torix/kafkaevents/tracing"
+	"github.com/torix/kafkaevents/wire"
 )
 
 // enter is the stack's outermost middleware: it refuses the messages of a
@@ -120,7 +121,7 @@ func (o *observers) observe(msg *message.Message, elapsed time.Duration, err err
 		outcome = 1
 		markFailed(msg, err)
 	}
-	obs := o.of(outcome, middleware.HandlerIDOf(msg))
+	obs := o.of(outcome, wire.HandlerIDOf(msg))
 	if sampled(msg) {
 		observeWithTrace(obs, msg, elapsed)
 		return

@@ -92,7 +92,7 @@ func BenchmarkMiddlewares(b *testing.B) {
 		{"dlq", s.Queue().Middleware},
 		{"retry", s.Retrier().Middleware},
 		{"metrics", s.measure},
-		{"recoverer", middleware.Recoverer},
+		{"recoverer", middleware.RecoverPanics},
 		{"reject-undecodable", middleware.RejectUndecodable},
 	}
 	for _, c := range cases {

@@ -189,7 +189,7 @@ func (r *batchRecord) done(err error) {
 	r.batch.pending.Done()
 }
 
-// SendRecord implements middleware.Sender: it stamps the correlation ID from
+// SendRecord implements wire.Sender: it stamps the correlation ID from
 // ctx when rec has none, records a send span, injects the trace context and
 // waits for the broker's acknowledgement.
 func (p *Producer) SendRecord(ctx context.Context, rec *sarama.ProducerMessage) error {
@@ -212,7 +212,7 @@ func (p *Producer) startRecord(ctx context.Context, rec *sarama.ProducerMessage)
 	return end
 }
 
-// SendRecordAsync implements middleware.AsyncSender: it stamps the
+// SendRecordAsync implements wire.AsyncSender: it stamps the
 // correlation ID and the trace context as SendRecord does, hands rec to the
 // asynchronous producer and returns; done is called once with the broker's
 // answer, from a goroutine of the producer, so it must not block. rec.Metadata

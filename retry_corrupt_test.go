@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/torix/kafkaevents"
-	"github.com/torix/kafkaevents/middleware"
+	"github.com/torix/kafkaevents/wire"
 )
 
 // TestFarFutureRetryRecordDoesNotBlockItsPartition writes a retry record due
@@ -38,16 +38,16 @@ func TestFarFutureRetryRecordDoesNotBlockItsPartition(t *testing.T) {
 		_, _, err := raw.SendMessage(&sarama.ProducerMessage{
 			Topic: rn.Stack.RetryTopics()[0], Key: sarama.StringEncoder("same-key"), Value: sarama.StringEncoder(value),
 			Headers: []sarama.RecordHeader{
-				{Key: []byte(middleware.HeaderHandlerID), Value: []byte("FarFuture.handle")},
-				{Key: []byte(middleware.HeaderOriginalTopic), Value: []byte(topic)},
-				{Key: []byte(middleware.HeaderRetryCount), Value: []byte("1")},
-				{Key: []byte(middleware.HeaderRetryAfter), Value: []byte(due)},
+				{Key: []byte(wire.HeaderHandlerID), Value: []byte("FarFuture.handle")},
+				{Key: []byte(wire.HeaderOriginalTopic), Value: []byte(topic)},
+				{Key: []byte(wire.HeaderRetryCount), Value: []byte("1")},
+				{Key: []byte(wire.HeaderRetryAfter), Value: []byte(due)},
 			},
 		})
 		require.NoError(t, err)
 	}
 	send("year 9999", "9999-12-31T23:59:59.999Z")
-	send("due now", time.Now().UTC().Format(middleware.TimeFormat))
+	send("due now", time.Now().UTC().Format(wire.TimeFormat))
 
 	select {
 	case v := <-delivered:
@@ -57,7 +57,7 @@ func TestFarFutureRetryRecordDoesNotBlockItsPartition(t *testing.T) {
 	}
 	r := c.WaitFor(t, 1, 30*time.Second, nil)[0]
 	assert.Equal(t, "year 9999", r.Value)
-	assert.Equal(t, string(middleware.ReasonUnroutable), r.Headers[middleware.HeaderDLQReason])
-	assert.Contains(t, r.Headers[middleware.HeaderErrorMessage], "ahead")
+	assert.Equal(t, string(wire.ReasonUnroutable), r.Headers[wire.HeaderDLQReason])
+	assert.Contains(t, r.Headers[wire.HeaderErrorMessage], "ahead")
 	assert.Empty(t, delivered, "the far-future record reached the handler")
 }

@@ -16,8 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/torix/kafkaevents"
-	"github.com/torix/kafkaevents/delayedretry"
-	"github.com/torix/kafkaevents/middleware"
+	"github.com/torix/kafkaevents/wire"
 )
 
 // handoffRig is a one-partition topic whose handler fails the first
@@ -59,11 +58,11 @@ func (rig *handoffRig) start(t *testing.T) *running {
 		_, err := s.AddHandler(r, rig.topic, "Handoff.handle", func(msg *message.Message) error {
 			id := string(msg.Payload)
 			rig.mu.Lock()
-			rig.deliveries[id] = append(rig.deliveries[id], middleware.DeliveryOf(msg).RetryCount)
+			rig.deliveries[id] = append(rig.deliveries[id], wire.DeliveryOf(msg).RetryCount)
 			first := len(rig.deliveries[id]) == 1
 			rig.mu.Unlock()
 			if id == "m-0" && rig.permanent {
-				return delayedretry.Permanent(errors.New("m-0 cannot be handled"))
+				return wire.Permanent(errors.New("m-0 cannot be handled"))
 			}
 			if id == "m-0" && first {
 				return errors.New("first delivery of m-0 fails")
@@ -216,8 +215,8 @@ func TestDLQHandoffDoesNotBlockItsPartition(t *testing.T) {
 	fault.Remove()
 	got := dlqRecords.WaitFor(t, 1, 20*time.Second, nil)
 	assert.Equal(t, "m-0", got[0].Value)
-	assert.Equal(t, string(middleware.ReasonPermanent), got[0].Headers[middleware.HeaderDLQReason])
-	assert.Equal(t, "0", got[0].Headers[middleware.HeaderOriginalOffset])
+	assert.Equal(t, string(wire.ReasonPermanent), got[0].Headers[wire.HeaderDLQReason])
+	assert.Equal(t, "0", got[0].Headers[wire.HeaderOriginalOffset])
 	require.Eventually(t, func() bool { return rig.committed(t) == n }, 10*time.Second, 50*time.Millisecond, "everything committed once the record was written")
 	require.Eventually(t, func() bool { return rn.Stack.DLQStats().MessagesStored == 1 }, 5*time.Second, 10*time.Millisecond)
 	time.Sleep(500 * time.Millisecond)

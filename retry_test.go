@@ -18,7 +18,7 @@ import (
 
 	"github.com/torix/kafkaevents"
 	"github.com/torix/kafkaevents/delayedretry"
-	"github.com/torix/kafkaevents/middleware"
+	"github.com/torix/kafkaevents/wire"
 )
 
 // delivery is one call of a test handler.
@@ -26,7 +26,7 @@ type delivery struct {
 	At         time.Time
 	RetryCount int
 	RetryAfter string
-	Source     middleware.Source
+	Source     wire.Source
 	Payload    string
 }
 
@@ -36,8 +36,8 @@ type recorder struct {
 }
 
 func (r *recorder) add(msg *message.Message) delivery {
-	d := middleware.DeliveryOf(msg)
-	dv := delivery{At: time.Now(), RetryCount: d.RetryCount, RetryAfter: msg.Metadata.Get(middleware.HeaderRetryAfter), Source: d.Source, Payload: string(msg.Payload)}
+	d := wire.DeliveryOf(msg)
+	dv := delivery{At: time.Now(), RetryCount: d.RetryCount, RetryAfter: msg.Metadata.Get(wire.HeaderRetryAfter), Source: d.Source, Payload: string(msg.Payload)}
 	r.mu.Lock()
 	r.list = append(r.list, dv)
 	r.mu.Unlock()
@@ -90,37 +90,37 @@ func TestRetryAttemptsThenDLQ(t *testing.T) {
 	retries := c.Records(func(r record) bool { return r.Topic != rn.Stack.DLQTopic() })
 	require.Len(t, retries, 3)
 	slices.SortFunc(retries, func(a, b record) int {
-		return cmp.Compare(atoi(a.Headers[middleware.HeaderRetryCount]), atoi(b.Headers[middleware.HeaderRetryCount]))
+		return cmp.Compare(atoi(a.Headers[wire.HeaderRetryCount]), atoi(b.Headers[wire.HeaderRetryCount]))
 	})
 	for i, r := range retries {
 		n := i + 1
-		assert.Equal(t, strconv.Itoa(n), r.Headers[middleware.HeaderRetryCount])
+		assert.Equal(t, strconv.Itoa(n), r.Headers[wire.HeaderRetryCount])
 		want := 100 * time.Millisecond << (n - 1)
 		assert.Equal(t, fmt.Sprintf("%s.retry.%dms", cfg.ServiceName, want.Milliseconds()), r.Topic)
-		due, err := time.Parse(time.RFC3339Nano, r.Headers[middleware.HeaderRetryAfter])
+		due, err := time.Parse(time.RFC3339Nano, r.Headers[wire.HeaderRetryAfter])
 		require.NoError(t, err)
-		failed, err := time.Parse(time.RFC3339Nano, r.Headers[middleware.HeaderFailedAt])
+		failed, err := time.Parse(time.RFC3339Nano, r.Headers[wire.HeaderFailedAt])
 		require.NoError(t, err)
 		assert.Equal(t, want, due.Sub(failed), "delay of retry %d", n)
 		assert.Equal(t, "k1", r.Key)
 		assert.Equal(t, "payload-1", r.Value)
 		assert.Equal(t, "acme", r.Headers["x-tenant"])
-		assert.Equal(t, topic, r.Headers[middleware.HeaderOriginalTopic])
-		assert.Equal(t, "Retry.alwaysFails", r.Headers[middleware.HeaderHandlerID])
-		assert.Equal(t, "boom", r.Headers[middleware.HeaderErrorMessage])
-		assert.NotEmpty(t, r.Headers[middleware.HeaderFirstFailedAt])
-		assert.NotEmpty(t, r.Headers[middleware.HeaderCorrelationID])
+		assert.Equal(t, topic, r.Headers[wire.HeaderOriginalTopic])
+		assert.Equal(t, "Retry.alwaysFails", r.Headers[wire.HeaderHandlerID])
+		assert.Equal(t, "boom", r.Headers[wire.HeaderErrorMessage])
+		assert.NotEmpty(t, r.Headers[wire.HeaderFirstFailedAt])
+		assert.NotEmpty(t, r.Headers[wire.HeaderCorrelationID])
 	}
-	assert.Equal(t, retries[0].Headers[middleware.HeaderFirstFailedAt], retries[2].Headers[middleware.HeaderFirstFailedAt])
+	assert.Equal(t, retries[0].Headers[wire.HeaderFirstFailedAt], retries[2].Headers[wire.HeaderFirstFailedAt])
 	d := dlqRecs[0]
-	assert.Equal(t, string(middleware.ReasonRetriesExhausted), d.Headers[middleware.HeaderDLQReason])
-	assert.Equal(t, "3", d.Headers[middleware.HeaderRetryCount])
-	assert.Equal(t, "0", d.Headers[middleware.HeaderOriginalPartition], "the original position survives every retry")
-	assert.Equal(t, "0", d.Headers[middleware.HeaderOriginalOffset])
+	assert.Equal(t, string(wire.ReasonRetriesExhausted), d.Headers[wire.HeaderDLQReason])
+	assert.Equal(t, "3", d.Headers[wire.HeaderRetryCount])
+	assert.Equal(t, "0", d.Headers[wire.HeaderOriginalPartition], "the original position survives every retry")
+	assert.Equal(t, "0", d.Headers[wire.HeaderOriginalOffset])
 	for _, r := range retries {
-		assert.Equal(t, "0", r.Headers[middleware.HeaderOriginalOffset], "retry %s", r.Headers[middleware.HeaderRetryCount])
+		assert.Equal(t, "0", r.Headers[wire.HeaderOriginalOffset], "retry %s", r.Headers[wire.HeaderRetryCount])
 	}
-	assert.Equal(t, retries[0].Headers[middleware.HeaderCorrelationID], d.Headers[middleware.HeaderCorrelationID])
+	assert.Equal(t, retries[0].Headers[wire.HeaderCorrelationID], d.Headers[wire.HeaderCorrelationID])
 
 	// The retry consumer counts a delivery once the dispatch is acknowledged,
 	// which is after the DLQ record of the last one was written.
@@ -187,13 +187,13 @@ func TestRetryPrecisionMixedDelays(t *testing.T) {
 	rn := start(t, cfg, func(s *kafkaevents.Stack, r *message.Router) {
 		for i, d := range delays {
 			_, err := s.AddHandler(r, topics[i], "Precision.h"+d.String(), func(msg *message.Message) error {
-				dv := middleware.DeliveryOf(msg)
+				dv := wire.DeliveryOf(msg)
 				if dv.RetryCount == 0 {
 					return errors.New("fail once")
 				}
-				due, err := time.Parse(time.RFC3339Nano, msg.Metadata.Get(middleware.HeaderRetryAfter))
+				due, err := time.Parse(time.RFC3339Nano, msg.Metadata.Get(wire.HeaderRetryAfter))
 				if err != nil {
-					return delayedretry.Permanent(err)
+					return wire.Permanent(err)
 				}
 				late := time.Since(due)
 				if late < 0 {
@@ -255,8 +255,8 @@ func TestRetryDisabledPerHandlerGoesToDLQ(t *testing.T) {
 	_, err := rn.Stack.Producer().Send(t.Context(), kafkaevents.Message{Topic: topic, Value: "x"})
 	require.NoError(t, err)
 	recs := c.WaitFor(t, 1, 30*time.Second, nil)
-	assert.Equal(t, string(middleware.ReasonRetryDisabled), recs[0].Headers[middleware.HeaderDLQReason])
-	assert.Equal(t, "0", recs[0].Headers[middleware.HeaderRetryCount])
+	assert.Equal(t, string(wire.ReasonRetryDisabled), recs[0].Headers[wire.HeaderDLQReason])
+	assert.Equal(t, "0", recs[0].Headers[wire.HeaderRetryCount])
 	assert.Equal(t, int32(1), calls.Load())
 }
 
@@ -353,14 +353,14 @@ func TestUnroutableRetryRecordsGoToDLQ(t *testing.T) {
 	raw, err := sarama.NewSyncProducer(env.Brokers, env.saramaConfig())
 	require.NoError(t, err)
 	defer raw.Close()
-	due := time.Now().UTC().Format(middleware.TimeFormat)
+	due := time.Now().UTC().Format(wire.TimeFormat)
 	cases := []struct {
 		name    string
 		headers map[string]string
 	}{
-		{"unknown handler", map[string]string{middleware.HeaderHandlerID: "Nobody.handle", middleware.HeaderOriginalTopic: topic, middleware.HeaderRetryCount: "1", middleware.HeaderRetryAfter: due}},
-		{"non-numeric retry count", map[string]string{middleware.HeaderHandlerID: "Known.handle", middleware.HeaderOriginalTopic: topic, middleware.HeaderRetryCount: "one", middleware.HeaderRetryAfter: due}},
-		{"unparsable retry-after", map[string]string{middleware.HeaderHandlerID: "Known.handle", middleware.HeaderOriginalTopic: topic, middleware.HeaderRetryCount: "1", middleware.HeaderRetryAfter: "tomorrow"}},
+		{"unknown handler", map[string]string{wire.HeaderHandlerID: "Nobody.handle", wire.HeaderOriginalTopic: topic, wire.HeaderRetryCount: "1", wire.HeaderRetryAfter: due}},
+		{"non-numeric retry count", map[string]string{wire.HeaderHandlerID: "Known.handle", wire.HeaderOriginalTopic: topic, wire.HeaderRetryCount: "one", wire.HeaderRetryAfter: due}},
+		{"unparsable retry-after", map[string]string{wire.HeaderHandlerID: "Known.handle", wire.HeaderOriginalTopic: topic, wire.HeaderRetryCount: "1", wire.HeaderRetryAfter: "tomorrow"}},
 		{"no headers", map[string]string{}},
 	}
 	for _, tc := range cases {
@@ -373,9 +373,9 @@ func TestUnroutableRetryRecordsGoToDLQ(t *testing.T) {
 	}
 	recs := c.WaitFor(t, len(cases), 30*time.Second, nil)
 	for _, r := range recs {
-		assert.Equal(t, string(middleware.ReasonUnroutable), r.Headers[middleware.HeaderDLQReason], r.Key)
+		assert.Equal(t, string(wire.ReasonUnroutable), r.Headers[wire.HeaderDLQReason], r.Key)
 		assert.Equal(t, "payload of "+r.Key, r.Value)
-		assert.NotEmpty(t, r.Headers[middleware.HeaderErrorMessage])
+		assert.NotEmpty(t, r.Headers[wire.HeaderErrorMessage])
 	}
 	assert.Zero(t, calls.Load(), "no corrupt retry record reaches a handler")
 	require.Eventually(t, func() bool { return rn.Stack.RetryStats().Unroutable == int64(len(cases)) },

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+
 	"github.com/torix/kafkaevents/delayedretry"
 )
 
@@ -80,7 +81,7 @@ type handoffSender struct {
 	held atomic.Pointer[Producer]
 }
 
-// SendRecordAsync implements middleware.AsyncSender.
+// SendRecordAsync implements wire.AsyncSender.
 func (h *handoffSender) SendRecordAsync(ctx context.Context, rec *sarama.ProducerMessage, done func(error)) {
 	if p := h.held.Load(); p != nil {
 		p.SendRecordAsync(ctx, rec, done)

@@ -19,9 +19,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/torix/kafkaevents"
-	"github.com/torix/kafkaevents/delayedretry"
 	"github.com/torix/kafkaevents/health"
 	"github.com/torix/kafkaevents/kafkatest"
+	"github.com/torix/kafkaevents/wire"
 )
 
 // The secrets of the configuration, each set to a marker that no log line,
@@ -91,7 +91,7 @@ func TestSecretsAreNeverPrinted(t *testing.T) {
 		handled := make(chan struct{}, 1)
 		_, err = stack.AddHandler(router, topic, "Secrets.handle", func(*message.Message) error {
 			handled <- struct{}{}
-			return delayedretry.Permanent(errors.New("rejected"))
+			return wire.Permanent(errors.New("rejected"))
 		})
 		require.NoError(t, err)
 		go func() { _ = router.Run(t.Context()) }()

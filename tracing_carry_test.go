@@ -17,7 +17,7 @@ import (
 	"github.com/torix/kafkaevents"
 	"github.com/torix/kafkaevents/dlq"
 	"github.com/torix/kafkaevents/kafkatest"
-	"github.com/torix/kafkaevents/middleware"
+	"github.com/torix/kafkaevents/wire"
 )
 
 // The trace context of an incoming record, as a traced producer wrote it.
@@ -68,7 +68,7 @@ func TestTraceContextSurvivesRetriesAndDLQ(t *testing.T) {
 				kafkatest.StackOptions(tc.opts(t)...))
 
 			h.SendRecord(kafkatest.Record{Topic: "traced.orders", Key: "order-1", Value: "{}", Headers: map[string]string{
-				middleware.HeaderTraceparent: inTraceparent, middleware.HeaderTracestate: inTracestate, "baggage": inBaggage,
+				wire.HeaderTraceparent: inTraceparent, wire.HeaderTracestate: inTracestate, "baggage": inBaggage,
 			}})
 
 			var records []kafkatest.Record
@@ -76,14 +76,14 @@ func TestTraceContextSurvivesRetriesAndDLQ(t *testing.T) {
 			records = append(records, h.WaitDLQ("traced.orders", 10*time.Second).Record)
 			records = append(records, h.Read("traced.out", 3, 10*time.Second)...)
 			for _, r := range records {
-				tp := r.Headers[middleware.HeaderTraceparent]
+				tp := r.Headers[wire.HeaderTraceparent]
 				if tc.sdk {
 					require.True(t, strings.HasPrefix(tp, "00-"+inTraceID+"-"), "%s: traceparent %q is in the incoming trace", r.Topic, tp)
 					assert.NotEqual(t, inTraceparent, tp, "%s: a span of this service is the parent", r.Topic)
 				} else {
 					assert.Equal(t, inTraceparent, tp, "%s: traceparent copied verbatim", r.Topic)
 				}
-				assert.Equal(t, inTracestate, r.Headers[middleware.HeaderTracestate], r.Topic)
+				assert.Equal(t, inTracestate, r.Headers[wire.HeaderTracestate], r.Topic)
 				assert.Equal(t, inBaggage, r.Headers["baggage"], r.Topic)
 			}
 		})
@@ -103,14 +103,14 @@ func TestTraceContextSurvivesReprocessingWithoutAnSDK(t *testing.T) {
 		kafkaevents.WithPropagator(propagation.NewCompositeTextMapPropagator()),
 	))
 	h.SendRecord(kafkatest.Record{Topic: "traced.refunds", Key: "r-1", Value: "{}", Headers: map[string]string{
-		middleware.HeaderTraceparent: inTraceparent, middleware.HeaderTracestate: inTracestate, "baggage": inBaggage,
+		wire.HeaderTraceparent: inTraceparent, wire.HeaderTracestate: inTracestate, "baggage": inBaggage,
 	}})
 	h.WaitDLQ("traced.refunds", 10*time.Second)
 
 	require.NoError(t, h.Stack.StartReprocess(dlq.ReprocessOptions{Topic: h.Topic("traced.refunds")}))
 	again := h.ReadDLQ("traced.refunds", 2, 10*time.Second)[1]
-	assert.Equal(t, "1", again.Headers[middleware.HeaderReprocessCount], "stored again by the reprocessed delivery")
-	assert.Equal(t, inTraceparent, again.Headers[middleware.HeaderTraceparent])
-	assert.Equal(t, inTracestate, again.Headers[middleware.HeaderTracestate])
+	assert.Equal(t, "1", again.Headers[wire.HeaderReprocessCount], "stored again by the reprocessed delivery")
+	assert.Equal(t, inTraceparent, again.Headers[wire.HeaderTraceparent])
+	assert.Equal(t, inTracestate, again.Headers[wire.HeaderTracestate])
 	assert.Equal(t, inBaggage, again.Headers["baggage"])
 }

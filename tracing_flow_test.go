@@ -18,7 +18,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/torix/kafkaevents"
-	"github.com/torix/kafkaevents/middleware"
+	"github.com/torix/kafkaevents/wire"
 )
 
 func attrs(s sdktrace.ReadOnlySpan) map[attribute.Key]attribute.Value {
@@ -137,13 +137,13 @@ func TestTraceFollowsMessageThroughRetriesIntoDLQ(t *testing.T) {
 	assert.Equal(t, topic, ra["kafkaevents.original_topic"].AsString())
 	da := attrs(dlqStore.Snapshot())
 	assert.Equal(t, "dlq_store", da["kafkaevents.operation"].AsString())
-	assert.Equal(t, string(middleware.ReasonRetriesExhausted), da["kafkaevents.dlq.reason"].AsString())
+	assert.Equal(t, string(wire.ReasonRetriesExhausted), da["kafkaevents.dlq.reason"].AsString())
 	assert.Equal(t, rn.Stack.DLQTopic(), da["messaging.destination.name"].AsString(), "the DLQ span names the topic it writes")
 
 	// The correlation ID is the same on every record of the flow.
 	for _, r := range c.Records(nil) {
-		assert.Equal(t, "corr-traced-7", r.Headers[middleware.HeaderCorrelationID], r.Topic)
-		assert.Contains(t, r.Headers[middleware.HeaderTraceparent], traceID.String(), r.Topic)
+		assert.Equal(t, "corr-traced-7", r.Headers[wire.HeaderCorrelationID], r.Topic)
+		assert.Contains(t, r.Headers[wire.HeaderTraceparent], traceID.String(), r.Topic)
 	}
 	assert.Equal(t, "corr-traced-7", res.CorrelationID)
 }
@@ -257,8 +257,8 @@ func TestWithoutTracingRecordsAndPropagatesNothing(t *testing.T) {
 	records := c.Records(nil)
 	require.Len(t, records, 3, "the send, one retry, one DLQ record")
 	for _, r := range records {
-		assert.NotContains(t, r.Headers, middleware.HeaderTraceparent, r.Topic)
-		assert.Equal(t, "corr-untraced-8", r.Headers[middleware.HeaderCorrelationID], r.Topic)
+		assert.NotContains(t, r.Headers, wire.HeaderTraceparent, r.Topic)
+		assert.Equal(t, "corr-untraced-8", r.Headers[wire.HeaderCorrelationID], r.Topic)
 	}
 	assert.Equal(t, []string{"POST /orders"}, names(exp.GetSpans()), "only the test's own span")
 }

@@ -5,14 +5,14 @@ import (
 	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
 
-	"github.com/torix/kafkaevents/middleware"
+	"github.com/torix/kafkaevents/wire"
 )
 
 // SafeUnmarshaler wraps a watermill-kafka Unmarshaler so that a record it
 // rejects does not stop the consumer. watermill-kafka returns an unmarshal
 // error from ConsumeClaim, which restarts the session and reads the same
 // record again, forever. SafeUnmarshaler instead returns a message carrying
-// the raw value and headers, marked with middleware.HeaderUnmarshalError, which
+// the raw value and headers, marked with wire.HeaderUnmarshalError, which
 // the stack's middlewares send to the DLQ with reason undecodable. The marker
 // header is removed from incoming records, so a producer cannot set it.
 type SafeUnmarshaler struct {
@@ -28,7 +28,7 @@ func (s SafeUnmarshaler) Unmarshal(rec *sarama.ConsumerMessage) (*message.Messag
 	}
 	msg, err := u.Unmarshal(rec)
 	if err == nil && msg != nil {
-		delete(msg.Metadata, middleware.HeaderUnmarshalError)
+		delete(msg.Metadata, wire.HeaderUnmarshalError)
 		return msg, nil
 	}
 	uuid := ""
@@ -37,7 +37,7 @@ func (s SafeUnmarshaler) Unmarshal(rec *sarama.ConsumerMessage) (*message.Messag
 		if h == nil {
 			continue
 		}
-		if string(h.Key) == middleware.HeaderWatermillUUID {
+		if string(h.Key) == wire.HeaderWatermillUUID {
 			uuid = string(h.Value)
 			continue
 		}
@@ -46,7 +46,7 @@ func (s SafeUnmarshaler) Unmarshal(rec *sarama.ConsumerMessage) (*message.Messag
 	if err == nil {
 		err = errNilMessage
 	}
-	md.Set(middleware.HeaderUnmarshalError, "unmarshal: "+err.Error())
+	md.Set(wire.HeaderUnmarshalError, "unmarshal: "+err.Error())
 	msg = message.NewMessage(uuid, rec.Value)
 	msg.Metadata = md
 	return msg, nil

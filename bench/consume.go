@@ -22,7 +22,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/torix/kafkaevents"
-	"github.com/torix/kafkaevents/middleware"
+	"github.com/torix/kafkaevents/wire"
 )
 
 // counter counts handled messages and closes done at target.
@@ -234,7 +234,7 @@ func (e *env) failingConsume(topic string, n int, retryDelay time.Duration, fail
 	cfg.Retry.Attempts, cfg.Retry.BaseDelay, cfg.Retry.MaxDelay = 1, retryDelay, retryDelay
 	sr, err := e.newStackRun(cfg, tracingNoop, func(s *kafkaevents.Stack, r *message.Router) error {
 		_, err := s.AddHandler(r, topic, "Bench.failTenth", func(msg *message.Message) error {
-			if middleware.RetryCountOf(msg) > 0 {
+			if wire.RetryCountOf(msg) > 0 {
 				retried.add()
 				return nil
 			}

@@ -17,7 +17,7 @@ import (
 
 	"github.com/torix/kafkaevents"
 	"github.com/torix/kafkaevents/kafkatest"
-	"github.com/torix/kafkaevents/middleware"
+	"github.com/torix/kafkaevents/wire"
 )
 
 // env is the broker the figures run against: the embedded one (in this
@@ -194,7 +194,7 @@ func event(i, size int) record {
 	return record{
 		key:     "order-" + strconv.Itoa(i),
 		value:   payload(i, size),
-		headers: []sarama.RecordHeader{{Key: []byte(middleware.HeaderCorrelationID), Value: []byte("corr-bench-" + strconv.Itoa(i))}},
+		headers: []sarama.RecordHeader{{Key: []byte(wire.HeaderCorrelationID), Value: []byte("corr-bench-" + strconv.Itoa(i))}},
 	}
 }
 

@@ -15,7 +15,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/torix/kafkaevents"
-	"github.com/torix/kafkaevents/middleware"
+	"github.com/torix/kafkaevents/wire"
 )
 
 // retryDelayForMemory is long enough that no retry is due while measuring.
@@ -92,7 +92,7 @@ func runChild(o options) error {
 	cfg.Retry.Attempts, cfg.Retry.BaseDelay, cfg.Retry.MaxDelay = 1, retryDelayForMemory, retryDelayForMemory
 	sr, err := e.newStackRun(cfg, tracingNoop, func(s *kafkaevents.Stack, r *message.Router) error {
 		_, err := s.AddHandler(r, o.topic, "Bench.failOnce", func(msg *message.Message) error {
-			if middleware.DeliveryOf(msg).RetryCount == 0 {
+			if wire.DeliveryOf(msg).RetryCount == 0 {
 				return errors.New("fails once")
 			}
 			return nil

@@ -14,7 +14,7 @@ import (
 
 	"github.com/torix/kafkaevents"
 	"github.com/torix/kafkaevents/dlq"
-	"github.com/torix/kafkaevents/middleware"
+	"github.com/torix/kafkaevents/wire"
 )
 
 const dlqTopics = 10
@@ -23,23 +23,23 @@ const dlqTopics = 10
 // with the headers the DLQ middleware writes.
 func dlqRecord(i, size int, topics []string) record {
 	t := i % len(topics)
-	now := time.Now().UTC().Format(middleware.TimeFormat)
+	now := time.Now().UTC().Format(wire.TimeFormat)
 	h := func(k, v string) sarama.RecordHeader { return sarama.RecordHeader{Key: []byte(k), Value: []byte(v)} }
 	return record{
 		key:   "order-" + strconv.Itoa(i),
 		value: payload(i, size),
 		headers: []sarama.RecordHeader{
-			h(middleware.HeaderWatermillUUID, "uuid-"+strconv.Itoa(i)),
-			h(middleware.HeaderOriginalTopic, topics[t]),
-			h(middleware.HeaderOriginalPartition, strconv.Itoa(i%3)),
-			h(middleware.HeaderOriginalOffset, strconv.Itoa(i/3)),
-			h(middleware.HeaderHandlerID, "Bench.dlq"+strconv.Itoa(t)),
-			h(middleware.HeaderRetryCount, "3"),
-			h(middleware.HeaderErrorMessage, "boom"),
-			h(middleware.HeaderFailedAt, now),
-			h(middleware.HeaderDLQStoredAt, now),
-			h(middleware.HeaderDLQReason, string(middleware.ReasonRetriesExhausted)),
-			h(middleware.HeaderCorrelationID, "corr-bench-"+strconv.Itoa(i)),
+			h(wire.HeaderWatermillUUID, "uuid-"+strconv.Itoa(i)),
+			h(wire.HeaderOriginalTopic, topics[t]),
+			h(wire.HeaderOriginalPartition, strconv.Itoa(i%3)),
+			h(wire.HeaderOriginalOffset, strconv.Itoa(i/3)),
+			h(wire.HeaderHandlerID, "Bench.dlq"+strconv.Itoa(t)),
+			h(wire.HeaderRetryCount, "3"),
+			h(wire.HeaderErrorMessage, "boom"),
+			h(wire.HeaderFailedAt, now),
+			h(wire.HeaderDLQStoredAt, now),
+			h(wire.HeaderDLQReason, string(wire.ReasonRetriesExhausted)),
+			h(wire.HeaderCorrelationID, "corr-bench-"+strconv.Itoa(i)),
 		},
 	}
 }
@@ -84,7 +84,7 @@ func (e *env) scanDLQ(client sarama.Client, topic, want string) (int, time.Durat
 				select {
 				case m := <-pc.Messages():
 					for _, h := range m.Headers {
-						if string(h.Key) == middleware.HeaderOriginalTopic && string(h.Value) == want {
+						if string(h.Key) == wire.HeaderOriginalTopic && string(h.Value) == want {
 							matched.Add(1)
 						}
 					}

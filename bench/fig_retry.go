@@ -11,7 +11,7 @@ import (
 
 	"github.com/torix/kafkaevents"
 	"github.com/torix/kafkaevents/delayedretry"
-	"github.com/torix/kafkaevents/middleware"
+	"github.com/torix/kafkaevents/wire"
 )
 
 // retryDelays are the delays of figure 3, one handler (and lane) each.
@@ -56,14 +56,14 @@ func (e *env) retryPrecision(n, size int) (precision, error) {
 		for i, t := range topics {
 			d := retryDelays[i]
 			_, err := s.AddHandler(r, t, fmt.Sprintf("Bench.retry%s", d), func(msg *message.Message) error {
-				if middleware.DeliveryOf(msg).RetryCount == 0 {
+				if wire.DeliveryOf(msg).RetryCount == 0 {
 					return errors.New("fails once")
 				}
 				now := time.Now()
-				due, err := time.Parse(time.RFC3339Nano, msg.Metadata.Get(middleware.HeaderRetryAfter))
+				due, err := time.Parse(time.RFC3339Nano, msg.Metadata.Get(wire.HeaderRetryAfter))
 				mu.Lock()
 				if err != nil && bad == nil {
-					bad = fmt.Errorf("retry without a valid %s: %w", middleware.HeaderRetryAfter, err)
+					bad = fmt.Errorf("retry without a valid %s: %w", wire.HeaderRetryAfter, err)
 				}
 				late = append(late, now.Sub(due))
 				mu.Unlock()
@@ -144,7 +144,7 @@ func figRetryPrecision(e *env, o options, rep *report) error {
 			"(three retry lanes); every first delivery fails, so all %d retries are in flight together. Lateness is the time "+
 			"the handler saw the retry minus its %s header (due time, millisecond precision); early is a retry seen before it. "+
 			"The library's own view (RetryStats().Lateness, taken just before dispatch) is shown for comparison.",
-			n, n, middleware.HeaderRetryAfter))
+			n, n, wire.HeaderRetryAfter))
 	s.add(row{name: "lateness p50", unit: "ms", vals: p50})
 	s.add(row{name: "lateness p99", unit: "ms", vals: p99, goal: "≤ 100 ms", met: atMost(100), ratio: "retry lateness p99"})
 	s.add(row{name: "lateness max", unit: "ms", vals: pmax})

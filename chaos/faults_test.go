@@ -20,7 +20,7 @@ import (
 
 	"github.com/torix/kafkaevents"
 	"github.com/torix/kafkaevents/kafkatest"
-	"github.com/torix/kafkaevents/middleware"
+	"github.com/torix/kafkaevents/wire"
 )
 
 // TestBrokerRefusesProduce makes the embedded broker (in process, for its
@@ -72,7 +72,7 @@ func TestBrokerRefusesProduce(t *testing.T) {
 				_, err := s.AddHandler(r, input, "Fault.handle", func(msg *message.Message) error {
 					id := string(msg.Payload)
 					i, _ := strconv.Atoi(id[len("m-"):])
-					d := middleware.DeliveryOf(msg)
+					d := wire.DeliveryOf(msg)
 					switch {
 					case i%10 == 0: // always fails: retries, then the DLQ
 						return errors.New("always fails")

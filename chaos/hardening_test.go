@@ -18,7 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/torix/kafkaevents/middleware"
+	"github.com/torix/kafkaevents/wire"
 )
 
 // TestSlowClientsAreCut opens 200 connections to the running service that
@@ -111,7 +111,7 @@ func TestForgedRetryRecordsKeepMetricsBounded(t *testing.T) {
 	before, sizeBefore := series()
 	metrics()
 	require.NotEmpty(t, status.Retry.Topics)
-	unroutableBefore := status.DLQ.ByReason[string(middleware.ReasonUnroutable)]
+	unroutableBefore := status.DLQ.ByReason[string(wire.ReasonUnroutable)]
 
 	p := c.producer(t)
 	msgs := make([]*sarama.ProducerMessage, 0, forged)
@@ -119,10 +119,10 @@ func TestForgedRetryRecordsKeepMetricsBounded(t *testing.T) {
 		msgs = append(msgs, &sarama.ProducerMessage{
 			Topic: status.Retry.Topics[i%len(status.Retry.Topics)], Value: sarama.StringEncoder(`{"orderId":"x"}`),
 			Headers: []sarama.RecordHeader{
-				{Key: []byte(middleware.HeaderHandlerID), Value: []byte(fmt.Sprintf("forged-handler-%d", i))},
-				{Key: []byte(middleware.HeaderOriginalTopic), Value: []byte(fmt.Sprintf("forged-topic-%d", i))},
-				{Key: []byte(middleware.HeaderRetryCount), Value: []byte("1")},
-				{Key: []byte(middleware.HeaderRetryAfter), Value: []byte(time.Now().UTC().Format(middleware.TimeFormat))},
+				{Key: []byte(wire.HeaderHandlerID), Value: []byte(fmt.Sprintf("forged-handler-%d", i))},
+				{Key: []byte(wire.HeaderOriginalTopic), Value: []byte(fmt.Sprintf("forged-topic-%d", i))},
+				{Key: []byte(wire.HeaderRetryCount), Value: []byte("1")},
+				{Key: []byte(wire.HeaderRetryAfter), Value: []byte(time.Now().UTC().Format(wire.TimeFormat))},
 			},
 		})
 	}
@@ -130,7 +130,7 @@ func TestForgedRetryRecordsKeepMetricsBounded(t *testing.T) {
 	require.NoError(t, p.SendMessages(msgs))
 	waitUntil(t, 120*time.Second, "the forged records in the DLQ", func() bool {
 		metrics()
-		return status.DLQ.ByReason[string(middleware.ReasonUnroutable)]-unroutableBefore >= forged
+		return status.DLQ.ByReason[string(wire.ReasonUnroutable)]-unroutableBefore >= forged
 	}, svc)
 	took := time.Since(began)
 	after, sizeAfter := series()

@@ -8,11 +8,11 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
-	"github.com/torix/kafkaevents/middleware"
+	"github.com/torix/kafkaevents/wire"
 )
 
 // Header is the record header that carries the correlation ID.
-const Header = middleware.HeaderCorrelationID
+const Header = wire.HeaderCorrelationID
 
 // WatermillMetadataKey is the metadata key of Watermill's own CorrelationID
 // middleware; it is accepted as a fallback when Header is absent.

@@ -18,13 +18,13 @@ import (
 	"github.com/torix/kafkaevents/dispatch"
 	"github.com/torix/kafkaevents/internal/inorder"
 	"github.com/torix/kafkaevents/internal/lograte"
-	"github.com/torix/kafkaevents/middleware"
+	"github.com/torix/kafkaevents/wire"
 )
 
 // DeadLetterFunc stores a retry record that cannot be dispatched (unknown
 // handler, missing or corrupt retry headers) in the DLQ with reason
 // unroutable, returning once the broker acknowledged it.
-type DeadLetterFunc func(ctx context.Context, rec *sarama.ConsumerMessage, reason middleware.Reason, cause error) error
+type DeadLetterFunc func(ctx context.Context, rec *sarama.ConsumerMessage, reason wire.Reason, cause error) error
 
 // ConsumerConfig configures a Consumer.
 type ConsumerConfig struct {
@@ -232,10 +232,10 @@ func (c *Consumer) handle(runCtx context.Context, sess sarama.ConsumerGroupSessi
 		return false
 	}
 	done := cm.marks.Add(rec.Offset)
-	hdr := middleware.HeaderMap(rec.Headers)
+	hdr := wire.HeaderMap(rec.Headers)
 	d, due, perr := parseRetryRecord(hdr, rec)
 	if perr == nil && c.cfg.MaxWait > 0 && due.Sub(c.cfg.Now()) > c.cfg.MaxWait {
-		perr = fmt.Errorf("%w: %s = %q is more than %s ahead", ErrCorruptRecord, middleware.HeaderRetryAfter, hdr[middleware.HeaderRetryAfter], c.cfg.MaxWait)
+		perr = fmt.Errorf("%w: %s = %q is more than %s ahead", ErrCorruptRecord, wire.HeaderRetryAfter, hdr[wire.HeaderRetryAfter], c.cfg.MaxWait)
 	}
 	if perr == nil && !c.cfg.Dispatcher.Known(d.HandlerID) {
 		perr = fmt.Errorf("%w: %q", dispatch.ErrUnknownHandler, d.HandlerID)
@@ -288,12 +288,12 @@ func (c *Consumer) handle(runCtx context.Context, sess sarama.ConsumerGroupSessi
 // deliver dispatches rec, due at due, to its handler until the router
 // acknowledges it, then calls done. It returns false when the session ended
 // first; rec is then left unmarked.
-func (c *Consumer) deliver(runCtx context.Context, sess sarama.ConsumerGroupSession, rec *sarama.ConsumerMessage, hdr map[string]string, d middleware.Delivery, due time.Time, done func()) bool {
+func (c *Consumer) deliver(runCtx context.Context, sess sarama.ConsumerGroupSession, rec *sarama.ConsumerMessage, hdr map[string]string, d wire.Delivery, due time.Time, done func()) bool {
 	// The headers become the message's metadata, less the Watermill UUID,
 	// which is the message's own; a redelivery gets a copy, since the
 	// handler may have changed the metadata it was given.
-	uuid := hdr[middleware.HeaderWatermillUUID]
-	delete(hdr, middleware.HeaderWatermillUUID)
+	uuid := hdr[wire.HeaderWatermillUUID]
+	delete(hdr, wire.HeaderWatermillUUID)
 	backoff := c.cfg.RedeliverBackoff
 	for attempt := 0; ; attempt++ {
 		md := message.Metadata(hdr)
@@ -302,8 +302,8 @@ func (c *Consumer) deliver(runCtx context.Context, sess sarama.ConsumerGroupSess
 		}
 		msg := message.NewMessage(uuid, rec.Value)
 		msg.Metadata = md
-		ctx := middleware.WithDelivery(runCtx, d)
-		if id := hdr[middleware.HeaderCorrelationID]; id != "" {
+		ctx := wire.WithDelivery(runCtx, d)
+		if id := hdr[wire.HeaderCorrelationID]; id != "" {
 			ctx = correlation.WithID(ctx, id)
 		}
 		msg.SetContext(ctx)
@@ -354,7 +354,7 @@ func (c *Consumer) deadLetter(ctx context.Context, sess sarama.ConsumerGroupSess
 	}
 	backoff := c.cfg.RedeliverBackoff
 	for {
-		err := c.cfg.DeadLetter(ctx, rec, middleware.ReasonUnroutable, cause)
+		err := c.cfg.DeadLetter(ctx, rec, wire.ReasonUnroutable, cause)
 		if err == nil {
 			done()
 			return true
@@ -373,38 +373,38 @@ func (c *Consumer) deadLetter(ctx context.Context, sess sarama.ConsumerGroupSess
 // headers are missing or do not parse.
 var ErrCorruptRecord = errors.New("delayedretry: corrupt retry record")
 
-func parseRetryRecord(hdr map[string]string, rec *sarama.ConsumerMessage) (middleware.Delivery, time.Time, error) {
-	d := middleware.Delivery{
-		HandlerID: hdr[middleware.HeaderHandlerID],
-		Topic:     hdr[middleware.HeaderOriginalTopic],
+func parseRetryRecord(hdr map[string]string, rec *sarama.ConsumerMessage) (wire.Delivery, time.Time, error) {
+	d := wire.Delivery{
+		HandlerID: hdr[wire.HeaderHandlerID],
+		Topic:     hdr[wire.HeaderOriginalTopic],
 		Key:       rec.Key,
-		Source:    middleware.SourceRetry,
+		Source:    wire.SourceRetry,
 	}
 	var errs []error
 	if d.HandlerID == "" {
-		errs = append(errs, fmt.Errorf("missing %s", middleware.HeaderHandlerID))
+		errs = append(errs, fmt.Errorf("missing %s", wire.HeaderHandlerID))
 	}
 	if d.Topic == "" {
-		errs = append(errs, fmt.Errorf("missing %s", middleware.HeaderOriginalTopic))
+		errs = append(errs, fmt.Errorf("missing %s", wire.HeaderOriginalTopic))
 	}
-	n, err := strconv.Atoi(hdr[middleware.HeaderRetryCount])
+	n, err := strconv.Atoi(hdr[wire.HeaderRetryCount])
 	if err != nil || n < 1 {
-		errs = append(errs, fmt.Errorf("%s = %q: want a whole number >= 1", middleware.HeaderRetryCount, hdr[middleware.HeaderRetryCount]))
+		errs = append(errs, fmt.Errorf("%s = %q: want a whole number >= 1", wire.HeaderRetryCount, hdr[wire.HeaderRetryCount]))
 	}
 	d.RetryCount = n
-	due, err := time.Parse(time.RFC3339Nano, hdr[middleware.HeaderRetryAfter])
+	due, err := time.Parse(time.RFC3339Nano, hdr[wire.HeaderRetryAfter])
 	if err != nil {
-		errs = append(errs, fmt.Errorf("%s = %q: want an RFC 3339 time", middleware.HeaderRetryAfter, hdr[middleware.HeaderRetryAfter]))
+		errs = append(errs, fmt.Errorf("%s = %q: want an RFC 3339 time", wire.HeaderRetryAfter, hdr[wire.HeaderRetryAfter]))
 	}
-	if t, err := time.Parse(time.RFC3339Nano, hdr[middleware.HeaderFirstFailedAt]); err == nil {
+	if t, err := time.Parse(time.RFC3339Nano, hdr[wire.HeaderFirstFailedAt]); err == nil {
 		d.FirstFailedAt = t
 	}
-	if p, err := strconv.ParseInt(hdr[middleware.HeaderOriginalPartition], 10, 32); err == nil {
-		if o, err := strconv.ParseInt(hdr[middleware.HeaderOriginalOffset], 10, 64); err == nil {
+	if p, err := strconv.ParseInt(hdr[wire.HeaderOriginalPartition], 10, 32); err == nil {
+		if o, err := strconv.ParseInt(hdr[wire.HeaderOriginalOffset], 10, 64); err == nil {
 			d.Partition, d.Offset, d.HasOffset = int32(p), o, true
 		}
 	}
-	if r, err := strconv.Atoi(hdr[middleware.HeaderReprocessCount]); err == nil && r > 0 {
+	if r, err := strconv.Atoi(hdr[wire.HeaderReprocessCount]); err == nil && r > 0 {
 		d.ReprocessCount = r
 	}
 	if len(errs) > 0 {

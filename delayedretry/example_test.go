@@ -11,7 +11,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/torix/kafkaevents/delayedretry"
-	"github.com/torix/kafkaevents/middleware"
+	"github.com/torix/kafkaevents/wire"
 )
 
 func ExamplePolicy_Delay() {
@@ -35,13 +35,13 @@ func ExamplePolicy_Delay() {
 // up at once and the DLQ stores the message with reason "permanent".
 func ExamplePermanent() {
 	errNoCustomer := errors.New("customer does not exist")
-	err := fmt.Errorf("charge order o-7: %w", delayedretry.Permanent(errNoCustomer))
+	err := fmt.Errorf("charge order o-7: %w", wire.Permanent(errNoCustomer))
 
-	reason, _ := middleware.ReasonOf(err)
+	reason, _ := wire.ReasonOf(err)
 	fmt.Println("reason:", reason)
-	fmt.Println("retryable:", middleware.IsRetryable(err))
+	fmt.Println("retryable:", wire.IsRetryable(err))
 	fmt.Println("cause kept:", errors.Is(err, errNoCustomer))
-	fmt.Println("plain error retryable:", middleware.IsRetryable(errors.New("timeout")))
+	fmt.Println("plain error retryable:", wire.IsRetryable(errors.New("timeout")))
 	// Output:
 	// reason: permanent
 	// retryable: false
@@ -94,8 +94,8 @@ func ExampleRetrier_Middleware() {
 	// The router and watermill-kafka describe a delivery in the message
 	// context; here it is set by hand.
 	msg := message.NewMessage("6f1c0a4e", []byte(`{"orderId":"o-7"}`))
-	msg.Metadata.Set(middleware.HeaderCorrelationID, "corr-o-7")
-	msg.SetContext(middleware.WithDelivery(context.Background(), middleware.Delivery{
+	msg.Metadata.Set(wire.HeaderCorrelationID, "corr-o-7")
+	msg.SetContext(wire.WithDelivery(context.Background(), wire.Delivery{
 		HandlerID: "Orders.reserve", Topic: "order.created", Partition: 2, Offset: 41, HasOffset: true,
 	}))
 	_, err = handler(msg)
@@ -103,11 +103,11 @@ func ExampleRetrier_Middleware() {
 
 	// The third retry fails too: no attempts left.
 	last := message.NewMessage("6f1c0a4e", []byte(`{"orderId":"o-7"}`))
-	last.SetContext(middleware.WithDelivery(context.Background(), middleware.Delivery{
-		HandlerID: "Orders.reserve", Topic: "order.created", RetryCount: 3, Source: middleware.SourceRetry,
+	last.SetContext(wire.WithDelivery(context.Background(), wire.Delivery{
+		HandlerID: "Orders.reserve", Topic: "order.created", RetryCount: 3, Source: wire.SourceRetry,
 	}))
 	_, err = handler(last)
-	reason, _ := middleware.ReasonOf(err)
+	reason, _ := wire.ReasonOf(err)
 	fmt.Println("third retry returns:", err, "/ reason", reason)
 	// Output:
 	// publish to orders.retry.1s

@@ -9,7 +9,7 @@ import (
 
 	"github.com/IBM/sarama"
 
-	"github.com/torix/kafkaevents/middleware"
+	"github.com/torix/kafkaevents/wire"
 )
 
 // FuzzParseRetryRecord feeds arbitrary retry headers, as a producer other
@@ -33,20 +33,20 @@ func FuzzParseRetryRecord(f *testing.F) {
 				hs = append(hs, &sarama.RecordHeader{Key: []byte(k), Value: []byte(v)})
 			}
 		}
-		add(middleware.HeaderHandlerID, handler)
-		add(middleware.HeaderOriginalTopic, topic)
-		add(middleware.HeaderRetryCount, count)
-		add(middleware.HeaderRetryAfter, after)
-		add(middleware.HeaderFirstFailedAt, firstFailed)
-		add(middleware.HeaderOriginalPartition, partition)
-		add(middleware.HeaderOriginalOffset, offset)
-		add(middleware.HeaderReprocessCount, reprocess)
+		add(wire.HeaderHandlerID, handler)
+		add(wire.HeaderOriginalTopic, topic)
+		add(wire.HeaderRetryCount, count)
+		add(wire.HeaderRetryAfter, after)
+		add(wire.HeaderFirstFailedAt, firstFailed)
+		add(wire.HeaderOriginalPartition, partition)
+		add(wire.HeaderOriginalOffset, offset)
+		add(wire.HeaderReprocessCount, reprocess)
 		if extraKey != "" {
 			// A second header with the same key as one above: the last one wins.
 			hs = append(hs, &sarama.RecordHeader{Key: []byte(extraKey), Value: []byte(extraValue)}, nil)
 		}
 		rec := &sarama.ConsumerMessage{Topic: "svc.retry.1s", Key: key, Headers: hs}
-		hdr := middleware.HeaderMap(rec.Headers)
+		hdr := wire.HeaderMap(rec.Headers)
 
 		d, due, err := parseRetryRecord(hdr, rec)
 		if err != nil {
@@ -55,30 +55,30 @@ func FuzzParseRetryRecord(f *testing.F) {
 			}
 			return
 		}
-		if d.HandlerID == "" || d.HandlerID != hdr[middleware.HeaderHandlerID] {
+		if d.HandlerID == "" || d.HandlerID != hdr[wire.HeaderHandlerID] {
 			t.Fatalf("handler %q from headers %v", d.HandlerID, hdr)
 		}
-		if d.Topic == "" || d.Topic != hdr[middleware.HeaderOriginalTopic] {
+		if d.Topic == "" || d.Topic != hdr[wire.HeaderOriginalTopic] {
 			t.Fatalf("topic %q from headers %v", d.Topic, hdr)
 		}
-		if n, err := strconv.Atoi(hdr[middleware.HeaderRetryCount]); err != nil || n < 1 || d.RetryCount != n {
-			t.Fatalf("retry count %d from %q", d.RetryCount, hdr[middleware.HeaderRetryCount])
+		if n, err := strconv.Atoi(hdr[wire.HeaderRetryCount]); err != nil || n < 1 || d.RetryCount != n {
+			t.Fatalf("retry count %d from %q", d.RetryCount, hdr[wire.HeaderRetryCount])
 		}
-		want, err := time.Parse(time.RFC3339Nano, hdr[middleware.HeaderRetryAfter])
+		want, err := time.Parse(time.RFC3339Nano, hdr[wire.HeaderRetryAfter])
 		if err != nil || !due.Equal(want) {
-			t.Fatalf("due %v from %q", due, hdr[middleware.HeaderRetryAfter])
+			t.Fatalf("due %v from %q", due, hdr[wire.HeaderRetryAfter])
 		}
-		if d.Source != middleware.SourceRetry || !bytes.Equal(d.Key, key) {
+		if d.Source != wire.SourceRetry || !bytes.Equal(d.Key, key) {
 			t.Fatalf("delivery %+v for key %q", d, key)
 		}
 		if d.ReprocessCount < 0 {
 			t.Fatalf("negative reprocess count %d", d.ReprocessCount)
 		}
 		if d.HasOffset {
-			p, err1 := strconv.ParseInt(hdr[middleware.HeaderOriginalPartition], 10, 32)
-			o, err2 := strconv.ParseInt(hdr[middleware.HeaderOriginalOffset], 10, 64)
+			p, err1 := strconv.ParseInt(hdr[wire.HeaderOriginalPartition], 10, 32)
+			o, err2 := strconv.ParseInt(hdr[wire.HeaderOriginalOffset], 10, 64)
 			if err1 != nil || err2 != nil || int64(d.Partition) != p || d.Offset != o {
-				t.Fatalf("offset %d/%d from %q/%q", d.Partition, d.Offset, hdr[middleware.HeaderOriginalPartition], hdr[middleware.HeaderOriginalOffset])
+				t.Fatalf("offset %d/%d from %q/%q", d.Partition, d.Offset, hdr[wire.HeaderOriginalPartition], hdr[wire.HeaderOriginalOffset])
 			}
 		}
 	})

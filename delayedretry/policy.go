@@ -7,8 +7,6 @@ import (
 	"math/rand/v2"
 	"strings"
 	"time"
-
-	"github.com/torix/kafkaevents/middleware"
 )
 
 // Backoff is how the delay grows with the attempt number.
@@ -126,7 +124,3 @@ func (p Policy) Delays() []time.Duration {
 	}
 	return out
 }
-
-// Permanent marks err as permanent: it is not retried and goes to the DLQ
-// with reason "permanent". It is middleware.Permanent, here for the call site.
-func Permanent(err error) error { return middleware.Permanent(err) }

@@ -15,8 +15,8 @@ import (
 
 	"github.com/torix/kafkaevents/correlation"
 	"github.com/torix/kafkaevents/internal/lograte"
-	"github.com/torix/kafkaevents/middleware"
 	"github.com/torix/kafkaevents/tracing"
+	"github.com/torix/kafkaevents/wire"
 )
 
 // Mode selects the retry topic layout.
@@ -31,16 +31,11 @@ const (
 	ModeSingle Mode = "single"
 )
 
-// ErrHandoff wraps the error of a retry record that the broker did not
-// acknowledge. The DLQ middleware lets such errors through, so Watermill
-// redelivers the original message: nothing is lost.
-var ErrHandoff = middleware.ErrHandoff
-
 // Config configures a Retrier.
 type Config struct {
 	// Sender publishes retry records and returns once the broker
 	// acknowledged them. Required.
-	Sender middleware.Sender
+	Sender wire.Sender
 	// TopicPrefix names the retry topics: {TopicPrefix} in ModeSingle,
 	// {TopicPrefix}.{delay} in ModeLanes (e.g. "orders.retry.300ms").
 	// Required.
@@ -63,11 +58,11 @@ type Config struct {
 	// broker acknowledged it: the consumer holds the message's offset out
 	// of its commits until then, so the partition keeps flowing and
 	// nothing is lost. It needs a Sender that is also a
-	// middleware.AsyncSender. A record the broker refuses is sent again,
+	// wire.AsyncSender. A record the broker refuses is sent again,
 	// with backoff, until it is acknowledged or the hold is lost (the
 	// partition was revoked: the message is then delivered again).
 	// Optional. Default: nil, every hand-off waits for its record.
-	Holder middleware.OffsetHolder
+	Holder wire.OffsetHolder
 }
 
 func (c *Config) setDefaults() {
@@ -265,7 +260,7 @@ func (r *Retrier) topicFor(d time.Duration) string {
 // the handler's messages. On a retryable failure (any error that is not
 // marked Permanent or Undecodable and not a handoff error) with attempts left
 // it publishes a retry record and returns nil, so the original is
-// acknowledged; if publishing fails it returns an error wrapping ErrHandoff
+// acknowledged; if publishing fails it returns an error wrapping wire.ErrHandoff
 // and Watermill redelivers. With a Config.Holder that holds the message's
 // offset, it returns nil as soon as the record is handed to the producer
 // (see Config.Holder). Otherwise it returns the error wrapped with its
@@ -286,39 +281,39 @@ func (r *Retrier) Middleware(h message.HandlerFunc) message.HandlerFunc {
 // message in a new goroutine whose stack grows by copying.
 
 func (r *Retrier) succeeded(msg *message.Message) {
-	r.cfg.Metrics.of(middleware.HandlerIDOf(msg)).processed.Add(1)
+	r.cfg.Metrics.of(wire.HandlerIDOf(msg)).processed.Add(1)
 }
 
 // failed schedules a retry of the message whose handler returned err and
 // returns nil, or returns the error to give back to the router.
 func (r *Retrier) failed(msg *message.Message, err error) error {
-	d := middleware.DeliveryOf(msg)
+	d := wire.DeliveryOf(msg)
 	c := r.cfg.Metrics.of(d.HandlerID)
-	if errors.Is(err, middleware.ErrHandoff) {
+	if errors.Is(err, wire.ErrHandoff) {
 		return err
 	}
 	c.errors.Add(1)
-	if !middleware.IsRetryable(err) {
+	if !wire.IsRetryable(err) {
 		c.skipped.Add(1)
 		return err
 	}
 	p := r.PolicyFor(d.HandlerID)
 	if p.Disabled {
 		c.skipped.Add(1)
-		return middleware.WithReason(middleware.ReasonRetryDisabled, err)
+		return wire.WithReason(wire.ReasonRetryDisabled, err)
 	}
 	attempt := d.RetryCount + 1
 	if attempt > p.Attempts {
 		c.exhausted.Add(1)
-		return middleware.WithReason(middleware.ReasonRetriesExhausted, err)
+		return wire.WithReason(wire.ReasonRetriesExhausted, err)
 	}
-	if middleware.HandoffDisabled(msg.Context()) {
+	if wire.HandoffDisabled(msg.Context()) {
 		return err
 	}
 	if herr := r.schedule(msg, &d, &p, attempt, err, c); herr != nil {
 		return herr
 	}
-	middleware.Report(msg, middleware.Outcome{Kind: middleware.OutcomeRetried, Err: err})
+	wire.Report(msg, wire.Outcome{Kind: wire.OutcomeRetried, Err: err})
 	return nil
 }
 
@@ -326,7 +321,7 @@ func (r *Retrier) failed(msg *message.Message, err error) error {
 // offset it returns once the record is handed to the producer; otherwise
 // once the broker acknowledged it. It counts the retry as scheduled when the
 // broker acknowledged the record.
-func (r *Retrier) schedule(msg *message.Message, d *middleware.Delivery, p *Policy, attempt int, cause error, c *counters) error {
+func (r *Retrier) schedule(msg *message.Message, d *wire.Delivery, p *Policy, attempt int, cause error, c *counters) error {
 	now := r.cfg.Now().UTC()
 	delay := p.JitteredDelay(attempt)
 	due := now.Add(delay)
@@ -342,7 +337,7 @@ func (r *Retrier) schedule(msg *message.Message, d *middleware.Delivery, p *Poli
 	defer span.End()
 
 	rec := retryRecord(msg, d, topic, attempt, now, due, firstFailed, cause)
-	if middleware.SendHeld(ctx, r.cfg.Sender, r.cfg.Holder, msg, rec,
+	if wire.SendHeld(ctx, r.cfg.Sender, r.cfg.Holder, msg, rec,
 		func(*sarama.ProducerMessage) {
 			c.scheduled.Add(1)
 			r.logScheduled(msg, d, topic, attempt, delay, cause)
@@ -360,7 +355,7 @@ func (r *Retrier) schedule(msg *message.Message, d *middleware.Delivery, p *Poli
 	if err := r.cfg.Sender.SendRecord(ctx, rec); err != nil {
 		tracing.MarkFailed(span, err)
 		r.logRetry(err, "Publishing retry record failed; the message will be redelivered", d.HandlerID, topic, attempt, delay)
-		return fmt.Errorf("%w: retry record to %s: %w", middleware.ErrHandoff, topic, err)
+		return fmt.Errorf("%w: retry record to %s: %w", wire.ErrHandoff, topic, err)
 	}
 	c.scheduled.Add(1)
 	r.logScheduled(msg, d, topic, attempt, delay, cause)
@@ -372,14 +367,14 @@ func (r *Retrier) schedule(msg *message.Message, d *middleware.Delivery, p *Poli
 // held back.
 //
 //go:noinline
-func (r *Retrier) logScheduled(msg *message.Message, d *middleware.Delivery, topic string, attempt int, delay time.Duration, cause error) {
+func (r *Retrier) logScheduled(msg *message.Message, d *wire.Delivery, topic string, attempt int, delay time.Duration, cause error) {
 	ok, suppressed := r.lines.Allow()
 	if !ok {
 		return
 	}
 	fields := watermill.LogFields{
 		"handler_id": d.HandlerID, "topic": d.Topic, "attempt": attempt, "retry_topic": topic,
-		"delay": delay.String(), "reason": middleware.TruncateError(cause.Error()),
+		"delay": delay.String(), "reason": wire.TruncateError(cause.Error()),
 		"correlation_id": correlation.FromMessage(msg),
 	}
 	if suppressed > 0 {
@@ -395,17 +390,17 @@ func (r *Retrier) logScheduled(msg *message.Message, d *middleware.Delivery, top
 // copying.
 //
 //go:noinline
-func retryRecord(msg *message.Message, d *middleware.Delivery, topic string, attempt int, now, due, firstFailed time.Time, cause error) *sarama.ProducerMessage {
-	headers := middleware.CopyHeaders(msg.Metadata, 10, isRetryHeader)
+func retryRecord(msg *message.Message, d *wire.Delivery, topic string, attempt int, now, due, firstFailed time.Time, cause error) *sarama.ProducerMessage {
+	headers := wire.CopyHeaders(msg.Metadata, 10, isRetryHeader)
 	headers.SetOrigin(msg.UUID, d.Topic, d.HasOffset, d.Partition, d.Offset) // the offset: from the main topic, or carried along
-	headers.Set(middleware.HeaderHandlerID, d.HandlerID)
-	headers.SetInt(middleware.HeaderRetryCount, int64(attempt))
-	headers.SetTime(middleware.HeaderRetryAfter, due)
-	headers.SetTime(middleware.HeaderFirstFailedAt, firstFailed)
-	headers.SetTime(middleware.HeaderFailedAt, now)
-	headers.Set(middleware.HeaderErrorMessage, middleware.TruncateError(cause.Error()))
+	headers.Set(wire.HeaderHandlerID, d.HandlerID)
+	headers.SetInt(wire.HeaderRetryCount, int64(attempt))
+	headers.SetTime(wire.HeaderRetryAfter, due)
+	headers.SetTime(wire.HeaderFirstFailedAt, firstFailed)
+	headers.SetTime(wire.HeaderFailedAt, now)
+	headers.Set(wire.HeaderErrorMessage, wire.TruncateError(cause.Error()))
 	if id := correlation.FromMessage(msg); id != "" {
-		headers.Set(middleware.HeaderCorrelationID, id)
+		headers.Set(wire.HeaderCorrelationID, id)
 	}
 	rec := &sarama.ProducerMessage{
 		Topic:   topic,
@@ -438,11 +433,11 @@ func (r *Retrier) logRetry(err error, msg, handlerID, topic string, attempt int,
 // copies from an earlier attempt are not carried along.
 func isRetryHeader(k string) bool {
 	switch k {
-	case middleware.HeaderOriginalTopic, middleware.HeaderHandlerID, middleware.HeaderRetryCount,
-		middleware.HeaderRetryAfter, middleware.HeaderFirstFailedAt, middleware.HeaderFailedAt,
-		middleware.HeaderErrorMessage, middleware.HeaderCorrelationID, middleware.HeaderWatermillUUID,
-		middleware.HeaderOriginalPartition, middleware.HeaderOriginalOffset,
-		middleware.HeaderTraceparent, middleware.HeaderTracestate, middleware.HeaderUnmarshalError:
+	case wire.HeaderOriginalTopic, wire.HeaderHandlerID, wire.HeaderRetryCount,
+		wire.HeaderRetryAfter, wire.HeaderFirstFailedAt, wire.HeaderFailedAt,
+		wire.HeaderErrorMessage, wire.HeaderCorrelationID, wire.HeaderWatermillUUID,
+		wire.HeaderOriginalPartition, wire.HeaderOriginalOffset,
+		wire.HeaderTraceparent, wire.HeaderTracestate, wire.HeaderUnmarshalError:
 		return true
 	}
 	return strings.HasPrefix(k, "x-dlq-")

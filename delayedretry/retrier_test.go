@@ -14,7 +14,7 @@ import (
 
 	"github.com/torix/kafkaevents/correlation"
 	"github.com/torix/kafkaevents/delayedretry"
-	"github.com/torix/kafkaevents/middleware"
+	"github.com/torix/kafkaevents/wire"
 )
 
 type fakeSender struct {
@@ -44,10 +44,10 @@ func headers(rec *sarama.ProducerMessage) map[string]string {
 func delivered(retryCount int) *message.Message {
 	msg := message.NewMessage("uuid-1", []byte("payload"))
 	msg.Metadata.Set("x-custom", "kept")
-	msg.Metadata.Set(middleware.HeaderRetryAfter, "stale")
-	ctx := middleware.WithDelivery(context.Background(), middleware.Delivery{
+	msg.Metadata.Set(wire.HeaderRetryAfter, "stale")
+	ctx := wire.WithDelivery(context.Background(), wire.Delivery{
 		HandlerID: "H", Topic: "orders", Partition: 2, Offset: 41, HasOffset: true,
-		Key: []byte("k"), RetryCount: retryCount, Source: middleware.SourceMain,
+		Key: []byte("k"), RetryCount: retryCount, Source: wire.SourceMain,
 	})
 	msg.SetContext(correlation.WithID(ctx, "corr-1"))
 	return msg
@@ -84,18 +84,18 @@ func TestRetrierSchedulesARetryRecord(t *testing.T) {
 	assert.Equal(t, "payload", string(val))
 	h := headers(rec)
 	assert.Equal(t, map[string]string{
-		"x-custom":                         "kept",
-		middleware.HeaderWatermillUUID:     "uuid-1",
-		middleware.HeaderOriginalTopic:     "orders",
-		middleware.HeaderHandlerID:         "H",
-		middleware.HeaderRetryCount:        "1",
-		middleware.HeaderRetryAfter:        "2026-01-02T03:04:05.306Z",
-		middleware.HeaderFirstFailedAt:     "2026-01-02T03:04:05.006Z",
-		middleware.HeaderFailedAt:          "2026-01-02T03:04:05.006Z",
-		middleware.HeaderErrorMessage:      "boom",
-		middleware.HeaderOriginalPartition: "2",
-		middleware.HeaderOriginalOffset:    "41",
-		middleware.HeaderCorrelationID:     "corr-1",
+		"x-custom":                   "kept",
+		wire.HeaderWatermillUUID:     "uuid-1",
+		wire.HeaderOriginalTopic:     "orders",
+		wire.HeaderHandlerID:         "H",
+		wire.HeaderRetryCount:        "1",
+		wire.HeaderRetryAfter:        "2026-01-02T03:04:05.306Z",
+		wire.HeaderFirstFailedAt:     "2026-01-02T03:04:05.006Z",
+		wire.HeaderFailedAt:          "2026-01-02T03:04:05.006Z",
+		wire.HeaderErrorMessage:      "boom",
+		wire.HeaderOriginalPartition: "2",
+		wire.HeaderOriginalOffset:    "41",
+		wire.HeaderCorrelationID:     "corr-1",
 	}, h)
 	assert.Equal(t, []string{"svc.retry.300ms", "svc.retry.600ms"}, r.Topics())
 }
@@ -104,18 +104,18 @@ func TestRetrierGivesUpWithAReason(t *testing.T) {
 	s := &fakeSender{}
 	r := newRetrier(t, s, time.Now())
 	_, err := r.Middleware(failing(errors.New("boom")))(delivered(2))
-	reason, ok := middleware.ReasonOf(err)
+	reason, ok := wire.ReasonOf(err)
 	require.True(t, ok)
-	assert.Equal(t, middleware.ReasonRetriesExhausted, reason)
+	assert.Equal(t, wire.ReasonRetriesExhausted, reason)
 
-	_, err = r.Middleware(failing(delayedretry.Permanent(errors.New("bad"))))(delivered(0))
-	reason, _ = middleware.ReasonOf(err)
-	assert.Equal(t, middleware.ReasonPermanent, reason)
+	_, err = r.Middleware(failing(wire.Permanent(errors.New("bad"))))(delivered(0))
+	reason, _ = wire.ReasonOf(err)
+	assert.Equal(t, wire.ReasonPermanent, reason)
 
 	require.NoError(t, r.SetPolicy("H", delayedretry.Policy{Disabled: true}))
 	_, err = r.Middleware(failing(errors.New("boom")))(delivered(0))
-	reason, _ = middleware.ReasonOf(err)
-	assert.Equal(t, middleware.ReasonRetryDisabled, reason)
+	reason, _ = wire.ReasonOf(err)
+	assert.Equal(t, wire.ReasonRetryDisabled, reason)
 	assert.Empty(t, s.recs)
 
 	st := r.Metrics().Stats().Handlers["H"]
@@ -128,8 +128,8 @@ func TestRetrierReturnsHandoffErrorWhenPublishFails(t *testing.T) {
 	s := &fakeSender{err: errors.New("broker down")}
 	r := newRetrier(t, s, time.Now())
 	_, err := r.Middleware(failing(errors.New("boom")))(delivered(0))
-	require.ErrorIs(t, err, middleware.ErrHandoff)
-	_, hasReason := middleware.ReasonOf(err)
+	require.ErrorIs(t, err, wire.ErrHandoff)
+	_, hasReason := wire.ReasonOf(err)
 	assert.False(t, hasReason, "a failed hand-off is redelivered, never dead-lettered")
 }
 

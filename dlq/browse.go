@@ -9,7 +9,7 @@ import (
 
 	"github.com/IBM/sarama"
 
-	"github.com/torix/kafkaevents/middleware"
+	"github.com/torix/kafkaevents/wire"
 )
 
 // MaxPreview bounds BrowsedRecord.Preview, in bytes.
@@ -74,8 +74,8 @@ func (r *Reprocessor) Browse(ctx context.Context, topic string, limit, offset in
 			return Page{}, err
 		}
 		err = scanPartition(ctx, consumer, dlqTopic, p, oldest, end, func(m *sarama.ConsumerMessage) error {
-			hdr := middleware.HeaderMap(m.Headers)
-			if hdr[middleware.HeaderOriginalTopic] != topic {
+			hdr := wire.HeaderMap(m.Headers)
+			if hdr[wire.HeaderOriginalTopic] != topic {
 				return nil
 			}
 			page.Total++
@@ -98,7 +98,7 @@ func (r *Reprocessor) Browse(ctx context.Context, topic string, limit, offset in
 const UnknownReason = "unknown"
 
 func browsedReason(h string) string {
-	if middleware.Reason(h).Valid() {
+	if wire.Reason(h).Valid() {
 		return h
 	}
 	return UnknownReason
@@ -107,8 +107,8 @@ func browsedReason(h string) string {
 func browsed(m *sarama.ConsumerMessage, hdr map[string]string) BrowsedRecord {
 	b := BrowsedRecord{
 		Partition: m.Partition, Offset: m.Offset, Timestamp: m.Timestamp, Key: string(m.Key), Headers: hdr,
-		Reason: browsedReason(hdr[middleware.HeaderDLQReason]), HandlerID: hdr[middleware.HeaderHandlerID],
-		ErrorMessage: hdr[middleware.HeaderErrorMessage], PayloadSize: len(m.Value),
+		Reason: browsedReason(hdr[wire.HeaderDLQReason]), HandlerID: hdr[wire.HeaderHandlerID],
+		ErrorMessage: hdr[wire.HeaderErrorMessage], PayloadSize: len(m.Value),
 	}
 	b.ReprocessCount = reprocessCount(hdr)
 	v := m.Value

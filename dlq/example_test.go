@@ -15,7 +15,7 @@ import (
 	"github.com/torix/kafkaevents"
 	"github.com/torix/kafkaevents/dlq"
 	"github.com/torix/kafkaevents/kafkatest"
-	"github.com/torix/kafkaevents/middleware"
+	"github.com/torix/kafkaevents/wire"
 )
 
 // The DLQ middleware stores what escapes the handler (and the retry
@@ -29,13 +29,13 @@ func ExampleQueue_Middleware() {
 		return
 	}
 	handler := q.Middleware(func(*message.Message) ([]*message.Message, error) {
-		return nil, middleware.WithReason(middleware.ReasonRetriesExhausted, errors.New("payment provider down"))
+		return nil, wire.WithReason(wire.ReasonRetriesExhausted, errors.New("payment provider down"))
 	})
 
 	msg := message.NewMessage("6f1c0a4e", []byte(`{"orderId":"o-7"}`))
-	msg.Metadata.Set(middleware.HeaderCorrelationID, "corr-o-7")
-	msg.Metadata.Set(middleware.HeaderFirstFailedAt, "2026-03-01T12:00:00.000Z")
-	msg.SetContext(middleware.WithDelivery(context.Background(), middleware.Delivery{
+	msg.Metadata.Set(wire.HeaderCorrelationID, "corr-o-7")
+	msg.Metadata.Set(wire.HeaderFirstFailedAt, "2026-03-01T12:00:00.000Z")
+	msg.SetContext(wire.WithDelivery(context.Background(), wire.Delivery{
 		HandlerID: "Payments.charge", Topic: "order.created", Partition: 1, Offset: 17, HasOffset: true, RetryCount: 3,
 	}))
 	_, err = handler(msg)
@@ -113,7 +113,7 @@ func ExampleReprocessOptions() {
 	for stack.DLQStats().MessagesStored == 0 && ctx.Err() == nil {
 		time.Sleep(10 * time.Millisecond)
 	}
-	fmt.Println("stored in the DLQ:", stack.DLQStats().ByReason[string(middleware.ReasonRetryDisabled)], "record, reason retry-disabled")
+	fmt.Println("stored in the DLQ:", stack.DLQStats().ByReason[string(wire.ReasonRetryDisabled)], "record, reason retry-disabled")
 
 	down.Store(false)
 	p, err := stack.Reprocessor().Reprocess(ctx, dlq.ReprocessOptions{

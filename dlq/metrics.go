@@ -7,7 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/torix/kafkaevents/middleware"
+	"github.com/torix/kafkaevents/wire"
 )
 
 // Stats is a snapshot of the DLQ counters.
@@ -41,7 +41,7 @@ const UnknownTopic = "unknown"
 // Until ExpectTopic is called, every original topic gets series of its own.
 // Once it is, the topic label values are bounded: the expected topics and
 // UnknownTopic. The reason label is the Reason the stack (or a handler,
-// with middleware.WithReason) chose, never a header. The series of the expected topics exist from the start, at 0.
+// with wire.WithReason) chose, never a header. The series of the expected topics exist from the start, at 0.
 type Metrics struct {
 	mu                                                   sync.Mutex
 	reprocessed, skipped, failed, parked                 int64
@@ -89,14 +89,14 @@ func (m *Metrics) zeroSeries() {
 		return
 	}
 	for _, topic := range append(slices.Collect(maps.Keys(m.expected)), UnknownTopic) {
-		for _, r := range middleware.Reasons {
+		for _, r := range wire.Reasons {
 			k := [2]string{topic, string(r)}
 			m.byReasonTopic[k] += 0
 		}
 	}
 }
 
-func (m *Metrics) stored(topic string, reason middleware.Reason) {
+func (m *Metrics) stored(topic string, reason wire.Reason) {
 	m.mu.Lock()
 	if m.expected != nil && !m.expected[topic] {
 		topic = UnknownTopic
@@ -123,7 +123,7 @@ func (m *Metrics) Stats() Stats {
 		MessagesFailed: m.failed, MessagesParked: m.parked,
 		ByReason: map[string]int64{}, ByTopic: map[string]int64{},
 	}
-	for _, r := range middleware.Reasons {
+	for _, r := range wire.Reasons {
 		s.ByReason[string(r)] = 0
 	}
 	for k, n := range m.byReasonTopic {

@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/torix/kafkaevents/dlq"
-	"github.com/torix/kafkaevents/middleware"
+	"github.com/torix/kafkaevents/wire"
 )
 
 // TestMetricsTopicsAreBounded: the series of an expected topic exist from
@@ -20,15 +20,15 @@ func TestMetricsTopicsAreBounded(t *testing.T) {
 	require.NoError(t, reg.Register(m))
 	m.ExpectTopic("orders")
 	n := count(t, reg, "kafkaevents_dlq_messages_stored_total")
-	assert.Equal(t, 2*len(middleware.Reasons), n)
+	assert.Equal(t, 2*len(wire.Reasons), n)
 	m.ExpectTopic("payments")
-	assert.Equal(t, 3*len(middleware.Reasons), count(t, reg, "kafkaevents_dlq_messages_stored_total"))
+	assert.Equal(t, 3*len(wire.Reasons), count(t, reg, "kafkaevents_dlq_messages_stored_total"))
 	stats := m.Stats()
 	assert.Contains(t, stats.ByTopic, "orders")
 	assert.Contains(t, stats.ByTopic, dlq.UnknownTopic)
 	m.Reset()
 	n = count(t, reg, "kafkaevents_dlq_messages_stored_total")
-	assert.Equal(t, 3*len(middleware.Reasons), n, "a reset keeps the known series")
+	assert.Equal(t, 3*len(wire.Reasons), n, "a reset keeps the known series")
 }
 
 // count returns the number of series of reg, of the metrics named (all when

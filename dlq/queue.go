@@ -13,15 +13,15 @@ import (
 
 	"github.com/torix/kafkaevents/correlation"
 	"github.com/torix/kafkaevents/internal/lograte"
-	"github.com/torix/kafkaevents/middleware"
 	"github.com/torix/kafkaevents/tracing"
+	"github.com/torix/kafkaevents/wire"
 )
 
 // Config configures a Queue.
 type Config struct {
 	// Sender publishes DLQ records and returns once the broker
 	// acknowledged them. Required.
-	Sender middleware.Sender
+	Sender wire.Sender
 	// Topic is the DLQ topic, conventionally {service}.dlq. Required.
 	Topic string
 	// Tracer records a dlq_store span per stored record and injects the
@@ -36,12 +36,12 @@ type Config struct {
 	// its DLQ record is handed to the producer, instead of when the broker
 	// acknowledged it: the consumer holds the message's offset out of its
 	// commits until then, so the partition keeps flowing and nothing is
-	// lost. It needs a Sender that is also a middleware.AsyncSender. A
+	// lost. It needs a Sender that is also a wire.AsyncSender. A
 	// record the broker refuses is sent again, with backoff, until it is
 	// acknowledged or the hold is lost (the partition was revoked: the
 	// message is then delivered again). Optional. Default: nil, every
 	// hand-off waits for its record.
-	Holder middleware.OffsetHolder
+	Holder wire.OffsetHolder
 }
 
 // Queue stores failed messages in the DLQ topic.
@@ -102,7 +102,7 @@ type Record struct {
 	// RetryCount is how many retries ran.
 	RetryCount int
 	// Reason is why the record is dead-lettered. Required.
-	Reason middleware.Reason
+	Reason wire.Reason
 	// Err is the failure; its text becomes x-error-message.
 	Err error
 	// FailedAt defaults to now.
@@ -112,7 +112,7 @@ type Record struct {
 }
 
 // Store writes rec to the DLQ and returns once the broker acknowledged it.
-// An error wraps middleware.ErrHandoff.
+// An error wraps wire.ErrHandoff.
 func (q *Queue) Store(ctx context.Context, rec Record) error {
 	return q.store(ctx, nil, rec)
 }
@@ -134,7 +134,7 @@ func (q *Queue) store(ctx context.Context, msg *message.Message, rec Record) err
 	defer span.End()
 
 	pm := q.record(ctx, &rec, now)
-	if msg != nil && middleware.SendHeld(ctx, q.cfg.Sender, q.cfg.Holder, msg, pm,
+	if msg != nil && wire.SendHeld(ctx, q.cfg.Sender, q.cfg.Holder, msg, pm,
 		func(sent *sarama.ProducerMessage) { q.stored(&rec, sent) },
 		func(err error) {
 			tracing.MarkFailed(span, err)
@@ -151,7 +151,7 @@ func (q *Queue) store(ctx context.Context, msg *message.Message, rec Record) err
 	}
 	if err := q.cfg.Sender.SendRecord(ctx, pm); err != nil {
 		tracing.MarkFailed(span, err)
-		return fmt.Errorf("%w: DLQ record to %s: %w", middleware.ErrHandoff, q.cfg.Topic, err)
+		return fmt.Errorf("%w: DLQ record to %s: %w", wire.ErrHandoff, q.cfg.Topic, err)
 	}
 	q.stored(&rec, pm)
 	return nil
@@ -171,12 +171,12 @@ func (q *Queue) stored(rec *Record, pm *sarama.ProducerMessage) {
 		"dlq_topic": q.cfg.Topic, "partition": pm.Partition, "offset": pm.Offset,
 	}
 	for _, h := range pm.Headers {
-		if string(h.Key) == middleware.HeaderCorrelationID {
+		if string(h.Key) == wire.HeaderCorrelationID {
 			fields["correlation_id"] = string(h.Value)
 		}
 	}
 	if rec.Err != nil {
-		fields["error"] = middleware.TruncateError(rec.Err.Error())
+		fields["error"] = wire.TruncateError(rec.Err.Error())
 	}
 	if suppressed > 0 {
 		fields["lines_suppressed"] = suppressed
@@ -191,19 +191,19 @@ func (q *Queue) stored(rec *Record, pm *sarama.ProducerMessage) {
 //
 //go:noinline
 func (q *Queue) record(ctx context.Context, rec *Record, now time.Time) *sarama.ProducerMessage {
-	headers := middleware.CopyHeaders(rec.Headers, 14, isOwnHeader)
+	headers := wire.CopyHeaders(rec.Headers, 14, isOwnHeader)
 	headers.SetOrigin(rec.UUID, rec.Topic, rec.HasOffset, rec.Partition, rec.Offset)
 	set := headers.Set
-	set(middleware.HeaderHandlerID, rec.HandlerID)
-	headers.SetInt(middleware.HeaderRetryCount, int64(rec.RetryCount))
+	set(wire.HeaderHandlerID, rec.HandlerID)
+	headers.SetInt(wire.HeaderRetryCount, int64(rec.RetryCount))
 	errText := ""
 	if rec.Err != nil {
-		errText = middleware.TruncateError(rec.Err.Error())
+		errText = wire.TruncateError(rec.Err.Error())
 	}
-	set(middleware.HeaderErrorMessage, errText)
-	headers.SetTime(middleware.HeaderFailedAt, rec.FailedAt)
-	headers.SetTime(middleware.HeaderDLQStoredAt, now)
-	set(middleware.HeaderDLQReason, string(rec.Reason))
+	set(wire.HeaderErrorMessage, errText)
+	headers.SetTime(wire.HeaderFailedAt, rec.FailedAt)
+	headers.SetTime(wire.HeaderDLQStoredAt, now)
+	set(wire.HeaderDLQReason, string(rec.Reason))
 	id := rec.CorrelationID
 	if id == "" {
 		id = correlation.FromMetadata(rec.Headers)
@@ -212,7 +212,7 @@ func (q *Queue) record(ctx context.Context, rec *Record, now time.Time) *sarama.
 		id = correlation.FromContext(ctx)
 	}
 	if id != "" {
-		set(middleware.HeaderCorrelationID, id)
+		set(wire.HeaderCorrelationID, id)
 	}
 	pm := &sarama.ProducerMessage{Topic: q.cfg.Topic, Value: sarama.ByteEncoder(rec.Value), Headers: headers.Headers()}
 	if rec.Key != nil {
@@ -225,11 +225,11 @@ func (q *Queue) record(ctx context.Context, rec *Record, now time.Time) *sarama.
 // copies (from a retry record or an earlier DLQ trip) are not duplicated.
 func isOwnHeader(k string) bool {
 	switch k {
-	case middleware.HeaderWatermillUUID, middleware.HeaderOriginalTopic, middleware.HeaderOriginalPartition,
-		middleware.HeaderOriginalOffset, middleware.HeaderHandlerID, middleware.HeaderRetryCount,
-		middleware.HeaderErrorMessage, middleware.HeaderFailedAt, middleware.HeaderDLQStoredAt,
-		middleware.HeaderDLQReason, middleware.HeaderCorrelationID, middleware.HeaderRetryAfter,
-		middleware.HeaderTraceparent, middleware.HeaderTracestate, middleware.HeaderUnmarshalError:
+	case wire.HeaderWatermillUUID, wire.HeaderOriginalTopic, wire.HeaderOriginalPartition,
+		wire.HeaderOriginalOffset, wire.HeaderHandlerID, wire.HeaderRetryCount,
+		wire.HeaderErrorMessage, wire.HeaderFailedAt, wire.HeaderDLQStoredAt,
+		wire.HeaderDLQReason, wire.HeaderCorrelationID, wire.HeaderRetryAfter,
+		wire.HeaderTraceparent, wire.HeaderTracestate, wire.HeaderUnmarshalError:
 		return true
 	}
 	return false
@@ -238,12 +238,12 @@ func isOwnHeader(k string) bool {
 // Middleware is the poison-queue middleware. A message marked undecodable by
 // the library's unmarshaler is stored without calling the handler. When the
 // wrapped handler fails, the message is stored with the reason its error
-// carries (see middleware.ReasonOf), or retry-disabled when it carries none,
+// carries (see wire.ReasonOf), or retry-disabled when it carries none,
 // and the middleware returns nil so the original is acknowledged: once the
 // broker acknowledged the DLQ record or, with a Holder that holds the
 // message's offset, once the record is handed to the producer. A failure
 // to store, a hand-off error from the retry middleware, and failures of
-// deliveries made with middleware.WithoutHandoff are returned unchanged, so
+// deliveries made with wire.WithoutHandoff are returned unchanged, so
 // Watermill redelivers.
 func (q *Queue) Middleware(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
@@ -260,14 +260,14 @@ func (q *Queue) Middleware(h message.HandlerFunc) message.HandlerFunc {
 // of Middleware, live while the handler runs, stays small: Watermill runs
 // each message in a new goroutine whose stack grows by copying.
 func (q *Queue) failed(msg *message.Message, err error) error {
-	if errors.Is(err, middleware.ErrHandoff) || middleware.HandoffDisabled(msg.Context()) {
+	if errors.Is(err, wire.ErrHandoff) || wire.HandoffDisabled(msg.Context()) {
 		return err
 	}
-	reason, ok := middleware.ReasonOf(err)
+	reason, ok := wire.ReasonOf(err)
 	if !ok {
-		reason = middleware.ReasonRetryDisabled
+		reason = wire.ReasonRetryDisabled
 	}
-	d := middleware.DeliveryOf(msg)
+	d := wire.DeliveryOf(msg)
 	rec := Record{
 		Key: d.Key, Value: msg.Payload, Headers: msg.Metadata, UUID: msg.UUID,
 		Topic: d.Topic, Partition: d.Partition, Offset: d.Offset, HasOffset: d.HasOffset,
@@ -283,13 +283,13 @@ func (q *Queue) failed(msg *message.Message, err error) error {
 		})
 		return serr
 	}
-	middleware.Report(msg, middleware.Outcome{Kind: middleware.OutcomeDeadLettered, Reason: reason, Err: err})
+	wire.Report(msg, wire.Outcome{Kind: wire.OutcomeDeadLettered, Reason: reason, Err: err})
 	return nil
 }
 
 func originalOffset(md message.Metadata) (int32, int64, bool) {
-	p, err1 := strconv.ParseInt(md.Get(middleware.HeaderOriginalPartition), 10, 32)
-	o, err2 := strconv.ParseInt(md.Get(middleware.HeaderOriginalOffset), 10, 64)
+	p, err1 := strconv.ParseInt(md.Get(wire.HeaderOriginalPartition), 10, 32)
+	o, err2 := strconv.ParseInt(md.Get(wire.HeaderOriginalOffset), 10, 64)
 	if err1 != nil || err2 != nil {
 		return 0, 0, false
 	}
@@ -299,7 +299,7 @@ func originalOffset(md message.Metadata) (int32, int64, bool) {
 // StoreConsumed stores a raw consumed record that cannot be dispatched (for
 // example an unroutable retry record). It has the shape of
 // delayedretry.DeadLetterFunc.
-func (q *Queue) StoreConsumed(ctx context.Context, cm *sarama.ConsumerMessage, reason middleware.Reason, cause error) error {
+func (q *Queue) StoreConsumed(ctx context.Context, cm *sarama.ConsumerMessage, reason wire.Reason, cause error) error {
 	hdr := make(map[string]string, len(cm.Headers))
 	for _, h := range cm.Headers {
 		if h != nil {
@@ -307,14 +307,14 @@ func (q *Queue) StoreConsumed(ctx context.Context, cm *sarama.ConsumerMessage, r
 		}
 	}
 	rec := Record{
-		Key: cm.Key, Value: cm.Value, Headers: hdr, UUID: hdr[middleware.HeaderWatermillUUID],
-		Topic: hdr[middleware.HeaderOriginalTopic], HandlerID: hdr[middleware.HeaderHandlerID],
+		Key: cm.Key, Value: cm.Value, Headers: hdr, UUID: hdr[wire.HeaderWatermillUUID],
+		Topic: hdr[wire.HeaderOriginalTopic], HandlerID: hdr[wire.HeaderHandlerID],
 		Reason: reason, Err: cause,
 	}
 	if rec.Topic == "" {
 		rec.Topic = cm.Topic
 	}
-	if n, err := strconv.Atoi(hdr[middleware.HeaderRetryCount]); err == nil && n >= 0 {
+	if n, err := strconv.Atoi(hdr[wire.HeaderRetryCount]); err == nil && n >= 0 {
 		rec.RetryCount = n
 	}
 	rec.Partition, rec.Offset, rec.HasOffset = originalOffset(hdr)

@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/torix/kafkaevents/dlq"
-	"github.com/torix/kafkaevents/middleware"
+	"github.com/torix/kafkaevents/wire"
 )
 
 type fakeSender struct {
@@ -40,8 +40,8 @@ func hdr(rec *sarama.ProducerMessage) map[string]string {
 func msgFor(retryCount int) *message.Message {
 	msg := message.NewMessage("uuid-9", []byte("body"))
 	msg.Metadata.Set("x-custom", "kept")
-	msg.Metadata.Set(middleware.HeaderCorrelationID, "corr-9")
-	msg.SetContext(middleware.WithDelivery(context.Background(), middleware.Delivery{
+	msg.Metadata.Set(wire.HeaderCorrelationID, "corr-9")
+	msg.SetContext(wire.WithDelivery(context.Background(), wire.Delivery{
 		HandlerID: "H", Topic: "orders", Partition: 1, Offset: 7, HasOffset: true, Key: []byte("k"), RetryCount: retryCount,
 	}))
 	return msg
@@ -52,39 +52,39 @@ func TestMiddlewareStoresWithReason(t *testing.T) {
 	tests := []struct {
 		name string
 		err  error
-		want middleware.Reason
+		want wire.Reason
 	}{
-		{"exhausted", middleware.WithReason(middleware.ReasonRetriesExhausted, errors.New("e")), middleware.ReasonRetriesExhausted},
-		{"permanent", fmt.Errorf("wrapped: %w", middleware.Permanent(errors.New("p"))), middleware.ReasonPermanent},
-		{"undecodable", middleware.Undecodable(errors.New("u")), middleware.ReasonUndecodable},
-		{"no reason means retries are off", errors.New("plain"), middleware.ReasonRetryDisabled},
+		{"exhausted", wire.WithReason(wire.ReasonRetriesExhausted, errors.New("e")), wire.ReasonRetriesExhausted},
+		{"permanent", fmt.Errorf("wrapped: %w", wire.Permanent(errors.New("p"))), wire.ReasonPermanent},
+		{"undecodable", wire.Undecodable(errors.New("u")), wire.ReasonUndecodable},
+		{"no reason means retries are off", errors.New("plain"), wire.ReasonRetryDisabled},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := &fakeSender{}
 			q, err := dlq.New(dlq.Config{Sender: s, Topic: "svc.dlq", Now: func() time.Time { return now }}, nil)
 			require.NoError(t, err)
-			var got middleware.Outcome
+			var got wire.Outcome
 			msg := msgFor(3)
-			d := middleware.DeliveryOf(msg)
-			d.Report = func(o middleware.Outcome) { got = o }
-			msg.SetContext(middleware.WithDelivery(msg.Context(), d))
+			d := wire.DeliveryOf(msg)
+			d.Report = func(o wire.Outcome) { got = o }
+			msg.SetContext(wire.WithDelivery(msg.Context(), d))
 			_, err = q.Middleware(func(*message.Message) ([]*message.Message, error) { return nil, tt.err })(msg)
 			require.NoError(t, err)
 			require.Len(t, s.recs, 1)
 			h := hdr(s.recs[0])
-			assert.Equal(t, string(tt.want), h[middleware.HeaderDLQReason])
+			assert.Equal(t, string(tt.want), h[wire.HeaderDLQReason])
 			assert.Equal(t, "svc.dlq", s.recs[0].Topic)
 			assert.Equal(t, "kept", h["x-custom"])
-			assert.Equal(t, "orders", h[middleware.HeaderOriginalTopic])
-			assert.Equal(t, "1", h[middleware.HeaderOriginalPartition])
-			assert.Equal(t, "7", h[middleware.HeaderOriginalOffset])
-			assert.Equal(t, "3", h[middleware.HeaderRetryCount])
-			assert.Equal(t, "H", h[middleware.HeaderHandlerID])
-			assert.Equal(t, "corr-9", h[middleware.HeaderCorrelationID])
-			assert.Equal(t, "uuid-9", h[middleware.HeaderWatermillUUID])
-			assert.Equal(t, "2026-05-06T07:08:09.000Z", h[middleware.HeaderDLQStoredAt])
-			assert.Equal(t, middleware.OutcomeDeadLettered, got.Kind)
+			assert.Equal(t, "orders", h[wire.HeaderOriginalTopic])
+			assert.Equal(t, "1", h[wire.HeaderOriginalPartition])
+			assert.Equal(t, "7", h[wire.HeaderOriginalOffset])
+			assert.Equal(t, "3", h[wire.HeaderRetryCount])
+			assert.Equal(t, "H", h[wire.HeaderHandlerID])
+			assert.Equal(t, "corr-9", h[wire.HeaderCorrelationID])
+			assert.Equal(t, "uuid-9", h[wire.HeaderWatermillUUID])
+			assert.Equal(t, "2026-05-06T07:08:09.000Z", h[wire.HeaderDLQStoredAt])
+			assert.Equal(t, wire.OutcomeDeadLettered, got.Kind)
 			assert.Equal(t, tt.want, got.Reason)
 			assert.Equal(t, int64(1), q.Metrics().Stats().ByReason[string(tt.want)])
 		})
@@ -95,19 +95,19 @@ func TestMiddlewarePassesThroughWhatMustBeRedelivered(t *testing.T) {
 	s := &fakeSender{}
 	q, err := dlq.New(dlq.Config{Sender: s, Topic: "svc.dlq"}, nil)
 	require.NoError(t, err)
-	handoff := fmt.Errorf("%w: retry record", middleware.ErrHandoff)
+	handoff := fmt.Errorf("%w: retry record", wire.ErrHandoff)
 	_, err = q.Middleware(func(*message.Message) ([]*message.Message, error) { return nil, handoff })(msgFor(0))
-	require.ErrorIs(t, err, middleware.ErrHandoff)
+	require.ErrorIs(t, err, wire.ErrHandoff)
 
 	msg := msgFor(0)
-	msg.SetContext(middleware.WithoutHandoff(msg.Context()))
+	msg.SetContext(wire.WithoutHandoff(msg.Context()))
 	_, err = q.Middleware(func(*message.Message) ([]*message.Message, error) { return nil, errors.New("x") })(msg)
 	require.Error(t, err)
 	assert.Empty(t, s.recs)
 
 	s.err = errors.New("broker down")
 	_, err = q.Middleware(func(*message.Message) ([]*message.Message, error) { return nil, errors.New("x") })(msgFor(0))
-	require.ErrorIs(t, err, middleware.ErrHandoff, "a failed DLQ publish is returned so Watermill redelivers")
+	require.ErrorIs(t, err, wire.ErrHandoff, "a failed DLQ publish is returned so Watermill redelivers")
 
 	out, err := q.Middleware(func(m *message.Message) ([]*message.Message, error) { return []*message.Message{m}, nil })(msgFor(0))
 	require.NoError(t, err)

@@ -9,7 +9,7 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill"
 
-	"github.com/torix/kafkaevents/middleware"
+	"github.com/torix/kafkaevents/wire"
 )
 
 // ErrRecordNotFound is returned by Detail and ReprocessRecord for a
@@ -84,7 +84,7 @@ func (r *Reprocessor) Search(ctx context.Context, q Query) (Page, error) {
 			from = committed[p]
 		}
 		err = scanPartition(ctx, consumer, dlqTopic, p, from, end, func(m *sarama.ConsumerMessage) error {
-			hdr := middleware.HeaderMap(m.Headers)
+			hdr := wire.HeaderMap(m.Headers)
 			if !q.matches(hdr) {
 				return nil
 			}
@@ -103,9 +103,9 @@ func (r *Reprocessor) Search(ctx context.Context, q Query) (Page, error) {
 }
 
 func (q Query) matches(hdr map[string]string) bool {
-	return (q.Topic == "" || hdr[middleware.HeaderOriginalTopic] == q.Topic) &&
-		(q.Reason == "" || hdr[middleware.HeaderDLQReason] == q.Reason) &&
-		(q.HandlerID == "" || hdr[middleware.HeaderHandlerID] == q.HandlerID)
+	return (q.Topic == "" || hdr[wire.HeaderOriginalTopic] == q.Topic) &&
+		(q.Reason == "" || hdr[wire.HeaderDLQReason] == q.Reason) &&
+		(q.HandlerID == "" || hdr[wire.HeaderHandlerID] == q.HandlerID)
 }
 
 // Detail reads the DLQ record at partition and offset. It returns an error
@@ -115,10 +115,10 @@ func (r *Reprocessor) Detail(ctx context.Context, partition int32, offset int64)
 	if err != nil {
 		return Detail{}, err
 	}
-	hdr := middleware.HeaderMap(m.Headers)
+	hdr := wire.HeaderMap(m.Headers)
 	rec := Detail{
-		BrowsedRecord: browsed(m, hdr), OriginalTopic: hdr[middleware.HeaderOriginalTopic],
-		CorrelationID: hdr[middleware.HeaderCorrelationID], TraceID: traceID(hdr[middleware.HeaderTraceparent]),
+		BrowsedRecord: browsed(m, hdr), OriginalTopic: hdr[wire.HeaderOriginalTopic],
+		CorrelationID: hdr[wire.HeaderCorrelationID], TraceID: traceID(hdr[wire.HeaderTraceparent]),
 	}
 	rec.Preview = ""
 	rec.Payload, rec.Truncated = m.Value, false
@@ -249,10 +249,10 @@ func (r *Reprocessor) ReprocessRecord(ctx context.Context, partition int32, offs
 	if err != nil {
 		return res, err
 	}
-	hdr := middleware.HeaderMap(m.Headers)
-	res.Topic, res.HandlerID = hdr[middleware.HeaderOriginalTopic], hdr[middleware.HeaderHandlerID]
+	hdr := wire.HeaderMap(m.Headers)
+	res.Topic, res.HandlerID = hdr[wire.HeaderOriginalTopic], hdr[wire.HeaderHandlerID]
 	if res.Topic == "" {
-		return res, fmt.Errorf("%w: %s/%d has no %s header", ErrRecordNotFound, r.cfg.Queue.Topic(), partition, middleware.HeaderOriginalTopic)
+		return res, fmt.Errorf("%w: %s/%d has no %s header", ErrRecordNotFound, r.cfg.Queue.Topic(), partition, wire.HeaderOriginalTopic)
 	}
 	err = r.reprocessOne(ctx, rn, ReprocessOptions{Topic: res.Topic}, m)
 	res.FinishedAt = time.Now().UTC()

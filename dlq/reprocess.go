@@ -17,7 +17,7 @@ import (
 	"github.com/torix/kafkaevents/correlation"
 	"github.com/torix/kafkaevents/dispatch"
 	"github.com/torix/kafkaevents/internal/inorder"
-	"github.com/torix/kafkaevents/middleware"
+	"github.com/torix/kafkaevents/wire"
 )
 
 var (
@@ -538,8 +538,8 @@ type routed struct {
 // record that is done without a delivery (another topic's, parked, or naming
 // an unknown handler). An error stops the run (StopOnError).
 func (r *Reprocessor) route(rn *run, opts ReprocessOptions, m *sarama.ConsumerMessage) (rec routed, deliver bool, err error) {
-	hdr := middleware.HeaderMap(m.Headers)
-	if hdr[middleware.HeaderOriginalTopic] != opts.Topic {
+	hdr := wire.HeaderMap(m.Headers)
+	if hdr[wire.HeaderOriginalTopic] != opts.Topic {
 		rn.skipped.Add(1)
 		return routed{}, false, nil
 	}
@@ -548,7 +548,7 @@ func (r *Reprocessor) route(rn *run, opts ReprocessOptions, m *sarama.ConsumerMe
 		rn.parked.Add(1)
 		return routed{}, false, nil
 	}
-	handlerID := hdr[middleware.HeaderHandlerID]
+	handlerID := hdr[wire.HeaderHandlerID]
 	if !r.cfg.Dispatcher.Known(handlerID) {
 		rn.failed.Add(1)
 		r.logger.Error("DLQ record names an unknown handler; left in the DLQ", dispatch.ErrUnknownHandler, watermill.LogFields{
@@ -576,36 +576,36 @@ func (r *Reprocessor) reprocessOne(ctx context.Context, rn *run, opts ReprocessO
 // nil return means the record is done.
 func (r *Reprocessor) deliver(ctx context.Context, rn *run, opts ReprocessOptions, rec routed) error {
 	m, hdr, handlerID, count := rec.m, rec.hdr, rec.handlerID, rec.count
-	d := middleware.Delivery{
+	d := wire.Delivery{
 		HandlerID: handlerID, Topic: opts.Topic, Key: m.Key,
-		ReprocessCount: count + 1, Source: middleware.SourceReprocess,
+		ReprocessCount: count + 1, Source: wire.SourceReprocess,
 	}
 	d.Partition, d.Offset, d.HasOffset = originalOffset(message.Metadata(hdr))
-	var outcome atomic.Pointer[middleware.Outcome]
-	d.Report = func(o middleware.Outcome) { outcome.Store(&o) }
+	var outcome atomic.Pointer[wire.Outcome]
+	d.Report = func(o wire.Outcome) { outcome.Store(&o) }
 
-	msg := message.NewMessage(hdr[middleware.HeaderWatermillUUID], m.Value)
+	msg := message.NewMessage(hdr[wire.HeaderWatermillUUID], m.Value)
 	for k, v := range hdr {
-		if !isOwnHeader(k) || k == middleware.HeaderCorrelationID || k == middleware.HeaderTraceparent || k == middleware.HeaderTracestate {
-			if k != middleware.HeaderWatermillUUID && k != middleware.HeaderFirstFailedAt {
+		if !isOwnHeader(k) || k == wire.HeaderCorrelationID || k == wire.HeaderTraceparent || k == wire.HeaderTracestate {
+			if k != wire.HeaderWatermillUUID && k != wire.HeaderFirstFailedAt {
 				msg.Metadata.Set(k, v)
 			}
 		}
 	}
-	msg.Metadata.Set(middleware.HeaderReprocessCount, strconv.Itoa(count+1))
-	mctx := middleware.WithDelivery(ctx, d)
-	if id := hdr[middleware.HeaderCorrelationID]; id != "" {
+	msg.Metadata.Set(wire.HeaderReprocessCount, strconv.Itoa(count+1))
+	mctx := wire.WithDelivery(ctx, d)
+	if id := hdr[wire.HeaderCorrelationID]; id != "" {
 		mctx = correlation.WithID(mctx, id)
 	}
 	if opts.StopOnError {
-		mctx = middleware.WithoutHandoff(mctx)
+		mctx = wire.WithoutHandoff(mctx)
 	}
 	msg.SetContext(mctx)
 
 	err := r.cfg.Dispatcher.Deliver(ctx, handlerID, msg)
 	switch {
 	case err == nil:
-		if o := outcome.Load(); o != nil && o.Kind != middleware.OutcomeHandled {
+		if o := outcome.Load(); o != nil && o.Kind != wire.OutcomeHandled {
 			rn.failed.Add(1)
 		} else {
 			rn.reprocessed.Add(1)
@@ -620,7 +620,7 @@ func (r *Reprocessor) deliver(ctx context.Context, rn *run, opts ReprocessOption
 }
 
 func reprocessCount(hdr map[string]string) int {
-	n, err := strconv.Atoi(hdr[middleware.HeaderReprocessCount])
+	n, err := strconv.Atoi(hdr[wire.HeaderReprocessCount])
 	if err != nil || n < 0 {
 		return 0
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/torix/kafkaevents/dlq"
-	"github.com/torix/kafkaevents/middleware"
+	"github.com/torix/kafkaevents/wire"
 )
 
 // Paths of the console and of the admin endpoints it uses, relative to the
@@ -163,8 +163,8 @@ func (h *endpoints) consoleConfig(c echo.Context) error {
 		Service: h.src.ServiceName(), Prefix: h.cfg.Prefix, Admin: adminOff, TraceURL: h.cfg.TraceURL,
 		DLQEnabled: h.src.DLQEnabled(), DLQTopic: h.src.DLQTopic(),
 		Reasons: []string{
-			string(middleware.ReasonPermanent), string(middleware.ReasonRetriesExhausted), string(middleware.ReasonRetryDisabled),
-			string(middleware.ReasonUndecodable), string(middleware.ReasonUnroutable),
+			string(wire.ReasonPermanent), string(wire.ReasonRetriesExhausted), string(wire.ReasonRetryDisabled),
+			string(wire.ReasonUndecodable), string(wire.ReasonUnroutable),
 		},
 	}
 	switch {

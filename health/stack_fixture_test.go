@@ -18,9 +18,9 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/torix/kafkaevents"
-	"github.com/torix/kafkaevents/delayedretry"
 	"github.com/torix/kafkaevents/health"
 	"github.com/torix/kafkaevents/kafkatest"
+	"github.com/torix/kafkaevents/wire"
 )
 
 const (
@@ -127,7 +127,7 @@ func startConsoleServiceWith(t *testing.T, retry kafkaevents.RetryConfig) *conso
 			return errors.New("warehouse busy")
 		}
 		if svc.failing.Load() {
-			return delayedretry.Permanent(errors.New("payment declined"))
+			return wire.Permanent(errors.New("payment declined"))
 		}
 		return nil
 	})

@@ -18,7 +18,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/torix/kafkaevents"
-	"github.com/torix/kafkaevents/middleware"
+	"github.com/torix/kafkaevents/wire"
 )
 
 // Harness is a running kafkaevents stack for a test: a broker, the stack, a
@@ -357,7 +357,7 @@ func (r Record) String() string {
 type DeadLetter struct {
 	Record
 	// Reason is why it is there (header x-dlq-reason).
-	Reason middleware.Reason
+	Reason wire.Reason
 	// Error is the handler's last error (header x-error-message).
 	Error string
 }
@@ -414,14 +414,14 @@ func (h *Harness) ReadDLQ(topic string, n int, timeout time.Duration) []DeadLett
 		what = fmt.Sprintf("%d DLQ records of %s", n, want)
 	}
 	rs := h.scan([]string{h.Stack.DLQTopic()}, n, timeout, what, func(r Record) bool {
-		return r.Headers[middleware.HeaderOriginalTopic] == want
+		return r.Headers[wire.HeaderOriginalTopic] == want
 	})
 	out := make([]DeadLetter, len(rs))
 	for i, r := range rs {
 		out[i] = DeadLetter{
 			Record: r,
-			Reason: middleware.Reason(r.Headers[middleware.HeaderDLQReason]),
-			Error:  r.Headers[middleware.HeaderErrorMessage],
+			Reason: wire.Reason(r.Headers[wire.HeaderDLQReason]),
+			Error:  r.Headers[wire.HeaderErrorMessage],
 		}
 	}
 	return out
@@ -439,7 +439,7 @@ func (h *Harness) WaitRetries(key string, k int, timeout time.Duration) []Record
 	}
 	rs := h.scan(topics, k, timeout, fmt.Sprintf("%d retries of key %q", k, key), func(r Record) bool { return r.Key == key })
 	slices.SortStableFunc(rs, func(a, b Record) int {
-		return strings.Compare(fmt.Sprintf("%09s", a.Headers[middleware.HeaderRetryCount]), fmt.Sprintf("%09s", b.Headers[middleware.HeaderRetryCount]))
+		return strings.Compare(fmt.Sprintf("%09s", a.Headers[wire.HeaderRetryCount]), fmt.Sprintf("%09s", b.Headers[wire.HeaderRetryCount]))
 	})
 	return rs
 }

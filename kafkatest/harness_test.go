@@ -13,7 +13,7 @@ import (
 
 	"github.com/torix/kafkaevents"
 	"github.com/torix/kafkaevents/kafkatest"
-	"github.com/torix/kafkaevents/middleware"
+	"github.com/torix/kafkaevents/wire"
 )
 
 // The two-handler test of docs/testing.md: one handler fails once and
@@ -38,11 +38,11 @@ func TestHarnessTwoHandlers(t *testing.T) {
 	h.Send("payments.refund", "ref-1", `{"amount":7}`)
 
 	retries := h.WaitRetries("pay-1", 1, 5*time.Second)
-	if got := retries[0].Headers[middleware.HeaderRetryCount]; got != "1" {
+	if got := retries[0].Headers[wire.HeaderRetryCount]; got != "1" {
 		t.Errorf("retry count = %q, want 1", got)
 	}
 	dead := h.WaitDLQ("payments.refund", 5*time.Second)
-	if dead.Reason != middleware.ReasonRetryDisabled || dead.Key != "ref-1" || dead.Error != "refund window closed" {
+	if dead.Reason != wire.ReasonRetryDisabled || dead.Key != "ref-1" || dead.Error != "refund window closed" {
 		t.Errorf("DLQ record: reason %q, key %q, error %q", dead.Reason, dead.Key, dead.Error)
 	}
 	require.Eventually(t, func() bool { return charges.Load() == 2 }, 5*time.Second, 10*time.Millisecond,

@@ -12,8 +12,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
-	"github.com/torix/kafkaevents/middleware"
 	"github.com/torix/kafkaevents/tracing"
+	"github.com/torix/kafkaevents/wire"
 )
 
 // benchProviders are the tracer providers the benchmarks run with: a no-op
@@ -41,9 +41,9 @@ func BenchmarkMiddleware(b *testing.B) {
 		md   message.Metadata
 	}{
 		{name: "traceparent", md: message.Metadata{
-			"traceparent":                  remoteTraceparent,
-			"baggage":                      remoteBaggage,
-			middleware.HeaderCorrelationID: "corr-abc",
+			"traceparent":            remoteTraceparent,
+			"baggage":                remoteBaggage,
+			wire.HeaderCorrelationID: "corr-abc",
 		}},
 		{name: "traceparent-only", md: message.Metadata{"traceparent": remoteTraceparent}},
 		{name: "no-headers", md: message.Metadata{}},
@@ -59,7 +59,7 @@ func BenchmarkMiddleware(b *testing.B) {
 				h := tr.Middleware(okHandler)
 				msg := message.NewMessage("msg-uuid-1", []byte(`{"id":7}`))
 				msg.Metadata = hd.md
-				base := middleware.WithDelivery(context.Background(), testDelivery)
+				base := wire.WithDelivery(context.Background(), testDelivery)
 				b.ReportAllocs()
 				for b.Loop() {
 					msg.SetContext(base)
@@ -77,7 +77,7 @@ func BenchmarkMiddleware(b *testing.B) {
 // of the "traceparent" case.
 func BenchmarkPropagatorExtract(b *testing.B) {
 	prop := propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
-	md := message.Metadata{"traceparent": remoteTraceparent, "baggage": remoteBaggage, middleware.HeaderCorrelationID: "corr-abc"}
+	md := message.Metadata{"traceparent": remoteTraceparent, "baggage": remoteBaggage, wire.HeaderCorrelationID: "corr-abc"}
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = prop.Extract(context.Background(), tracing.MetadataCarrier(md))

@@ -14,7 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/torix/kafkaevents/correlation"
-	"github.com/torix/kafkaevents/middleware"
+	"github.com/torix/kafkaevents/wire"
 )
 
 // Middleware is a Watermill handler middleware (use the method value:
@@ -27,7 +27,7 @@ import (
 // traceparent, the metadata is not read and that span is the parent.
 // Headers that do not parse are ignored, and the span then starts a new trace.
 //
-// The topic is the original topic of the delivery (middleware.DeliveryOf), so
+// The topic is the original topic of the delivery (wire.DeliveryOf), so
 // a retried or reprocessed message is recorded under the topic it was first
 // consumed from. The span carries messaging.system, messaging.destination.name,
 // messaging.operation.type and messaging.operation.name, messaging.message.id
@@ -109,7 +109,7 @@ func (t *Tracer) carries(md message.Metadata) bool {
 // handler runs counts towards the stack that goroutine must grow, by copying,
 // on every message.
 func (t *Tracer) process(ctx context.Context, msg *message.Message, h message.HandlerFunc) (out []*message.Message, err error) {
-	d := middleware.DeliveryOf(msg)
+	d := wire.DeliveryOf(msg)
 	start := t.processStart(d.Topic)
 	ctx, span := t.tracer.Start(ctx, start.name, start.opts...)
 	if span.IsRecording() {
@@ -132,7 +132,7 @@ func (t *Tracer) process(ctx context.Context, msg *message.Message, h message.Ha
 
 // processAttributes sets the attributes of a recording process span that a
 // sampler does not need, so they are built only for spans that record.
-func processAttributes(span trace.Span, msg *message.Message, d *middleware.Delivery) {
+func processAttributes(span trace.Span, msg *message.Message, d *wire.Delivery) {
 	var buf [8]attribute.KeyValue
 	attrs := append(buf[:0],
 		semconv.MessagingMessageID(strings.ToValidUTF8(msg.UUID, "\uFFFD")),

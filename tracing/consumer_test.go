@@ -20,17 +20,17 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/torix/kafkaevents/correlation"
-	"github.com/torix/kafkaevents/middleware"
 	"github.com/torix/kafkaevents/tracing"
+	"github.com/torix/kafkaevents/wire"
 )
 
 func TestMiddleware_RemoteParent(t *testing.T) {
 	tr, exp, _ := newTracer(t, tracing.Config{ConsumerGroup: "billing"})
 	md := message.Metadata{
-		"traceparent":                  remoteTraceparent,
-		"tracestate":                   remoteTracestate,
-		"baggage":                      remoteBaggage,
-		middleware.HeaderCorrelationID: "corr-abc",
+		"traceparent":            remoteTraceparent,
+		"tracestate":             remoteTracestate,
+		"baggage":                remoteBaggage,
+		wire.HeaderCorrelationID: "corr-abc",
 	}
 	before := maps.Clone(md)
 	msg := deliveredMessage(t.Context(), md)
@@ -79,7 +79,7 @@ func TestMiddleware_RemoteParent(t *testing.T) {
 func TestMiddleware_OptionalAttributes(t *testing.T) {
 	tr, exp, _ := newTracer(t, tracing.Config{})
 	msg := message.NewMessage("u-\xff", nil) // not UTF-8, like the key
-	msg.SetContext(middleware.WithDelivery(t.Context(), middleware.Delivery{
+	msg.SetContext(wire.WithDelivery(t.Context(), wire.Delivery{
 		HandlerID: "h", Topic: "events", Key: []byte{0xff, 0xfe},
 	}))
 
@@ -294,7 +294,7 @@ func TestMiddleware_ConcurrentTopics(t *testing.T) {
 			for i := range perWorker {
 				topic := fmt.Sprintf("topic-%d", (w*perWorker+i)%(workers*perWorker))
 				msg := message.NewMessage("u", nil)
-				msg.SetContext(middleware.WithDelivery(context.Background(), middleware.Delivery{Topic: topic, HandlerID: topic}))
+				msg.SetContext(wire.WithDelivery(context.Background(), wire.Delivery{Topic: topic, HandlerID: topic}))
 				if _, err := h(msg); err != nil {
 					t.Error(err)
 				}

@@ -12,8 +12,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/torix/kafkaevents/middleware"
 	"github.com/torix/kafkaevents/tracing"
+	"github.com/torix/kafkaevents/wire"
 )
 
 // exampleTracer returns a Tracer on an SDK provider that keeps the ended spans
@@ -42,7 +42,7 @@ func ExampleTracer_Middleware() {
 	})
 	msg := message.NewMessage("6f1c0a4e", []byte(`{"order":7}`))
 	msg.Metadata.Set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
-	msg.SetContext(middleware.WithDelivery(context.Background(), middleware.Delivery{
+	msg.SetContext(wire.WithDelivery(context.Background(), wire.Delivery{
 		HandlerID: "invoice", Topic: "orders", Partition: 0, Offset: 12, HasOffset: true,
 	}))
 	if _, err := handler(msg); err != nil {
@@ -101,7 +101,7 @@ func ExampleTracer_StartDLQ() {
 	tr, exp := exampleTracer()
 
 	_, span := tr.StartDLQ(context.Background(), tracing.DLQSpan{
-		HandlerID: "invoice", Topic: "orders", Reason: string(middleware.ReasonRetriesExhausted),
+		HandlerID: "invoice", Topic: "orders", Reason: string(wire.ReasonRetriesExhausted),
 		RetryCount: 3, Err: errors.New("upstream timeout"),
 	})
 	// ... publish the DLQ record; on failure: tracing.MarkFailed(span, err) ...

@@ -10,8 +10,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/torix/kafkaevents/middleware"
 	"github.com/torix/kafkaevents/tracing"
+	"github.com/torix/kafkaevents/wire"
 )
 
 // FuzzExtract feeds arbitrary trace headers to the middleware: it must never
@@ -35,7 +35,7 @@ func FuzzExtract(f *testing.F) {
 		before := maps.Clone(md)
 		msg := message.NewMessage("u", nil)
 		msg.Metadata = md
-		msg.SetContext(middleware.WithDelivery(context.Background(), testDelivery))
+		msg.SetContext(wire.WithDelivery(context.Background(), testDelivery))
 
 		calls := 0
 		out, err := tr.Middleware(func(m *message.Message) ([]*message.Message, error) {

@@ -12,8 +12,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/torix/kafkaevents/middleware"
 	"github.com/torix/kafkaevents/tracing"
+	"github.com/torix/kafkaevents/wire"
 )
 
 // W3C trace context of a remote producer.
@@ -63,7 +63,7 @@ func newTracer(t testing.TB, cfg tracing.Config) (*tracing.Tracer, *tracetest.In
 }
 
 // testDelivery is the delivery that deliveredMessage describes.
-var testDelivery = middleware.Delivery{
+var testDelivery = wire.Delivery{
 	HandlerID:  "orders-handler",
 	Topic:      "orders",
 	Partition:  3,
@@ -71,7 +71,7 @@ var testDelivery = middleware.Delivery{
 	HasOffset:  true,
 	Key:        []byte("order-7"),
 	RetryCount: 2,
-	Source:     middleware.SourceRetry,
+	Source:     wire.SourceRetry,
 }
 
 // deliveredMessage returns a message with metadata md whose context
@@ -79,7 +79,7 @@ var testDelivery = middleware.Delivery{
 func deliveredMessage(ctx context.Context, md message.Metadata) *message.Message {
 	msg := message.NewMessage("msg-uuid-1", []byte(`{"id":7}`))
 	msg.Metadata = md
-	msg.SetContext(middleware.WithDelivery(ctx, testDelivery))
+	msg.SetContext(wire.WithDelivery(ctx, testDelivery))
 	return msg
 }
 

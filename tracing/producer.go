@@ -10,7 +10,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 
-	"github.com/torix/kafkaevents/middleware"
+	"github.com/torix/kafkaevents/wire"
 )
 
 // StartSend starts a "send {topic}" span, kind Producer, as a child of the
@@ -47,7 +47,7 @@ func (t *Tracer) StartSend(ctx context.Context, rec *sarama.ProducerMessage) (co
 		if key, ok := recordKey(rec.Key); ok {
 			attrs = append(attrs, semconv.MessagingKafkaMessageKey(key))
 		}
-		if id := (HeadersCarrier{Headers: &rec.Headers}).Get(middleware.HeaderCorrelationID); id != "" {
+		if id := (HeadersCarrier{Headers: &rec.Headers}).Get(wire.HeaderCorrelationID); id != "" {
 			attrs = append(attrs, semconv.MessagingMessageConversationID(strings.ToValidUTF8(id, "\uFFFD")))
 		}
 		if len(attrs) > 0 {

@@ -11,7 +11,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/torix/kafkaevents/middleware"
+	"github.com/torix/kafkaevents/wire"
 )
 
 // RetrySpan describes the scheduling of a retry, for StartRetry.
@@ -64,7 +64,7 @@ type DLQSpan struct {
 	Topic string
 	// Destination is the DLQ topic the record is written to.
 	Destination string
-	// Reason says why the record goes to the DLQ (a middleware.Reason).
+	// Reason says why the record goes to the DLQ (a wire.Reason).
 	Reason string
 	// RetryCount is the number of retries that ran.
 	RetryCount int
@@ -144,19 +144,19 @@ func MarkFailed(span trace.Span, err error) {
 }
 
 // ErrorType is the error.type of a failed span, a value of low cardinality:
-// "panic" for a recovered panic (middleware.PanicError), the DLQ reason for
+// "panic" for a recovered panic (wire.PanicError), the DLQ reason for
 // an error that carries one (such as "permanent" or "undecodable"), the Go
 // type of err when it is a type of its own, and "_OTHER" for the plain
 // errors of errors.New and fmt.Errorf.
 func ErrorType(err error) string {
-	if _, ok := errors.AsType[*middleware.PanicError](err); ok {
+	if _, ok := errors.AsType[*wire.PanicError](err); ok {
 		return "panic"
 	}
-	if r, ok := middleware.ReasonOf(err); ok {
+	if r, ok := wire.ReasonOf(err); ok {
 		return string(r)
 	}
 	switch t := fmt.Sprintf("%T", err); t {
-	case "*errors.errorString", "*fmt.wrapError", "*fmt.wrapErrors", "*errors.joinError", "*middleware.Failure":
+	case "*errors.errorString", "*fmt.wrapError", "*fmt.wrapErrors", "*errors.joinError", "*wire.Failure":
 		return "_OTHER"
 	default:
 		return t

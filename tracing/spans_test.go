@@ -20,8 +20,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
-	"github.com/torix/kafkaevents/middleware"
 	"github.com/torix/kafkaevents/tracing"
+	"github.com/torix/kafkaevents/wire"
 )
 
 func TestStartRetry(t *testing.T) {
@@ -261,9 +261,9 @@ func TestMarkFailedSetsErrorType(t *testing.T) {
 	}{
 		{"plain error", errors.New("boom"), "_OTHER"},
 		{"wrapped plain error", fmt.Errorf("charge: %w", errors.New("boom")), "_OTHER"},
-		{"permanent", middleware.Permanent(errors.New("bad order")), "permanent"},
-		{"undecodable", middleware.Undecodable(errors.New("bad json")), "undecodable"},
-		{"panic", &middleware.PanicError{Value: "nil map"}, "panic"},
+		{"permanent", wire.Permanent(errors.New("bad order")), "permanent"},
+		{"undecodable", wire.Undecodable(errors.New("bad json")), "undecodable"},
+		{"panic", &wire.PanicError{Value: "nil map"}, "panic"},
 		{"a type of its own", &net.DNSError{Err: "no such host", Name: "kafka"}, "*net.DNSError"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

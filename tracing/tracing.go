@@ -26,7 +26,7 @@ const (
 	// HandlerIDKey is the handler a message is delivered to, or that failed.
 	HandlerIDKey = attribute.Key("kafkaevents.handler_id")
 	// DeliverySourceKey says where a delivery comes from: "main", "retry"
-	// or "reprocess" (middleware.Source).
+	// or "reprocess" (wire.Source).
 	DeliverySourceKey = attribute.Key("kafkaevents.delivery.source")
 	// RetryCountKey is 0 for a first delivery, k for the k-th retry; on a
 	// retry span, the attempt being scheduled; on a DLQ span, the number of
@@ -36,7 +36,7 @@ const (
 	RetryDelayKey = attribute.Key("kafkaevents.retry.delay")
 	// OperationKey is "retry" or "dlq_store" on the internal spans.
 	OperationKey = attribute.Key("kafkaevents.operation")
-	// DLQReasonKey is why a record is stored in the DLQ (middleware.Reason).
+	// DLQReasonKey is why a record is stored in the DLQ (wire.Reason).
 	DLQReasonKey = attribute.Key("kafkaevents.dlq.reason")
 	// OriginalTopicKey is the topic a message was first consumed from, on
 	// the retry and DLQ spans, whose messaging.destination.name is the topic

@@ -38,7 +38,7 @@ import (
 	"github.com/torix/kafkaevents/correlation"
 	"github.com/torix/kafkaevents/delayedretry"
 	"github.com/torix/kafkaevents/kafkatest"
-	"github.com/torix/kafkaevents/middleware"
+	"github.com/torix/kafkaevents/wire"
 )
 
 // Topics and handler IDs of the example.
@@ -98,9 +98,9 @@ type Ledger struct{ Deliveries deliveries }
 func (l *Ledger) Record(msg *message.Message) error {
 	var inv Invoice
 	if err := json.Unmarshal(msg.Payload, &inv); err != nil {
-		return delayedretry.Permanent(fmt.Errorf("decode invoice: %w", err))
+		return wire.Permanent(fmt.Errorf("decode invoice: %w", err))
 	}
-	attempt := middleware.DeliveryOf(msg).RetryCount // 0 first, k for the k-th retry
+	attempt := wire.DeliveryOf(msg).RetryCount // 0 first, k for the k-th retry
 	l.Deliveries.add(inv.ID, attempt)
 	if inv.Flaky && attempt == 0 {
 		return fmt.Errorf("invoice %s: ledger database unavailable", inv.ID)
@@ -118,7 +118,7 @@ type Shipping struct{ Deliveries deliveries }
 func (s *Shipping) HandleShipmentRequested(ctx context.Context, sh Shipment) error {
 	s.Deliveries.add(sh.ID, 0)
 	if strings.TrimSpace(sh.Address) == "" {
-		return delayedretry.Permanent(fmt.Errorf("shipment %s has no address (correlation %s)", sh.ID, correlation.FromContext(ctx)))
+		return wire.Permanent(fmt.Errorf("shipment %s has no address (correlation %s)", sh.ID, correlation.FromContext(ctx)))
 	}
 	return nil
 }
@@ -245,7 +245,7 @@ func logDeliveries(logger *slog.Logger) message.HandlerMiddleware {
 		return func(msg *message.Message) ([]*message.Message, error) {
 			start := time.Now()
 			out, err := h(msg)
-			d := middleware.DeliveryOf(msg)
+			d := wire.DeliveryOf(msg)
 			logger.Info("message handled", "handler", d.HandlerID, "source", d.Source.String(),
 				"retry_count", d.RetryCount, "correlation_id", correlation.FromMessage(msg),
 				"took", time.Since(start).Round(time.Microsecond).String(), "err", err)

@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/torix/kafkaevents/middleware"
+	"github.com/torix/kafkaevents/wire"
 )
 
 // TestExistingRouterGetsTheStack runs the example on the embedded broker (or
@@ -64,7 +64,7 @@ func TestExistingRouterGetsTheStack(t *testing.T) {
 		}
 		for _, r := range page.Records {
 			if r.Key == rejected {
-				return r.Reason == string(middleware.ReasonPermanent) && r.HandlerID == HandlerShipping
+				return r.Reason == string(wire.ReasonPermanent) && r.HandlerID == HandlerShipping
 			}
 		}
 		return false

@@ -16,7 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/torix/kafkaevents/middleware"
+	"github.com/torix/kafkaevents/wire"
 )
 
 // startService runs the reference service on a free port. On the embedded
@@ -134,7 +134,7 @@ func TestOrdersWalkthrough(t *testing.T) {
 	for _, h := range processed[0].Headers {
 		hdr[string(h.Key)] = string(h.Value)
 	}
-	assert.Equal(t, "corr-walkthrough-1", hdr[middleware.HeaderCorrelationID])
+	assert.Equal(t, "corr-walkthrough-1", hdr[wire.HeaderCorrelationID])
 
 	// failTimes 2: two retries, then processed; never in the DLQ.
 	code, _ = post(t, svc.URL+"/orders", `{"orderId":"ft-`+suffix+`","failTimes":2}`)
@@ -162,7 +162,7 @@ func TestOrdersWalkthrough(t *testing.T) {
 	reasons := map[string]string{}
 	for _, r := range recs {
 		for _, h := range r.Headers {
-			if string(h.Key) == middleware.HeaderDLQReason {
+			if string(h.Key) == wire.HeaderDLQReason {
 				reasons[string(r.Key)] = string(h.Value)
 			}
 		}

@@ -19,9 +19,9 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/torix/kafkaevents"
-	"github.com/torix/kafkaevents/delayedretry"
 	"github.com/torix/kafkaevents/health"
 	"github.com/torix/kafkaevents/kafkatest"
+	"github.com/torix/kafkaevents/wire"
 )
 
 // Topics of the reference service.
@@ -89,7 +89,7 @@ type OrderService struct {
 func (s *OrderService) HandleOrderCreated(ctx context.Context, o Order) error {
 	switch {
 	case o.Permanent:
-		return delayedretry.Permanent(fmt.Errorf("order %s: permanent failure requested", o.OrderID))
+		return wire.Permanent(fmt.Errorf("order %s: permanent failure requested", o.OrderID))
 	case o.ShouldFail:
 		return fmt.Errorf("order %s: failure requested (shouldFail)", o.OrderID)
 	case o.FailTimes > 0:

@@ -19,7 +19,7 @@
 //   - At the end of a claim (a rebalance or a shutdown), the claim waits at
 //     most [Config.ReleaseWait] for its holds to be released, so that their
 //     offsets are marked before the session commits. A hold still open then
-//     is lost ([middleware.OffsetHold.Lost] is closed): its offset and every
+//     is lost ([wire.OffsetHold.Lost] is closed): its offset and every
 //     later one stay uncommitted, and the next owner of the partition
 //     receives them again.
 //

@@ -9,7 +9,7 @@ import (
 
 	"github.com/IBM/sarama"
 
-	"github.com/torix/kafkaevents/middleware"
+	"github.com/torix/kafkaevents/wire"
 )
 
 // Config tunes a [Tracker].
@@ -238,7 +238,7 @@ func (c *claimState) settled() bool {
 // nothing, when tp has no claim, two claims at once, MaxHolds holds are
 // open, or off was marked already: the caller must then settle the record
 // before it acknowledges it.
-func (o *Tracker) Hold(tp Partition, off int64) middleware.OffsetHold {
+func (o *Tracker) Hold(tp Partition, off int64) wire.OffsetHold {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.holds >= o.cfg.MaxHolds {
@@ -372,7 +372,7 @@ func (o *Tracker) flush(tp Partition, c *claimState) {
 }
 
 // InFlight is a hold taken with [Tracker.Hold] or [Tracker.Admit]. It
-// implements [middleware.OffsetHold].
+// implements [wire.OffsetHold].
 type InFlight struct {
 	marks     *Tracker
 	tp        Partition
@@ -427,7 +427,7 @@ func (h *InFlight) Abandon() {
 	o.signal()
 }
 
-// Lost implements middleware.OffsetHold: it is closed when the claim ended.
+// Lost implements wire.OffsetHold: it is closed when the claim ended.
 func (h *InFlight) Lost() <-chan struct{} { return h.claim.lost }
 
 // Revoked is closed as soon as the claim's session ends or the claim starts

@@ -1,4 +1,4 @@
-package middleware
+package wire
 
 // Header names of the wire contract. Every record that kafkaevents publishes
 // to a retry topic or to the DLQ carries the original record's headers plus
