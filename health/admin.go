@@ -102,7 +102,7 @@ func (h *endpoints) reprocess(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := h.src.StartReprocess(opts); err != nil {
+	if err := h.admin.StartReprocess(opts); err != nil {
 		return sourceError(err)
 	}
 	return c.JSON(http.StatusAccepted, successBody{Success: true, Message: fmt.Sprintf("reprocessing of the DLQ records of %s started", opts.Topic)})
@@ -143,7 +143,7 @@ func (h *endpoints) stop(c echo.Context) error {
 	if err := decodeBody(c, &req, true); err != nil {
 		return err
 	}
-	n := h.src.StopReprocess(req.Topic)
+	n := h.admin.StopReprocess(req.Topic)
 	return c.JSON(http.StatusOK, successBody{Success: true, Message: fmt.Sprintf("stopped %d run(s)", n)})
 }
 
@@ -172,7 +172,7 @@ func (h *endpoints) messages(c echo.Context) error {
 	if encoding != "" && encoding != encodingText && encoding != encodingBase64 {
 		return newError(http.StatusBadRequest, codeInvalidQuery, "encoding = %q: must be text or base64", encoding)
 	}
-	page, err := h.src.BrowseDLQ(c.Request().Context(), topic, limit, offset)
+	page, err := h.admin.BrowseDLQ(c.Request().Context(), topic, limit, offset)
 	if err != nil {
 		return sourceError(err)
 	}
@@ -208,7 +208,7 @@ func (h *endpoints) reset(c echo.Context) error {
 	if component == "" {
 		component = "all"
 	}
-	if err := h.src.ResetMetrics(component); err != nil {
+	if err := h.admin.ResetMetrics(component); err != nil {
 		return sourceError(err)
 	}
 	return c.JSON(http.StatusOK, successBody{Success: true, Message: "metrics reset: " + component})
@@ -310,7 +310,7 @@ func typeName(t reflect.Type) string {
 	}
 }
 
-// sourceError maps the Source's errors to answers. Errors it does not
+// sourceError maps the errors of the Admin methods to answers. Errors it does not
 // recognise are a 500 carrying their text: the admin endpoints are
 // authenticated, and operators need it.
 func sourceError(err error) *apiError {

@@ -17,9 +17,18 @@ import (
 	"github.com/torix/kafkaevents/dlq"
 )
 
-// Source is what the endpoints read and operate on. *kafkaevents.Stack
+// Source is what the endpoints report on and operate: a Status for the open
+// endpoints and an Admin for the admin endpoints. *kafkaevents.Stack
 // implements it.
 type Source interface {
+	Status
+	Admin
+}
+
+// Status is what the open endpoints read: health, readiness, metrics, the
+// handlers and the reprocessing status. Its methods change nothing.
+// *kafkaevents.Stack implements it.
+type Status interface {
 	// ServiceName is the service the stack belongs to.
 	ServiceName() string
 	// ProducerConnected reports, without a network call, whether the
@@ -49,27 +58,23 @@ type Source interface {
 	// Lag returns the consumer lag per partition. The endpoint bounds ctx
 	// with Config.ReadTimeout and stops waiting when it ends.
 	Lag(ctx context.Context) ([]kafkaevents.PartitionLag, error)
-	// StartReprocess starts a reprocessing run in the background. It
-	// returns dlq.ErrAlreadyRunning, an error wrapping dlq.ErrInvalidOptions,
-	// kafkaevents.ErrUnknownTopic or kafkaevents.ErrDLQDisabled.
-	StartReprocess(opts dlq.ReprocessOptions) error
-	// StopReprocess stops the run of topic ("" stops every run) and returns
-	// how many runs it stopped.
-	StopReprocess(topic string) int
 	// ReprocessActive reports whether any run is in progress.
 	ReprocessActive() bool
 	// ReprocessStatus lists the runs in progress and the last result per
 	// topic.
 	ReprocessStatus() dlq.Status
+	// Gatherer is the registry served by {prefix}/metrics/prometheus.
+	Gatherer() prometheus.Gatherer
+}
+
+// Admin is what the admin endpoints call: they read DLQ records, payloads
+// included, and change state. Register puts them behind Config.AdminToken
+// or Config.AdminMiddleware. *kafkaevents.Stack implements it.
+type Admin interface {
 	// BrowseDLQ lists the DLQ records of topic. It returns an error wrapping
 	// dlq.ErrInvalidBrowse, kafkaevents.ErrUnknownTopic or
 	// kafkaevents.ErrDLQDisabled.
 	BrowseDLQ(ctx context.Context, topic string, limit, offset int) (dlq.Page, error)
-	// ResetMetrics zeroes the counters of "all", "retry" or "dlq"; anything
-	// else is kafkaevents.ErrUnknownComponent.
-	ResetMetrics(component string) error
-	// Gatherer is the registry served by {prefix}/metrics/prometheus.
-	Gatherer() prometheus.Gatherer
 	// SearchDLQ lists the DLQ records that match q (dlq.Reprocessor.Search).
 	// It returns an error wrapping dlq.ErrInvalidBrowse,
 	// kafkaevents.ErrUnknownTopic or kafkaevents.ErrDLQDisabled.
@@ -77,11 +82,21 @@ type Source interface {
 	// DLQRecord reads one DLQ record in full. It returns an error wrapping
 	// dlq.ErrRecordNotFound or kafkaevents.ErrDLQDisabled.
 	DLQRecord(ctx context.Context, partition int32, offset int64) (dlq.Detail, error)
+	// StartReprocess starts a reprocessing run in the background. It
+	// returns dlq.ErrAlreadyRunning, an error wrapping dlq.ErrInvalidOptions,
+	// kafkaevents.ErrUnknownTopic or kafkaevents.ErrDLQDisabled.
+	StartReprocess(opts dlq.ReprocessOptions) error
+	// StopReprocess stops the run of topic ("" stops every run) and returns
+	// how many runs it stopped.
+	StopReprocess(topic string) int
 	// ReprocessRecord hands one DLQ record to its handler, as a run of its
 	// topic would. It returns an error wrapping dlq.ErrRecordNotFound,
 	// kafkaevents.ErrDLQDisabled or the error that kept the record from its
 	// handler.
 	ReprocessRecord(ctx context.Context, partition int32, offset int64) (dlq.RecordResult, error)
+	// ResetMetrics zeroes the counters of "all", "retry" or "dlq"; anything
+	// else is kafkaevents.ErrUnknownComponent.
+	ResetMetrics(component string) error
 }
 
 // Routes is where Register adds its routes. *echo.Echo and *echo.Group both
@@ -92,7 +107,9 @@ type Routes interface {
 
 // Config configures the endpoints.
 type Config struct {
-	// Source is the stack the endpoints report on and operate. Required.
+	// Source is the stack the endpoints report on and operate, usually a
+	// *kafkaevents.Stack: the open endpoints call only its Status methods,
+	// the admin endpoints only its Admin methods. Required.
 	Source Source
 	// Prefix is the path under which the endpoints are mounted; it must
 	// start with "/". A trailing "/" is ignored, so "/" mounts them at the

@@ -160,8 +160,8 @@ type consoleConfigBody struct {
 // know about the server. It holds no secret.
 func (h *endpoints) consoleConfig(c echo.Context) error {
 	body := consoleConfigBody{
-		Service: h.src.ServiceName(), Prefix: h.cfg.Prefix, Admin: adminOff, TraceURL: h.cfg.TraceURL,
-		DLQEnabled: h.src.DLQEnabled(), DLQTopic: h.src.DLQTopic(),
+		Service: h.status.ServiceName(), Prefix: h.cfg.Prefix, Admin: adminOff, TraceURL: h.cfg.TraceURL,
+		DLQEnabled: h.status.DLQEnabled(), DLQTopic: h.status.DLQTopic(),
 		Reasons: []string{
 			string(wire.ReasonPermanent), string(wire.ReasonRetriesExhausted), string(wire.ReasonRetryDisabled),
 			string(wire.ReasonUndecodable), string(wire.ReasonUnroutable),
@@ -211,7 +211,7 @@ func (h *endpoints) searchRecords(c echo.Context) error {
 	if q.Pending && q.Topic == "" {
 		return newError(http.StatusBadRequest, codeInvalidQuery, "pending needs a topic")
 	}
-	page, err := h.src.SearchDLQ(c.Request().Context(), q)
+	page, err := h.admin.SearchDLQ(c.Request().Context(), q)
 	if err != nil {
 		return consoleError(err)
 	}
@@ -227,7 +227,7 @@ func (h *endpoints) record(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	d, err := h.src.DLQRecord(c.Request().Context(), p, o)
+	d, err := h.admin.DLQRecord(c.Request().Context(), p, o)
 	if err != nil {
 		return consoleError(err)
 	}
@@ -243,7 +243,7 @@ func (h *endpoints) reprocessRecord(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	res, err := h.src.ReprocessRecord(c.Request().Context(), p, o)
+	res, err := h.admin.ReprocessRecord(c.Request().Context(), p, o)
 	if err != nil {
 		return consoleError(err)
 	}

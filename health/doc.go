@@ -8,6 +8,10 @@
 //		return err
 //	}
 //
+// Config.Source is a [Source]: a [Status], which the open endpoints read,
+// and an [Admin], which only the admin endpoints call. *kafkaevents.Stack
+// is both.
+//
 // Open endpoints (no authentication):
 //
 //	GET  {prefix}/health             component summary; 503 when the producer is not connected
@@ -15,7 +19,7 @@
 //	GET  {prefix}/health/live        liveness; always 200, touches nothing
 //	HEAD on the three above          as GET, without the body
 //	GET  {prefix}/metrics            retry, DLQ and handler counters and the consumer lag, as JSON
-//	GET  {prefix}/metrics/prometheus the Source's Prometheus registry, text format or OpenMetrics
+//	GET  {prefix}/metrics/prometheus the Prometheus registry of Status.Gatherer, text format or OpenMetrics
 //	GET  {prefix}/handlers           the registered handlers and their retry and DLQ options
 //	GET  {prefix}/dlq/status         the reprocessing runs in progress and the last result per topic
 //

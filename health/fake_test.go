@@ -24,8 +24,8 @@ import (
 // The Stack is the Source the package is written for.
 var _ health.Source = (*kafkaevents.Stack)(nil)
 
-// fakeSource is a Source whose answers are fields and which records the
-// calls it gets. Set the fields before serving requests; read the calls
+// fakeSource is a Source, both a Status and an Admin, whose answers are
+// fields and which records the calls it gets. Set the fields before serving requests; read the calls
 // through its methods.
 type fakeSource struct {
 	connected, retryEnabled, retryRunning, dlqEnabled, reprocessActive bool

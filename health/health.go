@@ -16,11 +16,14 @@ import (
 // Date.toISOString writes it.
 const timeFormat = "2006-01-02T15:04:05.000Z07:00"
 
+// endpoints holds what the handlers need: the open endpoints read status,
+// the admin endpoints call admin. Both are Config.Source.
 type endpoints struct {
-	cfg Config
-	src Source
-	// scrape serves the Source's Gatherer, built once, at the first
-	// scrape; nil when the Source has none.
+	cfg    Config
+	status Status
+	admin  Admin
+	// scrape serves the Gatherer of status, built once, at the first
+	// scrape; nil when it has none.
 	scrape     http.Handler
 	scrapeOnce sync.Once
 }
@@ -37,7 +40,7 @@ func Register(r Routes, cfg Config) error {
 		return err
 	}
 	cfg.setDefaults()
-	h := &endpoints{cfg: cfg, src: cfg.Source}
+	h := &endpoints{cfg: cfg, status: cfg.Source, admin: cfg.Source}
 	g := r.Group(cfg.Prefix)
 
 	// HEAD answers like GET, without the body (net/http drops it), for
@@ -97,12 +100,12 @@ type healthComponents struct {
 // registered; healthy (200) otherwise.
 func (h *endpoints) health(c echo.Context) error {
 	var comp healthComponents
-	comp.Producer.Connected = h.src.ProducerConnected()
-	comp.Retry.Enabled = h.src.RetryEnabled()
-	comp.Retry.Running = h.src.RetryRunning()
-	comp.DLQ.Enabled = h.src.DLQEnabled()
-	comp.DLQ.Reprocessing = h.src.ReprocessActive()
-	comp.Handlers.Registered = len(h.src.Handlers())
+	comp.Producer.Connected = h.status.ProducerConnected()
+	comp.Retry.Enabled = h.status.RetryEnabled()
+	comp.Retry.Running = h.status.RetryRunning()
+	comp.DLQ.Enabled = h.status.DLQEnabled()
+	comp.DLQ.Reprocessing = h.status.ReprocessActive()
+	comp.Handlers.Registered = len(h.status.Handlers())
 
 	body := healthBody{Status: statusHealthy, Timestamp: h.now(), Components: comp}
 	code := http.StatusOK
@@ -135,7 +138,7 @@ func (h *endpoints) ready(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), h.cfg.ReadTimeout)
 	defer cancel()
 	r, err := bounded.Call(ctx, func(ctx context.Context) (kafkaevents.Readiness, error) {
-		return h.src.Readiness(ctx), nil
+		return h.status.Readiness(ctx), nil
 	})
 	if err != nil {
 		errs := map[string]string{"readiness": err.Error()}
@@ -164,7 +167,7 @@ type liveBody struct {
 	Timestamp string `json:"timestamp"`
 }
 
-// live is GET {prefix}/health/live. It calls nothing on the Source.
+// live is GET {prefix}/health/live. It calls nothing on the stack.
 func (h *endpoints) live(c echo.Context) error {
 	return c.JSON(http.StatusOK, liveBody{Alive: true, Timestamp: h.now()})
 }

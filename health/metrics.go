@@ -24,11 +24,11 @@ type metricsBody struct {
 	DLQ       dlqMetrics                 `json:"dlq"`
 	Lag       []kafkaevents.PartitionLag `json:"lag"`
 	LagError  string                     `json:"lagError,omitempty"`
-	// Concurrency is present when the Source reports it (a Stack does).
+	// Concurrency is present when the Status reports it (a Stack does).
 	Concurrency *kafkaevents.ConcurrencyStats `json:"concurrency,omitempty"`
 }
 
-// concurrencySource is the optional method of a Source that reports the
+// concurrencySource is the optional method of a Status that reports the
 // handling of records within partitions.
 type concurrencySource interface {
 	ConcurrencyStats() kafkaevents.ConcurrencyStats
@@ -75,7 +75,7 @@ func millis(d time.Duration) float64 { return float64(d) / float64(time.Millisec
 // metrics is GET {prefix}/metrics. A Lag error (or ReadTimeout running out)
 // is reported in lagError with an empty lag list; the answer is still 200.
 func (h *endpoints) metrics(c echo.Context) error {
-	infos := h.src.Handlers()
+	infos := h.status.Handlers()
 	patterns := []string{}
 	for i := range infos {
 		if p := infos[i].Pattern; p != "" && !slices.Contains(patterns, p) {
@@ -84,11 +84,11 @@ func (h *endpoints) metrics(c echo.Context) error {
 	}
 	slices.Sort(patterns)
 
-	rs := h.src.RetryStats()
+	rs := h.status.RetryStats()
 	retry := retryMetrics{
-		Enabled:      h.src.RetryEnabled(),
-		Topics:       nonNil(h.src.RetryTopics()),
-		Running:      h.src.RetryRunning(),
+		Enabled:      h.status.RetryEnabled(),
+		Topics:       nonNil(h.status.RetryTopics()),
+		Running:      h.status.RetryRunning(),
 		HandlerStats: rs.HandlerStats,
 		Handlers:     nonNilMap(rs.Handlers),
 		Lateness: lateness{
@@ -96,9 +96,9 @@ func (h *endpoints) metrics(c echo.Context) error {
 			P50Ms: millis(rs.Lateness.P50), P99Ms: millis(rs.Lateness.P99), MaxMs: millis(rs.Lateness.Max),
 		},
 	}
-	ds := h.src.DLQStats()
+	ds := h.status.DLQStats()
 	ds.ByReason, ds.ByTopic = nonNilMap(ds.ByReason), nonNilMap(ds.ByTopic)
-	dlqm := dlqMetrics{Enabled: h.src.DLQEnabled(), Topic: h.src.DLQTopic(), Reprocessing: h.src.ReprocessActive(), Stats: ds}
+	dlqm := dlqMetrics{Enabled: h.status.DLQEnabled(), Topic: h.status.DLQTopic(), Reprocessing: h.status.ReprocessActive(), Stats: ds}
 
 	body := metricsBody{
 		Timestamp: h.now(),
@@ -106,13 +106,13 @@ func (h *endpoints) metrics(c echo.Context) error {
 		Retry:     retry,
 		DLQ:       dlqm,
 	}
-	if cs, ok := h.src.(concurrencySource); ok {
+	if cs, ok := h.status.(concurrencySource); ok {
 		st := cs.ConcurrencyStats()
 		body.Concurrency = &st
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), h.cfg.ReadTimeout)
 	defer cancel()
-	lags, err := bounded.Call(ctx, h.src.Lag)
+	lags, err := bounded.Call(ctx, h.status.Lag)
 	switch {
 	case err != nil && ctx.Err() != nil:
 		body.Lag, body.LagError = []kafkaevents.PartitionLag{}, fmt.Sprintf("lag did not finish within %s", h.cfg.ReadTimeout)
@@ -129,7 +129,7 @@ func (h *endpoints) metrics(c echo.Context) error {
 func (h *endpoints) retryLanes(ctx context.Context) ([]kafkaevents.RetryLane, string) {
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.ReadTimeout)
 	defer cancel()
-	lanes, err := bounded.Call(ctx, h.src.RetryLanes)
+	lanes, err := bounded.Call(ctx, h.status.RetryLanes)
 	switch {
 	case err != nil && ctx.Err() != nil:
 		return []kafkaevents.RetryLane{}, fmt.Sprintf("retry lanes did not finish within %s", h.cfg.ReadTimeout)
@@ -144,7 +144,7 @@ func (h *endpoints) retryLanes(ctx context.Context) ([]kafkaevents.RetryLane, st
 // exemplars) when the scraper asks for it.
 func (h *endpoints) prometheus(c echo.Context) error {
 	h.scrapeOnce.Do(func() {
-		if g := h.src.Gatherer(); g != nil {
+		if g := h.status.Gatherer(); g != nil {
 			h.scrape = promhttp.HandlerFor(g, promhttp.HandlerOpts{EnableOpenMetrics: true})
 		}
 	})
@@ -162,14 +162,14 @@ type handlersBody struct {
 
 // handlers is GET {prefix}/handlers, sorted by handler ID.
 func (h *endpoints) handlers(c echo.Context) error {
-	infos := slices.Clone(nonNil(h.src.Handlers()))
+	infos := slices.Clone(nonNil(h.status.Handlers()))
 	slices.SortFunc(infos, func(a, b kafkaevents.HandlerInfo) int { return cmp.Compare(a.ID, b.ID) })
 	return c.JSON(http.StatusOK, handlersBody{Total: len(infos), Handlers: infos})
 }
 
 // dlqStatus is GET {prefix}/dlq/status.
 func (h *endpoints) dlqStatus(c echo.Context) error {
-	s := h.src.ReprocessStatus()
+	s := h.status.ReprocessStatus()
 	s.Running, s.Last = nonNil(s.Running), nonNilMap(s.Last)
 	return c.JSON(http.StatusOK, s)
 }
