@@ -84,17 +84,29 @@ func (e *testEnv) createTopics(t *testing.T, partitions int32, names ...string) 
 	}, 10*time.Second, 50*time.Millisecond)
 }
 
-// committedOffset returns the offset group committed on partition 0 of topic, or
-// -1 when it committed none.
+// committedOffset returns the offset group committed on partition 0 of topic,
+// -1 when it committed none, or offsetUnknown when the broker call failed.
+// It fails nothing itself: it is called inside Eventually conditions, which
+// run in a goroutine of their own and must try again after a transient
+// admin error.
 func committedOffset(t *testing.T, admin sarama.ClusterAdmin, group, topic string) int64 {
 	t.Helper()
 	offsets, err := admin.ListConsumerGroupOffsets(group, map[string][]int32{topic: {0}})
-	require.NoError(t, err)
+	if err != nil {
+		return offsetUnknown
+	}
 	if b := offsets.GetBlock(topic, 0); b != nil {
+		if b.Err != sarama.ErrNoError {
+			return offsetUnknown
+		}
 		return b.Offset
 	}
 	return -1
 }
+
+// offsetUnknown is what committedOffset returns when the broker did not
+// answer: below every real offset and never equal to "none" (-1).
+const offsetUnknown = -2
 
 // baseConfig is a config for one test: unique service, client and group.
 func (e *testEnv) baseConfig(name string) kafkaevents.Config {
@@ -237,12 +249,17 @@ func (c *collector) Records(f func(record) bool) []record {
 // WaitFor waits until at least n records match f and returns them.
 func (c *collector) WaitFor(t *testing.T, n int, timeout time.Duration, f func(record) bool) []record {
 	t.Helper()
-	var got []record
-	require.Eventually(t, func() bool {
-		got = c.Records(f)
-		return len(got) >= n
-	}, timeout, 20*time.Millisecond, "want %d records, have %d", n, len(c.Records(f)))
-	return got
+	deadline := time.Now().Add(timeout)
+	for {
+		got := c.Records(f)
+		if len(got) >= n {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("want %d records after %s, have %d", n, timeout, len(got))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func onTopic(topic string) func(record) bool {

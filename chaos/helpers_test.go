@@ -901,6 +901,9 @@ func (tr *tracker) Settled(orders []order) int {
 func (tr *tracker) WaitSettled(t *testing.T, orders []order, n int, timeout time.Duration, svcs ...*service) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
+	last, lastChange := -1, time.Now()
+	idle := 0
+	var nextCheck time.Time
 	for {
 		got := tr.Settled(orders)
 		if got >= n {
@@ -911,12 +914,92 @@ func (tr *tracker) WaitSettled(t *testing.T, orders []order, n int, timeout time
 				t.Fatalf("service %s exited on its own; log:\n%s", s.URL, tail(s.Logs(), 60))
 			}
 		}
+		if got != last {
+			last, lastChange, idle = got, time.Now(), 0
+		}
+		// A loss shows at once, not as a timeout: once nothing settled for
+		// a while and every service has read and committed everything
+		// (main topics and retry lanes), the orders still missing never
+		// will settle.
+		if len(svcs) > 0 && time.Since(lastChange) >= lossQuiet && time.Now().After(nextCheck) {
+			nextCheck = time.Now().Add(time.Second)
+			if allIdle(svcs) {
+				idle++
+			} else {
+				idle = 0
+			}
+			if idle >= lossChecks {
+				tl := tr.Tally(orders)
+				t.Fatalf("lost orders: %d of %d settled (want %d), nothing settled for %s and every service has committed all it read (lag 0, retry lanes empty); %d never settled, e.g. %v",
+					got, len(orders), n, time.Since(lastChange).Round(time.Second), tl.Lost, tl.LostIDs)
+			}
+		}
 		if time.Now().After(deadline) {
 			tl := tr.Tally(orders)
 			t.Fatalf("%d of %d orders settled after %s (want %d); missing e.g. %v", got, len(orders), timeout, n, tl.LostIDs)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// lossQuiet and lossChecks: WaitSettled calls orders lost when nothing
+// settled for lossQuiet and lossChecks checks a second apart all found every
+// service idle.
+const (
+	lossQuiet  = 3 * time.Second
+	lossChecks = 3
+)
+
+// allIdle reports whether every service answers its metrics with no lag on
+// the topics it consumes and no backlog in its retry lanes: all it read is
+// handled and committed.
+func allIdle(svcs []*service) bool {
+	for _, s := range svcs {
+		if _, ok := s.Idle(); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// Idle reports whether the service has committed every record of the topics
+// it consumes and of its retry lanes (lag 0, backlog 0, nothing waiting).
+func (s *service) Idle() (string, bool) {
+	code, b := s.Get("/kafka/metrics")
+	if code != http.StatusOK {
+		return fmt.Sprintf("metrics answered %d", code), false
+	}
+	var body struct {
+		Lag      []struct{ Lag int64 } `json:"lag"`
+		LagError string                `json:"lagError"`
+		Retry    struct {
+			Waiting    int64                     `json:"waiting"`
+			Lanes      []struct{ Backlog int64 } `json:"lanes"`
+			LanesError string                    `json:"lanesError"`
+		} `json:"retry"`
+	}
+	if err := json.Unmarshal(b, &body); err != nil {
+		return err.Error(), false
+	}
+	switch {
+	case body.LagError != "" || body.Retry.LanesError != "":
+		return body.LagError + body.Retry.LanesError, false
+	case len(body.Lag) == 0:
+		return "no lag reported", false
+	case body.Retry.Waiting > 0:
+		return "retries waiting", false
+	}
+	for _, l := range body.Lag {
+		if l.Lag > 0 {
+			return "lag", false
+		}
+	}
+	for _, l := range body.Retry.Lanes {
+		if l.Backlog > 0 {
+			return "retry backlog", false
+		}
+	}
+	return "", true
 }
 
 // WaitQuiet waits until no new record arrived for quiet (at most timeout),

@@ -94,3 +94,34 @@ func TestHarnessWaitsSayWhatTheySaw(t *testing.T) {
 		})
 	}
 }
+
+// WaitDLQ and ReadDLQ return only the DLQ records of the topic they name:
+// with records of two topics in the DLQ, each wait gets its own, whichever
+// was stored first.
+func TestHarnessWaitDLQKeepsTopicsApart(t *testing.T) {
+	h := kafkatest.NewHarness(t, func(h *kafkatest.Harness) {
+		h.AddHandler("invoices.issue", "issue", func(msg *message.Message) error {
+			return errors.New("issuer offline")
+		}, kafkaevents.WithoutRetry())
+		h.AddHandler("invoices.void", "void", func(msg *message.Message) error {
+			return wire.Permanent(errors.New("already paid"))
+		})
+	})
+
+	// The void records are stored first, so a wait that took any record
+	// would return one of them for invoices.issue.
+	h.Send("invoices.void", "void-1", `{}`)
+	h.Send("invoices.void", "void-2", `{}`)
+	voids := h.ReadDLQ("invoices.void", 2, 10*time.Second)
+	h.Send("invoices.issue", "issue-1", `{}`)
+
+	issued := h.WaitDLQ("invoices.issue", 10*time.Second)
+	require.Equal(t, "issue-1", issued.Key)
+	require.Equal(t, wire.ReasonRetryDisabled, issued.Reason)
+	require.Equal(t, h.Topic("invoices.issue"), issued.Headers[wire.HeaderOriginalTopic])
+	for _, d := range voids {
+		require.Equal(t, wire.ReasonPermanent, d.Reason, "record %s", d.Key)
+		require.Equal(t, h.Topic("invoices.void"), d.Headers[wire.HeaderOriginalTopic])
+	}
+	require.ElementsMatch(t, []string{"void-1", "void-2"}, []string{voids[0].Key, voids[1].Key})
+}
