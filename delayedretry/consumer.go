@@ -14,10 +14,9 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
-	"github.com/torix/kafkaevents/correlation"
 	"github.com/torix/kafkaevents/dispatch"
-	"github.com/torix/kafkaevents/internal/inorder"
 	"github.com/torix/kafkaevents/internal/lograte"
+	"github.com/torix/kafkaevents/internal/redeliver"
 	"github.com/torix/kafkaevents/wire"
 )
 
@@ -186,12 +185,6 @@ func (c *Consumer) Close() error {
 	return nil
 }
 
-// claimMarks are the offset marks and handler slots of one claim.
-type claimMarks struct {
-	marks *inorder.Marks
-	slots *inorder.Slots
-}
-
 type groupHandler struct {
 	c      *Consumer
 	runCtx context.Context
@@ -204,18 +197,15 @@ func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 	// Records of a handler that takes several at once are dispatched beside
 	// each other; their offsets are marked in order, and the claim waits for
 	// them before it ends so that their marks precede its last commit.
-	cm := claimMarks{
-		marks: inorder.NewMarks(func(next int64) { sess.MarkOffset(claim.Topic(), claim.Partition(), next, "") }),
-		slots: inorder.NewSlots(h.c.cfg.Concurrency),
-	}
-	defer cm.slots.Wait()
+	part := redeliver.NewPartition(func(next int64) { sess.MarkOffset(claim.Topic(), claim.Partition(), next, "") }, h.c.cfg.Concurrency, nil)
+	defer part.Wait()
 	for {
 		select {
 		case rec, ok := <-claim.Messages():
 			if !ok {
 				return nil
 			}
-			if !h.c.handle(h.runCtx, sess, rec, cm) {
+			if !h.c.handle(h.runCtx, sess, rec, part) {
 				return nil
 			}
 		case <-sess.Context().Done():
@@ -224,14 +214,18 @@ func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 	}
 }
 
+// errSessionEnded is what a delivery returns to Partition.Run when the
+// session ended before the record was done.
+var errSessionEnded = errors.New("delayedretry: session ended")
+
 // handle waits for rec to be due and dispatches it, or starts dispatching it
 // when its handler takes more than one record at a time. It returns false
 // when the session ended before rec was done; rec is then left unmarked.
-func (c *Consumer) handle(runCtx context.Context, sess sarama.ConsumerGroupSession, rec *sarama.ConsumerMessage, cm claimMarks) bool {
-	if cm.marks.Room(sess.Context(), inorder.Window) != nil {
+func (c *Consumer) handle(runCtx context.Context, sess sarama.ConsumerGroupSession, rec *sarama.ConsumerMessage, part *redeliver.Partition) bool {
+	done, err := part.Admit(sess.Context(), rec.Offset)
+	if err != nil {
 		return false
 	}
-	done := cm.marks.Add(rec.Offset)
 	hdr := wire.HeaderMap(rec.Headers)
 	d, due, perr := parseRetryRecord(hdr, rec)
 	if perr == nil && c.cfg.MaxWait > 0 && due.Sub(c.cfg.Now()) > c.cfg.MaxWait {
@@ -249,40 +243,46 @@ func (c *Consumer) handle(runCtx context.Context, sess sarama.ConsumerGroupSessi
 		m.unroutable.Add(1)
 		return c.deadLetter(runCtx, sess, rec, perr, done)
 	}
-
-	if wait := due.Sub(c.cfg.Now()); wait > 0 {
-		m.waiting.Add(1)
-		m.delayed.Add(1)
-		c.hold(rec, due)
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-			c.cfg.Metrics.of(d.HandlerID).waiting.Add(-1)
-			c.unhold(rec)
-		case <-sess.Context().Done():
-			t.Stop()
-			c.cfg.Metrics.of(d.HandlerID).waiting.Add(-1)
-			c.unhold(rec)
-			return false
-		}
-		// A timer may fire a little before the wall clock reaches due;
-		// never deliver early.
-		for now := c.cfg.Now(); now.Before(due); now = c.cfg.Now() {
-			time.Sleep(due.Sub(now))
-		}
-	}
-
-	if release, ok := cm.slots.Acquire(sess.Context(), d.HandlerID); ok {
-		go func() {
-			defer release()
-			c.deliver(runCtx, sess, rec, hdr, d, due, done)
-		}()
-		return true
-	}
-	if sess.Context().Err() != nil {
+	if !c.waitDue(sess.Context(), rec, d.HandlerID, due) {
 		return false
 	}
-	return c.deliver(runCtx, sess, rec, hdr, d, due, done)
+	err = part.Run(sess.Context(), d.HandlerID, func() error {
+		if !c.deliver(runCtx, sess, rec, hdr, d, due, done) {
+			return errSessionEnded
+		}
+		return nil
+	})
+	return err == nil
+}
+
+// waitDue holds rec, of handlerID, until due. It returns false when ctx
+// ended first.
+func (c *Consumer) waitDue(ctx context.Context, rec *sarama.ConsumerMessage, handlerID string, due time.Time) bool {
+	wait := due.Sub(c.cfg.Now())
+	if wait <= 0 {
+		return true
+	}
+	m := c.cfg.Metrics.of(handlerID)
+	m.waiting.Add(1)
+	m.delayed.Add(1)
+	c.hold(rec, due)
+	t := time.NewTimer(wait)
+	select {
+	case <-t.C:
+		c.cfg.Metrics.of(handlerID).waiting.Add(-1)
+		c.unhold(rec)
+	case <-ctx.Done():
+		t.Stop()
+		c.cfg.Metrics.of(handlerID).waiting.Add(-1)
+		c.unhold(rec)
+		return false
+	}
+	// A timer may fire a little before the wall clock reaches due;
+	// never deliver early.
+	for now := c.cfg.Now(); now.Before(due); now = c.cfg.Now() {
+		time.Sleep(due.Sub(now))
+	}
+	return true
 }
 
 // deliver dispatches rec, due at due, to its handler until the router
@@ -292,23 +292,16 @@ func (c *Consumer) deliver(runCtx context.Context, sess sarama.ConsumerGroupSess
 	// The headers become the message's metadata, less the Watermill UUID,
 	// which is the message's own; a redelivery gets a copy, since the
 	// handler may have changed the metadata it was given.
-	uuid := hdr[wire.HeaderWatermillUUID]
+	r := redeliver.Record{UUID: hdr[wire.HeaderWatermillUUID], Payload: rec.Value, Delivery: d}
 	delete(hdr, wire.HeaderWatermillUUID)
 	backoff := c.cfg.RedeliverBackoff
 	for attempt := 0; ; attempt++ {
-		md := message.Metadata(hdr)
+		r.Metadata = message.Metadata(hdr)
 		if attempt > 0 {
-			md = maps.Clone(md)
+			r.Metadata = maps.Clone(r.Metadata)
 		}
-		msg := message.NewMessage(uuid, rec.Value)
-		msg.Metadata = md
-		ctx := wire.WithDelivery(runCtx, d)
-		if id := hdr[wire.HeaderCorrelationID]; id != "" {
-			ctx = correlation.WithID(ctx, id)
-		}
-		msg.SetContext(ctx)
 		c.cfg.Metrics.observeLateness(c.cfg.Now().Sub(due))
-		err := c.cfg.Dispatcher.Deliver(sess.Context(), d.HandlerID, msg)
+		err := c.cfg.Dispatcher.Deliver(sess.Context(), d.HandlerID, r.Message(runCtx))
 		if err == nil {
 			c.cfg.Metrics.of(d.HandlerID).delivered.Add(1)
 			done()

@@ -15,4 +15,15 @@
 // in 30 s. ModeSingle uses one topic, {service}.retry, as the NestJS package
 // did: simpler, but a long delay at the head of a partition holds back shorter
 // ones behind it.
+//
+// Files:
+//   - retrier.go: the Retrier middleware, its Config and Mode, and the
+//     delay lanes (LaneTopic).
+//   - policy.go: Policy, the attempts and delays of one handler.
+//   - consumer.go: the Consumer of the retry topics; it hands due records
+//     back through internal/redeliver, the path the DLQ reprocessor takes
+//     too.
+//   - held.go: the records the Consumer holds until they are due.
+//   - metrics.go: the retry counters and lateness, as Stats and Prometheus
+//     collectors.
 package delayedretry
