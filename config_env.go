@@ -5,62 +5,234 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// The environment variables that [Config.FromEnv] reads.
-const (
-	envClientID            = "KAFKA_CLIENT_ID"
-	envBrokers             = "KAFKA_BROKERS"
-	envVersion             = "KAFKA_VERSION"
-	envLogLevel            = "KAFKA_LOG_LEVEL"
-	envSSLEnabled          = "KAFKA_SSL_ENABLED"
-	envSSLCAFile           = "KAFKA_SSL_CA_FILE"
-	envSSLCertFile         = "KAFKA_SSL_CERT_FILE"
-	envSSLKeyFile          = "KAFKA_SSL_KEY_FILE"
-	envSSLInsecure         = "KAFKA_SSL_INSECURE_SKIP_VERIFY"
-	envSASLMechanism       = "KAFKA_SASL_MECHANISM"
-	envSASLUsername        = "KAFKA_SASL_USERNAME"
-	envSASLPassword        = "KAFKA_SASL_PASSWORD" //nolint:gosec // G101: the name of a variable, not a credential.
-	envConsumerGroup       = "KAFKA_CONSUMER_GROUP"
-	envSessionTimeout      = "KAFKA_SESSION_TIMEOUT"
-	envHeartbeatInterval   = "KAFKA_HEARTBEAT_INTERVAL"
-	envFetchMaxWait        = "KAFKA_FETCH_MAX_WAIT"
-	envRebalanceStrategy   = "KAFKA_REBALANCE_STRATEGY"
-	envRebalanceTimeout    = "KAFKA_REBALANCE_TIMEOUT"
-	envShutdownTimeout     = "KAFKA_SHUTDOWN_TIMEOUT"
-	envCommitInterval      = "KAFKA_CONSUMER_COMMIT_INTERVAL"
-	envConsumerConcurrency = "KAFKA_CONSUMER_CONCURRENCY"
-	envStartupTimeout      = "KAFKA_STARTUP_TIMEOUT"
-	envProducerIdempotent  = "KAFKA_PRODUCER_IDEMPOTENT"
-	envProducerAcks        = "KAFKA_PRODUCER_ACKS"
-	envProducerCompression = "KAFKA_PRODUCER_COMPRESSION"
-	envProducerLinger      = "KAFKA_PRODUCER_LINGER"
-	envTopics              = "KAFKA_TOPICS"
-	envFromBeginning       = "KAFKA_FROM_BEGINNING"
-	envRetryEnabled        = "KAFKA_RETRY_ENABLED"
-	envRetryAttempts       = "KAFKA_RETRY_ATTEMPTS"
-	envRetryBaseDelay      = "KAFKA_RETRY_BASE_DELAY"
-	envRetryMaxDelay       = "KAFKA_RETRY_MAX_DELAY"
-	envRetryBackoff        = "KAFKA_RETRY_BACKOFF"
-	envRetryJitter         = "KAFKA_RETRY_JITTER"
-	envRetryTopicMode      = "KAFKA_RETRY_TOPIC_MODE"
-	envRetryPartitions     = "KAFKA_RETRY_PARTITIONS"
-	envRetryReplication    = "KAFKA_RETRY_REPLICATION_FACTOR"
-	envRetryRetention      = "KAFKA_RETRY_RETENTION"
-	envRetrySegment        = "KAFKA_RETRY_SEGMENT"
-	envDLQEnabled          = "KAFKA_DLQ_ENABLED"
-	envDLQPartitions       = "KAFKA_DLQ_PARTITIONS"
-	envDLQReplication      = "KAFKA_DLQ_REPLICATION_FACTOR"
-	envDLQRetention        = "KAFKA_DLQ_RETENTION"
-	envDLQMaxReprocess     = "KAFKA_DLQ_MAX_REPROCESS"
-	envMonitoringEnabled   = "KAFKA_MONITORING_ENABLED"
-	envMonitoringUI        = "KAFKA_MONITORING_UI"
-	envMonitoringTraceURL  = "KAFKA_MONITORING_TRACE_URL"
-	envAdminToken          = "KAFKA_ADMIN_TOKEN" //nolint:gosec // G101: the name of a variable, not a credential.
-)
+// configFields lists every field of Config with the KAFKA_* variable that
+// sets it, if any, in the order FromLookup reads them (and so the order of
+// its error lines). It is where a variable is declared, once: FromLookup
+// reads the variables it names, Validate names them in its errors through
+// envFor, and the table of docs/configuration.md is generated from it (def
+// and doc are the Default and Notes columns, in Markdown; docs_test.go
+// fails when the page is out of date).
+var configFields = []configField{
+	{env: "KAFKA_CLIENT_ID", field: "ClientID", def: "`kafkaevents`", doc: "client.id the brokers see"},
+	{
+		env: "KAFKA_BROKERS", field: "Brokers", def: "**required**",
+		doc: "`host:port`, comma-separated in the variable",
+	},
+	{
+		field: "ServiceName", def: "`ClientID`",
+		doc: "prefixes `{service}.retry…` and `{service}.dlq`; letters, digits, `.`, `_`, `-`",
+	},
+	{
+		env: "KAFKA_VERSION", field: "Version", def: "`2.8.0`",
+		doc: "protocol version sarama speaks, 1.0.0 to 4.3.1; cooperative-sticky rebalancing needs 2.4.0 or newer, zstd compression 2.1.0 or newer",
+	},
+	{
+		env: "KAFKA_LOG_LEVEL", field: "LogLevel", def: "`info`",
+		doc: "`debug`, `info`, `warn`, `error`; used by the default logger",
+	},
+	{
+		env: "KAFKA_SSL_ENABLED", field: "TLS.Enabled", def: "automatic",
+		doc: "nil: on exactly when `SASL.Mechanism` is set; an explicit `false` always wins",
+	},
+	{env: "KAFKA_SSL_CA_FILE", field: "TLS.CAFile", def: "system roots", doc: "PEM"},
+	{env: "KAFKA_SSL_CERT_FILE", field: "TLS.CertFile", doc: "mutual TLS; needs `TLS.KeyFile`"},
+	{
+		env: "KAFKA_SSL_KEY_FILE", field: "TLS.KeyFile",
+		doc: "private key of `TLS.CertFile`; needs `TLS.CertFile`; its path is never printed",
+	},
+	{
+		env: "KAFKA_SSL_INSECURE_SKIP_VERIFY", field: "TLS.InsecureSkipVerify", def: "`false`",
+		doc: "development only",
+	},
+	{field: "TLS.ServerName", def: "host of the broker address"},
+	{
+		env: "KAFKA_SASL_MECHANISM", field: "SASL.Mechanism", def: "none",
+		doc: "`plain`, `scram-sha-256`, `scram-sha-512`",
+	},
+	{env: "KAFKA_SASL_USERNAME", field: "SASL.Username", doc: "required with a mechanism"},
+	{env: "KAFKA_SASL_PASSWORD", field: "SASL.Password", doc: "required with a mechanism; never printed"},
+	{env: "KAFKA_CONSUMER_GROUP", field: "Consumer.GroupID", def: "`{ClientID}-group`"},
+	{env: "KAFKA_SESSION_TIMEOUT", field: "Consumer.SessionTimeout", def: "`30s`"},
+	{
+		env: "KAFKA_HEARTBEAT_INTERVAL", field: "Consumer.HeartbeatInterval", def: "`3s`, or a third of the session timeout when shorter",
+		doc: "less than the session timeout",
+	},
+	{
+		field: "Consumer.FetchMinBytes", def: "`1`",
+		doc: "the retry consumer waits for at least 64 KiB (see [Architecture](architecture.md#retry-records-are-read-in-batches))",
+	},
+	{field: "Consumer.FetchDefaultBytes", def: "1 MiB", doc: "per partition"},
+	{field: "Consumer.FetchMaxBytes", def: "`0` (no limit)", doc: "a larger record cannot be consumed"},
+	{
+		env: "KAFKA_FETCH_MAX_WAIT", field: "Consumer.MaxWaitTime", def: "`250ms`",
+		doc: "at least 1 ms; the retry consumer waits at most a quarter of the shortest retry delay",
+	},
+	{
+		env: "KAFKA_REBALANCE_STRATEGY", field: "Consumer.RebalanceStrategy", def: "`range`",
+		doc: "`roundrobin`, `sticky`, `cooperative-sticky` (Kafka 2.4+)",
+	},
+	{
+		env: "KAFKA_REBALANCE_TIMEOUT", field: "Consumer.RebalanceTimeout", def: "`60s`",
+		doc: "how long a rebalance waits for members to rejoin (a crashed member holds it this long); the client read timeout is raised to at least this + 5s",
+	},
+	{
+		env: "KAFKA_SHUTDOWN_TIMEOUT", field: "Consumer.ShutdownTimeout", def: "`30s`",
+		doc: "bounds the wait for stuck handlers at a stop (an idle service stops at once); pass it to `RouterConfig.CloseTimeout`",
+	},
+	{
+		env: "KAFKA_CONSUMER_COMMIT_INTERVAL", field: "Consumer.CommitInterval", def: "`1s`",
+		doc: "how often settled offsets are committed, at least `10ms`; a crash handles again at most the records settled in one interval; 100 ms cut crash duplicates 8 to 11 times ([figures](../RELIABILITY.md#the-commit-interval-and-duplicates))",
+	},
+	{
+		env: "KAFKA_CONSUMER_CONCURRENCY", field: "Consumer.Concurrency", def: "`1`",
+		doc: "records of one partition each handler may handle at once, 1 to 512; per handler with `WithConcurrency`; see [Concurrency within a partition](concurrency.md)",
+	},
+	{
+		env: "KAFKA_STARTUP_TIMEOUT", field: "StartupTimeout", def: "`20s`",
+		doc: "bounds connecting to the brokers in `New`, and creating the topics and connecting the retry consumer at router start; the error names the brokers and the likely cause",
+	},
+	{
+		env: "KAFKA_PRODUCER_IDEMPOTENT", field: "Producer.Idempotent", def: "`false`",
+		doc: "needs acks `all` and 1 request in flight",
+	},
+	{field: "Producer.MaxInFlightRequests", def: "`5` (`1` when idempotent)"},
+	{
+		env: "KAFKA_PRODUCER_ACKS", field: "Producer.RequiredAcks", def: "`all`",
+		doc: "`all`/`-1`, `leader`/`1`, `none`/`0`",
+	},
+	{
+		env: "KAFKA_PRODUCER_COMPRESSION", field: "Producer.Compression", def: "`none`",
+		doc: "`gzip`, `snappy`, `lz4`, `zstd` (Kafka 2.1+)",
+	},
+	{
+		env: "KAFKA_PRODUCER_LINGER", field: "Producer.Linger", read: readLinger, def: "`5ms`",
+		doc: "see [Producer linger](#producer-linger) below; `NoLinger` (variable `0`) sends each record at once; at most `1s`",
+	},
+	{
+		env: "KAFKA_TOPICS", field: "Subscriptions.Topics",
+		doc: "validated and kept in `stack.Config()`; the stack subscribes to the topics of the handlers you register",
+	},
+	{
+		env: "KAFKA_FROM_BEGINNING", field: "Subscriptions.FromBeginning", def: "`false`",
+		doc: "a group without committed offsets starts at the oldest record instead of the newest; the retry consumer group always starts at the oldest",
+	},
+	{
+		env: "KAFKA_RETRY_ENABLED", field: "Retry.Enabled", def: "`true`",
+		doc: "off: failures go straight to the DLQ",
+	},
+	{env: "KAFKA_RETRY_ATTEMPTS", field: "Retry.Attempts", def: "`3`", doc: "retries after the first delivery"},
+	{
+		env: "KAFKA_RETRY_BASE_DELAY", field: "Retry.BaseDelay", read: readRetryDelay, def: "`1s`, or the max delay when shorter",
+		doc: "delay of the first retry",
+	},
+	{env: "KAFKA_RETRY_MAX_DELAY", field: "Retry.MaxDelay", read: readRetryDelay, def: "`30s`", doc: "cap"},
+	{
+		env: "KAFKA_RETRY_BACKOFF", field: "Retry.Backoff", def: "`exponential`",
+		doc: "doubles per attempt; `linear` adds `BaseDelay`",
+	},
+	{env: "KAFKA_RETRY_JITTER", field: "Retry.Jitter", def: "`0`", doc: "0 to 1; only ever lengthens a delay"},
+	{
+		env: "KAFKA_RETRY_TOPIC_MODE", field: "Retry.TopicMode", def: "`lanes`",
+		doc: "`single`: one `{service}.retry` topic",
+	},
+	{env: "KAFKA_RETRY_PARTITIONS", field: "Retry.Partitions", def: "`3`", doc: "of each retry topic created"},
+	{
+		env: "KAFKA_RETRY_REPLICATION_FACTOR", field: "Retry.ReplicationFactor", def: "`1`",
+		doc: "set 3 on a production cluster",
+	},
+	{
+		env: "KAFKA_RETRY_RETENTION", field: "Retry.Retention", def: "`168h` (7 days)",
+		doc: "`retention.ms`; more than `MaxDelay`",
+	},
+	{env: "KAFKA_RETRY_SEGMENT", field: "Retry.Segment", def: "`1h`", doc: "`segment.ms`"},
+	{
+		env: "KAFKA_DLQ_ENABLED", field: "DLQ.Enabled", def: "`true`",
+		doc: "off: a failure that would go to the DLQ is redelivered over and over and holds its partition (see [Troubleshooting](troubleshooting.md))",
+	},
+	{env: "KAFKA_DLQ_PARTITIONS", field: "DLQ.Partitions", def: "`3`"},
+	{
+		env: "KAFKA_DLQ_REPLICATION_FACTOR", field: "DLQ.ReplicationFactor", def: "`1`",
+		doc: "set 3 on a production cluster",
+	},
+	{env: "KAFKA_DLQ_RETENTION", field: "DLQ.Retention", def: "`336h` (14 days)"},
+	{
+		env: "KAFKA_DLQ_MAX_REPROCESS", field: "DLQ.MaxReprocess", def: "`5`",
+		doc: "reprocess runs a record may go through before it is parked",
+	},
+	{
+		env: "KAFKA_MONITORING_ENABLED", field: "Monitoring.Enabled", def: "`true`",
+		doc: "read by the application when it mounts `health`",
+	},
+	{
+		env: "KAFKA_MONITORING_UI", field: "Monitoring.UI", def: "`true`",
+		doc: "the operator console at `{prefix}/ui/` (see [Operations](operations.md#operator-console)); served only when monitoring is on",
+	},
+	{
+		env: "KAFKA_MONITORING_TRACE_URL", field: "Monitoring.TraceURL", def: "empty",
+		doc: "the console links each DLQ record to its trace: `{traceId}` is replaced, e.g. `https://jaeger.example/trace/{traceId}`",
+	},
+	{
+		env: "KAFKA_ADMIN_TOKEN", field: "Monitoring.AdminToken", def: "empty",
+		doc: "empty: admin endpoints answer 403; never printed",
+	},
+	{field: "Monitoring.Prefix", def: "`/kafka`"},
+}
+
+// configField is one row of configFields.
+type configField struct {
+	// env is the variable that sets the field; "" when only code sets it.
+	env string
+	// field is the field's Go path in Config, such as
+	// "Consumer.CommitInterval".
+	field string
+	// read parses the variable into the field; nil picks the reader by the
+	// field's type (see readByType).
+	read envRead
+	// def and doc are the Default and Notes of the field's row in
+	// docs/configuration.md.
+	def, doc string
+}
+
+// envRead fills dst, a pointer to a field of Config, from the variable name
+// unless the field is already set.
+type envRead func(e *envReader, name string, dst any)
+
+// envFor returns the variable that sets field, a Go path in Config such as
+// "Retry.Backoff" or "Brokers[2]" (the index is ignored), and "" when no
+// variable sets it.
+func envFor(field string) string {
+	field, _, _ = strings.Cut(field, "[")
+	for _, f := range configFields {
+		if f.field == field {
+			return f.env
+		}
+	}
+	return ""
+}
+
+// envStartupTimeout names the variable of StartupTimeout in the error of a
+// start that timed out.
+var envStartupTimeout = envFor("StartupTimeout")
+
+// fieldAddr returns a pointer to the field of c at path, such as
+// "Consumer.CommitInterval". It panics on a path that names no field: the
+// paths are those of configFields, which the tests resolve.
+func fieldAddr(c *Config, path string) any {
+	v := reflect.ValueOf(c).Elem()
+	for name := range strings.SplitSeq(path, ".") {
+		v = v.FieldByName(name)
+		if !v.IsValid() {
+			panic("kafkaevents: configFields names no field " + path)
+		}
+	}
+	return v.Addr().Interface()
+}
 
 // FromEnv returns a copy of c in which every field that is still unset (zero
 // or nil) is filled from the process environment; fields already set win.
@@ -98,68 +270,61 @@ func (c Config) FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	}
 	orig := c
 	e := envReader{lookup: lookup}
-
-	e.str(envClientID, &c.ClientID)
-	e.list(envBrokers, &c.Brokers)
-	e.str(envVersion, &c.Version)
-	e.str(envLogLevel, &c.LogLevel)
-
-	e.boolPtr(envSSLEnabled, &c.TLS.Enabled)
-	e.str(envSSLCAFile, &c.TLS.CAFile)
-	e.str(envSSLCertFile, &c.TLS.CertFile)
-	e.str(envSSLKeyFile, &c.TLS.KeyFile)
-	e.boolVal(envSSLInsecure, &c.TLS.InsecureSkipVerify)
-
-	e.str(envSASLMechanism, &c.SASL.Mechanism)
-	e.str(envSASLUsername, &c.SASL.Username)
-	e.str(envSASLPassword, &c.SASL.Password)
-
-	e.str(envConsumerGroup, &c.Consumer.GroupID)
-	e.duration(envSessionTimeout, &c.Consumer.SessionTimeout)
-	e.duration(envHeartbeatInterval, &c.Consumer.HeartbeatInterval)
-	e.duration(envFetchMaxWait, &c.Consumer.MaxWaitTime)
-	e.str(envRebalanceStrategy, &c.Consumer.RebalanceStrategy)
-	e.duration(envRebalanceTimeout, &c.Consumer.RebalanceTimeout)
-	e.duration(envShutdownTimeout, &c.Consumer.ShutdownTimeout)
-	e.duration(envCommitInterval, &c.Consumer.CommitInterval)
-	envInt(&e, envConsumerConcurrency, &c.Consumer.Concurrency)
-	e.duration(envStartupTimeout, &c.StartupTimeout)
-
-	e.boolPtr(envProducerIdempotent, &c.Producer.Idempotent)
-	e.str(envProducerAcks, &c.Producer.RequiredAcks)
-	e.str(envProducerCompression, &c.Producer.Compression)
-	e.durationAsZero(envProducerLinger, &c.Producer.Linger, NoLinger, "a duration such as 1ms or 5ms, or 0 to send every record at once")
-
-	e.list(envTopics, &c.Subscriptions.Topics)
-	e.boolPtr(envFromBeginning, &c.Subscriptions.FromBeginning)
-
-	e.boolPtr(envRetryEnabled, &c.Retry.Enabled)
-	envInt(&e, envRetryAttempts, &c.Retry.Attempts)
-	e.retryDelay(envRetryBaseDelay, &c.Retry.BaseDelay)
-	e.retryDelay(envRetryMaxDelay, &c.Retry.MaxDelay)
-	e.str(envRetryBackoff, &c.Retry.Backoff)
-	e.fraction(envRetryJitter, &c.Retry.Jitter)
-	e.str(envRetryTopicMode, &c.Retry.TopicMode)
-	envInt(&e, envRetryPartitions, &c.Retry.Partitions)
-	envInt(&e, envRetryReplication, &c.Retry.ReplicationFactor)
-	e.duration(envRetryRetention, &c.Retry.Retention)
-	e.duration(envRetrySegment, &c.Retry.Segment)
-
-	e.boolPtr(envDLQEnabled, &c.DLQ.Enabled)
-	envInt(&e, envDLQPartitions, &c.DLQ.Partitions)
-	envInt(&e, envDLQReplication, &c.DLQ.ReplicationFactor)
-	e.duration(envDLQRetention, &c.DLQ.Retention)
-	envInt(&e, envDLQMaxReprocess, &c.DLQ.MaxReprocess)
-
-	e.boolPtr(envMonitoringEnabled, &c.Monitoring.Enabled)
-	e.boolPtr(envMonitoringUI, &c.Monitoring.UI)
-	e.str(envMonitoringTraceURL, &c.Monitoring.TraceURL)
-	e.str(envAdminToken, &c.Monitoring.AdminToken)
+	for _, f := range configFields {
+		if f.env == "" {
+			continue
+		}
+		read := f.read
+		if read == nil {
+			read = readByType
+		}
+		read(&e, f.env, fieldAddr(&c, f.field))
+	}
 
 	if len(e.problems) > 0 {
 		return orig, errors.Join(append([]error{ErrInvalidConfig}, c.redactErrs(e.problems)...)...)
 	}
 	return c, nil
+}
+
+// readByType is the envRead of a field by its type: strings as they are,
+// lists split on commas, booleans, durations, whole numbers and fractions.
+// It panics on a type it has no reader for: the tests read every field of
+// configFields.
+func readByType(e *envReader, name string, dst any) {
+	switch dst := dst.(type) {
+	case *string:
+		e.str(name, dst)
+	case *[]string:
+		e.list(name, dst)
+	case **bool:
+		e.boolPtr(name, dst)
+	case *bool:
+		e.boolVal(name, dst)
+	case *time.Duration:
+		e.duration(name, dst)
+	case *int:
+		envInt(e, name, dst)
+	case *int16:
+		envInt(e, name, dst)
+	case *int32:
+		envInt(e, name, dst)
+	case *float64:
+		e.fraction(name, dst)
+	default:
+		panic(fmt.Sprintf("kafkaevents: no reader for %s, a %T", name, dst))
+	}
+}
+
+// readRetryDelay reads a retry delay, refusing a bare number below
+// minBareRetryDelay (see envReader.retryDelay).
+func readRetryDelay(e *envReader, name string, dst any) {
+	e.retryDelay(name, dst.(*time.Duration))
+}
+
+// readLinger reads Producer.Linger, where 0 means NoLinger.
+func readLinger(e *envReader, name string, dst any) {
+	e.durationAsZero(name, dst.(*time.Duration), NoLinger, "a duration such as 1ms or 5ms, or 0 to send every record at once")
 }
 
 // envReader fills unset fields from variables and collects parse problems.

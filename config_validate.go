@@ -70,65 +70,65 @@ func (c Config) Validate() error {
 type validator struct{ problems []error }
 
 // add records a problem with field: format and args say what follows the
-// field name, and env, when not empty, names the variable that sets the
-// field.
-func (v *validator) add(field, env, format string, args ...any) {
+// field name. The variable that sets the field, if any (see envFor), is
+// named at the end.
+func (v *validator) add(field, format string, args ...any) {
 	msg := field + " " + fmt.Sprintf(format, args...)
-	if env != "" {
+	if env := envFor(field); env != "" {
 		msg += " (env " + env + ")"
 	}
 	v.problems = append(v.problems, errors.New(msg))
 }
 
 // oneOf records a problem when value is not in allowed.
-func (v *validator) oneOf(field, env, value string, allowed []string) {
+func (v *validator) oneOf(field, value string, allowed []string) {
 	for _, a := range allowed {
 		if value == a {
 			return
 		}
 	}
-	v.add(field, env, "= %q: want one of %s", value, strings.Join(allowed, ", "))
+	v.add(field, "= %q: want one of %s", value, strings.Join(allowed, ", "))
 }
 
-func (v *validator) positive(field, env string, d time.Duration) {
+func (v *validator) positive(field string, d time.Duration) {
 	if d <= 0 {
-		v.add(field, env, "= %s: want a duration > 0", d)
+		v.add(field, "= %s: want a duration > 0", d)
 	}
 }
 
-func (v *validator) notNegative(field, env string, n int64) {
+func (v *validator) notNegative(field string, n int64) {
 	if n < 0 {
-		v.add(field, env, "= %d: want a whole number >= 0", n)
+		v.add(field, "= %d: want a whole number >= 0", n)
 	}
 }
 
 func (c Config) validateTop(v *validator) {
 	if len(c.Brokers) == 0 {
-		v.add("Brokers", envBrokers, "is empty: want at least one host:port")
+		v.add("Brokers", "is empty: want at least one host:port")
 	}
 	for i, b := range c.Brokers {
 		if strings.ContainsAny(b, "; ") {
-			v.add(fmt.Sprintf("Brokers[%d]", i), envBrokers, "= %q: the broker list is comma-separated, such as \"kafka-1:9092,kafka-2:9092\"", b)
+			v.add(fmt.Sprintf("Brokers[%d]", i), "= %q: the broker list is comma-separated, such as \"kafka-1:9092,kafka-2:9092\"", b)
 			continue
 		}
 		if err := checkHostPort(b); err != nil {
 			// An address may hold a password ("user:secret@host:9092"):
 			// neither it nor the parser's error may echo it.
-			v.add(fmt.Sprintf("Brokers[%d]", i), envBrokers, "= %q: want host:port, such as \"localhost:9092\" (%s)", redactBroker(b), redactIn(err.Error(), []string{b}))
+			v.add(fmt.Sprintf("Brokers[%d]", i), "= %q: want host:port, such as \"localhost:9092\" (%s)", redactBroker(b), redactIn(err.Error(), []string{b}))
 		}
 	}
 	if !validTopicName.MatchString(c.ServiceName) {
-		v.add("ServiceName", "", "= %q: want letters, digits, '.', '_' and '-' only, as it prefixes topic names (it defaults to ClientID)", c.ServiceName)
+		v.add("ServiceName", "= %q: want letters, digits, '.', '_' and '-' only, as it prefixes topic names (it defaults to ClientID)", c.ServiceName)
 	}
 	if ver, err := sarama.ParseKafkaVersion(c.Version); err != nil {
-		v.add("Version", envVersion, "= %q: want a Kafka version such as \"2.8.0\"", c.Version)
+		v.add("Version", "= %q: want a Kafka version such as \"2.8.0\"", c.Version)
 	} else if !ver.IsAtLeast(minSupportedKafkaVersion) || !sarama.MaxVersion.IsAtLeast(ver) {
-		v.add("Version", envVersion, "= %q: want a version from %s to %s", c.Version, minSupportedKafkaVersion, sarama.MaxVersion)
+		v.add("Version", "= %q: want a version from %s to %s", c.Version, minSupportedKafkaVersion, sarama.MaxVersion)
 	}
-	v.oneOf("LogLevel", envLogLevel, normEnum(c.LogLevel), allowedLogLevels)
+	v.oneOf("LogLevel", normEnum(c.LogLevel), allowedLogLevels)
 	for i, t := range c.Subscriptions.Topics {
 		if !validTopicName.MatchString(t) || t == "." || t == ".." || len(t) > 249 {
-			v.add(fmt.Sprintf("Subscriptions.Topics[%d]", i), envTopics, "= %q: want a topic name of at most 249 letters, digits, '.', '_' and '-'", t)
+			v.add(fmt.Sprintf("Subscriptions.Topics[%d]", i), "= %q: want a topic name of at most 249 letters, digits, '.', '_' and '-'", t)
 		}
 	}
 }
@@ -152,15 +152,15 @@ func (c Config) validateSecurity(v *validator) {
 	s := c.SASL
 	mech := normEnum(s.Mechanism)
 	if mech != "" {
-		v.oneOf("SASL.Mechanism", envSASLMechanism, mech, allowedSASLMechanisms)
+		v.oneOf("SASL.Mechanism", mech, allowedSASLMechanisms)
 		if s.Username == "" {
-			v.add("SASL.Username", envSASLUsername, "is empty: want a username when SASL.Mechanism is %q", mech)
+			v.add("SASL.Username", "is empty: want a username when SASL.Mechanism is %q", mech)
 		}
 		if s.Password == "" {
-			v.add("SASL.Password", envSASLPassword, "is empty: want a password when SASL.Mechanism is %q", mech)
+			v.add("SASL.Password", "is empty: want a password when SASL.Mechanism is %q", mech)
 		}
 	} else if s.Username != "" || s.Password != "" {
-		v.add("SASL.Mechanism", envSASLMechanism, "is empty but SASL.Username or SASL.Password is set: want one of %s",
+		v.add("SASL.Mechanism", "is empty but SASL.Username or SASL.Password is set: want one of %s",
 			strings.Join(allowedSASLMechanisms, ", "))
 	}
 
@@ -170,18 +170,18 @@ func (c Config) validateSecurity(v *validator) {
 	t := c.TLS
 	if t.CAFile != "" {
 		if _, err := loadCAPool(t.CAFile); err != nil {
-			v.add("TLS.CAFile", envSSLCAFile, "= %q: want a readable PEM file of CA certificates: %v", t.CAFile, err)
+			v.add("TLS.CAFile", "= %q: want a readable PEM file of CA certificates: %v", t.CAFile, err)
 		}
 	}
 	switch {
 	case t.CertFile != "" && t.KeyFile == "":
-		v.add("TLS.KeyFile", envSSLKeyFile, "is empty but TLS.CertFile is set: want both or neither")
+		v.add("TLS.KeyFile", "is empty but TLS.CertFile is set: want both or neither")
 	case t.CertFile == "" && t.KeyFile != "":
-		v.add("TLS.CertFile", envSSLCertFile, "is empty but TLS.KeyFile is set: want both or neither")
+		v.add("TLS.CertFile", "is empty but TLS.KeyFile is set: want both or neither")
 	case t.CertFile != "":
 		if _, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err != nil {
 			// The key's path is not shown: it says where a secret lives.
-			v.add("TLS.CertFile", envSSLCertFile, "= %q with TLS.KeyFile = %s: want a readable PEM certificate and its matching private key: %s",
+			v.add("TLS.CertFile", "= %q with TLS.KeyFile = %s: want a readable PEM certificate and its matching private key: %s",
 				t.CertFile, redacted, redactSecrets(err.Error(), t.KeyFile))
 		}
 	}
@@ -190,105 +190,105 @@ func (c Config) validateSecurity(v *validator) {
 func (c Config) validateConsumer(v *validator) {
 	cc := c.Consumer
 	if cc.GroupID == "" {
-		v.add("Consumer.GroupID", envConsumerGroup, "is empty: want a consumer group name")
+		v.add("Consumer.GroupID", "is empty: want a consumer group name")
 	}
-	v.positive("Consumer.SessionTimeout", envSessionTimeout, cc.SessionTimeout)
-	v.positive("Consumer.HeartbeatInterval", envHeartbeatInterval, cc.HeartbeatInterval)
+	v.positive("Consumer.SessionTimeout", cc.SessionTimeout)
+	v.positive("Consumer.HeartbeatInterval", cc.HeartbeatInterval)
 	if cc.SessionTimeout > 0 && cc.HeartbeatInterval >= cc.SessionTimeout {
-		v.add("Consumer.HeartbeatInterval", envHeartbeatInterval, "= %s: want less than Consumer.SessionTimeout (%s)",
+		v.add("Consumer.HeartbeatInterval", "= %s: want less than Consumer.SessionTimeout (%s)",
 			cc.HeartbeatInterval, cc.SessionTimeout)
 	}
 	if cc.FetchMinBytes <= 0 {
-		v.add("Consumer.FetchMinBytes", "", "= %d: want a number of bytes > 0", cc.FetchMinBytes)
+		v.add("Consumer.FetchMinBytes", "= %d: want a number of bytes > 0", cc.FetchMinBytes)
 	}
 	if cc.FetchDefaultBytes <= 0 {
-		v.add("Consumer.FetchDefaultBytes", "", "= %d: want a number of bytes > 0", cc.FetchDefaultBytes)
+		v.add("Consumer.FetchDefaultBytes", "= %d: want a number of bytes > 0", cc.FetchDefaultBytes)
 	}
 	if cc.FetchMaxBytes < 0 {
-		v.add("Consumer.FetchMaxBytes", "", "= %d: want a number of bytes >= 0 (0 means no limit)", cc.FetchMaxBytes)
+		v.add("Consumer.FetchMaxBytes", "= %d: want a number of bytes >= 0 (0 means no limit)", cc.FetchMaxBytes)
 	}
 	if cc.MaxWaitTime < time.Millisecond {
-		v.add("Consumer.MaxWaitTime", envFetchMaxWait, "= %s: want a duration of at least 1ms", cc.MaxWaitTime)
+		v.add("Consumer.MaxWaitTime", "= %s: want a duration of at least 1ms", cc.MaxWaitTime)
 	}
 	strategy := normEnum(cc.RebalanceStrategy)
-	v.oneOf("Consumer.RebalanceStrategy", envRebalanceStrategy, strategy, allowedRebalanceStrategy)
+	v.oneOf("Consumer.RebalanceStrategy", strategy, allowedRebalanceStrategy)
 	if ver, err := sarama.ParseKafkaVersion(c.Version); strategy == "cooperative-sticky" && err == nil && !ver.IsAtLeast(cooperativeStickyMinKafka) {
-		v.add("Consumer.RebalanceStrategy", envRebalanceStrategy, "= %q needs Version %s or newer, got %q", strategy, cooperativeStickyMinKafka, c.Version)
+		v.add("Consumer.RebalanceStrategy", "= %q needs Version %s or newer, got %q", strategy, cooperativeStickyMinKafka, c.Version)
 	}
-	v.positive("Consumer.RebalanceTimeout", envRebalanceTimeout, cc.RebalanceTimeout)
-	v.positive("StartupTimeout", envStartupTimeout, c.StartupTimeout)
+	v.positive("Consumer.RebalanceTimeout", cc.RebalanceTimeout)
+	v.positive("StartupTimeout", c.StartupTimeout)
 	if cc.ShutdownTimeout < 0 {
-		v.add("Consumer.ShutdownTimeout", envShutdownTimeout, "= %s: want a duration >= 0", cc.ShutdownTimeout)
+		v.add("Consumer.ShutdownTimeout", "= %s: want a duration >= 0", cc.ShutdownTimeout)
 	}
 	if cc.CommitInterval < minCommitInterval {
-		v.add("Consumer.CommitInterval", envCommitInterval, "= %s: want a duration of at least %s", cc.CommitInterval, minCommitInterval)
+		v.add("Consumer.CommitInterval", "= %s: want a duration of at least %s", cc.CommitInterval, minCommitInterval)
 	}
 	if cc.Concurrency < 1 || cc.Concurrency > MaxConcurrency {
-		v.add("Consumer.Concurrency", envConsumerConcurrency, "= %d: want 1 to %d records of a partition in flight", cc.Concurrency, MaxConcurrency)
+		v.add("Consumer.Concurrency", "= %d: want 1 to %d records of a partition in flight", cc.Concurrency, MaxConcurrency)
 	}
 }
 
 func (c Config) validateProducer(v *validator) {
 	p := c.Producer
 	if p.MaxInFlightRequests < 1 {
-		v.add("Producer.MaxInFlightRequests", "", "= %d: want a number >= 1", p.MaxInFlightRequests)
+		v.add("Producer.MaxInFlightRequests", "= %d: want a number >= 1", p.MaxInFlightRequests)
 	}
 	if (p.Linger < 0 && p.Linger != NoLinger) || p.Linger > maxLinger {
-		v.add("Producer.Linger", envProducerLinger, "= %s: want a duration from 0 to %s, or NoLinger", p.Linger, maxLinger)
+		v.add("Producer.Linger", "= %s: want a duration from 0 to %s, or NoLinger", p.Linger, maxLinger)
 	}
 	acks := normAcks(p.RequiredAcks)
-	v.oneOf("Producer.RequiredAcks", envProducerAcks, acks, allowedRequiredAcks)
+	v.oneOf("Producer.RequiredAcks", acks, allowedRequiredAcks)
 	compression := normEnum(p.Compression)
-	v.oneOf("Producer.Compression", envProducerCompression, compression, allowedCompressions)
+	v.oneOf("Producer.Compression", compression, allowedCompressions)
 	if ver, err := sarama.ParseKafkaVersion(c.Version); compression == "zstd" && err == nil && !ver.IsAtLeast(zstdMinKafka) {
-		v.add("Producer.Compression", envProducerCompression, "= %q needs Version %s or newer, got %q", compression, zstdMinKafka, c.Version)
+		v.add("Producer.Compression", "= %q needs Version %s or newer, got %q", compression, zstdMinKafka, c.Version)
 	}
 	if c.Idempotent() {
 		if acks != "all" {
-			v.add("Producer.RequiredAcks", envProducerAcks, "= %q: want \"all\" when Producer.Idempotent is true", p.RequiredAcks)
+			v.add("Producer.RequiredAcks", "= %q: want \"all\" when Producer.Idempotent is true", p.RequiredAcks)
 		}
 		if p.MaxInFlightRequests > 1 {
-			v.add("Producer.MaxInFlightRequests", "", "= %d: want 1 when Producer.Idempotent is true", p.MaxInFlightRequests)
+			v.add("Producer.MaxInFlightRequests", "= %d: want 1 when Producer.Idempotent is true", p.MaxInFlightRequests)
 		}
 	}
 }
 
 func (c Config) validateRetry(v *validator) {
 	r := c.Retry
-	v.notNegative("Retry.Attempts", envRetryAttempts, int64(r.Attempts))
-	v.positive("Retry.BaseDelay", envRetryBaseDelay, r.BaseDelay)
-	v.positive("Retry.MaxDelay", envRetryMaxDelay, r.MaxDelay)
+	v.notNegative("Retry.Attempts", int64(r.Attempts))
+	v.positive("Retry.BaseDelay", r.BaseDelay)
+	v.positive("Retry.MaxDelay", r.MaxDelay)
 	if r.BaseDelay > r.MaxDelay && r.MaxDelay > 0 {
-		v.add("Retry.BaseDelay", envRetryBaseDelay, "= %s: want at most Retry.MaxDelay (%s)", r.BaseDelay, r.MaxDelay)
+		v.add("Retry.BaseDelay", "= %s: want at most Retry.MaxDelay (%s)", r.BaseDelay, r.MaxDelay)
 	}
-	v.oneOf("Retry.Backoff", envRetryBackoff, normEnum(r.Backoff), allowedRetryBackoffs)
+	v.oneOf("Retry.Backoff", normEnum(r.Backoff), allowedRetryBackoffs)
 	if !(r.Jitter >= 0 && r.Jitter <= 1) { // also catches NaN
-		v.add("Retry.Jitter", envRetryJitter, "= %v: want a fraction from 0 to 1", r.Jitter)
+		v.add("Retry.Jitter", "= %v: want a fraction from 0 to 1", r.Jitter)
 	}
-	v.oneOf("Retry.TopicMode", envRetryTopicMode, normEnum(r.TopicMode), allowedRetryTopicModes)
-	v.notNegative("Retry.Partitions", envRetryPartitions, int64(r.Partitions))
-	v.notNegative("Retry.ReplicationFactor", envRetryReplication, int64(r.ReplicationFactor))
+	v.oneOf("Retry.TopicMode", normEnum(r.TopicMode), allowedRetryTopicModes)
+	v.notNegative("Retry.Partitions", int64(r.Partitions))
+	v.notNegative("Retry.ReplicationFactor", int64(r.ReplicationFactor))
 	if r.Retention <= r.MaxDelay {
-		v.add("Retry.Retention", envRetryRetention, "= %s: want more than Retry.MaxDelay (%s)", r.Retention, r.MaxDelay)
+		v.add("Retry.Retention", "= %s: want more than Retry.MaxDelay (%s)", r.Retention, r.MaxDelay)
 	}
-	v.positive("Retry.Segment", envRetrySegment, r.Segment)
+	v.positive("Retry.Segment", r.Segment)
 }
 
 func (c Config) validateDLQ(v *validator) {
 	d := c.DLQ
-	v.notNegative("DLQ.Partitions", envDLQPartitions, int64(d.Partitions))
-	v.notNegative("DLQ.ReplicationFactor", envDLQReplication, int64(d.ReplicationFactor))
-	v.positive("DLQ.Retention", envDLQRetention, d.Retention)
-	v.notNegative("DLQ.MaxReprocess", envDLQMaxReprocess, int64(d.MaxReprocess))
+	v.notNegative("DLQ.Partitions", int64(d.Partitions))
+	v.notNegative("DLQ.ReplicationFactor", int64(d.ReplicationFactor))
+	v.positive("DLQ.Retention", d.Retention)
+	v.notNegative("DLQ.MaxReprocess", int64(d.MaxReprocess))
 }
 
 func (c Config) validateMonitoring(v *validator) {
 	p := c.Monitoring.Prefix
 	if !strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") {
-		v.add("Monitoring.Prefix", "", "= %q: want a path that starts with '/' and does not end with one, such as \"/kafka\"", p)
+		v.add("Monitoring.Prefix", "= %q: want a path that starts with '/' and does not end with one, such as \"/kafka\"", p)
 	}
 	if u := c.Monitoring.TraceURL; u != "" && !strings.Contains(u, "{traceId}") {
-		v.add("Monitoring.TraceURL", envMonitoringTraceURL, "= %q: want a URL that contains {traceId}, such as \"https://jaeger.example/trace/{traceId}\"", u)
+		v.add("Monitoring.TraceURL", "= %q: want a URL that contains {traceId}, such as \"https://jaeger.example/trace/{traceId}\"", u)
 	}
 }
 

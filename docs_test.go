@@ -2,6 +2,7 @@ package kafkaevents_test
 
 import (
 	"bufio"
+	"flag"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -17,6 +18,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/torix/kafkaevents"
 )
 
 // The documentation tests keep the markdown files true to the repository:
@@ -28,6 +31,7 @@ const (
 	docsREADME          = "README.md"
 	docsConfiguration   = "docs/configuration.md"
 	docsConfigEnvSource = "config_env.go"
+	docsConfigSource    = "config.go"
 	docsREADMEMaxLines  = 400
 )
 
@@ -220,34 +224,51 @@ func TestDocsSlug(t *testing.T) {
 // docsEnvVariable matches an environment variable of the library.
 var docsEnvVariable = regexp.MustCompile(`KAFKA_[A-Z0-9_]+`)
 
-// docsEnvFromCode returns the values of the string constants of a Go file
-// (config_env.go) that name KAFKA_* variables.
-func docsEnvFromCode(t *testing.T, path string) map[string]bool {
-	t.Helper()
-	f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.SkipObjectResolution)
-	require.NoError(t, err)
-	vars := map[string]bool{}
-	for _, decl := range f.Decls {
-		gen, ok := decl.(*ast.GenDecl)
-		if !ok || gen.Tok != token.CONST {
-			continue
+// docsUpdate rewrites the generated table of docs/configuration.md instead
+// of checking it: go test -run TestDocsConfiguration . -update-docs
+var docsUpdate = flag.Bool("update-docs", false, "rewrite the table of "+docsConfiguration+" from configFields instead of checking it")
+
+// docsConfigTableHeader is the first line of the generated table.
+const docsConfigTableHeader = "| Variable | Field | Default | Notes |"
+
+// docsConfigTable renders configFields as the table of the configuration
+// page: one row per field, "—" for a field without a variable.
+func docsConfigTable() string {
+	var b strings.Builder
+	b.WriteString(docsConfigTableHeader + "\n|---|---|---|---|\n")
+	for _, r := range kafkaevents.ConfigTableRows() {
+		env := "—"
+		if r.Env != "" {
+			env = "`" + r.Env + "`"
 		}
-		for _, spec := range gen.Specs {
-			for _, v := range spec.(*ast.ValueSpec).Values {
-				lit, ok := v.(*ast.BasicLit)
-				if !ok || lit.Kind != token.STRING {
-					continue
-				}
-				s, err := strconv.Unquote(lit.Value)
-				require.NoError(t, err)
-				if docsEnvVariable.FindString(s) == s {
-					vars[s] = true
-				}
+		b.WriteString("|")
+		for _, cell := range []string{env, "`" + r.Field + "`", r.Default, r.Notes} {
+			if cell != "" {
+				b.WriteString(" " + cell)
 			}
+			b.WriteString(" |")
 		}
+		b.WriteString("\n")
 	}
-	require.NotEmpty(t, vars, "%s declares no string constant starting with KAFKA_: has the const block moved?", path)
-	return vars
+	return b.String()
+}
+
+// docsConfigTableSpan returns where the generated table starts and ends in
+// the configuration page.
+func docsConfigTableSpan(t *testing.T, page string) (start, end int) {
+	t.Helper()
+	start = strings.Index(page, "\n"+docsConfigTableHeader+"\n")
+	require.GreaterOrEqual(t, start, 0, "%s has no line %q: the generated table starts there", docsConfiguration, docsConfigTableHeader)
+	start++
+	end = start
+	for end < len(page) && page[end] == '|' {
+		next := strings.IndexByte(page[end:], '\n')
+		if next < 0 {
+			return start, len(page)
+		}
+		end += next + 1
+	}
+	return start, end
 }
 
 // docsTableFirstCell returns the first cell of a markdown table row, and
@@ -304,16 +325,32 @@ func docsEnvFromTable(t *testing.T) map[string]int {
 	return vars
 }
 
+// TestDocsConfigurationListsEveryEnvVariable checks that the table of the
+// configuration page is the one configFields in config_env.go generates, and
+// that no other table of the page names a variable the code does not read.
 func TestDocsConfigurationListsEveryEnvVariable(t *testing.T) {
-	inCode := docsEnvFromCode(t, docsConfigEnvSource)
-	inDocs := docsEnvFromTable(t)
+	b, err := os.ReadFile(docsConfiguration)
+	require.NoError(t, err)
+	page := string(b)
+	start, end := docsConfigTableSpan(t, page)
+	want := docsConfigTable()
+	if *docsUpdate {
+		require.NoError(t, os.WriteFile(docsConfiguration, []byte(page[:start]+want+page[end:]), 0o600))
+		page = page[:start] + want + page[end:]
+	}
+	assert.Equal(t, want, page[start:end],
+		"the table in %s is generated from configFields in %s: edit the rows there and run go test -run TestDocsConfigurationListsEveryEnvVariable . -update-docs",
+		docsConfiguration, docsConfigEnvSource)
 
-	var undocumented, unknown []string
-	for v := range inCode {
-		if _, ok := inDocs[v]; !ok {
-			undocumented = append(undocumented, v)
+	inCode := map[string]bool{}
+	for _, r := range kafkaevents.ConfigTableRows() {
+		if r.Env != "" {
+			inCode[r.Env] = true
 		}
 	}
+	require.NotEmpty(t, inCode, "configFields declares no variable")
+	inDocs := docsEnvFromTable(t)
+	var unknown []string
 	tables := map[int]bool{}
 	for v, table := range inDocs {
 		tables[table] = true
@@ -321,15 +358,9 @@ func TestDocsConfigurationListsEveryEnvVariable(t *testing.T) {
 			unknown = append(unknown, v)
 		}
 	}
-	slices.Sort(undocumented)
 	slices.Sort(unknown)
-
-	if len(undocumented) > 0 {
-		t.Errorf("%s reads these variables, but the table in %s does not list them (add a row with the variable in backticks in the first column): %s",
-			docsConfigEnvSource, docsConfiguration, strings.Join(undocumented, ", "))
-	}
 	if len(unknown) > 0 {
-		t.Errorf("the table in %s lists these variables, but %s does not read them (remove the rows or fix the names): %s",
+		t.Errorf("the tables in %s list these variables, but configFields in %s does not declare them (remove the rows or fix the names): %s",
 			docsConfiguration, docsConfigEnvSource, strings.Join(unknown, ", "))
 	}
 	if len(tables) != 1 {
@@ -337,11 +368,60 @@ func TestDocsConfigurationListsEveryEnvVariable(t *testing.T) {
 	}
 }
 
-func TestDocsEnvFromCodeReadsTheConstants(t *testing.T) {
-	src := "package p\n\nconst (\n\tenvA = \"KAFKA_A\"\n\tenvB, other = \"KAFKA_B_2\", \"OTHER\"\n\tprefix = \"KAFKA_\"\n)\n\nconst envC = `KAFKA_C`\n\nvar notConst = \"KAFKA_VAR\"\n"
-	path := filepath.Join(t.TempDir(), "config_env.go")
-	require.NoError(t, os.WriteFile(path, []byte(src), 0o600))
-	assert.Equal(t, map[string]bool{"KAFKA_A": true, "KAFKA_B_2": true, "KAFKA_C": true}, docsEnvFromCode(t, path))
+// TestDocsConfigFieldsNameTheirVariable checks that the documentation of
+// each field in config.go names the variable configFields declares for it,
+// and no other.
+func TestDocsConfigFieldsNameTheirVariable(t *testing.T) {
+	f, err := parser.ParseFile(token.NewFileSet(), docsConfigSource, nil, parser.ParseComments|parser.SkipObjectResolution)
+	require.NoError(t, err)
+	structs := map[string]*ast.StructType{}
+	ast.Inspect(f, func(n ast.Node) bool {
+		if ts, ok := n.(*ast.TypeSpec); ok {
+			if st, ok := ts.Type.(*ast.StructType); ok {
+				structs[ts.Name.Name] = st
+			}
+		}
+		return true
+	})
+	// docOf returns the doc comment of the field at path, starting at Config.
+	docOf := func(path string) (string, bool) {
+		st := structs["Config"]
+		parts := strings.Split(path, ".")
+		for i, name := range parts {
+			var field *ast.Field
+			for _, fl := range st.Fields.List {
+				for _, n := range fl.Names {
+					if n.Name == name {
+						field = fl
+					}
+				}
+			}
+			if field == nil {
+				return "", false
+			}
+			if i == len(parts)-1 {
+				return field.Doc.Text(), true
+			}
+			ident, ok := field.Type.(*ast.Ident)
+			if !ok || structs[ident.Name] == nil {
+				return "", false
+			}
+			st = structs[ident.Name]
+		}
+		return "", false
+	}
+	for _, r := range kafkaevents.ConfigTableRows() {
+		doc, ok := docOf(r.Field)
+		if !assert.True(t, ok, "%s declares no field %s", docsConfigSource, r.Field) {
+			continue
+		}
+		named := docsEnvVariable.FindAllString(doc, -1)
+		if r.Env == "" {
+			assert.Empty(t, named, "the documentation of %s names a variable, but configFields declares none for it", r.Field)
+			continue
+		}
+		assert.Equal(t, []string{r.Env}, slices.Compact(named), "the documentation of %s in %s must name its variable, %s (\"Environment: %s.\")", r.Field, docsConfigSource, r.Env, r.Env)
+	}
 }
 
 func TestDocsREADMEIsShort(t *testing.T) {
