@@ -3,6 +3,8 @@ package dlq
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"sync"
 
 	"github.com/IBM/sarama"
 )
@@ -94,4 +96,60 @@ func (g groupCommits) commit(topic string, offsets map[int32]int64) error {
 		return fmt.Errorf("dlq: commit offsets of group %s: %w", g.group, errors.Join(errs...))
 	}
 	return nil
+}
+
+// batchCommits collects a run's position in each partition (the offset after
+// the last record done in a row) and commits it every size records done and
+// at the end. Commits go out one at a time, so that an older snapshot never
+// lands after a newer one.
+type batchCommits struct {
+	to    groupCommits
+	topic string
+	size  int64
+
+	commitMu sync.Mutex // held while a commit is on its way
+
+	mu       sync.Mutex
+	next     map[int32]int64
+	dirty    bool // next changed since the last commit
+	finished int64
+}
+
+func newBatchCommits(to groupCommits, topic string, size int) *batchCommits {
+	return &batchCommits{to: to, topic: topic, size: int64(size), next: map[int32]int64{}}
+}
+
+// mark records that partition's position moved to next.
+func (b *batchCommits) mark(partition int32, next int64) {
+	b.mu.Lock()
+	b.next[partition] = next
+	b.dirty = true
+	b.mu.Unlock()
+}
+
+// recordDone counts one record done and commits when that completes a batch.
+func (b *batchCommits) recordDone() error {
+	b.mu.Lock()
+	b.finished++
+	full := b.finished%b.size == 0
+	b.mu.Unlock()
+	if full {
+		return b.commit()
+	}
+	return nil
+}
+
+// commit commits the positions marked, if any changed since the last commit.
+func (b *batchCommits) commit() error {
+	b.commitMu.Lock()
+	defer b.commitMu.Unlock()
+	b.mu.Lock()
+	if !b.dirty {
+		b.mu.Unlock()
+		return nil
+	}
+	snapshot := maps.Clone(b.next)
+	b.dirty = false
+	b.mu.Unlock()
+	return b.to.commit(b.topic, snapshot)
 }

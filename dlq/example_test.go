@@ -192,7 +192,7 @@ func ExampleReprocessor_ReprocessRecord() {
 	for stack.DLQStats().MessagesStored < 2 && ctx.Err() == nil {
 		time.Sleep(10 * time.Millisecond)
 	}
-	page, err := stack.Reprocessor().Search(ctx, dlq.Query{Topic: "refunds", HandlerID: "Refunds.pay", Limit: 10})
+	page, err := stack.SearchDLQ(ctx, dlq.Query{Topic: "refunds", HandlerID: "Refunds.pay", Limit: 10})
 	if err != nil {
 		fmt.Println(err)
 		return

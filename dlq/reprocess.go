@@ -5,19 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill"
-	"github.com/ThreeDotsLabs/watermill/message"
 
-	"github.com/torix/kafkaevents/correlation"
 	"github.com/torix/kafkaevents/dispatch"
-	"github.com/torix/kafkaevents/internal/inorder"
-	"github.com/torix/kafkaevents/wire"
 )
 
 var (
@@ -141,6 +136,8 @@ type ReprocessorConfig struct {
 type Reprocessor struct {
 	cfg    ReprocessorConfig
 	logger watermill.LoggerAdapter
+	// browser reads the records that ReprocessRecord reprocesses.
+	browser *Browser
 
 	mu     sync.Mutex
 	runs   map[string]*run
@@ -174,7 +171,7 @@ func NewReprocessor(cfg ReprocessorConfig, logger watermill.LoggerAdapter) (*Rep
 		return nil, err
 	}
 	if cfg.GroupPrefix == "" {
-		cfg.GroupPrefix = cfg.Queue.Topic() + ".reprocess"
+		cfg.GroupPrefix = defaultGroupPrefix(cfg.Queue.Topic())
 	}
 	if cfg.MaxReprocess <= 0 {
 		cfg.MaxReprocess = DefaultMaxReprocess
@@ -182,14 +179,18 @@ func NewReprocessor(cfg ReprocessorConfig, logger watermill.LoggerAdapter) (*Rep
 	if logger == nil {
 		logger = watermill.NopLogger{}
 	}
-	return &Reprocessor{cfg: cfg, logger: logger, runs: map[string]*run{}, last: map[string]Progress{}}, nil
+	browser, err := NewBrowser(BrowserConfig{Client: cfg.Client, Topic: cfg.Queue.Topic(), GroupPrefix: cfg.GroupPrefix})
+	if err != nil {
+		return nil, err
+	}
+	return &Reprocessor{cfg: cfg, logger: logger, browser: browser, runs: map[string]*run{}, last: map[string]Progress{}}, nil
 }
 
 // Topic returns the DLQ topic.
 func (r *Reprocessor) Topic() string { return r.cfg.Queue.Topic() }
 
 // GroupID returns the consumer group of topic's runs.
-func (r *Reprocessor) GroupID(topic string) string { return r.cfg.GroupPrefix + "." + topic }
+func (r *Reprocessor) GroupID(topic string) string { return groupID(r.cfg.GroupPrefix, topic) }
 
 // Start begins a run in the background and returns at once. It returns
 // ErrAlreadyRunning when topic is being reprocessed, an error wrapping
@@ -368,6 +369,12 @@ func (r *Reprocessor) execute(ctx context.Context, rn *run, opts ReprocessOption
 	return p, err
 }
 
+// reprocess reads every partition of the DLQ, from the position the run's
+// group committed up to the end captured now, and hands the records of
+// opts.Topic back to their handlers (see partitionReader). Partitions are
+// read in parallel, except with StopOnError, where the run must stop at one
+// record, and the first error stops every partition. The run's position is
+// committed every BatchSize records and at the end.
 func (r *Reprocessor) reprocess(ctx context.Context, rn *run, opts ReprocessOptions) error {
 	dlqTopic := r.cfg.Queue.Topic()
 	client := r.cfg.Client
@@ -385,244 +392,48 @@ func (r *Reprocessor) reprocess(ctx context.Context, rn *run, opts ReprocessOpti
 	if err != nil {
 		return err
 	}
-
-	type span struct {
-		partition int32
-		from, end int64
+	spans, err := partitionSpans(client, dlqTopic, parts, committed)
+	if err != nil {
+		return err
 	}
-	spans := make([]span, 0, len(parts))
-	for _, p := range parts {
-		oldest, end, err := bounds(client, dlqTopic, p)
-		if err != nil {
-			return err
-		}
-		from := committed[p]
-		if from < oldest { // nothing committed yet, or deleted by retention
-			from = oldest
-		}
-		spans = append(spans, span{partition: p, from: from, end: end})
-		if end > from {
-			rn.remaining.Add(end - from)
-		}
+	for _, s := range spans {
+		rn.remaining.Add(s.len())
 	}
 
-	// next holds, per partition, the offset after the last record done in a
-	// row; it is committed every BatchSize records and at the end.
-	var mu sync.Mutex
-	next := map[int32]int64{}
-	dirty := false
-	var finished int64
-	// Commits go out one at a time, so that an older snapshot never lands
-	// after a newer one.
-	var commitMu sync.Mutex
-	commit := func() error {
-		commitMu.Lock()
-		defer commitMu.Unlock()
-		mu.Lock()
-		if !dirty {
-			mu.Unlock()
-			return nil
-		}
-		snapshot := maps.Clone(next)
-		dirty = false
-		mu.Unlock()
-		return offsets.commit(dlqTopic, snapshot)
-	}
-	// Partitions are read in parallel, except with StopOnError, where the
-	// run must stop at one record. The first error stops every partition.
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	limit := make(chan struct{}, len(spans))
-	concurrency := r.cfg.Concurrency
+	reader := &partitionReader{
+		r: r, rn: rn, opts: opts, consumer: consumer, topic: dlqTopic,
+		commits: newBatchCommits(offsets, dlqTopic, opts.BatchSize), concurrency: r.cfg.Concurrency, fail: cancel,
+	}
+	parallel := len(spans)
 	if opts.StopOnError {
-		limit = make(chan struct{}, 1)
-		concurrency = nil
+		parallel, reader.concurrency = 1, nil
 	}
-	errs := make([]error, len(spans)+1)
-	var wg sync.WaitGroup
-	for i, s := range spans {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case limit <- struct{}{}:
-				defer func() { <-limit }()
-			case <-ctx.Done():
-				return
-			}
-			if ctx.Err() != nil {
-				return
-			}
-			defer func() {
-				if errs[i] != nil {
-					cancel(errs[i])
-				}
-			}()
-			// Records of a handler that takes several at once are
-			// delivered beside each other, up to its limit; the partition's
-			// offset only moves past records that are all done.
-			marks := inorder.NewMarks(func(n int64) {
-				mu.Lock()
-				next[s.partition] = n
-				dirty = true
-				mu.Unlock()
-			})
-			slots := inorder.NewSlots(concurrency)
-			defer slots.Wait()
-			finish := func(done func()) error {
-				done()
-				rn.remaining.Add(-1)
-				mu.Lock()
-				finished++
-				full := finished%int64(opts.BatchSize) == 0
-				mu.Unlock()
-				if full {
-					return commit()
-				}
-				return nil
-			}
-			errs[i] = scanPartition(ctx, consumer, dlqTopic, s.partition, s.from, s.end, func(m *sarama.ConsumerMessage) error {
-				if err := marks.Room(ctx, inorder.Window); err != nil {
-					return err
-				}
-				done := marks.Add(m.Offset)
-				rec, deliver, err := r.route(rn, opts, m)
-				if err != nil {
-					return err
-				}
-				if !deliver {
-					return finish(done)
-				}
-				if release, ok := slots.Acquire(ctx, rec.handlerID); ok {
-					go func() {
-						defer release()
-						err := r.deliver(ctx, rn, opts, rec)
-						if err == nil {
-							err = finish(done)
-						}
-						if err != nil {
-							cancel(err)
-						}
-					}()
-					return nil
-				}
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-				if err := r.deliver(ctx, rn, opts, rec); err != nil {
-					return err
-				}
-				return finish(done)
-			})
-		}()
-	}
-	wg.Wait()
-	errs[len(spans)] = commit()
+	errs := eachPartition(ctx, cancel, spans, parallel, reader.read)
+	commitErr := reader.commits.commit()
 	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
 		// Partitions stopped by another's failure report the cancellation;
 		// the cause is the error that matters.
-		return errors.Join(cause, errs[len(spans)])
+		return errors.Join(cause, commitErr)
 	}
-	return errors.Join(errs...)
+	return errors.Join(append(errs, commitErr)...)
 }
 
-// routed is a DLQ record on its way back to its handler.
-type routed struct {
-	m         *sarama.ConsumerMessage
-	hdr       map[string]string
-	handlerID string
-	count     int // x-reprocess-count before this delivery
+// Browse is Browser.Browse.
+// Forwarding to Browser until the Stack builds one.
+func (r *Reprocessor) Browse(ctx context.Context, topic string, limit, offset int) (Page, error) {
+	return r.browser.Browse(ctx, topic, limit, offset)
 }
 
-// route decides what becomes of one DLQ record: deliver is false for a
-// record that is done without a delivery (another topic's, parked, or naming
-// an unknown handler). An error stops the run (StopOnError).
-func (r *Reprocessor) route(rn *run, opts ReprocessOptions, m *sarama.ConsumerMessage) (rec routed, deliver bool, err error) {
-	hdr := wire.HeaderMap(m.Headers)
-	if hdr[wire.HeaderOriginalTopic] != opts.Topic {
-		rn.skipped.Add(1)
-		return routed{}, false, nil
-	}
-	count := reprocessCount(hdr)
-	if count >= r.cfg.MaxReprocess {
-		rn.parked.Add(1)
-		return routed{}, false, nil
-	}
-	handlerID := hdr[wire.HeaderHandlerID]
-	if !r.cfg.Dispatcher.Known(handlerID) {
-		rn.failed.Add(1)
-		r.logger.Error("DLQ record names an unknown handler; left in the DLQ", dispatch.ErrUnknownHandler, watermill.LogFields{
-			"handler_id": handlerID, "partition": m.Partition, "offset": m.Offset,
-		})
-		if opts.StopOnError {
-			return routed{}, false, fmt.Errorf("%w: unknown handler %q at %d/%d", errStoppedOnError, handlerID, m.Partition, m.Offset)
-		}
-		return routed{}, false, nil
-	}
-	return routed{m: m, hdr: hdr, handlerID: handlerID, count: count}, true, nil
+// Search is Browser.Search.
+// Forwarding to Browser until the Stack builds one.
+func (r *Reprocessor) Search(ctx context.Context, q Query) (Page, error) {
+	return r.browser.Search(ctx, q)
 }
 
-// reprocessOne handles one DLQ record. A nil return means the record is done
-// (its offset may be committed).
-func (r *Reprocessor) reprocessOne(ctx context.Context, rn *run, opts ReprocessOptions, m *sarama.ConsumerMessage) error {
-	rec, deliver, err := r.route(rn, opts, m)
-	if err != nil || !deliver {
-		return err
-	}
-	return r.deliver(ctx, rn, opts, rec)
-}
-
-// deliver hands a routed record to its handler and waits for the outcome. A
-// nil return means the record is done.
-func (r *Reprocessor) deliver(ctx context.Context, rn *run, opts ReprocessOptions, rec routed) error {
-	m, hdr, handlerID, count := rec.m, rec.hdr, rec.handlerID, rec.count
-	d := wire.Delivery{
-		HandlerID: handlerID, Topic: opts.Topic, Key: m.Key,
-		ReprocessCount: count + 1, Source: wire.SourceReprocess,
-	}
-	d.Partition, d.Offset, d.HasOffset = originalOffset(message.Metadata(hdr))
-	var outcome atomic.Pointer[wire.Outcome]
-	d.Report = func(o wire.Outcome) { outcome.Store(&o) }
-
-	msg := message.NewMessage(hdr[wire.HeaderWatermillUUID], m.Value)
-	for k, v := range hdr {
-		if !isOwnHeader(k) || k == wire.HeaderCorrelationID || k == wire.HeaderTraceparent || k == wire.HeaderTracestate {
-			if k != wire.HeaderWatermillUUID && k != wire.HeaderFirstFailedAt {
-				msg.Metadata.Set(k, v)
-			}
-		}
-	}
-	msg.Metadata.Set(wire.HeaderReprocessCount, strconv.Itoa(count+1))
-	mctx := wire.WithDelivery(ctx, d)
-	if id := hdr[wire.HeaderCorrelationID]; id != "" {
-		mctx = correlation.WithID(mctx, id)
-	}
-	if opts.StopOnError {
-		mctx = wire.WithoutHandoff(mctx)
-	}
-	msg.SetContext(mctx)
-
-	err := r.cfg.Dispatcher.Deliver(ctx, handlerID, msg)
-	switch {
-	case err == nil:
-		if o := outcome.Load(); o != nil && o.Kind != wire.OutcomeHandled {
-			rn.failed.Add(1)
-		} else {
-			rn.reprocessed.Add(1)
-		}
-		return nil
-	case errors.Is(err, dispatch.ErrNacked) && opts.StopOnError:
-		rn.failed.Add(1)
-		return fmt.Errorf("%w: %d/%d", errStoppedOnError, m.Partition, m.Offset)
-	default:
-		return fmt.Errorf("dlq: dispatch of %d/%d to %s: %w", m.Partition, m.Offset, handlerID, err)
-	}
-}
-
-func reprocessCount(hdr map[string]string) int {
-	n, err := strconv.Atoi(hdr[wire.HeaderReprocessCount])
-	if err != nil || n < 0 {
-		return 0
-	}
-	return n
+// Detail is Browser.Detail.
+// Forwarding to Browser until the Stack builds one.
+func (r *Reprocessor) Detail(ctx context.Context, partition int32, offset int64) (Detail, error) {
+	return r.browser.Detail(ctx, partition, offset)
 }

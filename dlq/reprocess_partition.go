@@ -1,0 +1,114 @@
+package dlq
+
+import (
+	"context"
+	"sync"
+
+	"github.com/IBM/sarama"
+
+	"github.com/torix/kafkaevents/internal/redeliver"
+)
+
+// span is the part of one DLQ partition that a run reads.
+type span struct {
+	partition int32
+	from, end int64
+}
+
+// len is how many offsets the span covers.
+func (s span) len() int64 { return max(s.end-s.from, 0) }
+
+// partitionSpans returns, for each partition, where a run starts (the
+// committed offset, or the oldest record still in the log when nothing is
+// committed or retention deleted it) and where it ends (the end offset now).
+func partitionSpans(client sarama.Client, topic string, parts []int32, committed map[int32]int64) ([]span, error) {
+	spans := make([]span, 0, len(parts))
+	for _, p := range parts {
+		oldest, end, err := bounds(client, topic, p)
+		if err != nil {
+			return nil, err
+		}
+		from := max(committed[p], oldest) // nothing committed yet, or deleted by retention
+		spans = append(spans, span{partition: p, from: from, end: end})
+	}
+	return spans, nil
+}
+
+// eachPartition calls read for every span, at most parallel at a time, and
+// returns their errors in span order. The first error cancels ctx, with
+// itself as the cause, which stops the others; a span whose turn comes
+// after ctx ended is not read.
+func eachPartition(ctx context.Context, cancel context.CancelCauseFunc, spans []span, parallel int, read func(context.Context, span) error) []error {
+	limit := make(chan struct{}, parallel)
+	errs := make([]error, len(spans))
+	var wg sync.WaitGroup
+	for i, s := range spans {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case limit <- struct{}{}:
+				defer func() { <-limit }()
+			case <-ctx.Done():
+				return
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			if errs[i] = read(ctx, s); errs[i] != nil {
+				cancel(errs[i])
+			}
+		}()
+	}
+	wg.Wait()
+	return errs
+}
+
+// partitionReader reads the spans of one run and hands each record of the
+// run's topic back to its handler.
+type partitionReader struct {
+	r        *Reprocessor
+	rn       *run
+	opts     ReprocessOptions
+	consumer sarama.Consumer
+	topic    string // the DLQ topic
+	commits  *batchCommits
+	// concurrency is ReprocessorConfig.Concurrency, or nil (one record at
+	// a time) with StopOnError.
+	concurrency func(handlerID string) int
+	// fail stops the run with the error of a delivery beside the reader.
+	fail context.CancelCauseFunc
+}
+
+// read reads s. Records of a handler that takes several at once are
+// delivered beside each other, up to its limit; the partition's committed
+// offset only moves past records that are all done. read returns once those
+// deliveries have returned too.
+func (pr *partitionReader) read(ctx context.Context, s span) error {
+	part := redeliver.NewPartition(func(next int64) { pr.commits.mark(s.partition, next) }, pr.concurrency, pr.fail)
+	defer part.Wait()
+	return scanPartition(ctx, pr.consumer, pr.topic, s.partition, s.from, s.end, func(m *sarama.ConsumerMessage) error {
+		done, err := part.Admit(ctx, m.Offset)
+		if err != nil {
+			return err
+		}
+		finish := func() error {
+			done()
+			pr.rn.remaining.Add(-1)
+			return pr.commits.recordDone()
+		}
+		rec, deliver, err := pr.r.route(pr.rn, pr.opts, m)
+		if err != nil {
+			return err
+		}
+		if !deliver {
+			return finish()
+		}
+		return part.Run(ctx, rec.handlerID, func() error {
+			if err := pr.r.deliver(ctx, pr.rn, pr.opts, rec); err != nil {
+				return err
+			}
+			return finish()
+		})
+	})
+}
