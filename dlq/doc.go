@@ -20,7 +20,8 @@
 // Files:
 //   - queue.go: Queue: the DLQ middleware and Store, which writes the DLQ
 //     record of a failed message with its headers.
-//   - browse.go: Browser, its Browse and Search, and the records they list.
+//   - browse.go: Browser, its Browse and Search, and the records they list
+//     (tested in browse_test.go).
 //   - detail.go: Browser.Detail, one DLQ record in full.
 //   - reprocess.go: Reprocessor, its runs (ReprocessOptions, Progress,
 //     Status) and what a run does from start to end.
