@@ -26,4 +26,9 @@
 //   - held.go: the records the Consumer holds until they are due.
 //   - metrics.go: the retry counters and lateness, as Stats and Prometheus
 //     collectors.
+//
+// Tests: retrier_test.go, policy_test.go, metrics_test.go, the fuzz test of
+// the retry headers in parse_fuzz_test.go, and the runnable examples in
+// example_test.go; the Consumer is tested through the Stack in the root
+// package.
 package delayedretry

@@ -20,8 +20,7 @@
 // Files:
 //   - queue.go: Queue: the DLQ middleware and Store, which writes the DLQ
 //     record of a failed message with its headers.
-//   - browse.go: Browser, its Browse and Search, and the records they list
-//     (tested in browse_test.go).
+//   - browse.go: Browser, its Browse and Search, and the records they list.
 //   - detail.go: Browser.Detail, one DLQ record in full.
 //   - reprocess.go: Reprocessor, its runs (ReprocessOptions, Progress,
 //     Status) and what a run does from start to end.
@@ -37,4 +36,8 @@
 //     batches.
 //   - scan.go: reading a partition between two offsets.
 //   - metrics.go: the DLQ counters, as Stats and Prometheus collectors.
+//
+// Tests: queue_test.go, browse_test.go and metrics_test.go, and the
+// runnable examples in example_test.go; reprocessing runs and
+// ReprocessRecord are tested through the Stack in the root package.
 package dlq

@@ -21,4 +21,5 @@
 //     message it becomes.
 //   - partition.go: [Partition], the in-order offset marks and per-handler
 //     slots of one partition's reader (package internal/inorder).
+//   - redeliver_test.go: the tests of both.
 package redeliver
