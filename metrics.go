@@ -1,127 +1,189 @@
 package kafkaevents
 
 import (
+	"context"
 	"fmt"
-	"slices"
+	"maps"
 	"strconv"
-	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/torix/kafkaevents/tracing"
+	"github.com/torix/kafkaevents/wire"
 )
 
-// StuckAfter is how long a record may stay in its handler before readiness
-// reports it (in Readiness.Warnings) as stuck. A stuck record of a handler
-// with a concurrency above 1 holds its partition's committed offset, and its
-// key, until it returns.
-const StuckAfter = 30 * time.Second
+// Gatherer returns the registry that holds the stack's Prometheus metrics.
+func (s *Stack) Gatherer() prometheus.Gatherer { return s.registry }
 
-// ConcurrencyStats describes how records are handled within partitions, as
-// the JSON metrics report it.
-type ConcurrencyStats struct {
-	// Handlers are the handlers, sorted by ID.
-	Handlers []HandlerConcurrency `json:"handlers"`
-	// Partitions are the partitions this instance consumes for handlers
-	// with a concurrency above 1.
-	Partitions []PartitionProgress `json:"partitions"`
-	// SkippedCompleted counts the records skipped because the commit
-	// metadata of an earlier owner said they were settled.
-	SkippedCompleted int64 `json:"skippedCompleted"`
+// ResetMetrics zeroes the counters of component: "all", "retry" or "dlq".
+// Prometheus histograms are not reset (Prometheus counters only grow). It
+// returns ErrUnknownComponent for anything else.
+func (s *Stack) ResetMetrics(component string) error {
+	switch component {
+	case "all", "":
+		s.retryStats.Reset()
+		s.dlqStats.Reset()
+	case "retry":
+		s.retryStats.Reset()
+	case "dlq":
+		s.dlqStats.Reset()
+	default:
+		return fmt.Errorf("%w: %q", ErrUnknownComponent, component)
+	}
+	return nil
 }
 
-// HandlerConcurrency is one handler's concurrency and what it has in flight.
-type HandlerConcurrency struct {
-	ID          string `json:"id"`
-	Concurrency int    `json:"concurrency"`
-	Ordering    string `json:"ordering"`
-	// InFlight counts the records taken from their partitions and not
-	// settled: running, or waiting behind an earlier record with their key.
-	InFlight int64 `json:"inFlight"`
-	// OldestInFlightMs is how long the record handed to the handler longest
-	// ago has been running; 0 when none runs.
-	OldestInFlightMs int64 `json:"oldestInFlightMs"`
-}
-
-// PartitionProgress is one partition's commit progress.
-type PartitionProgress struct {
-	Topic     string `json:"topic"`
-	Partition int32  `json:"partition"`
-	// Committable is the offset the next commit carries.
-	Committable int64 `json:"committable"`
-	// InFlight counts the records whose offsets are held.
-	InFlight int `json:"inFlight"`
-	// SettledAbove counts the offsets above Committable already settled.
-	SettledAbove int64 `json:"settledAbove"`
-	// MetadataBytes is the size of the completed-offsets map in the
-	// commit metadata.
-	MetadataBytes int `json:"metadataBytes"`
-}
-
-// flowStats returns the counters of a handler's flow, made on first use.
-func (s *Stack) flowStats() *flowStats {
-	return newFlowStats(func(handlerID string, seconds float64) {
-		s.keyWaits.WithLabelValues(handlerID).Observe(seconds)
-	})
-}
-
-// concurrencyOf returns the concurrency of handler id: its WithConcurrency,
-// or Config.Consumer.Concurrency for a handler added to the router directly.
-func (s *Stack) concurrencyOf(id string) int {
-	for _, set := range s.subscriber.flowSettings() {
-		if set.handlerID == id {
-			return set.n
+// registerMetrics registers the stack's collectors on the registry given
+// WithRegistry, or on a registry of its own.
+func (s *Stack) registerMetrics(o options) error {
+	s.registry = o.registry
+	if s.registry == nil {
+		s.registry = prometheus.NewRegistry()
+	}
+	s.durations = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "kafkaevents", Name: "handler_duration_seconds",
+		Help:    "Time spent in the handler, by handler and outcome (success or error).",
+		Buckets: prometheus.DefBuckets,
+	}, []string{"handler", "outcome"})
+	s.keyWaits = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "kafkaevents", Name: "key_wait_seconds",
+		Help:    "Time a record waited behind an earlier record with the same key, by handler (handlers with a concurrency above 1).",
+		Buckets: prometheus.ExponentialBuckets(0.001, 4, 8),
+	}, []string{"handler"})
+	for _, c := range []prometheus.Collector{s.retryStats, s.dlqStats, s.durations, s.keyWaits, lagCollector{s}, concurrencyCollector{s}} {
+		if err := s.registry.Register(c); err != nil {
+			return fmt.Errorf("kafkaevents: register metrics: %w", err)
 		}
 	}
-	return s.cfg.Consumer.Concurrency
+	return nil
 }
 
-// ConcurrencyStats returns the concurrency of each handler and the commit
-// progress of each partition.
-func (s *Stack) ConcurrencyStats() ConcurrencyStats {
-	out := ConcurrencyStats{Handlers: []HandlerConcurrency{}, Partitions: []PartitionProgress{}}
-	now := time.Now()
-	for _, set := range s.subscriber.flowSettings() {
-		hc := HandlerConcurrency{ID: set.handlerID, Concurrency: set.n, Ordering: set.ordering.String()}
-		if set.stats != nil {
-			hc.InFlight = set.stats.inFlight.Load()
-			if r, ok := set.stats.oldestRunning(); ok {
-				hc.OldestInFlightMs = now.Sub(r.started).Milliseconds()
-			}
-		}
-		out.Handlers = append(out.Handlers, hc)
+// expectMetrics declares a registered handler (and the topic it consumes,
+// when known) to the metrics, so that their series exist from the start, at
+// 0, and that label values read from records are checked against them.
+func (s *Stack) expectMetrics(handlerID, topic string) {
+	s.retryStats.Expect(handlerID)
+	if topic != "" {
+		s.dlqStats.ExpectTopic(topic)
 	}
-	slices.SortFunc(out.Handlers, func(a, b HandlerConcurrency) int { return strings.Compare(a.ID, b.ID) })
-	for _, p := range s.subscriber.marks.Stats() {
-		out.Partitions = append(out.Partitions, PartitionProgress{
-			Topic: p.Topic, Partition: p.Partition.Partition, Committable: p.Committable,
-			InFlight: p.InFlight, SettledAbove: p.SettledAbove, MetadataBytes: p.MetadataBytes,
-		})
+	if s.durations != nil {
+		s.durations.WithLabelValues(handlerID, "success")
+		s.durations.WithLabelValues(handlerID, "error")
 	}
-	out.SkippedCompleted = s.subscriber.marks.Skipped()
-	return out
 }
 
-// stuckRecords describes the records that have been in their handler for
-// longer than StuckAfter, by handler ID.
-func (s *Stack) stuckRecords() map[string]string {
-	now := time.Now()
-	var out map[string]string
-	for _, set := range s.subscriber.flowSettings() {
-		if set.stats == nil {
-			continue
-		}
-		r, ok := set.stats.oldestRunning()
-		if !ok || now.Sub(r.started) < StuckAfter {
-			continue
-		}
-		if out == nil {
-			out = map[string]string{}
-		}
-		tp, off := r.pf.tp, r.hold.Offset()
-		out["handler "+set.handlerID] = fmt.Sprintf("the record at offset %d of %s/%d has been in its handler for %s: it holds the partition's committed offset",
-			off, tp.Topic, tp.Partition, now.Sub(r.started).Truncate(time.Second))
+// observers caches the children of a HistogramVec by outcome and handler
+// ID, for the metrics middleware (Stack.measure). A router handler sees one
+// handler ID or a few, so the maps are copied on the rare miss and read
+// without a lock.
+type observers struct {
+	vec    *prometheus.HistogramVec
+	mu     sync.Mutex
+	byID   [2]atomic.Pointer[map[string]prometheus.Observer] // success, error
+	labels [2]string
+}
+
+func newObservers(vec *prometheus.HistogramVec) *observers {
+	return &observers{vec: vec, labels: [2]string{"success", "error"}}
+}
+
+// observe is measure's work after the handler, in a function of its own so
+// that the frame of measure, live while the handler runs, stays small:
+// Watermill runs each message in a new goroutine whose stack grows by
+// copying.
+func (o *observers) observe(msg *message.Message, elapsed time.Duration, err error) {
+	outcome := 0
+	if err != nil {
+		outcome = 1
+		markFailed(msg, err)
 	}
-	return out
+	obs := o.of(outcome, wire.HandlerIDOf(msg))
+	if sampled(msg) {
+		observeWithTrace(obs, msg, elapsed)
+		return
+	}
+	obs.Observe(elapsed.Seconds())
+}
+
+// sampled reports whether msg's span is sampled; the span context stays out
+// of the frame of observe.
+//
+//go:noinline
+func sampled(msg *message.Message) bool {
+	return trace.SpanContextFromContext(msg.Context()).IsSampled()
+}
+
+// markFailed marks the process span of msg failed, out of the frame of
+// observe.
+//
+//go:noinline
+func markFailed(msg *message.Message, err error) {
+	tracing.MarkFailed(trace.SpanFromContext(msg.Context()), err)
+}
+
+// observeWithTrace observes elapsed with the trace ID of msg's sampled span
+// as an exemplar. A function of its own, so that the frame of observe, which
+// runs for every message, stays small.
+//
+//go:noinline
+func observeWithTrace(obs prometheus.Observer, msg *message.Message, elapsed time.Duration) {
+	if eo, ok := obs.(prometheus.ExemplarObserver); ok {
+		sc := trace.SpanContextFromContext(msg.Context())
+		eo.ObserveWithExemplar(elapsed.Seconds(), prometheus.Labels{"trace_id": sc.TraceID().String()})
+		return
+	}
+	obs.Observe(elapsed.Seconds())
+}
+
+func (o *observers) of(outcome int, handlerID string) prometheus.Observer {
+	if m := o.byID[outcome].Load(); m != nil {
+		if h, ok := (*m)[handlerID]; ok {
+			return h
+		}
+	}
+	return o.add(outcome, handlerID)
+}
+
+func (o *observers) add(outcome int, handlerID string) prometheus.Observer {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var next map[string]prometheus.Observer
+	if m := o.byID[outcome].Load(); m != nil {
+		if h, ok := (*m)[handlerID]; ok {
+			return h
+		}
+		next = maps.Clone(*m)
+	} else {
+		next = map[string]prometheus.Observer{}
+	}
+	h := o.vec.WithLabelValues(handlerID, o.labels[outcome])
+	next[handlerID] = h
+	o.byID[outcome].Store(&next)
+	return h
+}
+
+// lagCollector exports Lag as gauges at scrape time.
+type lagCollector struct{ s *Stack }
+
+var lagDesc = prometheus.NewDesc("kafkaevents_consumer_lag", "Records between the consumer group's committed offset and the partition end.", []string{"topic", "partition"}, nil)
+
+func (c lagCollector) Describe(ch chan<- *prometheus.Desc) { ch <- lagDesc }
+
+func (c lagCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	lags, err := c.s.Lag(ctx)
+	if err != nil {
+		return
+	}
+	for _, l := range lags {
+		ch <- prometheus.MustNewConstMetric(lagDesc, prometheus.GaugeValue, float64(l.Lag), l.Topic, fmt.Sprint(l.Partition))
+	}
 }
 
 var (

@@ -1,29 +1,29 @@
 package kafkaevents
 
 import (
-	"maps"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/prometheus/client_golang/prometheus"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/torix/kafkaevents/correlation"
-	"github.com/torix/kafkaevents/tracing"
-	"github.com/torix/kafkaevents/wire"
+	"github.com/torix/kafkaevents/internal/growstack"
 )
+
+// The stack's own two middlewares: enter, the outermost, and measure, the
+// metrics middleware; Middlewares gives their place in the chain. Their
+// frames are live while the handler runs, on a goroutine Watermill starts
+// per message whose stack grows by copying, so they are kept small: what
+// they do before or after the handler is in functions of their own.
 
 // enter is the stack's outermost middleware: it refuses the messages of a
 // draining subscription (while none drains that costs one atomic load),
-// grows the goroutine's stack for handlers that need it (stackGrowth) and
-// does the work of correlation.Middleware, all in one frame.
+// grows the goroutine's stack for handlers that need it (internal/growstack)
+// and does the work of correlation.Middleware, all in one frame.
 func (s *Stack) enter(h message.HandlerFunc) message.HandlerFunc {
 	d := s.subscriber
-	grow := &stackGrowth{}
+	grow := &growstack.Growth{}
 	return func(msg *message.Message) ([]*message.Message, error) {
-		if d.draining.Load() > 0 && d.refuse(msg) {
+		if d.Draining() && d.Refuse(msg) {
 			return nil, nil // nacked: the router's Ack after it does nothing
 		}
 		correlation.Ensure(msg)
@@ -31,33 +31,13 @@ func (s *Stack) enter(h message.HandlerFunc) message.HandlerFunc {
 			s.learnTopic(msg)
 		}
 		var mark uintptr
-		mark = grow.prepare(&mark)
+		mark = grow.Prepare(&mark)
 		out, err := h(msg)
-		grow.observe(&mark)
+		grow.Observe(&mark)
 		if len(out) > 0 {
 			stampOutputs(msg, out)
 		}
 		return out, err
-	}
-}
-
-// learnTopic records the topic of a handler added directly to the router
-// (whose topic the router does not reveal) from its first delivery, for
-// Handlers and the lag.
-//
-//go:noinline
-func (s *Stack) learnTopic(msg *message.Message) {
-	ctx := msg.Context()
-	name, topic := message.HandlerNameFromCtx(ctx), message.SubscribeTopicFromCtx(ctx)
-	if topic == "" {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if h, ok := s.handlers[name]; ok && h.Pattern == "" {
-		h.Pattern = topic
-		s.handlers[name] = h
-		s.unknownTopics.Add(-1)
 	}
 }
 
@@ -96,106 +76,3 @@ var monotonicBase = time.Now()
 //
 //go:noinline
 func monotonic() time.Duration { return time.Since(monotonicBase) }
-
-// observers caches the children of a HistogramVec by outcome and handler
-// ID. A router handler sees one handler ID or a few, so the maps are copied
-// on the rare miss and read without a lock.
-type observers struct {
-	vec    *prometheus.HistogramVec
-	mu     sync.Mutex
-	byID   [2]atomic.Pointer[map[string]prometheus.Observer] // success, error
-	labels [2]string
-}
-
-func newObservers(vec *prometheus.HistogramVec) *observers {
-	return &observers{vec: vec, labels: [2]string{"success", "error"}}
-}
-
-// observe is measure's work after the handler, in a function of its own so
-// that the frame of measure, live while the handler runs, stays small:
-// Watermill runs each message in a new goroutine whose stack grows by
-// copying.
-func (o *observers) observe(msg *message.Message, elapsed time.Duration, err error) {
-	outcome := 0
-	if err != nil {
-		outcome = 1
-		markFailed(msg, err)
-	}
-	obs := o.of(outcome, wire.HandlerIDOf(msg))
-	if sampled(msg) {
-		observeWithTrace(obs, msg, elapsed)
-		return
-	}
-	obs.Observe(elapsed.Seconds())
-}
-
-// sampled reports whether msg's span is sampled; the span context stays out
-// of the frame of observe.
-//
-//go:noinline
-func sampled(msg *message.Message) bool {
-	return trace.SpanContextFromContext(msg.Context()).IsSampled()
-}
-
-// markFailed marks the process span of msg failed, out of the frame of
-// observe.
-//
-//go:noinline
-func markFailed(msg *message.Message, err error) {
-	tracing.MarkFailed(trace.SpanFromContext(msg.Context()), err)
-}
-
-// observeWithTrace observes elapsed with the trace ID of msg's sampled span
-// as an exemplar. A function of its own, so that the frame of observe, which
-// runs for every message, stays small.
-//
-//go:noinline
-func observeWithTrace(obs prometheus.Observer, msg *message.Message, elapsed time.Duration) {
-	if eo, ok := obs.(prometheus.ExemplarObserver); ok {
-		sc := trace.SpanContextFromContext(msg.Context())
-		eo.ObserveWithExemplar(elapsed.Seconds(), prometheus.Labels{"trace_id": sc.TraceID().String()})
-		return
-	}
-	obs.Observe(elapsed.Seconds())
-}
-
-// expectMetrics declares a registered handler (and the topic it consumes,
-// when known) to the metrics, so that their series exist from the start, at
-// 0, and that label values read from records are checked against them.
-func (s *Stack) expectMetrics(handlerID, topic string) {
-	s.retryStats.Expect(handlerID)
-	if topic != "" {
-		s.dlqStats.ExpectTopic(topic)
-	}
-	if s.durations != nil {
-		s.durations.WithLabelValues(handlerID, "success")
-		s.durations.WithLabelValues(handlerID, "error")
-	}
-}
-
-func (o *observers) of(outcome int, handlerID string) prometheus.Observer {
-	if m := o.byID[outcome].Load(); m != nil {
-		if h, ok := (*m)[handlerID]; ok {
-			return h
-		}
-	}
-	return o.add(outcome, handlerID)
-}
-
-func (o *observers) add(outcome int, handlerID string) prometheus.Observer {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	var next map[string]prometheus.Observer
-	if m := o.byID[outcome].Load(); m != nil {
-		if h, ok := (*m)[handlerID]; ok {
-			return h
-		}
-		next = maps.Clone(*m)
-	} else {
-		next = map[string]prometheus.Observer{}
-	}
-	h := o.vec.WithLabelValues(handlerID, o.labels[outcome])
-	next[handlerID] = h
-	o.byID[outcome].Store(&next)
-	return h
-}

@@ -60,10 +60,6 @@ type Producer struct {
 	tracer  *tracing.Tracer
 }
 
-// ErrInvalidMessage is wrapped by the errors of messages that cannot be sent
-// (no topic, a value that does not marshal).
-var ErrInvalidMessage = errors.New("kafkaevents: invalid message")
-
 // NewProducer returns a Producer on client. Closing the Producer does not
 // close client. tracer may be nil (no spans, no trace headers).
 func NewProducer(client sarama.Client, tracer *tracing.Tracer) (*Producer, error) {

@@ -4,24 +4,27 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"strings"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+
 	"github.com/torix/kafkaevents/delayedretry"
 	"github.com/torix/kafkaevents/dispatch"
+	"github.com/torix/kafkaevents/internal/consume"
 	"github.com/torix/kafkaevents/middleware"
 )
 
 // Middlewares returns the stack's middlewares in the order Install adds
 // them, outermost first:
 //
-//  1. admission and correlation.Middleware in one frame: while a
-//     subscription of the stack's subscriber drains (its router stops, or
-//     the stack closes), a message it still hands out is nacked without
-//     being handled, so that its offset stays uncommitted; otherwise the
-//     correlation ID goes into the context and onto the outputs;
+//  1. entry (admission, stack growth and correlation.Middleware in one
+//     frame): while a subscription of the stack's subscriber drains (its
+//     router stops, or the stack closes), a message it still hands out is
+//     nacked without being handled, so that its offset stays uncommitted;
+//     otherwise the correlation ID goes into the context and onto the
+//     outputs, the topic of a handler added to the router directly is
+//     learnt from its first delivery, and the goroutine's stack is grown
+//     for a handler that needs it (internal/growstack);
 //  2. tracing: extract the trace context, span "process {topic}";
 //  3. DLQ (when enabled): store what escapes, then acknowledge;
 //  4. retry (when enabled): schedule a retry record, then acknowledge;
@@ -110,7 +113,9 @@ func (s *Stack) AddHandler(r *message.Router, topic, handlerID string, h message
 	s.mu.Unlock()
 	s.expectMetrics(handlerID, topic)
 	s.dispatcher.Expect(handlerID)
-	s.subscriber.setFlow(topic, flowSettings{n: n, ordering: ho.ordering, handlerID: handlerID, stats: s.flowStats()})
+	s.subscriber.SetHandler(topic, consume.Settings{
+		HandlerID: handlerID, Concurrency: n, Unordered: ho.ordering == Unordered, Stats: s.handlerStats(),
+	})
 	main := r.AddConsumerHandler(handlerID, topic, s.subscriber, h)
 	r.AddConsumerHandler(handlerID+dispatch.HandlerSuffix, dispatch.Topic(handlerID), s.dispatcher, h)
 	return main, nil
@@ -188,53 +193,4 @@ func (s *Stack) plugin(r *message.Router) error {
 		return err
 	}
 	return s.startRetryConsumer(parent)
-}
-
-// Handlers lists the registered handlers, sorted by ID.
-func (s *Stack) Handlers() []HandlerInfo {
-	s.mu.Lock()
-	out := slices.AppendSeq(make([]HandlerInfo, 0, len(s.handlers)), maps.Values(s.handlers))
-	s.mu.Unlock()
-	slices.SortFunc(out, func(a, b HandlerInfo) int { return strings.Compare(a.ID, b.ID) })
-	for i := range out {
-		out[i].Options = s.handlerOptions(out[i].ID)
-	}
-	return out
-}
-
-func (s *Stack) handlerOptions(id string) HandlerOptions {
-	o := HandlerOptions{DLQ: s.queue != nil}
-	for _, set := range s.subscriber.flowSettings() {
-		if set.handlerID == id {
-			o.Concurrency, o.Ordering = set.n, set.ordering.String()
-		}
-	}
-	if s.retrier == nil {
-		return o
-	}
-	p := s.retrier.PolicyFor(id)
-	o.Retry = RetryOptions{
-		Enabled: !p.Disabled, Attempts: p.Attempts, BaseDelayMs: p.BaseDelay.Milliseconds(),
-		MaxDelayMs: p.MaxDelay.Milliseconds(), Backoff: string(p.Backoff), Jitter: p.Jitter,
-	}
-	if o.Retry.Backoff == "" {
-		o.Retry.Backoff = string(delayedretry.BackoffExponential)
-	}
-	return o
-}
-
-// topics returns the topics of the registered handlers and whether some
-// handler's topic is unknown (added directly to the router).
-func (s *Stack) topics() (topics []string, someUnknown bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for id := range s.handlers {
-		if p := s.handlers[id].Pattern; p == "" {
-			someUnknown = true
-		} else if !slices.Contains(topics, p) {
-			topics = append(topics, p)
-		}
-	}
-	slices.Sort(topics)
-	return topics, someUnknown
 }

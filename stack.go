@@ -13,9 +13,11 @@ import (
 	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/torix/kafkaevents/delayedretry"
 	"github.com/torix/kafkaevents/dispatch"
 	"github.com/torix/kafkaevents/dlq"
+	"github.com/torix/kafkaevents/internal/consume"
 	"github.com/torix/kafkaevents/internal/offsets"
 	"github.com/torix/kafkaevents/tracing"
 )
@@ -37,8 +39,8 @@ type Stack struct {
 	admin       sarama.ClusterAdmin
 	producer    *Producer
 	handoff     *handoffSender
-	subscriber  *drainingSubscriber
-	holder      offsetHolder
+	subscriber  *consume.Subscriber
+	holder      consume.OffsetHolder
 	tracer      *tracing.Tracer
 	dispatcher  *dispatch.Dispatcher
 	retrier     *delayedretry.Retrier
@@ -161,7 +163,8 @@ func (s *Stack) buildProducer(o options) error {
 
 // buildSubscriber builds the consumer group's subscriber, with the offset
 // tracker between watermill-kafka and sarama (see internal/offsets) and the
-// draining wrapper around it (drain.go).
+// wrapper around it that drains on stop and schedules concurrent handlers
+// (internal/consume).
 func (s *Stack) buildSubscriber(o options) error {
 	cfg := s.cfg
 	// A claim that ends waits for its retry records at most this long:
@@ -175,7 +178,7 @@ func (s *Stack) buildSubscriber(o options) error {
 	})
 	ks, err := kafka.NewSubscriber(kafka.SubscriberConfig{
 		Brokers:               cfg.Brokers,
-		Unmarshaler:           handOutUnmarshaler{Unmarshaler: SafeUnmarshaler{Unmarshaler: o.unmarshaler}, marks: marks},
+		Unmarshaler:           consume.HandOutUnmarshaler{Unmarshaler: SafeUnmarshaler{Unmarshaler: o.unmarshaler}, Marks: marks},
 		OverwriteSaramaConfig: s.saramaCfg,
 		ConsumerGroup:         cfg.Consumer.GroupID,
 		Tracer:                marks,
@@ -183,12 +186,14 @@ func (s *Stack) buildSubscriber(o options) error {
 	if err != nil {
 		return fmt.Errorf("kafkaevents: subscriber: %w", err)
 	}
-	s.subscriber = newDrainingSubscriber(ks, marks, cfg.Consumer.ShutdownTimeout)
-	s.subscriber.logger = s.logger
-	s.subscriber.def = flowSettings{n: cfg.Consumer.Concurrency, handlerID: "direct", stats: s.flowStats()}
-	// The topics of handlers added directly to the router are known here.
-	s.subscriber.onSubscribe = func(topic string) { s.dlqStats.ExpectTopic(topic) }
-	s.holder = offsetHolder{marks: marks}
+	s.subscriber = consume.NewSubscriber(ks, marks, consume.Config{
+		Drain:  cfg.Consumer.ShutdownTimeout,
+		Logger: s.logger,
+		// The topics of handlers added directly to the router are known here.
+		OnSubscribe: func(topic string) { s.dlqStats.ExpectTopic(topic) },
+		Default:     consume.Settings{HandlerID: "direct", Concurrency: cfg.Consumer.Concurrency, Stats: s.handlerStats()},
+	})
+	s.holder = consume.OffsetHolder{Marks: marks}
 	s.dispatcher = dispatch.New()
 	return nil
 }
@@ -233,31 +238,6 @@ func (s *Stack) buildDLQ(o options) error {
 		Concurrency: s.concurrencyOf,
 	}, s.logger)
 	return err
-}
-
-// registerMetrics registers the stack's collectors on the registry given
-// WithRegistry, or on a registry of its own.
-func (s *Stack) registerMetrics(o options) error {
-	s.registry = o.registry
-	if s.registry == nil {
-		s.registry = prometheus.NewRegistry()
-	}
-	s.durations = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Namespace: "kafkaevents", Name: "handler_duration_seconds",
-		Help:    "Time spent in the handler, by handler and outcome (success or error).",
-		Buckets: prometheus.DefBuckets,
-	}, []string{"handler", "outcome"})
-	s.keyWaits = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Namespace: "kafkaevents", Name: "key_wait_seconds",
-		Help:    "Time a record waited behind an earlier record with the same key, by handler (handlers with a concurrency above 1).",
-		Buckets: prometheus.ExponentialBuckets(0.001, 4, 8),
-	}, []string{"handler"})
-	for _, c := range []prometheus.Collector{s.retryStats, s.dlqStats, s.durations, s.keyWaits, lagCollector{s}, concurrencyCollector{s}} {
-		if err := s.registry.Register(c); err != nil {
-			return fmt.Errorf("kafkaevents: register metrics: %w", err)
-		}
-	}
-	return nil
 }
 
 // Config returns the effective configuration (defaults applied).

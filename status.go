@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
-	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/torix/kafkaevents/internal/bounded"
 )
 
@@ -62,7 +62,7 @@ func (s *Stack) Readiness(ctx context.Context) Readiness {
 	if len(r.Errors) == 0 {
 		r.Errors = nil
 	}
-	r.Warnings = s.stuckRecords()
+	r.Warnings = s.subscriber.Stuck(StuckAfter)
 	return r
 }
 
@@ -146,59 +146,6 @@ func (s *Stack) Lag(ctx context.Context) ([]PartitionLag, error) {
 		}
 		return out, nil
 	})
-}
-
-// lagCollector exports Lag as gauges at scrape time.
-type lagCollector struct{ s *Stack }
-
-var lagDesc = prometheus.NewDesc("kafkaevents_consumer_lag", "Records between the consumer group's committed offset and the partition end.", []string{"topic", "partition"}, nil)
-
-func (c lagCollector) Describe(ch chan<- *prometheus.Desc) { ch <- lagDesc }
-
-func (c lagCollector) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	lags, err := c.s.Lag(ctx)
-	if err != nil {
-		return
-	}
-	for _, l := range lags {
-		ch <- prometheus.MustNewConstMetric(lagDesc, prometheus.GaugeValue, float64(l.Lag), l.Topic, fmt.Sprint(l.Partition))
-	}
-}
-
-// HandlerInfo describes a registered handler, as GET /kafka/handlers lists it.
-type HandlerInfo struct {
-	// ID is the handler ID (the Watermill handler name).
-	ID string `json:"id"`
-	// Pattern is the topic it consumes. For a handler added directly to the
-	// router, whose topic the router does not reveal, it is learnt from the
-	// handler's first delivery and empty until then.
-	Pattern string `json:"pattern"`
-	// Method is an optional description of the function behind it.
-	Method string `json:"method,omitempty"`
-	// Options are its retry and DLQ settings.
-	Options HandlerOptions `json:"options"`
-}
-
-// HandlerOptions are a handler's effective retry and DLQ settings.
-type HandlerOptions struct {
-	Retry RetryOptions `json:"retry"`
-	// Concurrency is how many records of a partition the handler may
-	// handle at once; Ordering is "key" or "none" (see WithOrdering).
-	Concurrency int    `json:"concurrency,omitempty"`
-	Ordering    string `json:"ordering,omitempty"`
-	DLQ         bool   `json:"dlq"`
-}
-
-// RetryOptions are a handler's effective retry policy, in JSON-friendly units.
-type RetryOptions struct {
-	Enabled     bool    `json:"enabled"`
-	Attempts    int     `json:"attempts"`
-	BaseDelayMs int64   `json:"baseDelayMs"`
-	MaxDelayMs  int64   `json:"maxDelayMs"`
-	Backoff     string  `json:"backoff"`
-	Jitter      float64 `json:"jitter"`
 }
 
 // PartitionLag is the consumer lag of one partition of a consumed topic.

@@ -1,4 +1,4 @@
-package kafkaevents
+package consume
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 	"github.com/torix/kafkaevents/internal/offsets"
 )
 
-// flow runs one subscription of a handler with a concurrency above 1. It
+// scheduler runs one subscription of a handler with a concurrency above 1. It
 // reads the records watermill-kafka hands out, takes a hold on each record's
 // offset (offsets.Tracker.Admit) and acknowledges it at once, so that
 // watermill-kafka hands out the next record of the partition while the
@@ -22,26 +22,49 @@ import (
 // same key is still running, and settles the hold when the router
 // acknowledges that message.
 //
-// A partition has at most n records taken and unsettled (running, or
-// waiting behind an earlier record with their key). Beyond that, the next
-// record watermill-kafka hands out is parked unacknowledged, which stops the
-// partition (and only it) until a record settles.
-type flow struct {
-	d   *drainingSubscriber
+// A partition has at most Settings.Concurrency records taken and unsettled
+// (running, or waiting behind an earlier record with their key). Beyond
+// that, the next record watermill-kafka hands out is parked unacknowledged,
+// which stops the partition (and only it) until a record settles.
+type scheduler struct {
+	d   *Subscriber
 	sub *subscription
-	set flowSettings
+	set Settings
 	out chan *message.Message
 
 	mu       sync.Mutex
-	parts    map[int32]*partFlow
+	parts    map[int32]*claim
 	draining bool
 	stopped  bool
 	stop     chan struct{}
 	senders  sync.WaitGroup
 }
 
-// partFlow is the state of one claim of a partition.
-type partFlow struct {
+// Settings are the concurrency settings of one topic's handler.
+type Settings struct {
+	// HandlerID names the handler in Stats and in Stuck.
+	HandlerID string
+	// Concurrency is how many records of one partition the handler may
+	// have in flight at once. Above 1 the records go through a scheduler;
+	// 0 or 1 hands them to the router one at a time, as watermill-kafka
+	// does.
+	Concurrency int
+	// Unordered lets records with the same key run at the same time. By
+	// default (false) they run one at a time, in offset order; a record
+	// without a key is ordered with nothing.
+	Unordered bool
+	// Stats counts what the handler has in flight. Required when
+	// Concurrency is above 1.
+	Stats *Stats
+}
+
+// nackResend is how long a record whose handler chain returned an error
+// waits before it is handed to the router again, as watermill-kafka's
+// NackResendSleep does for a sequential handler.
+const nackResend = 100 * time.Millisecond
+
+// claim is the scheduler's state of one claim of a partition.
+type claim struct {
 	tp       offsets.Partition
 	revoked  <-chan struct{}
 	taken    int                  // records taken and not settled
@@ -57,233 +80,233 @@ type record struct {
 	key     string
 	keyed   bool
 	hold    *offsets.InFlight
-	pf      *partFlow
+	claim   *claim
 	taken   time.Time
 	started time.Time
 }
 
-func newFlow(d *drainingSubscriber, sub *subscription, set flowSettings) *flow {
-	return &flow{
+func newScheduler(d *Subscriber, sub *subscription, set Settings) *scheduler {
+	return &scheduler{
 		d: d, sub: sub, set: set,
-		out:   make(chan *message.Message, set.n),
-		parts: map[int32]*partFlow{},
+		out:   make(chan *message.Message, set.Concurrency),
+		parts: map[int32]*claim{},
 		stop:  make(chan struct{}),
 	}
 }
 
 // run reads in until it is closed, then gives up the records that wait and
-// closes the flow's channel.
-func (f *flow) run(in <-chan *message.Message) {
-	drained := f.sub.drained
+// closes the scheduler's channel.
+func (sc *scheduler) run(in <-chan *message.Message) {
+	drained := sc.sub.drained
 	for {
 		select {
 		case msg, ok := <-in:
 			if !ok {
-				f.finish()
+				sc.finish()
 				return
 			}
-			f.offer(msg)
+			sc.offer(msg)
 		case <-drained:
 			drained = nil
-			f.drain()
+			sc.drain()
 		}
 	}
 }
 
-// finish ends the flow: the records waiting behind their key are given up
+// finish ends the scheduler: the records waiting behind their key are given up
 // (their offsets stay uncommitted), and the channel closes once no send is
 // pending.
-func (f *flow) finish() {
-	f.mu.Lock()
-	f.stopped = true
+func (sc *scheduler) finish() {
+	sc.mu.Lock()
+	sc.stopped = true
 	var gone []*record
-	for _, pf := range f.parts {
-		gone = append(gone, pf.abandonWaiting()...)
+	for _, cl := range sc.parts {
+		gone = append(gone, cl.abandonWaiting()...)
 	}
-	f.mu.Unlock()
-	f.giveUp(gone)
-	close(f.stop)
-	f.senders.Wait()
-	close(f.out)
+	sc.mu.Unlock()
+	sc.giveUp(gone)
+	close(sc.stop)
+	sc.senders.Wait()
+	close(sc.out)
 }
 
-// drain makes the flow refuse what it is handed from now on, and gives up
+// drain makes the scheduler refuse what it is handed from now on, and gives up
 // the records that wait behind their key: a drain waits only for the records
 // whose handlers run.
-func (f *flow) drain() {
-	f.mu.Lock()
-	f.draining = true
+func (sc *scheduler) drain() {
+	sc.mu.Lock()
+	sc.draining = true
 	var gone []*record
 	var parked []*message.Message
-	for _, pf := range f.parts {
-		gone = append(gone, pf.abandonWaiting()...)
-		if pf.parked != nil {
-			parked = append(parked, pf.parked)
-			pf.parked = nil
+	for _, cl := range sc.parts {
+		gone = append(gone, cl.abandonWaiting()...)
+		if cl.parked != nil {
+			parked = append(parked, cl.parked)
+			cl.parked = nil
 		}
 	}
-	f.mu.Unlock()
-	f.giveUp(gone)
+	sc.mu.Unlock()
+	sc.giveUp(gone)
 	for _, msg := range parked {
-		f.d.refuse(msg)
+		sc.d.Refuse(msg)
 	}
 }
 
-// abandonWaiting removes the records that wait behind their key; f.mu is
+// abandonWaiting removes the records that wait behind their key; sc.mu is
 // held.
-func (pf *partFlow) abandonWaiting() []*record {
+func (cl *claim) abandonWaiting() []*record {
 	var gone []*record
-	for k, q := range pf.keys {
+	for k, q := range cl.keys {
 		gone = append(gone, q...)
-		pf.keys[k] = q[:0]
+		cl.keys[k] = q[:0]
 	}
-	pf.taken -= len(gone)
+	cl.taken -= len(gone)
 	return gone
 }
 
 // giveUp abandons the holds of records that will not be handled here.
-func (f *flow) giveUp(rs []*record) {
+func (sc *scheduler) giveUp(rs []*record) {
 	for _, r := range rs {
 		r.hold.Abandon()
-		f.set.stats.inFlight.Add(-1)
+		sc.set.Stats.inFlight.Add(-1)
 	}
 }
 
 // offer takes msg, a record watermill-kafka hands out, or parks it.
-func (f *flow) offer(msg *message.Message) {
-	tp, off, ok := f.sub.position(msg)
+func (sc *scheduler) offer(msg *message.Message) {
+	tp, off, ok := sc.sub.position(msg)
 	if !ok {
-		f.passThrough(msg)
+		sc.passThrough(msg)
 		return
 	}
-	if f.d.marks.Completed(tp, off) {
+	if sc.d.marks.Completed(tp, off) {
 		msg.Ack() // settled before a crash or a rebalance: not handled again
 		return
 	}
-	f.mu.Lock()
-	if f.draining {
-		f.mu.Unlock()
-		f.d.refuse(msg)
+	sc.mu.Lock()
+	if sc.draining {
+		sc.mu.Unlock()
+		sc.d.Refuse(msg)
 		return
 	}
-	pf := f.parts[tp.Partition]
-	if pf != nil && pf.parked != nil {
+	cl := sc.parts[tp.Partition]
+	if cl != nil && cl.parked != nil {
 		// watermill-kafka hands out one record per partition at a time:
 		// a parked one is never followed by another before it is taken.
-		pf.parked = msg
-		f.mu.Unlock()
+		cl.parked = msg
+		sc.mu.Unlock()
 		return
 	}
-	ready, pass := f.take(tp, pf, msg)
-	f.mu.Unlock()
+	ready, pass := sc.take(tp, cl, msg)
+	sc.mu.Unlock()
 	if pass {
-		f.passThrough(msg)
+		sc.passThrough(msg)
 		return
 	}
-	f.start(ready)
+	sc.start(ready)
 }
 
-// take admits msg into its partition's flow, or parks it when the window or
+// take admits msg into its claim, or parks it when the window or
 // the metadata budget is full. It returns the record to start now, if any,
 // and pass when msg cannot be held and must go through unheld, one at a
-// time; f.mu is held.
-func (f *flow) take(tp offsets.Partition, pf *partFlow, msg *message.Message) (ready *record, pass bool) {
-	if pf != nil && pf.taken >= f.set.n {
-		pf.parked = msg
+// time; sc.mu is held.
+func (sc *scheduler) take(tp offsets.Partition, cl *claim, msg *message.Message) (ready *record, pass bool) {
+	if cl != nil && cl.taken >= sc.set.Concurrency {
+		cl.parked = msg
 		return nil, false
 	}
-	_, off, _ := f.sub.position(msg)
-	hold, err := f.d.marks.Admit(tp, off)
+	_, off, _ := sc.sub.position(msg)
+	hold, err := sc.d.marks.Admit(tp, off)
 	switch {
-	case errors.Is(err, offsets.ErrOverBudget) && pf != nil:
-		pf.parked = msg
-		f.watchBudget(pf)
+	case errors.Is(err, offsets.ErrOverBudget) && cl != nil:
+		cl.parked = msg
+		sc.watchBudget(cl)
 		return nil, false
 	case err != nil:
 		return nil, true
 	}
-	if pf == nil || pf.revoked != hold.Revoked() {
-		pf = &partFlow{tp: tp, revoked: hold.Revoked(), keys: map[string][]*record{}}
-		f.parts[tp.Partition] = pf
-		go f.watchRevoke(pf)
+	if cl == nil || cl.revoked != hold.Revoked() {
+		cl = &claim{tp: tp, revoked: hold.Revoked(), keys: map[string][]*record{}}
+		sc.parts[tp.Partition] = cl
+		go sc.watchRevoke(cl)
 	}
 	r := &record{
-		src: msg, ctx: context.WithoutCancel(msg.Context()), hold: hold, pf: pf, taken: time.Now(),
+		src: msg, ctx: context.WithoutCancel(msg.Context()), hold: hold, claim: cl, taken: time.Now(),
 	}
-	if f.set.ordering == OrderByKey {
+	if !sc.set.Unordered {
 		if key, _ := kafka.MessageKeyFromCtx(msg.Context()); len(key) > 0 {
 			r.key, r.keyed = string(key), true
 		}
 	}
-	pf.taken++
-	f.set.stats.inFlight.Add(1)
+	cl.taken++
+	sc.set.Stats.inFlight.Add(1)
 	// The hold is in place: acknowledging lets watermill-kafka mark the
 	// offset (kept below the hold) and hand out the next record.
 	msg.Ack()
 	if r.keyed {
-		if q, busy := pf.keys[r.key]; busy {
-			pf.keys[r.key] = append(q, r)
+		if q, busy := cl.keys[r.key]; busy {
+			cl.keys[r.key] = append(q, r)
 			return nil, false
 		}
-		pf.keys[r.key] = nil
+		cl.keys[r.key] = nil
 	}
 	return r, false
 }
 
-// watchBudget retries the parked record of pf once the tracker changes;
-// f.mu is held.
-func (f *flow) watchBudget(pf *partFlow) {
-	if pf.watching {
+// watchBudget retries the parked record of cl once the tracker changes;
+// sc.mu is held.
+func (sc *scheduler) watchBudget(cl *claim) {
+	if cl.watching {
 		return
 	}
-	pf.watching = true
-	changed := f.d.marks.Changes()
+	cl.watching = true
+	changed := sc.d.marks.Changes()
 	go func() {
 		select {
 		case <-changed:
-		case <-pf.revoked:
-		case <-f.stop:
+		case <-cl.revoked:
+		case <-sc.stop:
 		}
-		f.mu.Lock()
-		pf.watching = false
-		ready := f.takeParked(pf)
-		f.mu.Unlock()
-		f.start(ready)
+		sc.mu.Lock()
+		cl.watching = false
+		ready := sc.takeParked(cl)
+		sc.mu.Unlock()
+		sc.start(ready)
 	}()
 }
 
-// takeParked takes the parked record of pf if there is room; f.mu is held.
-func (f *flow) takeParked(pf *partFlow) *record {
-	msg := pf.parked
-	if msg == nil || pf.taken >= f.set.n || f.draining || f.stopped {
+// takeParked takes the parked record of cl if there is room; sc.mu is held.
+func (sc *scheduler) takeParked(cl *claim) *record {
+	msg := cl.parked
+	if msg == nil || cl.taken >= sc.set.Concurrency || sc.draining || sc.stopped {
 		return nil
 	}
-	pf.parked = nil
-	tp, _, _ := f.sub.position(msg)
-	ready, pass := f.take(tp, pf, msg)
+	cl.parked = nil
+	tp, _, _ := sc.sub.position(msg)
+	ready, pass := sc.take(tp, cl, msg)
 	if pass {
-		go f.passThrough(msg)
+		go sc.passThrough(msg)
 	}
 	return ready
 }
 
-// watchRevoke gives up pf's waiting records, and its parked one, when its
+// watchRevoke gives up cl's waiting records, and its parked one, when its
 // claim is revoked.
-func (f *flow) watchRevoke(pf *partFlow) {
+func (sc *scheduler) watchRevoke(cl *claim) {
 	select {
-	case <-pf.revoked:
-	case <-f.stop:
+	case <-cl.revoked:
+	case <-sc.stop:
 		return
 	}
-	f.mu.Lock()
-	gone := pf.abandonWaiting()
-	parked := pf.parked
-	pf.parked = nil
-	if f.parts[pf.tp.Partition] == pf {
-		delete(f.parts, pf.tp.Partition)
+	sc.mu.Lock()
+	gone := cl.abandonWaiting()
+	parked := cl.parked
+	cl.parked = nil
+	if sc.parts[cl.tp.Partition] == cl {
+		delete(sc.parts, cl.tp.Partition)
 	}
-	f.mu.Unlock()
-	f.giveUp(gone)
+	sc.mu.Unlock()
+	sc.giveUp(gone)
 	if parked != nil {
 		// The session is over: watermill-kafka does not mark what is
 		// acknowledged now, and its claim can end.
@@ -292,31 +315,31 @@ func (f *flow) watchRevoke(pf *partFlow) {
 }
 
 // start hands r to the router and settles it when the router is done.
-func (f *flow) start(r *record) {
+func (sc *scheduler) start(r *record) {
 	if r == nil {
 		return
 	}
-	f.mu.Lock()
-	if f.stopped {
-		f.mu.Unlock()
-		f.giveUp([]*record{r})
+	sc.mu.Lock()
+	if sc.stopped {
+		sc.mu.Unlock()
+		sc.giveUp([]*record{r})
 		return
 	}
-	f.senders.Add(1)
-	f.mu.Unlock()
-	go f.handle(r)
+	sc.senders.Add(1)
+	sc.mu.Unlock()
+	go sc.handle(r)
 }
 
 // handle sends r to the router until its message is acknowledged, and then
 // settles r. A nack (the chain failed to hand the record off) sends it again
-// after nackResend, as watermill-kafka does; while the flow drains, or once
+// after nackResend, as watermill-kafka does; while the scheduler drains, or once
 // the claim is revoked, a nacked record is given up.
-func (f *flow) handle(r *record) {
-	defer f.senders.Done()
+func (sc *scheduler) handle(r *record) {
+	defer sc.senders.Done()
 	r.started = time.Now()
-	st := f.set.stats
+	st := sc.set.Stats
 	if wait := r.started.Sub(r.taken); r.keyed && wait > time.Millisecond && st.waited != nil {
-		st.waited(f.set.handlerID, wait.Seconds())
+		st.waited(sc.set.HandlerID, wait.Seconds())
 	}
 	st.mu.Lock()
 	st.running[r] = struct{}{}
@@ -337,31 +360,31 @@ func (f *flow) handle(r *record) {
 		}
 		msg.SetContext(r.ctx)
 		select {
-		case f.out <- msg:
-		case <-f.stop:
-			f.settle(r, false)
+		case sc.out <- msg:
+		case <-sc.stop:
+			sc.settle(r, false)
 			return
 		}
 		select {
 		case <-msg.Acked():
-			f.settle(r, true)
+			sc.settle(r, true)
 			return
 		case <-msg.Nacked():
 		}
-		if f.sub.draining.Load() {
-			f.settle(r, false)
+		if sc.sub.draining.Load() {
+			sc.settle(r, false)
 			return
 		}
 		t := time.NewTimer(nackResend)
 		select {
 		case <-t.C:
-		case <-r.pf.revoked:
+		case <-r.claim.revoked:
 			t.Stop()
-			f.settle(r, false)
+			sc.settle(r, false)
 			return
-		case <-f.stop:
+		case <-sc.stop:
 			t.Stop()
-			f.settle(r, false)
+			sc.settle(r, false)
 			return
 		}
 	}
@@ -369,57 +392,57 @@ func (f *flow) handle(r *record) {
 
 // settle releases (ok) or abandons r's hold, starts the next record with
 // its key, and takes the parked record of its partition if there is room.
-func (f *flow) settle(r *record, ok bool) {
+func (sc *scheduler) settle(r *record, ok bool) {
 	if ok {
 		r.hold.Release()
 	} else {
 		r.hold.Abandon()
 	}
-	f.set.stats.inFlight.Add(-1)
-	pf := r.pf
+	sc.set.Stats.inFlight.Add(-1)
+	cl := r.claim
 	var next []*record
-	f.mu.Lock()
-	pf.taken--
+	sc.mu.Lock()
+	cl.taken--
 	if r.keyed {
-		q := pf.keys[r.key]
+		q := cl.keys[r.key]
 		switch {
 		case len(q) == 0:
-			delete(pf.keys, r.key)
+			delete(cl.keys, r.key)
 		case ok:
 			next = append(next, q[0])
 			q[0] = nil
-			pf.keys[r.key] = q[1:]
+			cl.keys[r.key] = q[1:]
 		default:
 			// Not handled here: neither are the records after it with its
 			// key, so that they are not handled before it.
-			pf.taken -= len(q)
-			delete(pf.keys, r.key)
-			defer f.giveUp(q)
+			cl.taken -= len(q)
+			delete(cl.keys, r.key)
+			defer sc.giveUp(q)
 		}
 	}
-	if p := f.takeParked(pf); p != nil {
+	if p := sc.takeParked(cl); p != nil {
 		next = append(next, p)
 	}
-	f.mu.Unlock()
+	sc.mu.Unlock()
 	for _, n := range next {
-		f.start(n)
+		sc.start(n)
 	}
 }
 
 // passThrough hands msg to the router as it is, without a hold: a record
 // the tracker cannot hold (its partition has two claims at once during a
 // rebalance, or it has no position) is handled like a sequential handler's.
-func (f *flow) passThrough(msg *message.Message) {
-	f.mu.Lock()
-	if f.stopped {
-		f.mu.Unlock()
+func (sc *scheduler) passThrough(msg *message.Message) {
+	sc.mu.Lock()
+	if sc.stopped {
+		sc.mu.Unlock()
 		return
 	}
-	f.senders.Add(1)
-	f.mu.Unlock()
-	defer f.senders.Done()
+	sc.senders.Add(1)
+	sc.mu.Unlock()
+	defer sc.senders.Done()
 	select {
-	case f.out <- msg:
-	case <-f.stop:
+	case sc.out <- msg:
+	case <-sc.stop:
 	}
 }

@@ -1,4 +1,4 @@
-package kafkaevents
+package consume
 
 import (
 	"strings"
@@ -11,25 +11,30 @@ import (
 	"github.com/torix/kafkaevents/internal/offsets"
 )
 
-// TestStuckRecordShowsInReadiness: a record in its handler for longer than
-// StuckAfter is named in the readiness warnings, and in the metrics.
-func TestStuckRecordShowsInReadiness(t *testing.T) {
-	stats := newFlowStats(nil)
-	d := &drainingSubscriber{marks: offsets.NewTracker(offsets.Config{})}
-	d.setFlow("orders", flowSettings{n: 8, handlerID: "Orders.stuck", stats: stats})
-	s := &Stack{subscriber: d}
-	assert.Empty(t, s.stuckRecords(), "nothing runs")
+// TestStuckRecordIsReported: a record in its handler for longer than the
+// stuck threshold is named by Stuck (the readiness warnings), and is the
+// oldest the handler's Stats report (the metrics).
+func TestStuckRecordIsReported(t *testing.T) {
+	const stuckAfter = 30 * time.Second
+	stats := NewStats(nil)
+	d := NewSubscriber(nil, offsets.NewTracker(offsets.Config{}), Config{})
+	d.SetHandler("orders", Settings{Concurrency: 8, HandlerID: "Orders.stuck", Stats: stats})
+	assert.Empty(t, d.Stuck(stuckAfter), "nothing runs")
+	_, ok := stats.Oldest()
+	assert.False(t, ok, "nothing runs")
 
-	r := &record{pf: &partFlow{tp: offsets.Partition{Topic: "orders", Partition: 2}}, hold: &offsets.InFlight{}}
-	r.started = time.Now().Add(-StuckAfter / 2)
+	r := &record{claim: &claim{tp: offsets.Partition{Topic: "orders", Partition: 2}}, hold: &offsets.InFlight{}}
+	r.started = time.Now().Add(-stuckAfter / 2)
 	stats.running[r] = struct{}{}
-	assert.Empty(t, s.stuckRecords(), "not stuck yet")
+	assert.Empty(t, d.Stuck(stuckAfter), "not stuck yet")
 
-	r.started = time.Now().Add(-StuckAfter - time.Second)
-	w := s.stuckRecords()
+	r.started = time.Now().Add(-stuckAfter - time.Second)
+	w := d.Stuck(stuckAfter)
 	require.Len(t, w, 1)
 	assert.True(t, strings.Contains(w["handler Orders.stuck"], "orders/2"), w)
-	st := s.ConcurrencyStats()
-	require.Len(t, st.Handlers, 1)
-	assert.GreaterOrEqual(t, st.Handlers[0].OldestInFlightMs, StuckAfter.Milliseconds())
+	oldest, ok := stats.Oldest()
+	require.True(t, ok)
+	assert.GreaterOrEqual(t, time.Since(oldest.Started), stuckAfter)
+	assert.Equal(t, offsets.Partition{Topic: "orders", Partition: 2}, oldest.Partition)
+	require.Len(t, d.Handlers(), 1)
 }

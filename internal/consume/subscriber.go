@@ -1,4 +1,4 @@
-package kafkaevents
+package consume
 
 import (
 	"context"
@@ -9,16 +9,14 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/torix/kafkaevents/internal/offsets"
-	"github.com/torix/kafkaevents/wire"
 )
 
-// drainingSubscriber wraps the Kafka subscriber so that a graceful shutdown
+// Subscriber wraps the Kafka subscriber so that a graceful shutdown
 // commits the messages whose handlers were running. watermill-kafka abandons
 // a message that was handed out but not yet acknowledged as soon as the
 // router closes the subscriber or cancels its context, without marking its
@@ -32,18 +30,25 @@ import (
 // The router reads the channel of the subscription underneath directly: a
 // goroutine forwarding the messages would cost each of them a hand-off
 // between goroutines, a quarter of the throughput of a partition. What is in
-// flight is known without it: the stack's unmarshaler (handOutUnmarshaler)
+// flight is known without it: the stack's unmarshaler ([HandOutUnmarshaler])
 // tells the offset tracker which offset each partition hands out, and while a
-// subscription drains the stack's first middleware (Stack.enter) refuses
+// subscription drains the stack's first middleware refuses ([Subscriber.Refuse])
 // what it still hands out, nacking it unhandled, so that its offset stays
 // unmarked for the next owner of the partition.
-type drainingSubscriber struct {
+//
+// The topics whose handler has a concurrency above 1 ([Subscriber.SetHandler])
+// are read through a scheduler (scheduler.go) that hands the router several
+// records of a partition at once.
+//
+// The zero value refuses nothing and has no handlers; build a Subscriber
+// that subscribes with [NewSubscriber].
+type Subscriber struct {
 	inner message.Subscriber
 	// drain bounds the wait for the messages in flight. Zero means no wait.
 	drain time.Duration
 	// marks sees the offsets watermill-kafka hands out and marks; it must be
 	// the Tracer of the subscriber underneath, and its unmarshaler must be a
-	// handOutUnmarshaler of it.
+	// HandOutUnmarshaler of it.
 	marks *offsets.Tracker
 	// logger, when set, says what a drain waits for and when it gives up.
 	logger watermill.LoggerAdapter
@@ -53,10 +58,10 @@ type drainingSubscriber struct {
 	// message costs one atomic load while none does.
 	draining atomic.Int32
 
-	// flows are the concurrency settings by topic, for the topics whose
-	// handler has a concurrency above 1; def applies to the others.
-	flows map[string]flowSettings
-	def   flowSettings
+	// handlers are the concurrency settings by topic, set by SetHandler;
+	// def applies to the others.
+	handlers map[string]Settings
+	def      Settings
 
 	mu      sync.Mutex
 	closed  bool
@@ -72,11 +77,35 @@ type drainingSubscriber struct {
 	closeErr        error
 }
 
+// Config configures NewSubscriber.
+type Config struct {
+	// Drain bounds the wait for the messages in flight when a subscription
+	// drains and when the Subscriber closes. Optional. Zero means no wait.
+	Drain time.Duration
+	// Logger says what a drain waits for and when it gives up. Optional.
+	// Default: nothing is logged.
+	Logger watermill.LoggerAdapter
+	// OnSubscribe is told the topic of each subscription, before it starts.
+	// Optional.
+	OnSubscribe func(topic string)
+	// Default are the concurrency settings of the topics SetHandler was not
+	// called for (handlers added to the router directly).
+	Default Settings
+}
+
 var errSubscriberClosed = errors.New("kafkaevents: subscriber is closed")
 
-func newDrainingSubscriber(inner message.Subscriber, marks *offsets.Tracker, drain time.Duration) *drainingSubscriber {
-	return &drainingSubscriber{inner: inner, drain: drain, marks: marks, closing: make(chan struct{}), allDraining: make(chan struct{})}
+// NewSubscriber wraps inner, a watermill-kafka subscriber whose Tracer is
+// marks and whose unmarshaler is a HandOutUnmarshaler of marks.
+func NewSubscriber(inner message.Subscriber, marks *offsets.Tracker, cfg Config) *Subscriber {
+	return &Subscriber{
+		inner: inner, drain: cfg.Drain, marks: marks, logger: cfg.Logger, onSubscribe: cfg.OnSubscribe, def: cfg.Default,
+		closing: make(chan struct{}), allDraining: make(chan struct{}),
+	}
 }
+
+// Marks returns the offset tracker of the Subscriber.
+func (d *Subscriber) Marks() *offsets.Tracker { return d.marks }
 
 // subscription is one Subscribe call. It is a value of the context of every
 // message of the subscription (set once, on the context the subscription
@@ -92,44 +121,45 @@ type subscription struct {
 
 type subscriptionKey struct{}
 
-// setFlow sets the concurrency of topic's handler; call it before
-// Subscribe.
-func (d *drainingSubscriber) setFlow(topic string, set flowSettings) {
+// SetHandler sets the concurrency settings of topic's handler; call it
+// before Subscribe.
+func (d *Subscriber) SetHandler(topic string, set Settings) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.flows == nil {
-		d.flows = map[string]flowSettings{}
+	if d.handlers == nil {
+		d.handlers = map[string]Settings{}
 	}
-	d.flows[topic] = set
+	d.handlers[topic] = set
 }
 
-// flowSettings returns the concurrency settings of every handler.
-func (d *drainingSubscriber) flowSettings() []flowSettings {
+// Handlers returns the concurrency settings given to SetHandler, in no
+// particular order.
+func (d *Subscriber) Handlers() []Settings {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	out := make([]flowSettings, 0, len(d.flows))
-	for _, set := range d.flows {
+	out := make([]Settings, 0, len(d.handlers))
+	for _, set := range d.handlers {
 		out = append(out, set)
 	}
 	return out
 }
 
-// flowOf returns the concurrency settings of topic, and whether they ask
-// for more than one record of a partition at a time.
-func (d *drainingSubscriber) flowOf(topic string) (flowSettings, bool) {
+// settingsOf returns the concurrency settings of topic, and whether they
+// ask for more than one record of a partition at a time.
+func (d *Subscriber) settingsOf(topic string) (Settings, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	set, ok := d.flows[topic]
+	set, ok := d.handlers[topic]
 	if !ok {
 		set = d.def
 	}
-	return set, set.n > 1
+	return set, set.Concurrency > 1
 }
 
 // Subscribe subscribes to topic underneath with a context that ctx does not
 // cancel, and returns the channel of that subscription. When ctx is done
 // before Close, the subscription drains and then ends (see watch).
-func (d *drainingSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+func (d *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
@@ -154,10 +184,10 @@ func (d *drainingSubscriber) Subscribe(ctx context.Context, topic string) (<-cha
 		return nil, err
 	}
 	go d.watch(ctx, sub)
-	if set, ok := d.flowOf(topic); ok {
-		f := newFlow(d, sub, set)
-		go f.run(out)
-		return f.out, nil
+	if set, ok := d.settingsOf(topic); ok {
+		sc := newScheduler(d, sub, set)
+		go sc.run(out)
+		return sc.out, nil
 	}
 	return out, nil
 }
@@ -173,7 +203,7 @@ func (d *drainingSubscriber) Subscribe(ctx context.Context, topic string) (<-cha
 // consumer group, revoking the partitions of the others while their messages
 // are still being handled; so a subscription that drains alone (its handler
 // was stopped) waits for Close or the timeout.
-func (d *drainingSubscriber) watch(ctx context.Context, sub *subscription) {
+func (d *Subscriber) watch(ctx context.Context, sub *subscription) {
 	defer d.watchers.Done()
 	select {
 	case <-ctx.Done():
@@ -197,7 +227,7 @@ func (d *drainingSubscriber) watch(ctx context.Context, sub *subscription) {
 	}
 }
 
-func (d *drainingSubscriber) startDraining(sub *subscription) {
+func (d *Subscriber) startDraining(sub *subscription) {
 	if !sub.draining.CompareAndSwap(false, true) {
 		return
 	}
@@ -211,8 +241,14 @@ func (d *drainingSubscriber) startDraining(sub *subscription) {
 	}
 }
 
-// refuse nacks msg if its subscription drains, and reports whether it did.
-func (d *drainingSubscriber) refuse(msg *message.Message) bool {
+// Draining reports whether some subscription drains: only then can Refuse
+// refuse a message. It costs one atomic load.
+func (d *Subscriber) Draining() bool { return d.draining.Load() > 0 }
+
+// Refuse nacks msg if it is a message of a subscription that drains, and
+// reports whether it did. The offset of a refused message stays unmarked,
+// for the next owner of its partition.
+func (d *Subscriber) Refuse(msg *message.Message) bool {
 	sub, ok := msg.Context().Value(subscriptionKey{}).(*subscription)
 	if !ok || sub.marks != d.marks || !sub.draining.Load() {
 		return false
@@ -234,7 +270,7 @@ func (sub *subscription) position(msg *message.Message) (offsets.Partition, int6
 
 // waitSettled waits, at most d.drain, until the partitions of the topics of
 // subs have no message in flight.
-func (d *drainingSubscriber) waitSettled(subs ...*subscription) {
+func (d *Subscriber) waitSettled(subs ...*subscription) {
 	if d.drain <= 0 || len(subs) == 0 {
 		return
 	}
@@ -270,10 +306,10 @@ func (d *drainingSubscriber) waitSettled(subs ...*subscription) {
 // Close makes every subscription drain, waits for the messages in flight
 // (at most the drain timeout) and then closes the subscriber underneath,
 // which commits the marked offsets and leaves the group. It is idempotent; a
-// call made while another is in progress waits for it, so that Stack.Close
+// call made while another is in progress waits for it, so that the stack's Close
 // does not return before the offsets are committed (the router calls Close
 // too, from a goroutine of its own).
-func (d *drainingSubscriber) Close() error {
+func (d *Subscriber) Close() error {
 	d.closeOnce.Do(func() {
 		d.mu.Lock()
 		d.closed = true
@@ -291,40 +327,4 @@ func (d *drainingSubscriber) Close() error {
 		}
 	})
 	return d.closeErr
-}
-
-// handOutUnmarshaler is the unmarshaler of the stack's subscriber: it tells
-// marks which offset of its partition watermill-kafka is about to hand out
-// (watermill-kafka unmarshals a record right before it hands it out, and
-// hands out the next one of the partition only after this one was
-// acknowledged), and unmarshals the record with Unmarshaler.
-type handOutUnmarshaler struct {
-	kafka.Unmarshaler
-	marks *offsets.Tracker
-}
-
-// Unmarshal implements kafka.Unmarshaler.
-func (u handOutUnmarshaler) Unmarshal(rec *sarama.ConsumerMessage) (*message.Message, error) {
-	u.marks.HandOut(offsets.Partition{Topic: rec.Topic, Partition: rec.Partition}, rec.Offset)
-	return u.Unmarshaler.Unmarshal(rec)
-}
-
-// offsetHolder is the stack's wire.OffsetHolder: it holds the offset
-// of a message of the stack's subscriber in the offset tracker, so that the
-// retry and DLQ hand-offs can acknowledge a message before its record is
-// acknowledged by the broker.
-type offsetHolder struct{ marks *offsets.Tracker }
-
-// Hold implements wire.OffsetHolder. It returns nil for a message that
-// did not come from the stack's subscriber.
-func (h offsetHolder) Hold(msg *message.Message) wire.OffsetHold {
-	sub, ok := msg.Context().Value(subscriptionKey{}).(*subscription)
-	if !ok || sub.marks != h.marks {
-		return nil
-	}
-	tp, off, ok := sub.position(msg)
-	if !ok {
-		return nil
-	}
-	return h.marks.Hold(tp, off)
 }

@@ -1,6 +1,6 @@
 #include "funcdata.h"
 
-// func growStack()
-TEXT ·growStack(SB), 0, $3072-0
+// func grow()
+TEXT ·grow(SB), 0, $3072-0
 	NO_LOCAL_POINTERS
 	RET

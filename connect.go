@@ -2,19 +2,14 @@ package kafkaevents
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"strings"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill"
 )
-
-// ErrStartupTimeout is wrapped by the error NewContext (and the start of a
-// router the stack is installed on) returns when a wait of the start took
-// longer than Config.StartupTimeout.
-var ErrStartupTimeout = errors.New("kafkaevents: startup timed out")
 
 // startupError is the error of a wait of the start (waitingFor, such as
 // "connecting to the brokers") that ended before it was done: ctx was done
@@ -57,4 +52,32 @@ func (s *Stack) likelyCause() string {
 		}
 	}
 	return strings.Join(causes, "; ")
+}
+
+// connectClient opens a sarama client to the brokers, waiting at most
+// Config.StartupTimeout and no longer than ctx lasts (sarama's connect takes
+// no context); a client that connects after the wait ended is closed.
+func (s *Stack) connectClient(ctx context.Context, what string, sc *sarama.Config) (sarama.Client, error) {
+	wait, cancel := context.WithTimeout(ctx, s.cfg.StartupTimeout)
+	defer cancel()
+	type result struct {
+		c   sarama.Client
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		c, err := sarama.NewClient(s.cfg.Brokers, sc)
+		ch <- result{c, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.c, r.err
+	case <-wait.Done():
+		go func() {
+			if r := <-ch; r.err == nil {
+				_ = r.c.Close()
+			}
+		}()
+		return nil, s.startupError(ctx, what)
+	}
 }

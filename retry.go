@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
 
 	"github.com/torix/kafkaevents/delayedretry"
+	"github.com/torix/kafkaevents/internal/bounded"
 )
 
 // retryFetchMinBytes is how much data a fetch of the retry consumer waits for
@@ -29,65 +29,6 @@ func retryFetch(shortest time.Duration, minBytes int32, maxWait time.Duration) (
 		return minBytes, maxWait
 	}
 	return max(minBytes, retryFetchMinBytes), min(wait, maxWait)
-}
-
-// handoffMaxLinger caps the linger of the retry hand-off producer.
-const handoffMaxLinger = 25 * time.Millisecond
-
-// handoffLinger returns how long the producer of the retry records that are
-// handed off lets them gather: a quarter of the shortest retry delay, at most
-// 25ms, and never less than the stack's own linger. A retry record is due at
-// least shortest after the failure; written within a quarter of that, and
-// fetched within another quarter (retryFetch), it is read long before it is
-// due, while the broker gets a produce request per 25ms instead of per 5ms.
-func handoffLinger(shortest, linger time.Duration) time.Duration {
-	return max(linger, min((shortest/4).Truncate(time.Millisecond), handoffMaxLinger))
-}
-
-// startHandoffProducer gives the retry records that are handed off a
-// producer of their own, on a client of its own, when they may linger
-// longer than the stack's producer does; s.mu is held.
-func (s *Stack) startHandoffProducer(ctx context.Context, shortest time.Duration) error {
-	linger := handoffLinger(shortest, s.cfg.Producer.Linger)
-	if linger <= max(s.cfg.Producer.Linger, 0) || s.handoff.held.Load() != nil {
-		return nil
-	}
-	sc, err := s.cfg.producerSarama()
-	if err != nil {
-		return err
-	}
-	sc.Producer.Flush.Frequency = linger
-	client, err := s.connectClient(ctx, "connecting the retry producer", sc)
-	if err != nil {
-		return s.cfg.redactErr(fmt.Errorf("kafkaevents: retry producer client: %w", err))
-	}
-	p, err := newAsyncProducer(client, s.tracer)
-	if err != nil {
-		_ = client.Close()
-		return err
-	}
-	s.handoffClient = client
-	s.handoff.held.Store(p)
-	return nil
-}
-
-// handoffSender is the retry middleware's Sender. The retry records it
-// hands off while their original's offset is held go through a producer
-// that lingers longer (startHandoffProducer), once the retry consumer runs;
-// the records the middleware waits for go through the stack's producer,
-// which answers sooner.
-type handoffSender struct {
-	*Producer
-	held atomic.Pointer[Producer]
-}
-
-// SendRecordAsync implements wire.AsyncSender.
-func (h *handoffSender) SendRecordAsync(ctx context.Context, rec *sarama.ProducerMessage, done func(error)) {
-	if p := h.held.Load(); p != nil {
-		p.SendRecordAsync(ctx, rec, done)
-		return
-	}
-	h.Producer.SendRecordAsync(ctx, rec, done)
 }
 
 // startRetryConsumer connects the retry consumer (and the hand-off
@@ -170,30 +111,64 @@ func (s *Stack) RetryTopics() []string {
 // RetryStats returns the retry counters.
 func (s *Stack) RetryStats() delayedretry.Stats { return s.retryStats.Stats() }
 
-// connectClient opens a sarama client to the brokers, waiting at most
-// Config.StartupTimeout and no longer than ctx lasts (sarama's connect takes
-// no context); a client that connects after the wait ended is closed.
-func (s *Stack) connectClient(ctx context.Context, what string, sc *sarama.Config) (sarama.Client, error) {
-	wait, cancel := context.WithTimeout(ctx, s.cfg.StartupTimeout)
-	defer cancel()
-	type result struct {
-		c   sarama.Client
-		err error
+// RetryLane is the backlog of one retry topic.
+type RetryLane struct {
+	// Topic is the retry topic.
+	Topic string `json:"topic"`
+	// Backlog counts the records of the topic that the retry consumer group
+	// has not committed yet: those waiting for their due time and those
+	// behind them.
+	Backlog int64 `json:"backlog"`
+	// OldestDue is the earliest due time of the records the retry consumer
+	// holds on this topic; zero when it holds none.
+	OldestDue time.Time `json:"oldestDue,omitzero"`
+}
+
+// RetryLanes returns the backlog of each retry topic, or an empty list when
+// retries are off. ctx bounds the broker calls.
+func (s *Stack) RetryLanes(ctx context.Context) ([]RetryLane, error) {
+	topics := s.RetryTopics()
+	if len(topics) == 0 {
+		return []RetryLane{}, nil
 	}
-	ch := make(chan result, 1)
-	go func() {
-		c, err := sarama.NewClient(s.cfg.Brokers, sc)
-		ch <- result{c, err}
-	}()
-	select {
-	case r := <-ch:
-		return r.c, r.err
-	case <-wait.Done():
-		go func() {
-			if r := <-ch; r.err == nil {
-				_ = r.c.Close()
+	s.mu.Lock()
+	c := s.retryConsumer
+	s.mu.Unlock()
+	oldest := map[string]time.Time{}
+	if c != nil {
+		for _, h := range c.Held() {
+			if o, ok := oldest[h.Topic]; !ok || h.Due.Before(o) {
+				oldest[h.Topic] = h.Due
 			}
-		}()
-		return nil, s.startupError(ctx, what)
+		}
 	}
+	return bounded.Call(ctx, func(context.Context) ([]RetryLane, error) {
+		resp, err := s.admin.ListConsumerGroupOffsets(s.cfg.Consumer.GroupID+".retry", nil)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]RetryLane, 0, len(topics))
+		for _, t := range topics {
+			lane := RetryLane{Topic: t, OldestDue: oldest[t]}
+			parts, err := s.client.Partitions(t)
+			if err != nil {
+				return nil, fmt.Errorf("partitions of %s: %w", t, err)
+			}
+			for _, p := range parts {
+				end, err := s.client.GetOffset(t, p, sarama.OffsetNewest)
+				if err != nil {
+					return nil, fmt.Errorf("end offset of %s/%d: %w", t, p, err)
+				}
+				var from int64 // the first offset not committed
+				if b := resp.GetBlock(t, p); b != nil && b.Offset >= 0 {
+					from = b.Offset
+				} else if from, err = s.client.GetOffset(t, p, sarama.OffsetOldest); err != nil {
+					return nil, fmt.Errorf("oldest offset of %s/%d: %w", t, p, err)
+				}
+				lane.Backlog += max(end-from, 0)
+			}
+			out = append(out, lane)
+		}
+		return out, nil
+	})
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/torix/kafkaevents/dlq"
 )
 
@@ -18,27 +17,8 @@ func (s *Stack) DLQEnabled() bool { return s.queue != nil }
 // DLQStats returns the DLQ counters.
 func (s *Stack) DLQStats() dlq.Stats { return s.dlqStats.Stats() }
 
-// Gatherer returns the registry that holds the stack's Prometheus metrics.
-func (s *Stack) Gatherer() prometheus.Gatherer { return s.registry }
-
-// ResetMetrics zeroes the counters of component: "all", "retry" or "dlq".
-// Prometheus histograms are not reset (Prometheus counters only grow). It
-// returns ErrUnknownComponent for anything else.
-func (s *Stack) ResetMetrics(component string) error {
-	switch component {
-	case "all", "":
-		s.retryStats.Reset()
-		s.dlqStats.Reset()
-	case "retry":
-		s.retryStats.Reset()
-	case "dlq":
-		s.dlqStats.Reset()
-	default:
-		return fmt.Errorf("%w: %q", ErrUnknownComponent, component)
-	}
-	return nil
-}
-
+// checkTopic returns the error of a DLQ operation on topic: ErrDLQDisabled,
+// or ErrUnknownTopic when no registered handler consumes it.
 func (s *Stack) checkTopic(topic string) error {
 	if s.reprocessor == nil {
 		return ErrDLQDisabled
