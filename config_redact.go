@@ -27,7 +27,7 @@ func isSecretField(name string) bool {
 }
 
 // String formats c like %+v does, with the pointers dereferenced and the
-// values of SASL.Password and Monitoring.AdminToken replaced by
+// values of SASL.Password, Monitoring.AdminToken and TLS.KeyFile replaced by
 // "[redacted]" when they are set.
 func (c Config) String() string { return printRedacted(c, false) }
 
@@ -69,6 +69,19 @@ func (m MonitoringConfig) Format(f fmt.State, verb rune) { formatRedacted(f, ver
 
 // LogValue implements slog.LogValuer with AdminToken redacted.
 func (m MonitoringConfig) LogValue() slog.Value { return logValueOf(reflect.ValueOf(m)) }
+
+// String formats t like %+v does, with KeyFile replaced by "[redacted]"
+// when it is set: the path of a private key tells where to look for it.
+func (t TLSConfig) String() string { return printRedacted(t, false) }
+
+// GoString formats t as a Go composite literal with KeyFile redacted.
+func (t TLSConfig) GoString() string { return printRedacted(t, true) }
+
+// Format implements fmt.Formatter so that no verb prints KeyFile.
+func (t TLSConfig) Format(f fmt.State, verb rune) { formatRedacted(f, verb, t) }
+
+// LogValue implements slog.LogValuer with KeyFile redacted.
+func (t TLSConfig) LogValue() slog.Value { return logValueOf(reflect.ValueOf(t)) }
 
 func formatRedacted(f fmt.State, verb rune, v any) {
 	if verb == 'v' && f.Flag('#') {

@@ -3,6 +3,7 @@ package kafkaevents_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -122,6 +123,24 @@ func TestSecretsAreNeverPrinted(t *testing.T) {
 		}
 		require.NoError(t, router.Close())
 		errs = append(errs, stack.Close())
+	})
+
+	t.Run("a config with a TLS client key, printed and logged", func(t *testing.T) {
+		cfg := kafkaevents.Config{
+			Brokers: []string{"127.0.0.1:9093"},
+			TLS: kafkaevents.TLSConfig{
+				Enabled:  kafkaevents.Bool(true),
+				CertFile: "/etc/kafka/client.pem",
+				KeyFile:  "/etc/kafka/" + markerKeyPath + ".pem",
+			},
+		}
+		logger.Info("config with TLS", watermill.LogFields{"config": cfg, "tls": cfg.TLS})
+		slog.New(slog.NewJSONHandler(&logs, nil)).Info("config with TLS", "config", cfg, "tls", cfg.TLS)
+		for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x"} {
+			_, _ = fmt.Fprintf(&logs, verb+"\n", cfg)
+			_, _ = fmt.Fprintf(&logs, verb+"\n", cfg.TLS)
+		}
+		require.Contains(t, logs.String(), "/etc/kafka/client.pem", "the certificate path is no secret and is printed")
 	})
 
 	t.Run("starts that fail", func(t *testing.T) {

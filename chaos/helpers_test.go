@@ -962,6 +962,49 @@ func allIdle(svcs []*service) bool {
 	return true
 }
 
+// WaitCommitted waits until the service's consumer group has committed
+// past every record it had read when the wait began: the sum of its
+// committed offsets (lag report of /kafka/metrics) reaches the sum of the
+// end offsets seen at the start.
+func (s *service) WaitCommitted(t *testing.T, timeout time.Duration) {
+	t.Helper()
+	lagSums := func() (committed, end int64, ok bool) {
+		code, b := s.Get("/kafka/metrics")
+		if code != http.StatusOK {
+			return 0, 0, false
+		}
+		var body struct {
+			Lag []struct {
+				Committed int64 `json:"committed"`
+				End       int64 `json:"end"`
+			} `json:"lag"`
+		}
+		if json.Unmarshal(b, &body) != nil || len(body.Lag) == 0 {
+			return 0, 0, false
+		}
+		for _, l := range body.Lag {
+			committed += max(l.Committed, 0)
+			end += l.End
+		}
+		return committed, end, true
+	}
+	var target int64 = -1
+	deadline := time.Now().Add(timeout)
+	for {
+		committed, end, ok := lagSums()
+		if ok && target < 0 {
+			target = end
+		}
+		if ok && target >= 0 && committed >= target {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("service %s: committed offsets did not reach %d within %s (last %d)", s.URL, target, timeout, committed)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // Idle reports whether the service has committed every record of the topics
 // it consumes and of its retry lanes (lag 0, backlog 0, nothing waiting).
 func (s *service) Idle() (string, bool) {

@@ -33,7 +33,8 @@ func TestGracefulShutdownRedeliversNothingCompleted(t *testing.T) {
 	// happens after the SIGTERM is the shutdown's doing alone.
 	stable := func() {
 		svc.WaitReady(60 * time.Second)
-		time.Sleep(2 * time.Second)
+		c.waitGroupsStable(t, 60*time.Second, name+"-group", name+"-group.retry")
+		svc.WaitCommitted(t, 30*time.Second)
 	}
 	stable()
 	redelivered := 0
