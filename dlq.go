@@ -67,18 +67,18 @@ func (s *Stack) ReprocessStatus() dlq.Status {
 }
 
 // BrowseDLQ lists the DLQ records of topic without committing anything; see
-// dlq.Reprocessor.Browse.
+// dlq.Browser.Browse.
 func (s *Stack) BrowseDLQ(ctx context.Context, topic string, limit, offset int) (dlq.Page, error) {
 	if err := s.checkTopic(topic); err != nil {
 		return dlq.Page{}, err
 	}
-	return s.reprocessor.Browse(ctx, topic, limit, offset)
+	return s.browser.Browse(ctx, topic, limit, offset)
 }
 
 // SearchDLQ lists the DLQ records that match q without committing anything;
-// see dlq.Reprocessor.Search. A non-empty q.Topic must be a handled topic.
+// see dlq.Browser.Search. A non-empty q.Topic must be a handled topic.
 func (s *Stack) SearchDLQ(ctx context.Context, q dlq.Query) (dlq.Page, error) {
-	if s.reprocessor == nil {
+	if s.browser == nil {
 		return dlq.Page{}, ErrDLQDisabled
 	}
 	if q.Topic != "" {
@@ -86,16 +86,16 @@ func (s *Stack) SearchDLQ(ctx context.Context, q dlq.Query) (dlq.Page, error) {
 			return dlq.Page{}, err
 		}
 	}
-	return s.reprocessor.Search(ctx, q)
+	return s.browser.Search(ctx, q)
 }
 
-// DLQRecord reads one DLQ record in full; see dlq.Reprocessor.Detail. It
+// DLQRecord reads one DLQ record in full; see dlq.Browser.Detail. It
 // returns ErrDLQDisabled or an error wrapping dlq.ErrRecordNotFound.
 func (s *Stack) DLQRecord(ctx context.Context, partition int32, offset int64) (dlq.Detail, error) {
-	if s.reprocessor == nil {
+	if s.browser == nil {
 		return dlq.Detail{}, ErrDLQDisabled
 	}
-	return s.reprocessor.Detail(ctx, partition, offset)
+	return s.browser.Detail(ctx, partition, offset)
 }
 
 // ReprocessRecord hands the one DLQ record at partition and offset to its

@@ -48,6 +48,7 @@ type Stack struct {
 	queue       *dlq.Queue
 	dlqStats    *dlq.Metrics
 	reprocessor *dlq.Reprocessor
+	browser     *dlq.Browser
 	registry    *prometheus.Registry
 	durations   *prometheus.HistogramVec
 	keyWaits    *prometheus.HistogramVec
@@ -237,6 +238,10 @@ func (s *Stack) buildDLQ(o options) error {
 		Client: s.client, Queue: s.queue, Dispatcher: s.dispatcher, MaxReprocess: s.cfg.DLQ.MaxReprocess,
 		Concurrency: s.concurrencyOf,
 	}, s.logger)
+	if err != nil {
+		return err
+	}
+	s.browser, err = dlq.NewBrowser(dlq.BrowserConfig{Client: s.client, Topic: s.DLQTopic()})
 	return err
 }
 

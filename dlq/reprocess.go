@@ -419,21 +419,3 @@ func (r *Reprocessor) reprocess(ctx context.Context, rn *run, opts ReprocessOpti
 	}
 	return errors.Join(append(errs, commitErr)...)
 }
-
-// Browse is Browser.Browse.
-// Forwarding to Browser until the Stack builds one.
-func (r *Reprocessor) Browse(ctx context.Context, topic string, limit, offset int) (Page, error) {
-	return r.browser.Browse(ctx, topic, limit, offset)
-}
-
-// Search is Browser.Search.
-// Forwarding to Browser until the Stack builds one.
-func (r *Reprocessor) Search(ctx context.Context, q Query) (Page, error) {
-	return r.browser.Search(ctx, q)
-}
-
-// Detail is Browser.Detail.
-// Forwarding to Browser until the Stack builds one.
-func (r *Reprocessor) Detail(ctx context.Context, partition int32, offset int64) (Detail, error) {
-	return r.browser.Detail(ctx, partition, offset)
-}

@@ -75,7 +75,7 @@ type Admin interface {
 	// dlq.ErrInvalidBrowse, kafkaevents.ErrUnknownTopic or
 	// kafkaevents.ErrDLQDisabled.
 	BrowseDLQ(ctx context.Context, topic string, limit, offset int) (dlq.Page, error)
-	// SearchDLQ lists the DLQ records that match q (dlq.Reprocessor.Search).
+	// SearchDLQ lists the DLQ records that match q (dlq.Browser.Search).
 	// It returns an error wrapping dlq.ErrInvalidBrowse,
 	// kafkaevents.ErrUnknownTopic or kafkaevents.ErrDLQDisabled.
 	SearchDLQ(ctx context.Context, q dlq.Query) (dlq.Page, error)
