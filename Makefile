@@ -34,6 +34,10 @@ test-kafka: ## Run the same suite against a real Apache Kafka 4.x started from M
 	$(GO) test -race -count=1 -timeout 20m $$($(GO) list $(PKGS) | grep -v /chaos); \
 	$(GO) test -race -count=1 -timeout 20m ./chaos/
 
+.PHONY: mutate
+mutate: ## Break the implementation one line at a time (scripts/mutate.go) and report which breakages the tests miss (MUTATE_ARGS="-n 10")
+	$(GO) run scripts/mutate.go $(MUTATE_ARGS)
+
 .PHONY: bench
 bench: ## Benchmarks side by side; writes BENCHMARKS.md (BENCH_SHORT=1: one quick run, prints only; KAFKA_BROKERS: real Kafka)
 	$(GO) run ./bench

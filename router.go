@@ -32,7 +32,7 @@ import (
 //     process span failed;
 //  6. middleware.Guard: records the unmarshaler rejected fail as
 //     undecodable without reaching the handler, and a panic becomes an
-//     error (RejectUndecodable and Recoverer in one frame).
+//     error (RejectUndecodable and RecoverPanics in one frame).
 //
 // Tracing is left out when the stack was built WithoutTracing.
 func (s *Stack) Middlewares() []message.HandlerMiddleware {

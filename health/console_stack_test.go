@@ -41,13 +41,13 @@ func storeFailures(t *testing.T, svc *consoleService, payloads ...string) map[st
 	t.Helper()
 	before := svc.stack.DLQStats().MessagesStored
 	for i, p := range payloads {
-		_, err := svc.stack.Producer().Send(t.Context(), kafkaevents.Message{Topic: uiTopic, Key: fmt.Sprint("k", i), Value: []byte(p)})
+		_, err := svc.stack.Producer().Send(t.Context(), kafkaevents.Message{Topic: svc.topic, Key: fmt.Sprint("k", i), Value: []byte(p)})
 		require.NoError(t, err)
 	}
 	want := before + int64(len(payloads))
 	require.Eventually(t, func() bool { return svc.stack.DLQStats().MessagesStored == want }, 30*time.Second, 10*time.Millisecond)
 	var page dlq.Page
-	require.Equal(t, http.StatusOK, call(t, svc, http.MethodGet, "/kafka/dlq/records?limit=500&topic="+uiTopic, &page))
+	require.Equal(t, http.StatusOK, call(t, svc, http.MethodGet, "/kafka/dlq/records?limit=500&topic="+svc.topic, &page))
 	out := map[string]dlq.BrowsedRecord{}
 	for _, r := range page.Records {
 		out[r.Preview] = r
@@ -60,7 +60,7 @@ func TestReprocessRecordHandsItToItsHandlerOnce(t *testing.T) {
 	recs := storeFailures(t, svc, `{"n":1}`, `{"n":2}`)
 	first, second := recs[`{"n":1}`], recs[`{"n":2}`]
 	require.Equal(t, 1, svc.handled(`{"n":1}`))
-	end := topicEnd(t, svc.stack, uiTopic)
+	end := topicEnd(t, svc.stack, svc.topic)
 	path := fmt.Sprintf("/kafka/dlq/records/%d/%d/reprocess", first.Partition, first.Offset)
 
 	// Failing again: the record takes the normal path back to the DLQ.
@@ -75,18 +75,18 @@ func TestReprocessRecordHandsItToItsHandlerOnce(t *testing.T) {
 	svc.failing.Store(false)
 	require.Equal(t, http.StatusOK, call(t, svc, http.MethodPost, path, &res))
 	assert.Equal(t, dlq.RecordResult{
-		Partition: first.Partition, Offset: first.Offset, Topic: uiTopic, HandlerID: uiHandler, Outcome: dlq.OutcomeReprocessed,
+		Partition: first.Partition, Offset: first.Offset, Topic: svc.topic, HandlerID: uiHandler, Outcome: dlq.OutcomeReprocessed,
 		StartedAt: res.StartedAt, FinishedAt: res.FinishedAt,
 	}, res)
 	assert.Equal(t, 3, svc.handled(`{"n":1}`))
 	assert.Equal(t, 1, svc.handled(`{"n":2}`))
-	assert.Equal(t, end, topicEnd(t, svc.stack, uiTopic), "nothing was republished to the original topic")
+	assert.Equal(t, end, topicEnd(t, svc.stack, svc.topic), "nothing was republished to the original topic")
 	assert.Equal(t, int64(1), svc.stack.DLQStats().MessagesReprocessed)
 
 	// The record carried its reprocess count: the DLQ record of its second
 	// failure says 1.
 	var page dlq.Page
-	require.Equal(t, http.StatusOK, call(t, svc, http.MethodGet, "/kafka/dlq/records?topic="+uiTopic+"&limit=10", &page))
+	require.Equal(t, http.StatusOK, call(t, svc, http.MethodGet, "/kafka/dlq/records?topic="+svc.topic+"&limit=10", &page))
 	counts := map[string]int{}
 	for _, r := range page.Records {
 		counts[fmt.Sprint(r.Preview, "#", r.ReprocessCount)]++
@@ -116,21 +116,21 @@ func TestSearchAndDetailOnTheEmbeddedBroker(t *testing.T) {
 	assert.Equal(t, 3, count("reason=permanent&handler="+url.QueryEscape(uiHandler)))
 	assert.Equal(t, 0, count("reason=retries-exhausted"))
 	assert.Equal(t, 0, count("handler=Other.handle"))
-	assert.Equal(t, 3, count("pending=true&topic="+uiTopic))
+	assert.Equal(t, 3, count("pending=true&topic="+svc.topic))
 
 	// A completed run moves the group past them: nothing is pending.
 	svc.failing.Store(false)
-	p, err := svc.stack.Reprocessor().Reprocess(t.Context(), dlq.ReprocessOptions{Topic: uiTopic})
+	p, err := svc.stack.Reprocessor().Reprocess(t.Context(), dlq.ReprocessOptions{Topic: svc.topic})
 	require.NoError(t, err)
 	require.Equal(t, int64(3), p.Reprocessed)
-	assert.Equal(t, 0, count("pending=true&topic="+uiTopic))
-	assert.Equal(t, 3, count("topic="+uiTopic), "the records stay in the DLQ")
+	assert.Equal(t, 0, count("pending=true&topic="+svc.topic))
+	assert.Equal(t, 3, count("topic="+svc.topic), "the records stay in the DLQ")
 
 	bin := recs["\x00\x01binary"]
 	var d dlq.Detail
 	require.Equal(t, http.StatusOK, call(t, svc, http.MethodGet, fmt.Sprintf("/kafka/dlq/records/%d/%d", bin.Partition, bin.Offset), &d))
 	assert.Equal(t, []byte("\x00\x01binary"), d.Payload)
-	assert.Equal(t, uiTopic, d.OriginalTopic)
+	assert.Equal(t, svc.topic, d.OriginalTopic)
 	assert.NotEmpty(t, d.CorrelationID)
 	assert.Len(t, d.TraceID, 32)
 	assert.True(t, strings.HasPrefix(d.Headers["traceparent"], "00-"+d.TraceID+"-"))
@@ -141,7 +141,7 @@ func TestRetryLanesShowBacklogAndOldestDue(t *testing.T) {
 	svc := startConsoleServiceWith(t, kafkaevents.RetryConfig{BaseDelay: time.Hour, MaxDelay: time.Hour, Attempts: 1})
 	svc.transient.Store(true)
 	sent := time.Now()
-	_, err := svc.stack.Producer().Send(t.Context(), kafkaevents.Message{Topic: uiTopic, Key: "k", Value: []byte(`{"late":true}`)})
+	_, err := svc.stack.Producer().Send(t.Context(), kafkaevents.Message{Topic: svc.topic, Key: "k", Value: []byte(`{"late":true}`)})
 	require.NoError(t, err)
 
 	type lane struct {
@@ -162,6 +162,6 @@ func TestRetryLanesShowBacklogAndOldestDue(t *testing.T) {
 		lanes = m.Retry.Lanes
 		return len(lanes) == 1 && lanes[0].Backlog == 1 && !lanes[0].OldestDue.IsZero()
 	}, 30*time.Second, 20*time.Millisecond, "lanes: %+v", lanes)
-	assert.Equal(t, "shop.retry.3600s", lanes[0].Topic)
+	assert.Equal(t, svc.service+".retry.3600s", lanes[0].Topic)
 	assert.WithinRange(t, lanes[0].OldestDue, sent.Add(time.Hour-time.Second), time.Now().Add(time.Hour+time.Second))
 }

@@ -4,12 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"net/http/httptest"
+	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/labstack/echo/v4"
@@ -29,12 +34,16 @@ const (
 	uiToken   = "console-t0ken-9f2c"
 )
 
-// consoleService is a Stack with one handler on the embedded broker, its
-// monitoring endpoints and console on an HTTP server, and a record of what
-// the handler saw.
+// consoleService is a Stack with one handler, its monitoring endpoints and
+// console on an HTTP server, and a record of what the handler saw. It runs on
+// the embedded broker, or on the Kafka named by KAFKA_BROKERS (make
+// test-kafka), with a topic and service name of its own there.
 type consoleService struct {
-	stack   *kafkaevents.Stack
-	url     string
+	stack *kafkaevents.Stack
+	url   string
+	// topic is the handler's topic; service the stack's service name.
+	topic   string
+	service string
 	failing atomic.Bool
 	// transient makes the handler fail with an error that is retried.
 	transient atomic.Bool
@@ -93,12 +102,20 @@ func startConsoleService(t *testing.T) *consoleService {
 // startConsoleServiceWith is startConsoleService with a retry policy.
 func startConsoleServiceWith(t *testing.T, retry kafkaevents.RetryConfig) *consoleService {
 	t.Helper()
-	broker := kafkatest.New(t, kafkatest.Topics(uiTopic))
+	topic, service, brokers := uiTopic, "shop", []string(nil)
+	if v := os.Getenv("KAFKA_BROKERS"); v != "" {
+		n := time.Now().UnixNano()%1e9*10000 + int64(rand.IntN(10000))
+		topic, service = fmt.Sprintf("%s-%d", uiTopic, n), fmt.Sprintf("shop-%d", n)
+		brokers = strings.Split(v, ",")
+		createTopic(t, brokers, topic)
+	} else {
+		brokers = kafkatest.New(t, kafkatest.Topics(uiTopic)).Addrs()
+	}
 	tp := sdktrace.NewTracerProvider()
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	stack, err := kafkaevents.New(kafkaevents.Config{
-		ClientID:      "shop",
-		Brokers:       broker.Addrs(),
+		ClientID:      service,
+		Brokers:       brokers,
 		Subscriptions: kafkaevents.SubscriptionConfig{FromBeginning: kafkaevents.Bool(true)},
 		Retry:         retry,
 	}, kafkaevents.WithLogger(watermill.NopLogger{}),
@@ -106,13 +123,13 @@ func startConsoleServiceWith(t *testing.T, retry kafkaevents.RetryConfig) *conso
 		kafkaevents.WithTracerProvider(tp),
 		kafkaevents.WithPropagator(propagation.TraceContext{}))
 	require.NoError(t, err)
-	svc := &consoleService{stack: stack, seen: map[string]int{}, audit: &auditLog{}}
+	svc := &consoleService{stack: stack, topic: topic, service: service, seen: map[string]int{}, audit: &auditLog{}}
 	svc.failing.Store(true)
 
 	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, watermill.NopLogger{})
 	require.NoError(t, err)
 	stack.Install(router)
-	_, err = stack.AddHandler(router, uiTopic, uiHandler, func(msg *message.Message) error {
+	_, err = stack.AddHandler(router, topic, uiHandler, func(msg *message.Message) error {
 		svc.mu.Lock()
 		svc.seen[string(msg.Payload)]++
 		held, release := svc.held == string(msg.Payload), svc.release
@@ -153,4 +170,20 @@ func startConsoleServiceWith(t *testing.T, retry kafkaevents.RetryConfig) *conso
 	t.Cleanup(srv.Close)
 	svc.url = srv.URL
 	return svc
+}
+
+// createTopic creates topic on real Kafka with the embedded broker's default
+// of 3 partitions, and waits until its metadata is there.
+func createTopic(t *testing.T, brokers []string, topic string) {
+	t.Helper()
+	cfg := sarama.NewConfig()
+	cfg.Version = sarama.V2_8_0_0
+	admin, err := sarama.NewClusterAdmin(brokers, cfg)
+	require.NoError(t, err)
+	defer admin.Close()
+	require.NoError(t, admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: 3, ReplicationFactor: 1}, false))
+	require.Eventually(t, func() bool {
+		meta, err := admin.DescribeTopics([]string{topic})
+		return err == nil && len(meta) == 1 && meta[0].Err == sarama.ErrNoError && len(meta[0].Partitions) == 3
+	}, 30*time.Second, 50*time.Millisecond, "topic %s created", topic)
 }

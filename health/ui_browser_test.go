@@ -171,15 +171,15 @@ func TestConsoleInBrowser(t *testing.T) {
 
 	// An order that fails permanently, and a hostile one, end in the DLQ.
 	const order = `{"orderId":"ord-1","amount":42}`
-	_, err := svc.stack.Producer().Send(ctx, kafkaevents.Message{Topic: uiTopic, Key: "ord-1", Value: []byte(order), CorrelationID: "corr-ord-1"})
+	_, err := svc.stack.Producer().Send(ctx, kafkaevents.Message{Topic: svc.topic, Key: "ord-1", Value: []byte(order), CorrelationID: "corr-ord-1"})
 	require.NoError(t, err)
 	_, err = svc.stack.Producer().Send(ctx, kafkaevents.Message{
-		Topic: uiTopic, Key: hostile, Value: []byte(hostile), CorrelationID: "corr-hostile",
+		Topic: svc.topic, Key: hostile, Value: []byte(hostile), CorrelationID: "corr-hostile",
 		Headers: map[string]string{"x-note": hostile},
 	})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return svc.stack.DLQStats().MessagesStored == 2 }, 30*time.Second, 20*time.Millisecond)
-	page, err := svc.stack.SearchDLQ(ctx, dlq.Query{Topic: uiTopic, Limit: 10})
+	page, err := svc.stack.SearchDLQ(ctx, dlq.Query{Topic: svc.topic, Limit: 10})
 	require.NoError(t, err)
 	require.Len(t, page.Records, 2)
 	rec := map[string]dlq.BrowsedRecord{}
@@ -196,7 +196,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		b.run(t, "open", chromedp.Navigate(ui), chromedp.WaitVisible(`body[data-ready="true"]`, chromedp.ByQuery))
 		waitText(t, b, "#health-status", "healthy")
 		waitText(t, b, "#overview", "permanent")
-		waitText(t, b, "#overview", "shop.retry.100ms")
+		waitText(t, b, "#overview", svc.service+".retry.100ms")
 		var loc string
 		b.run(t, "location", chromedp.Location(&loc))
 		assert.Equal(t, ui+"/", loc, "/kafka/ui redirects to /kafka/ui/")
@@ -225,7 +225,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	})
 
 	t.Run("browse the DLQ and open a record", func(t *testing.T) {
-		b.run(t, "dlq view", show(ui+"/#/dlq?topic="+uiTopic))
+		b.run(t, "dlq view", show(ui+"/#/dlq?topic="+svc.topic))
 		waitText(t, b, "#dlq-count", "of 2")
 		waitText(t, b, "table", "corr-ord-1")
 		b.run(t, "filter by reason", chromedp.SetValue("#f-reason", "permanent", chromedp.ByQuery), chromedp.Click(`#dlq-filters button[type="submit"]`, chromedp.ByQuery),
@@ -264,7 +264,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	t.Run("reprocess the topic", func(t *testing.T) {
 		svc.failing.Store(false)
 		b.run(t, "reprocess view", show(ui+"/#/reprocess"), chromedp.WaitVisible("#r-check", chromedp.ByQuery),
-			chromedp.SetValue("#r-topic", uiTopic, chromedp.ByQuery), chromedp.Click("#r-check", chromedp.ByQuery))
+			chromedp.SetValue("#r-topic", svc.topic, chromedp.ByQuery), chromedp.Click("#r-check", chromedp.ByQuery))
 		waitText(t, b, "#r-count", "will read 2 dead letters of orders")
 		b.run(t, "start", chromedp.Click("#r-start", chromedp.ByQuery))
 		waitText(t, b, "#run-result", "completed: 2 reprocessed, 0 failed")
@@ -280,7 +280,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		svc.failing.Store(true)
 		const slow = `{"orderId":"ord-slow"}`
 		stored := svc.stack.DLQStats().MessagesStored
-		_, err := svc.stack.Producer().Send(ctx, kafkaevents.Message{Topic: uiTopic, Key: "ord-slow", Value: []byte(slow)})
+		_, err := svc.stack.Producer().Send(ctx, kafkaevents.Message{Topic: svc.topic, Key: "ord-slow", Value: []byte(slow)})
 		require.NoError(t, err)
 		require.Eventually(t, func() bool { return svc.stack.DLQStats().MessagesStored == stored+1 }, 30*time.Second, 20*time.Millisecond)
 		svc.failing.Store(false)
@@ -288,7 +288,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		defer release()
 
 		b.run(t, "reprocess view", show(ui+"/#/overview"), show(ui+"/#/reprocess"), chromedp.WaitVisible("#r-check", chromedp.ByQuery),
-			chromedp.SetValue("#r-topic", uiTopic, chromedp.ByQuery), chromedp.Click("#r-check", chromedp.ByQuery))
+			chromedp.SetValue("#r-topic", svc.topic, chromedp.ByQuery), chromedp.Click("#r-check", chromedp.ByQuery))
 		waitText(t, b, "#r-count", "will read 1 dead letter of orders")
 		b.run(t, "start", chromedp.Click("#r-start", chromedp.ByQuery))
 		waitText(t, b, "#run-progress", "running: 0 reprocessed")
@@ -300,14 +300,14 @@ func TestConsoleInBrowser(t *testing.T) {
 	})
 
 	t.Run("reprocess one record", func(t *testing.T) {
-		end := topicEnd(t, svc.stack, uiTopic)
+		end := topicEnd(t, svc.stack, svc.topic)
 		b.run(t, "record", show(fmt.Sprintf("%s/#/dlq/%d/%d", ui, orderRec.Partition, orderRec.Offset)),
 			chromedp.WaitVisible("#record-reprocess", chromedp.ByQuery), chromedp.Click("#record-reprocess", chromedp.ByQuery),
 			chromedp.WaitVisible("#record-confirm-yes", chromedp.ByQuery), chromedp.Click("#record-confirm-yes", chromedp.ByQuery))
 		waitText(t, b, "#record-result", "Outcome: reprocessed")
 		assert.Equal(t, 3, svc.handled(order), "handed to its handler exactly once more")
 		assert.Equal(t, 2, svc.handled(hostile), "the other record was not touched")
-		assert.Equal(t, end, topicEnd(t, svc.stack, uiTopic), "nothing was republished to the original topic")
+		assert.Equal(t, end, topicEnd(t, svc.stack, svc.topic), "nothing was republished to the original topic")
 	})
 
 	t.Run("audit log", func(t *testing.T) {
