@@ -227,14 +227,10 @@ func TestRetryPrecisionMixedDelays(t *testing.T) {
 	p50, p99, maxL := sorted[len(sorted)/2], sorted[len(sorted)*99/100], sorted[len(sorted)-1]
 	t.Logf("retry lateness over %d retries (100ms/1s/5s): p50=%s p99=%s max=%s early=%d", len(sorted), p50, p99, maxL, early.Load())
 	assert.Zero(t, early.Load(), "no retry may be delivered before x-retry-after")
-	// A short delay waiting behind a long one would be seconds late. The
-	// benchmarks measure the lateness itself (figure 3: about 1.5 ms at
-	// p99 on the embedded broker, 13 ms on the local Kafka).
-	bound := 100 * time.Millisecond
-	if env.Real {
-		bound = 500 * time.Millisecond
-	}
-	assert.LessOrEqual(t, p99, bound, "p99 lateness")
+	// A short delay waiting behind a long one would be late by about the
+	// gap between the lanes (seconds): that, not the lateness itself, is
+	// what this checks. The lateness is a figure of make bench (figure 3).
+	assert.Less(t, p99, 900*time.Millisecond, "retries waited behind longer ones")
 	st := rn.Stack.RetryStats()
 	assert.Zero(t, st.Lateness.Early)
 }
@@ -415,6 +411,9 @@ func TestWaitingRetriesMoveOnRebalance(t *testing.T) {
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return first.Stack.RetryStats().Scheduled == n }, 30*time.Second, 10*time.Millisecond)
 	second := start(t, cfg, setup)
+	// The second instance must own retry partitions before the retries are
+	// due (6s after they were scheduled), or it has nothing to take over.
+	env.waitMembers(t, cfg.Consumer.GroupID+".retry", 2, 30*time.Second)
 
 	require.Eventually(t, func() bool {
 		retried := map[string]bool{}

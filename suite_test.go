@@ -108,6 +108,35 @@ func committedOffset(t *testing.T, admin sarama.ClusterAdmin, group, topic strin
 // answer: below every real offset and never equal to "none" (-1).
 const offsetUnknown = -2
 
+// waitMembers waits until group is stable with members members, each of
+// them assigned at least one partition. Errors of the admin calls are
+// retried.
+func (e *testEnv) waitMembers(t *testing.T, group string, members int, timeout time.Duration) {
+	t.Helper()
+	admin, err := sarama.NewClusterAdmin(e.Brokers, e.saramaConfig())
+	require.NoError(t, err)
+	defer admin.Close()
+	deadline := time.Now().Add(timeout)
+	last := "no answer"
+	for time.Now().Before(deadline) {
+		if gs, err := admin.DescribeConsumerGroups([]string{group}); err == nil && len(gs) == 1 {
+			g := gs[0]
+			assigned := 0
+			for _, m := range g.Members {
+				if a, err := m.GetMemberAssignment(); err == nil && a != nil && len(a.Topics) > 0 {
+					assigned++
+				}
+			}
+			last = fmt.Sprintf("state %s, %d members, %d assigned", g.State, len(g.Members), assigned)
+			if g.State == "Stable" && len(g.Members) == members && assigned == members {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("group %s: want %d members with partitions, stable, after %s; last seen: %s", group, members, timeout, last)
+}
+
 // baseConfig is a config for one test: unique service, client and group.
 func (e *testEnv) baseConfig(name string) kafkaevents.Config {
 	svc := uniq(name)

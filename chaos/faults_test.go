@@ -48,9 +48,6 @@ func TestBrokerRefusesProduce(t *testing.T) {
 		{"handler output refused", "output", kerr.NotEnoughReplicas, 8},
 		{"retry hand-off applied but answered REQUEST_TIMED_OUT", "retry", kerr.RequestTimedOut, 6},
 	}
-	if !full {
-		cases = cases[:2] // the retry and DLQ hand-offs
-	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
