@@ -112,12 +112,12 @@ func TestConcurrencyGracefulShutdownDrains(t *testing.T) {
 	rn.Stop()
 	assert.Equal(t, int32(0), check.running.Load(), "the stop waited for the handlers")
 
-	start(t, cfg, func(s *kafkaevents.Stack, r *message.Router) {
+	rn2 := start(t, cfg, func(s *kafkaevents.Stack, r *message.Router) {
 		_, err := s.AddHandler(r, topic, "Orders.drain", handler, kafkaevents.WithConcurrency(32))
 		require.NoError(t, err)
 	})
 	require.Eventually(t, func() bool { return check.distinct() == 2000 }, 60*time.Second, 20*time.Millisecond)
-	time.Sleep(500 * time.Millisecond) // a redelivery would show up by now
+	waitSettled(t, rn2.Stack, topic, 30*time.Second) // a redelivery would have come before
 	assert.Equal(t, 0, check.handledTwice(), "a graceful stop commits what was handled")
 }
 
@@ -211,7 +211,7 @@ func TestConcurrencyDueRetriesRunSideBySide(t *testing.T) {
 		defer mu.Unlock()
 		return len(retried) == 64
 	}, 30*time.Second, 10*time.Millisecond)
-	time.Sleep(300 * time.Millisecond) // a second delivery would show up by now
+	waitSettled(t, rn.Stack, topic, 30*time.Second) // a second delivery would have come before
 	mu.Lock()
 	for v, n := range retried {
 		assert.Equal(t, 1, n, v)

@@ -155,7 +155,7 @@ func TestFailTwiceSucceedsOnThirdDelivery(t *testing.T) {
 	_, err := rn.Stack.Producer().Send(t.Context(), kafkaevents.Message{Topic: topic, Value: "x"})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return rec.count() == 3 }, 30*time.Second, 10*time.Millisecond)
-	time.Sleep(time.Second) // a fourth delivery or a DLQ record would show up by now
+	waitSettled(t, rn.Stack, topic, 30*time.Second) // a fourth delivery or a DLQ record would have come first
 	assert.Equal(t, 3, rec.count())
 	assert.Empty(t, c.Records(nil), "a message handled on its third delivery must not reach the DLQ")
 	st := rn.Stack.RetryStats().Handlers["Retry.failsTwice"]

@@ -137,6 +137,56 @@ func (e *testEnv) waitMembers(t *testing.T, group string, members int, timeout t
 	t.Fatalf("group %s: want %d members with partitions, stable, after %s; last seen: %s", group, members, timeout, last)
 }
 
+// waitSettled waits until s's group has committed every record of topic
+// and its retry group every record of the retry lanes. It is the positive
+// signal of an absence check: once everything read is handled and
+// committed, a delivery, retry or DLQ record that has not happened yet will
+// not happen.
+func waitSettled(t *testing.T, s *kafkaevents.Stack, topic string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	last := "no answer"
+	for time.Now().Before(deadline) {
+		ok, why := settled(t, s, topic)
+		if ok {
+			return
+		}
+		last = why
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s not settled after %s: %s", topic, timeout, last)
+}
+
+func settled(t *testing.T, s *kafkaevents.Stack, topic string) (bool, string) {
+	lag, err := s.Lag(t.Context())
+	if err != nil {
+		return false, err.Error()
+	}
+	seen := false
+	for _, l := range lag {
+		if l.Topic != topic {
+			continue
+		}
+		seen = true
+		if l.Committed < l.End {
+			return false, fmt.Sprintf("partition %d committed %d of %d", l.Partition, l.Committed, l.End)
+		}
+	}
+	if !seen {
+		return false, "no lag reported"
+	}
+	lanes, err := s.RetryLanes(t.Context())
+	if err != nil {
+		return false, err.Error()
+	}
+	for _, l := range lanes {
+		if l.Backlog > 0 {
+			return false, fmt.Sprintf("retry lane %s: %d records", l.Topic, l.Backlog)
+		}
+	}
+	return true, ""
+}
+
 // baseConfig is a config for one test: unique service, client and group.
 func (e *testEnv) baseConfig(name string) kafkaevents.Config {
 	svc := uniq(name)
