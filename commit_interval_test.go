@@ -48,7 +48,7 @@ func TestCommitInterval(t *testing.T) {
 			require.Eventually(t, func() bool { return handled.Load() == 20 }, 30*time.Second, 5*time.Millisecond)
 			if tc.interval < time.Second {
 				require.Eventually(t, func() bool {
-					return committedOffset(t, admin, cfg.Consumer.GroupID, topic) == 20
+					return committedOffsetNow(admin, cfg.Consumer.GroupID, topic) == 20
 				}, 5*time.Second, 10*time.Millisecond)
 				return
 			}

@@ -195,7 +195,7 @@ func TestConcurrencyCommitStaysBelowABlockedRecord(t *testing.T) {
 
 	close(release)
 	assert.Eventually(t, func() bool {
-		return committedOffset(t, admin, cfg.Consumer.GroupID, topic) == 206
+		return committedOffsetNow(admin, cfg.Consumer.GroupID, topic) == 206
 	}, 10*time.Second, 50*time.Millisecond)
 }
 
@@ -258,7 +258,7 @@ func TestConcurrencyCompletedRecordsAreNotHandledAgain(t *testing.T) {
 	})
 	require.Eventually(t, func() bool { return slowAgain.Load() == 1 }, 30*time.Second, 10*time.Millisecond, "the blocked record is handled again")
 	require.Eventually(t, func() bool {
-		return committedOffset(t, admin, cfg.Consumer.GroupID, topic) == 5001
+		return committedOffsetNow(admin, cfg.Consumer.GroupID, topic) == 5001
 	}, 10*time.Second, 50*time.Millisecond)
 	assert.Less(t, again.Load(), int32(100), "handled again after the restart")
 	assert.GreaterOrEqual(t, rn2.Stack.ConcurrencyStats().SkippedCompleted, int64(4900))

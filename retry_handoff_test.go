@@ -123,6 +123,11 @@ func (rig *handoffRig) committed(t *testing.T) int64 {
 	return committedOffset(t, rig.admin, rig.cfg.Consumer.GroupID, rig.topic)
 }
 
+// committedNow is committed for wait conditions (see committedOffsetNow).
+func (rig *handoffRig) committedNow() int64 {
+	return committedOffsetNow(rig.admin, rig.cfg.Consumer.GroupID, rig.topic)
+}
+
 // TestRetryHandoffDoesNotBlockItsPartition makes the broker refuse the retry
 // record of a failed message and checks both halves of the hand-off
 // contract: the messages behind the failed one keep flowing while its retry
@@ -160,7 +165,7 @@ func TestRetryHandoffDoesNotBlockItsPartition(t *testing.T) {
 	rn2 := rig.start(t)
 	require.Eventually(t, func() bool { return len(rig.delivered("m-0")) >= 2 }, 30*time.Second, 20*time.Millisecond, "m-0 delivered again")
 	assert.Equal(t, []int{0, 0}, rig.delivered("m-0")[:2], "the redelivery comes from the main topic")
-	require.Eventually(t, func() bool { return rig.committed(t) == n }, 10*time.Second, 50*time.Millisecond, "everything committed in the end")
+	require.Eventually(t, func() bool { return rig.committedNow() == n }, 10*time.Second, 50*time.Millisecond, "everything committed in the end")
 	rn2.Stop()
 }
 
@@ -185,7 +190,7 @@ func TestRetryHandoffCommitsAfterTheRecordIsWritten(t *testing.T) {
 	require.Eventually(t, func() bool { return len(rig.delivered("m-0")) == 2 }, 30*time.Second, 20*time.Millisecond,
 		"the retry of m-0 was delivered once the broker took its record")
 	assert.Equal(t, []int{0, 1}, rig.delivered("m-0"))
-	require.Eventually(t, func() bool { return rig.committed(t) == n }, 10*time.Second, 50*time.Millisecond)
+	require.Eventually(t, func() bool { return rig.committedNow() == n }, 10*time.Second, 50*time.Millisecond)
 	require.Eventually(t, func() bool { return rn.Stack.RetryStats().Handlers["Handoff.handle"].Scheduled == 1 },
 		5*time.Second, 10*time.Millisecond, "the retry counted as scheduled once")
 }
@@ -217,7 +222,7 @@ func TestDLQHandoffDoesNotBlockItsPartition(t *testing.T) {
 	assert.Equal(t, "m-0", got[0].Value)
 	assert.Equal(t, string(wire.ReasonPermanent), got[0].Headers[wire.HeaderDLQReason])
 	assert.Equal(t, "0", got[0].Headers[wire.HeaderOriginalOffset])
-	require.Eventually(t, func() bool { return rig.committed(t) == n }, 10*time.Second, 50*time.Millisecond, "everything committed once the record was written")
+	require.Eventually(t, func() bool { return rig.committedNow() == n }, 10*time.Second, 50*time.Millisecond, "everything committed once the record was written")
 	require.Eventually(t, func() bool { return rn.Stack.DLQStats().MessagesStored == 1 }, 5*time.Second, 10*time.Millisecond)
 	time.Sleep(500 * time.Millisecond)
 	assert.Len(t, dlqRecords.Records(nil), 1, "the DLQ record was written once")

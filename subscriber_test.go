@@ -148,7 +148,7 @@ func TestGracefulShutdownCommitsInFlightMessages(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the message refused during the drain was not delivered again")
 	}
-	require.Eventually(t, func() bool { return committedOffset(t, rig.admin, rig.cfg.Consumer.GroupID, rig.topic) == 2 }, 30*time.Second, 100*time.Millisecond)
+	require.Eventually(t, func() bool { return committedOffsetNow(rig.admin, rig.cfg.Consumer.GroupID, rig.topic) == 2 }, 30*time.Second, 100*time.Millisecond)
 	assert.Empty(t, got, "no other delivery")
 }
 
@@ -186,7 +186,7 @@ func TestStoppedHandlerDrainsItsSubscription(t *testing.T) {
 		t.Fatal("the stopped handler did not stop")
 	}
 	assert.Empty(t, rig.entered, "the message handed out during the drain was not handled")
-	require.Eventually(t, func() bool { return committedOffset(t, rig.admin, rig.cfg.Consumer.GroupID, rig.topic) == 1 },
+	require.Eventually(t, func() bool { return committedOffsetNow(rig.admin, rig.cfg.Consumer.GroupID, rig.topic) == 1 },
 		30*time.Second, 100*time.Millisecond, "the offset of the message handled during the drain is committed")
 
 	_, err := rig.stack.Producer().Send(t.Context(), kafkaevents.Message{Topic: rig.other, Value: "still consumed"})

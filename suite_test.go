@@ -85,28 +85,43 @@ func (e *testEnv) createTopics(t *testing.T, partitions int32, names ...string) 
 }
 
 // committedOffset returns the offset group committed on partition 0 of topic,
-// -1 when it committed none, or offsetUnknown when the broker call failed.
-// It fails nothing itself: it is called inside Eventually conditions, which
-// run in a goroutine of their own and must try again after a transient
-// admin error.
+// or -1 when it committed none; a failed broker call fails the test. Inside
+// an Eventually condition use committedOffsetNow.
 func committedOffset(t *testing.T, admin sarama.ClusterAdmin, group, topic string) int64 {
 	t.Helper()
-	offsets, err := admin.ListConsumerGroupOffsets(group, map[string][]int32{topic: {0}})
+	off, err := readCommitted(admin, group, topic)
+	require.NoError(t, err)
+	return off
+}
+
+// committedOffsetNow is committedOffset for wait conditions, which run in a
+// goroutine of their own and must try again after a transient admin error:
+// it fails nothing and returns offsetUnknown when the broker call failed.
+func committedOffsetNow(admin sarama.ClusterAdmin, group, topic string) int64 {
+	off, err := readCommitted(admin, group, topic)
 	if err != nil {
 		return offsetUnknown
 	}
-	if b := offsets.GetBlock(topic, 0); b != nil {
-		if b.Err != sarama.ErrNoError {
-			return offsetUnknown
-		}
-		return b.Offset
-	}
-	return -1
+	return off
 }
 
-// offsetUnknown is what committedOffset returns when the broker did not
+// offsetUnknown is what committedOffsetNow returns when the broker did not
 // answer: below every real offset and never equal to "none" (-1).
 const offsetUnknown = -2
+
+func readCommitted(admin sarama.ClusterAdmin, group, topic string) (int64, error) {
+	offsets, err := admin.ListConsumerGroupOffsets(group, map[string][]int32{topic: {0}})
+	if err != nil {
+		return 0, err
+	}
+	if b := offsets.GetBlock(topic, 0); b != nil {
+		if b.Err != sarama.ErrNoError {
+			return 0, b.Err
+		}
+		return b.Offset, nil
+	}
+	return -1, nil
+}
 
 // waitMembers waits until group is stable with members members, each of
 // them assigned at least one partition. Errors of the admin calls are

@@ -969,17 +969,8 @@ func allIdle(svcs []*service) bool {
 func (s *service) WaitCommitted(t *testing.T, timeout time.Duration) {
 	t.Helper()
 	lagSums := func() (committed, end int64, ok bool) {
-		code, b := s.Get("/kafka/metrics")
-		if code != http.StatusOK {
-			return 0, 0, false
-		}
-		var body struct {
-			Lag []struct {
-				Committed int64 `json:"committed"`
-				End       int64 `json:"end"`
-			} `json:"lag"`
-		}
-		if json.Unmarshal(b, &body) != nil || len(body.Lag) == 0 {
+		body, why := s.Metrics()
+		if why != "" || len(body.Lag) == 0 {
 			return 0, 0, false
 		}
 		for _, l := range body.Lag {
@@ -1008,21 +999,9 @@ func (s *service) WaitCommitted(t *testing.T, timeout time.Duration) {
 // Idle reports whether the service has committed every record of the topics
 // it consumes and of its retry lanes (lag 0, backlog 0, nothing waiting).
 func (s *service) Idle() (string, bool) {
-	code, b := s.Get("/kafka/metrics")
-	if code != http.StatusOK {
-		return fmt.Sprintf("metrics answered %d", code), false
-	}
-	var body struct {
-		Lag      []struct{ Lag int64 } `json:"lag"`
-		LagError string                `json:"lagError"`
-		Retry    struct {
-			Waiting    int64                     `json:"waiting"`
-			Lanes      []struct{ Backlog int64 } `json:"lanes"`
-			LanesError string                    `json:"lanesError"`
-		} `json:"retry"`
-	}
-	if err := json.Unmarshal(b, &body); err != nil {
-		return err.Error(), false
+	body, why := s.Metrics()
+	if why != "" {
+		return why, false
 	}
 	switch {
 	case body.LagError != "" || body.Retry.LanesError != "":
@@ -1201,15 +1180,41 @@ type retryStats struct {
 	Exhausted  int64 `json:"exhausted"`
 }
 
+// metricsBody is the part of /kafka/metrics the scenarios read.
+type metricsBody struct {
+	Lag []struct {
+		Committed int64 `json:"committed"`
+		End       int64 `json:"end"`
+		Lag       int64 `json:"lag"`
+	} `json:"lag"`
+	LagError string `json:"lagError"`
+	Retry    struct {
+		retryStats
+		Lanes []struct {
+			Backlog int64 `json:"backlog"`
+		} `json:"lanes"`
+		LanesError string `json:"lanesError"`
+	} `json:"retry"`
+}
+
+// Metrics reads the service's /kafka/metrics; the string says why it could
+// not.
+func (s *service) Metrics() (metricsBody, string) {
+	var body metricsBody
+	code, b := s.Get("/kafka/metrics")
+	if code != http.StatusOK {
+		return body, fmt.Sprintf("metrics answered %d", code)
+	}
+	if err := json.Unmarshal(b, &body); err != nil {
+		return body, err.Error()
+	}
+	return body, ""
+}
+
 // RetryStats reads the service's retry counters (zero when it does not answer).
 func (s *service) RetryStats() retryStats {
-	var body struct {
-		Retry retryStats `json:"retry"`
-	}
-	if code, b := s.Get("/kafka/metrics"); code == http.StatusOK {
-		_ = json.Unmarshal(b, &body)
-	}
-	return body.Retry
+	body, _ := s.Metrics()
+	return body.Retry.retryStats
 }
 
 // WaitReady waits for /kafka/health/ready to answer 200: the consumer group
