@@ -114,7 +114,9 @@ type Query struct {
 	Reason    string `json:"reason"`
 	HandlerID string `json:"handlerId"`
 	// Pending keeps only the records the next run of Topic would read: those
-	// after the position its consumer group committed. It needs Topic.
+	// from the position its consumer group committed on, or every record
+	// still in the partition when that offset lies outside the log (see
+	// Reprocessor). It needs Topic.
 	Pending bool `json:"pending"`
 	// Limit (1..MaxBrowseLimit) and Offset (>= 0) page through the matches.
 	Limit  int `json:"limit"`
@@ -156,8 +158,8 @@ func (b *Browser) list(ctx context.Context, q Query) (Page, error) {
 		if err != nil {
 			return Page{}, err
 		}
-		if q.Pending && committed[p] > from {
-			from = committed[p]
+		if q.Pending {
+			from, _ = startOffset(committed[p], from, end)
 		}
 		err = scanPartition(ctx, consumer, dlqTopic, p, from, end, func(m *sarama.ConsumerMessage) error {
 			hdr := wire.HeaderMap(m.Headers)

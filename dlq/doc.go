@@ -38,6 +38,8 @@
 //   - metrics.go: the DLQ counters, as Stats and Prometheus collectors.
 //
 // Tests: queue_test.go, browse_test.go and metrics_test.go, and the
-// runnable examples in example_test.go; reprocessing runs and
-// ReprocessRecord are tested through the Stack in the root package.
+// runnable examples in example_test.go; reprocess_test.go covers where a
+// run starts when its committed offset lies outside the log; the rest of
+// reprocessing runs and ReprocessRecord are tested through the Stack in the
+// root package.
 package dlq

@@ -133,6 +133,14 @@ type ReprocessorConfig struct {
 
 // Reprocessor replays DLQ records per original topic. One run per topic at a
 // time; runs of different topics may go in parallel.
+//
+// A run reads each DLQ partition from the offset its group committed. A
+// committed offset outside the partition's log, below its log start
+// (retention deleted records no run read) or past its end (the DLQ was
+// deleted and recreated, or lost records), is not trusted: the run logs it
+// at ERROR level, once per partition, and reads that partition from its log
+// start, as a consumer with auto.offset.reset=earliest would, so no record
+// still in the DLQ is skipped.
 type Reprocessor struct {
 	cfg    ReprocessorConfig
 	logger watermill.LoggerAdapter
@@ -369,12 +377,19 @@ func (r *Reprocessor) execute(ctx context.Context, rn *run, opts ReprocessOption
 	return p, err
 }
 
+// errOffsetOutOfRange is logged with a committed offset that startOffset
+// does not trust.
+var errOffsetOutOfRange = errors.New("dlq: committed offset out of range")
+
 // reprocess reads every partition of the DLQ, from the position the run's
 // group committed up to the end captured now, and hands the records of
-// opts.Topic back to their handlers (see partitionReader). Partitions are
-// read in parallel, except with StopOnError, where the run must stop at one
-// record, and the first error stops every partition. The run's position is
-// committed every BatchSize records and at the end.
+// opts.Topic back to their handlers (see partitionReader). A partition
+// whose committed offset is not trusted (see startOffset) is read from its
+// log start, and that position is committed even when the partition is
+// empty. Partitions are read in parallel, except with StopOnError, where
+// the run must stop at one record, and the first error stops every
+// partition. The run's position is committed every BatchSize records and at
+// the end.
 func (r *Reprocessor) reprocess(ctx context.Context, rn *run, opts ReprocessOptions) error {
 	dlqTopic := r.cfg.Queue.Topic()
 	client := r.cfg.Client
@@ -396,15 +411,25 @@ func (r *Reprocessor) reprocess(ctx context.Context, rn *run, opts ReprocessOpti
 	if err != nil {
 		return err
 	}
-	for _, s := range spans {
-		rn.remaining.Add(s.len())
-	}
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	reader := &partitionReader{
 		r: r, rn: rn, opts: opts, consumer: consumer, topic: dlqTopic,
 		commits: newBatchCommits(offsets, dlqTopic, opts.BatchSize), concurrency: r.cfg.Concurrency, fail: cancel,
+	}
+	for _, s := range spans {
+		rn.remaining.Add(s.len())
+		if s.outOfRange {
+			r.logger.Error("Committed reprocess offset is outside the DLQ partition's log; reading the partition from its log start", errOffsetOutOfRange, watermill.LogFields{
+				"group": offsets.group, "dlq_topic": dlqTopic, "partition": s.partition,
+				"committed_offset": s.committed, "log_start_offset": s.from, "end_offset": s.end,
+			})
+			// Replaced even if the span is empty, so that the DLQ
+			// growing past the untrusted offset does not make it look
+			// valid to the next run.
+			reader.commits.mark(s.partition, s.from)
+		}
 	}
 	parallel := len(spans)
 	if opts.StopOnError {

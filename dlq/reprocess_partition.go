@@ -13,14 +13,18 @@ import (
 type span struct {
 	partition int32
 	from, end int64
+	// committed is the group's committed offset (-1 for none), and
+	// outOfRange reports that it lay outside the log, so from is the log
+	// start instead.
+	committed  int64
+	outOfRange bool
 }
 
 // len is how many offsets the span covers.
 func (s span) len() int64 { return max(s.end-s.from, 0) }
 
-// partitionSpans returns, for each partition, where a run starts (the
-// committed offset, or the oldest record still in the log when nothing is
-// committed or retention deleted it) and where it ends (the end offset now).
+// partitionSpans returns, for each partition, where a run starts (see
+// startOffset) and where it ends (the end offset now).
 func partitionSpans(client sarama.Client, topic string, parts []int32, committed map[int32]int64) ([]span, error) {
 	spans := make([]span, 0, len(parts))
 	for _, p := range parts {
@@ -28,10 +32,29 @@ func partitionSpans(client sarama.Client, topic string, parts []int32, committed
 		if err != nil {
 			return nil, err
 		}
-		from := max(committed[p], oldest) // nothing committed yet, or deleted by retention
-		spans = append(spans, span{partition: p, from: from, end: end})
+		from, outOfRange := startOffset(committed[p], oldest, end)
+		spans = append(spans, span{partition: p, from: from, end: end, committed: committed[p], outOfRange: outOfRange})
 	}
 	return spans, nil
+}
+
+// startOffset returns where the next run of a partition starts: the
+// committed offset when it lies in the log (oldest to end, both included),
+// else oldest, the first record still in the log. With nothing committed
+// (-1) it returns oldest and outOfRange false. A committed offset below
+// oldest means retention deleted records before a run read them; one past
+// end means the partition lost records the group had read (the DLQ was
+// deleted and recreated, or truncated). Both return outOfRange true: like a
+// consumer's auto.offset.reset=earliest, the run then reads every record
+// still there rather than skip the ones below the committed offset.
+func startOffset(committed, oldest, end int64) (from int64, outOfRange bool) {
+	if committed < 0 {
+		return oldest, false
+	}
+	if committed < oldest || committed > end {
+		return oldest, true
+	}
+	return committed, false
 }
 
 // eachPartition calls read for every span, at most parallel at a time, and
