@@ -16,7 +16,8 @@ import (
 // they do before or after the handler is in functions of their own.
 
 // enter is the stack's outermost middleware: it refuses the messages of a
-// draining subscription (while none drains that costs one atomic load),
+// draining subscription or a revoked claim (while there is none that costs
+// two atomic loads),
 // grows the goroutine's stack for handlers that need it (internal/growstack)
 // and does the work of correlation.Middleware, all in one frame.
 func (s *Stack) enter(h message.HandlerFunc) message.HandlerFunc {
@@ -24,7 +25,10 @@ func (s *Stack) enter(h message.HandlerFunc) message.HandlerFunc {
 	grow := &growstack.Growth{}
 	return func(msg *message.Message) ([]*message.Message, error) {
 		if d.Draining() && d.Refuse(msg) {
-			return nil, nil // nacked: the router's Ack after it does nothing
+			// Refused unhandled: nacked while draining (the router's Ack
+			// after it does nothing), or to be acknowledged unmarked once
+			// its claim is revoked.
+			return nil, nil
 		}
 		correlation.Ensure(msg)
 		if s.unknownTopics.Load() > 0 {

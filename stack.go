@@ -176,6 +176,8 @@ func (s *Stack) buildSubscriber(o options) error {
 		ReleaseWait:   min(cfg.Consumer.ShutdownTimeout, cfg.Consumer.RebalanceTimeout/2),
 		FlushInterval: min(100*time.Millisecond, cfg.Consumer.CommitInterval),
 		Committed:     s.committed,
+		Logger:        s.logger,
+		Group:         cfg.Consumer.GroupID,
 	})
 	ks, err := kafka.NewSubscriber(kafka.SubscriberConfig{
 		Brokers:               cfg.Brokers,

@@ -16,6 +16,7 @@ import (
 
 	"github.com/torix/kafkaevents/dispatch"
 	"github.com/torix/kafkaevents/internal/lograte"
+	"github.com/torix/kafkaevents/internal/offsets"
 	"github.com/torix/kafkaevents/internal/redeliver"
 	"github.com/torix/kafkaevents/wire"
 )
@@ -194,6 +195,12 @@ func (h *groupHandler) Setup(sarama.ConsumerGroupSession) error   { return nil }
 func (h *groupHandler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
 
 func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	// The claim's own context ends when it is revoked, with the
+	// cooperative-sticky assignor too, where the session goes on: a record
+	// waiting to be due or to be dispatched is then given up unmarked.
+	ctx, stop := offsets.ClaimContext(sess, claim, h.c.logConsumerError)
+	defer stop()
+	cs := claimSession{ConsumerGroupSession: sess, ctx: ctx}
 	// Records of a handler that takes several at once are dispatched beside
 	// each other; their offsets are marked in order, and the claim waits for
 	// them before it ends so that their marks precede its last commit.
@@ -205,13 +212,28 @@ func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 			if !ok {
 				return nil
 			}
-			if !h.c.handle(h.runCtx, sess, rec, part) {
+			if ctx.Err() != nil || !h.c.handle(h.runCtx, cs, rec, part) {
 				return nil
 			}
-		case <-sess.Context().Done():
+		case <-ctx.Done():
 			return nil
 		}
 	}
+}
+
+// claimSession is a session whose context is its claim's.
+type claimSession struct {
+	sarama.ConsumerGroupSession
+	ctx context.Context
+}
+
+func (s claimSession) Context() context.Context { return s.ctx }
+
+// logConsumerError logs an error of a retry partition's consumer.
+func (c *Consumer) logConsumerError(err *sarama.ConsumerError) {
+	c.logger.Error("Retry partition consumer error", err.Err, watermill.LogFields{
+		"topic": err.Topic, "partition": err.Partition,
+	})
 }
 
 // errSessionEnded is what a delivery returns to Partition.Run when the

@@ -32,12 +32,17 @@ type scheduler struct {
 	set Settings
 	out chan *message.Message
 
-	mu       sync.Mutex
-	parts    map[int32]*claim
+	mu    sync.Mutex
+	parts map[int32]*claim
+	// keys are the busy keys of each partition and the records waiting
+	// behind them, over the partition's claims in this process: a key whose
+	// record still runs from an earlier claim is busy for the next one.
+	keys     map[int32]map[string][]*record
 	draining bool
 	stopped  bool
 	stop     chan struct{}
 	senders  sync.WaitGroup
+	done     chan struct{} // closed when run returned
 }
 
 // Settings are the concurrency settings of one topic's handler.
@@ -67,10 +72,9 @@ const nackResend = 100 * time.Millisecond
 type claim struct {
 	tp       offsets.Partition
 	revoked  <-chan struct{}
-	taken    int                  // records taken and not settled
-	parked   *message.Message     // handed out, not taken yet
-	keys     map[string][]*record // busy keys and the records waiting behind them
-	watching bool                 // a goroutine waits for a budget change
+	taken    int              // records taken and not settled
+	parked   *message.Message // handed out, not taken yet
+	watching bool             // a goroutine waits for a budget change
 }
 
 // record is one record taken from a partition.
@@ -85,18 +89,33 @@ type record struct {
 	started time.Time
 }
 
+// recordContext is the context of a record handed to the router: the
+// values of the context watermill-kafka gave the record, and the
+// cancellation of its claim's end, so that a handler still running when its
+// claim stops waiting for it (a rebalance or a stop) sees its context
+// cancelled.
+type recordContext struct {
+	context.Context                 // the claim's end
+	values          context.Context // watermill-kafka's
+}
+
+func (c recordContext) Value(key any) any { return c.values.Value(key) }
+
 func newScheduler(d *Subscriber, sub *subscription, set Settings) *scheduler {
 	return &scheduler{
 		d: d, sub: sub, set: set,
 		out:   make(chan *message.Message, set.Concurrency),
 		parts: map[int32]*claim{},
+		keys:  map[int32]map[string][]*record{},
 		stop:  make(chan struct{}),
+		done:  make(chan struct{}),
 	}
 }
 
 // run reads in until it is closed, then gives up the records that wait and
 // closes the scheduler's channel.
 func (sc *scheduler) run(in <-chan *message.Message) {
+	defer close(sc.done)
 	drained := sc.sub.drained
 	for {
 		select {
@@ -121,7 +140,7 @@ func (sc *scheduler) finish() {
 	sc.stopped = true
 	var gone []*record
 	for _, cl := range sc.parts {
-		gone = append(gone, cl.abandonWaiting()...)
+		gone = append(gone, sc.abandonWaiting(cl)...)
 	}
 	sc.mu.Unlock()
 	sc.giveUp(gone)
@@ -139,7 +158,7 @@ func (sc *scheduler) drain() {
 	var gone []*record
 	var parked []*message.Message
 	for _, cl := range sc.parts {
-		gone = append(gone, cl.abandonWaiting()...)
+		gone = append(gone, sc.abandonWaiting(cl)...)
 		if cl.parked != nil {
 			parked = append(parked, cl.parked)
 			cl.parked = nil
@@ -152,13 +171,21 @@ func (sc *scheduler) drain() {
 	}
 }
 
-// abandonWaiting removes the records that wait behind their key; sc.mu is
-// held.
-func (cl *claim) abandonWaiting() []*record {
+// abandonWaiting removes the records of cl that wait behind their key; the
+// keys stay busy while their records run. sc.mu is held.
+func (sc *scheduler) abandonWaiting(cl *claim) []*record {
 	var gone []*record
-	for k, q := range cl.keys {
-		gone = append(gone, q...)
-		cl.keys[k] = q[:0]
+	for k, q := range sc.keys[cl.tp.Partition] {
+		kept := q[:0]
+		for _, r := range q {
+			if r.claim == cl {
+				gone = append(gone, r)
+			} else {
+				kept = append(kept, r)
+			}
+		}
+		clear(q[len(kept):])
+		sc.keys[cl.tp.Partition][k] = kept
 	}
 	cl.taken -= len(gone)
 	return gone
@@ -197,41 +224,52 @@ func (sc *scheduler) offer(msg *message.Message) {
 		sc.mu.Unlock()
 		return
 	}
-	ready, pass := sc.take(tp, cl, msg)
+	ready, next := sc.take(tp, cl, msg)
 	sc.mu.Unlock()
-	if pass {
+	switch next {
+	case passOn:
 		sc.passThrough(msg)
-		return
+	case letGo:
+		sc.letGo(tp, off, msg)
 	}
 	sc.start(ready)
 }
 
-// take admits msg into its claim, or parks it when the window or
-// the metadata budget is full. It returns the record to start now, if any,
-// and pass when msg cannot be held and must go through unheld, one at a
-// time; sc.mu is held.
-func (sc *scheduler) take(tp offsets.Partition, cl *claim, msg *message.Message) (ready *record, pass bool) {
+// What take leaves to its caller, beside the record to start.
+const (
+	taken  = iota // taken or parked: nothing to do
+	passOn        // cannot be held: handed to the router as it is
+	letGo         // its claim is revoked: acknowledged unhandled (letGo)
+)
+
+// take admits msg into its claim, or parks it when the window or the
+// metadata budget is full. It returns the record to start now, if any, and
+// what the caller does with msg; sc.mu is held.
+func (sc *scheduler) take(tp offsets.Partition, cl *claim, msg *message.Message) (ready *record, next int) {
 	if cl != nil && cl.taken >= sc.set.Concurrency {
 		cl.parked = msg
-		return nil, false
+		return nil, taken
 	}
 	_, off, _ := sc.sub.position(msg)
-	hold, err := sc.d.marks.Admit(tp, off)
+	hold, changed, err := sc.d.marks.Admit(tp, off)
 	switch {
 	case errors.Is(err, offsets.ErrOverBudget) && cl != nil:
 		cl.parked = msg
-		sc.watchBudget(cl)
-		return nil, false
+		sc.watchBudget(cl, changed)
+		return nil, taken
+	case errors.Is(err, offsets.ErrRevoked):
+		return nil, letGo
 	case err != nil:
-		return nil, true
+		return nil, passOn
 	}
 	if cl == nil || cl.revoked != hold.Revoked() {
-		cl = &claim{tp: tp, revoked: hold.Revoked(), keys: map[string][]*record{}}
+		cl = &claim{tp: tp, revoked: hold.Revoked()}
 		sc.parts[tp.Partition] = cl
 		go sc.watchRevoke(cl)
 	}
 	r := &record{
-		src: msg, ctx: context.WithoutCancel(msg.Context()), hold: hold, claim: cl, taken: time.Now(),
+		src: msg, ctx: recordContext{Context: hold.Ended(), values: msg.Context()},
+		hold: hold, claim: cl, taken: time.Now(),
 	}
 	if !sc.set.Unordered {
 		if key, _ := kafka.MessageKeyFromCtx(msg.Context()); len(key) > 0 {
@@ -244,23 +282,36 @@ func (sc *scheduler) take(tp offsets.Partition, cl *claim, msg *message.Message)
 	// offset (kept below the hold) and hand out the next record.
 	msg.Ack()
 	if r.keyed {
-		if q, busy := cl.keys[r.key]; busy {
-			cl.keys[r.key] = append(q, r)
-			return nil, false
+		keys := sc.keys[tp.Partition]
+		if keys == nil {
+			keys = map[string][]*record{}
+			sc.keys[tp.Partition] = keys
 		}
-		cl.keys[r.key] = nil
+		if q, busy := keys[r.key]; busy {
+			keys[r.key] = append(q, r)
+			return nil, taken
+		}
+		keys[r.key] = nil
 	}
-	return r, false
+	return r, taken
 }
 
-// watchBudget retries the parked record of cl once the tracker changes;
-// sc.mu is held.
-func (sc *scheduler) watchBudget(cl *claim) {
+// letGo gives up msg, the record at off of tp handed out after its claim
+// was revoked: refused first, so that its acknowledgement marks nothing,
+// then acknowledged, so that watermill-kafka lets the claim go. Its offset
+// stays uncommitted for the next owner.
+func (sc *scheduler) letGo(tp offsets.Partition, off int64, msg *message.Message) {
+	sc.d.marks.Refused(tp, off)
+	msg.Ack()
+}
+
+// watchBudget retries the parked record of cl once the tracker changes
+// (changed, taken when the budget refused it); sc.mu is held.
+func (sc *scheduler) watchBudget(cl *claim, changed <-chan struct{}) {
 	if cl.watching {
 		return
 	}
 	cl.watching = true
-	changed := sc.d.marks.Changes()
 	go func() {
 		select {
 		case <-changed:
@@ -282,10 +333,13 @@ func (sc *scheduler) takeParked(cl *claim) *record {
 		return nil
 	}
 	cl.parked = nil
-	tp, _, _ := sc.sub.position(msg)
-	ready, pass := sc.take(tp, cl, msg)
-	if pass {
+	tp, off, _ := sc.sub.position(msg)
+	ready, next := sc.take(tp, cl, msg)
+	switch next {
+	case passOn:
 		go sc.passThrough(msg)
+	case letGo:
+		go sc.letGo(tp, off, msg)
 	}
 	return ready
 }
@@ -299,7 +353,7 @@ func (sc *scheduler) watchRevoke(cl *claim) {
 		return
 	}
 	sc.mu.Lock()
-	gone := cl.abandonWaiting()
+	gone := sc.abandonWaiting(cl)
 	parked := cl.parked
 	cl.parked = nil
 	if sc.parts[cl.tp.Partition] == cl {
@@ -308,9 +362,8 @@ func (sc *scheduler) watchRevoke(cl *claim) {
 	sc.mu.Unlock()
 	sc.giveUp(gone)
 	if parked != nil {
-		// The session is over: watermill-kafka does not mark what is
-		// acknowledged now, and its claim can end.
-		parked.Ack()
+		_, off, _ := sc.sub.position(parked)
+		sc.letGo(cl.tp, off, parked)
 	}
 }
 
@@ -370,6 +423,12 @@ func (sc *scheduler) handle(r *record) {
 			sc.settle(r, true)
 			return
 		case <-msg.Nacked():
+		case <-sc.stop:
+			// The subscription ended while the handler runs: its claim
+			// ended, its context is cancelled, its offset stays
+			// uncommitted.
+			sc.settle(r, false)
+			return
 		}
 		if sc.sub.draining.Load() {
 			sc.settle(r, false)
@@ -404,20 +463,35 @@ func (sc *scheduler) settle(r *record, ok bool) {
 	sc.mu.Lock()
 	cl.taken--
 	if r.keyed {
-		q := cl.keys[r.key]
-		switch {
-		case len(q) == 0:
-			delete(cl.keys, r.key)
-		case ok:
+		keys := sc.keys[cl.tp.Partition]
+		q := keys[r.key]
+		if !ok {
+			// Not handled here: neither are the records of its claim
+			// after it with its key, so that they are not handled before
+			// it. Those of a later claim (which receives it again) go on.
+			kept := q[:0]
+			var gone []*record
+			for _, w := range q {
+				if w.claim == cl {
+					gone = append(gone, w)
+				} else {
+					kept = append(kept, w)
+				}
+			}
+			clear(q[len(kept):])
+			q = kept
+			cl.taken -= len(gone)
+			defer sc.giveUp(gone)
+		}
+		if len(q) == 0 {
+			delete(keys, r.key)
+			if len(keys) == 0 {
+				delete(sc.keys, cl.tp.Partition)
+			}
+		} else {
 			next = append(next, q[0])
 			q[0] = nil
-			cl.keys[r.key] = q[1:]
-		default:
-			// Not handled here: neither are the records after it with its
-			// key, so that they are not handled before it.
-			cl.taken -= len(q)
-			delete(cl.keys, r.key)
-			defer sc.giveUp(q)
+			keys[r.key] = q[1:]
 		}
 	}
 	if p := sc.takeParked(cl); p != nil {

@@ -117,6 +117,12 @@ type subscription struct {
 	cancel   context.CancelFunc
 	draining atomic.Bool
 	drained  chan struct{} // closed when draining starts
+	// deadline is when the drain stops waiting for the messages in flight,
+	// set when it starts: one bound for the whole stop, the ends of the
+	// claims included (offsets.Tracker.StopBy).
+	deadline time.Time
+	// sched is the subscription's scheduler, nil for a sequential handler.
+	sched *scheduler
 }
 
 type subscriptionKey struct{}
@@ -183,12 +189,16 @@ func (d *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		d.watchers.Done()
 		return nil, err
 	}
-	go d.watch(ctx, sub)
 	if set, ok := d.settingsOf(topic); ok {
 		sc := newScheduler(d, sub, set)
+		d.mu.Lock()
+		sub.sched = sc
+		d.mu.Unlock()
+		go d.watch(ctx, sub)
 		go sc.run(out)
 		return sc.out, nil
 	}
+	go d.watch(ctx, sub)
 	return out, nil
 }
 
@@ -212,7 +222,7 @@ func (d *Subscriber) watch(ctx context.Context, sub *subscription) {
 	}
 	d.startDraining(sub)
 	d.waitSettled(sub)
-	t := time.NewTimer(d.drain)
+	t := time.NewTimer(time.Until(d.deadlineOf(sub)))
 	defer t.Stop()
 	select {
 	case <-d.closing:
@@ -227,10 +237,19 @@ func (d *Subscriber) watch(ctx context.Context, sub *subscription) {
 	}
 }
 
+// startDraining makes sub drain, until now plus the drain timeout.
 func (d *Subscriber) startDraining(sub *subscription) {
-	if !sub.draining.CompareAndSwap(false, true) {
+	d.mu.Lock()
+	if sub.draining.Load() {
+		d.mu.Unlock()
 		return
 	}
+	sub.deadline = time.Now().Add(d.drain)
+	sub.draining.Store(true)
+	d.mu.Unlock()
+	// The claims of the topic that end from now on stop waiting for their
+	// records at the same deadline: a stop waits once.
+	d.marks.StopBy(sub.deadline, sub.topic)
 	d.draining.Add(1)
 	close(sub.drained)
 	d.mu.Lock()
@@ -241,20 +260,27 @@ func (d *Subscriber) startDraining(sub *subscription) {
 	}
 }
 
-// Draining reports whether some subscription drains: only then can Refuse
-// refuse a message. It costs one atomic load.
-func (d *Subscriber) Draining() bool { return d.draining.Load() > 0 }
+// Draining reports whether some subscription drains or some claim is
+// revoked: only then can Refuse refuse a message. It costs two atomic
+// loads.
+func (d *Subscriber) Draining() bool { return d.draining.Load() > 0 || d.marks.Revoking() }
 
-// Refuse nacks msg if it is a message of a subscription that drains, and
-// reports whether it did. The offset of a refused message stays unmarked,
-// for the next owner of its partition.
+// Refuse refuses msg, unhandled, if it is a message of a subscription that
+// drains (it is nacked) or a record watermill-kafka handed out after its
+// claim was revoked (it is to be acknowledged: watermill-kafka then lets the
+// claim go without marking it), and reports whether it did. The offset of a
+// refused message stays unmarked, for the next owner of its partition.
 func (d *Subscriber) Refuse(msg *message.Message) bool {
 	sub, ok := msg.Context().Value(subscriptionKey{}).(*subscription)
-	if !ok || sub.marks != d.marks || !sub.draining.Load() {
+	if !ok || sub.marks != d.marks {
 		return false
 	}
+	tp, off, ok := sub.position(msg)
+	if !sub.draining.Load() {
+		return ok && d.marks.RefuseRevoked(tp, off, msg)
+	}
 	msg.Nack()
-	if tp, off, ok := sub.position(msg); ok {
+	if ok {
 		d.marks.Refused(tp, off)
 	}
 	return true
@@ -268,8 +294,21 @@ func (sub *subscription) position(msg *message.Message) (offsets.Partition, int6
 	return offsets.Partition{Topic: sub.topic, Partition: p}, off, ok1 && ok2
 }
 
-// waitSettled waits, at most d.drain, until the partitions of the topics of
-// subs have no message in flight.
+// deadlineOf returns the earliest drain deadline of subs, which drain.
+func (d *Subscriber) deadlineOf(subs ...*subscription) time.Time {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var by time.Time
+	for _, s := range subs {
+		if by.IsZero() || s.deadline.Before(by) {
+			by = s.deadline
+		}
+	}
+	return by
+}
+
+// waitSettled waits, until the earliest drain deadline of subs, for the
+// partitions of their topics to have no message in flight.
 func (d *Subscriber) waitSettled(subs ...*subscription) {
 	if d.drain <= 0 || len(subs) == 0 {
 		return
@@ -278,7 +317,7 @@ func (d *Subscriber) waitSettled(subs ...*subscription) {
 	for _, s := range subs {
 		topics[s.topic] = true
 	}
-	timer := time.NewTimer(d.drain)
+	timer := time.NewTimer(time.Until(d.deadlineOf(subs...)))
 	defer timer.Stop()
 	for logged := false; ; logged = true {
 		changed := d.marks.Changes()
@@ -324,6 +363,13 @@ func (d *Subscriber) Close() error {
 		d.closeErr = d.inner.Close()
 		for _, sub := range subs {
 			sub.cancel()
+		}
+		// The schedulers end once the subscriptions underneath closed
+		// their channels: nothing of them outlives Close.
+		for _, sub := range subs {
+			if sub.sched != nil {
+				<-sub.sched.done
+			}
 		}
 	})
 	return d.closeErr

@@ -21,8 +21,12 @@ type HandOutUnmarshaler struct {
 
 // Unmarshal implements kafka.Unmarshaler.
 func (u HandOutUnmarshaler) Unmarshal(rec *sarama.ConsumerMessage) (*message.Message, error) {
-	u.Marks.HandOut(offsets.Partition{Topic: rec.Topic, Partition: rec.Partition}, rec.Offset)
-	return u.Unmarshaler.Unmarshal(rec)
+	msg, err := u.Unmarshaler.Unmarshal(rec)
+	if err != nil {
+		return nil, err
+	}
+	u.Marks.HandOut(offsets.Partition{Topic: rec.Topic, Partition: rec.Partition}, rec.Offset, msg)
+	return msg, nil
 }
 
 // OffsetHolder is the stack's wire.OffsetHolder: it holds the offset

@@ -1,6 +1,7 @@
 package offsets
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"sync"
@@ -8,6 +9,8 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/torix/kafkaevents/wire"
 )
@@ -39,6 +42,13 @@ type Config struct {
 	// says were settled are skipped ([Tracker.Completed]). An error, or
 	// metadata that does not decode, means nothing is skipped. Optional.
 	Committed func(tp Partition) (offset int64, metadata string, err error)
+	// Logger reports the commit metadata ignored when a claim starts, and
+	// the errors of a claim's partition consumer that the watch of the
+	// claim reads (see [Tracker.WrapConsumerGroupHandler]). Optional.
+	// Default: nothing is logged.
+	Logger watermill.LoggerAdapter
+	// Group names the consumer group in those log lines. Optional.
+	Group string
 }
 
 // DefaultMaxHolds is the default of [Config.MaxHolds].
@@ -69,6 +79,10 @@ var (
 	// metadata pass its budget. The caller waits for a change
 	// ([Tracker.Changes]) and tries again.
 	ErrOverBudget = errors.New("offsets: completed-offset map over its budget")
+	// ErrRevoked: the record's claim is revoked (a rebalance or a stop).
+	// The caller gives the record up unhandled ([Tracker.Refused], then
+	// acknowledges it): its offset stays uncommitted for the next owner.
+	ErrRevoked = errors.New("offsets: the claim of the record is revoked")
 )
 
 // Tracker is a kafka.SaramaTracer (see watermill-kafka) that wraps the
@@ -83,9 +97,13 @@ type Tracker struct {
 	holds   int                       // open holds taken with Hold, all partitions
 	changed chan struct{}             // closed and replaced on a change, if watched
 	watched bool                      // changes was called since the last change
+	// stopBy is, by topic, when a stop stops waiting for the records in
+	// flight (StopBy): the end of a claim of the topic waits no later.
+	stopBy map[string]time.Time
 
-	cfg     Config
-	skipped atomic.Int64
+	cfg      Config
+	skipped  atomic.Int64
+	revoking atomic.Int32 // claims revoked and not ended
 }
 
 // claimState is one ConsumeClaim of a partition: its session and its holds.
@@ -99,9 +117,11 @@ type claimState struct {
 	held            []int64
 	active, counted int
 	want, marked    int64
-	// handedOut is the offset handed out last, refused the highest offset
-	// refused unhandled while draining; -1 for none.
-	handedOut, refused int64
+	// handedOut is the offset handed out last, msg its message; refused
+	// the highest offset refused unhandled, refusedFrom the lowest (marks
+	// at or past it are not made); -1 for none.
+	handedOut, refused, refusedFrom int64
+	msg                             *message.Message
 	// skip is the window of settled offsets read from the committed
 	// metadata when the claim started; nil when none.
 	skip    *Window
@@ -113,12 +133,23 @@ type claimState struct {
 	// last given to it.
 	lazy   bool
 	pushed int64
-	// revoked is closed when the claim's session ends or the claim starts
-	// to end; lost when it has ended.
-	revoked    chan struct{}
-	revokeOnce sync.Once
-	lost       chan struct{}
-	ended      bool
+	// revoked is closed when the claim is revoked (its partition consumer
+	// closes: a rebalance, cooperative or not, the session's end, a stop)
+	// or starts to end; deadline is then when the claim stops waiting for
+	// its records in flight.
+	revoked     chan struct{}
+	revokedOnce bool
+	deadline    time.Time
+	// ctx is the context of the session given to watermill-kafka: it is
+	// cancelled once the claim is revoked and watermill-kafka's record is
+	// settled, so that watermill-kafka lets the claim go.
+	ctx    context.Context
+	cancel context.CancelFunc
+	// end is cancelled when the claim has ended (Lost, Ended): the contexts
+	// of the records still in their handlers derive from it.
+	end    context.Context
+	cancelEnd context.CancelFunc
+	ended  bool
 }
 
 // Partition names one partition of a topic.
@@ -163,11 +194,12 @@ func (o *Tracker) Changes() <-chan struct{} {
 	return o.changed
 }
 
-// HandOut records that offset off of tp is being handed out to a handler.
-func (o *Tracker) HandOut(tp Partition, off int64) {
+// HandOut records that offset off of tp is being handed out to a handler,
+// as msg (nil when it is not known).
+func (o *Tracker) HandOut(tp Partition, off int64, msg *message.Message) {
 	o.mu.Lock()
 	if c := o.claims[tp]; c != nil {
-		c.handedOut = off
+		c.handedOut, c.msg = off, msg
 		if c.marked < 0 {
 			// No committed offset: the first record handed out is where
 			// the partition starts.
@@ -178,13 +210,45 @@ func (o *Tracker) HandOut(tp Partition, off int64) {
 }
 
 // Refused records that offset off of tp was refused unhandled (nacked
-// while draining); it is not waited for.
+// while draining, or acknowledged unhandled once its claim is revoked): it
+// is not waited for, and no mark of its claim reaches it any more, so that
+// it stays uncommitted for the next owner.
 func (o *Tracker) Refused(tp Partition, off int64) {
 	o.update(func() {
 		if c := o.claims[tp]; c != nil {
 			c.refused = max(c.refused, off)
+			if c.refusedFrom < 0 || off < c.refusedFrom {
+				c.refusedFrom = off
+			}
+			o.letGo(c)
 		}
 	})
+}
+
+// Revoking reports whether some claim is revoked and has not ended yet:
+// only then can [Tracker.RefuseRevoked] refuse a record. It costs one atomic
+// load.
+func (o *Tracker) Revoking() bool { return o != nil && o.revoking.Load() > 0 }
+
+// RefuseRevoked refuses msg, the record at off of tp that watermill-kafka
+// handed out (HandOut), when its claim is revoked and the record is not
+// settled: it is to be acknowledged unhandled, and stays uncommitted for the
+// next owner. It reports whether it refused msg; a message it was not
+// handed out as (a copy, a scheduler's message) is never refused.
+func (o *Tracker) RefuseRevoked(tp Partition, off int64, msg *message.Message) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	c := o.claims[tp]
+	if c == nil || !c.revokedOnce || c.ended || c.msg != msg || c.handedOut != off || c.outSettled() {
+		return false
+	}
+	c.refused = max(c.refused, off)
+	if c.refusedFrom < 0 || off < c.refusedFrom {
+		c.refusedFrom = off
+	}
+	o.letGo(c)
+	o.signal()
+	return true
 }
 
 // Completed reports whether the committed metadata read when tp's claim
@@ -230,13 +294,29 @@ func (o *Tracker) Settled(topics map[string]bool) bool {
 
 // settled reports whether c has no message in flight; o.mu is held.
 func (c *claimState) settled() bool {
-	return c.active == 0 && (c.handedOut < 0 || c.want > c.handedOut || c.refused >= c.handedOut)
+	return c.active == 0 && c.outSettled()
+}
+
+// outSettled reports whether the record watermill-kafka handed out last
+// is settled: marked or refused; o.mu is held.
+func (c *claimState) outSettled() bool {
+	return c.handedOut < 0 || c.want > c.handedOut || c.refused >= c.handedOut
+}
+
+// letGo cancels the context of c's session, as watermill-kafka sees it,
+// once c is revoked and watermill-kafka's record is settled: it then lets
+// the claim go without handing out another record; o.mu is held.
+func (o *Tracker) letGo(c *claimState) {
+	if c.revokedOnce && c.outSettled() {
+		c.cancel()
+	}
 }
 
 // Hold holds back offset off of tp, and with it every later offset of tp,
 // from the marks until the hold is released. It returns nil, and holds
 // nothing, when tp has no claim, two claims at once, MaxHolds holds are
-// open, or off was marked already: the caller must then settle the record
+// open, off was marked already, or one more unsettled offset would make the
+// commit metadata pass its budget: the caller must then settle the record
 // before it acknowledges it.
 func (o *Tracker) Hold(tp Partition, off int64) wire.OffsetHold {
 	o.mu.Lock()
@@ -256,21 +336,29 @@ func (o *Tracker) Hold(tp Partition, off int64) wire.OffsetHold {
 
 // Admit holds offset off of tp, like Hold, for a record that is handled
 // beside others of its partition. It is not capped by MaxHolds (the caller
-// bounds its records in flight), but it returns [ErrOverBudget] when one more
-// unsettled offset would pass the metadata budget, and [ErrNoClaim] when
-// Hold would return nil for other reasons.
-func (o *Tracker) Admit(tp Partition, off int64) (*InFlight, error) {
+// bounds its records in flight). It returns [ErrOverBudget] when one more
+// unsettled offset would pass the metadata budget, with a channel closed at
+// the next change of a claim (as [Tracker.Changes], taken under the same
+// lock, so that no change between the refusal and the wait is missed);
+// [ErrRevoked] when the claim is revoked; and [ErrNoClaim] when Hold would
+// return nil for other reasons.
+func (o *Tracker) Admit(tp Partition, off int64) (*InFlight, <-chan struct{}, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	h, err := o.hold(tp, off, true)
-	if err == nil {
+	switch {
+	case err == nil:
 		h.claim.lazy = true
+	case errors.Is(err, ErrOverBudget):
+		o.watched = true
+		return nil, o.changed, err
 	}
-	return h, err
+	return h, nil, err
 }
 
-// hold adds a hold of off to tp's claim; o.mu is held.
-func (o *Tracker) hold(tp Partition, off int64, budget bool) (*InFlight, error) {
+// hold adds a hold of off to tp's claim; o.mu is held. admit is true for
+// Admit, which refuses a revoked claim.
+func (o *Tracker) hold(tp Partition, off int64, admit bool) (*InFlight, error) {
 	c := o.claims[tp]
 	// Two claims of one partition at once (a rebalance of two members of
 	// this process) leave it unclear whose session marks the message: no
@@ -278,9 +366,12 @@ func (o *Tracker) hold(tp Partition, off int64, budget bool) (*InFlight, error) 
 	if c == nil || c.ended || o.active[tp] != 1 || c.marked > off {
 		return nil, ErrNoClaim
 	}
+	if admit && c.revokedOnce {
+		return nil, ErrRevoked
+	}
 	i := heldIndex(c.held, off)
 	c.held = slices.Insert(c.held, i, off)
-	if budget && o.overBudget(c, off) {
+	if o.overBudget(c, off) {
 		c.held = slices.Delete(c.held, i, i+1)
 		return nil, ErrOverBudget
 	}
@@ -324,6 +415,11 @@ func (c *claimState) metadata() string {
 func (o *Tracker) mark(tp Partition, c *claimState, next int64) {
 	if c == nil || c.ended {
 		return
+	}
+	if c.refusedFrom >= 0 && next > c.refusedFrom {
+		// A record at refusedFrom was given up unhandled: nothing of the
+		// claim is marked past it.
+		next = c.refusedFrom
 	}
 	c.want = max(c.want, next)
 	next = c.want
@@ -428,11 +524,15 @@ func (h *InFlight) Abandon() {
 }
 
 // Lost implements wire.OffsetHold: it is closed when the claim ended.
-func (h *InFlight) Lost() <-chan struct{} { return h.claim.lost }
+func (h *InFlight) Lost() <-chan struct{} { return h.claim.end.Done() }
 
-// Revoked is closed as soon as the claim's session ends or the claim starts
-// to end (a rebalance or a shutdown): records not yet handed to a handler
-// should then be abandoned.
+// Ended returns a context cancelled when the claim ended: the context of a
+// record still in its handler then, which the claim stopped waiting for.
+func (h *InFlight) Ended() context.Context { return h.claim.end }
+
+// Revoked is closed as soon as the claim is revoked or starts to end (a
+// rebalance, cooperative or not, the session's end, a shutdown): records
+// not yet handed to a handler should then be abandoned.
 func (h *InFlight) Revoked() <-chan struct{} { return h.claim.revoked }
 
 // Offset returns the held offset.
@@ -511,66 +611,171 @@ type markingHandler struct {
 }
 
 // ConsumeClaim runs watermill-kafka's ConsumeClaim with a session that
-// honours the holds. While it runs, the claim's changed metadata is flushed
-// on the flush interval. When it returns, it waits (at most ReleaseWait) for
-// the holds of the claim to be released, so that their offsets are marked
-// before the session commits; the offsets still held then are left
-// uncommitted and their messages are delivered again.
+// honours the holds, while a watch of the claim flushes its changed
+// metadata on the flush interval and sees it revoked.
+//
+// A claim is revoked when its partition consumer closes, which sarama does
+// when the session ends (an eager rebalance, a stop) and, with the
+// cooperative-sticky assignor, for the revoked partitions alone while the
+// session goes on. Then the claim gives up what waits, lets watermill-kafka
+// go once its record is settled (the session's context it sees is
+// cancelled), and waits for its holds until its deadline: ReleaseWait after
+// the revocation, or the stop's deadline ([Tracker.StopBy]) when that is
+// earlier. At the deadline, a record still in a sequential handler is
+// acknowledged unhandled, unmarked, so that watermill-kafka returns and the
+// handler's context is cancelled; the holds still open are lost, their
+// offsets stay uncommitted and their records are delivered again.
 func (h markingHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
 	o := h.marks
 	tp := Partition{claim.Topic(), claim.Partition()}
-	c := o.startClaim(tp, sess, claim.InitialOffset())
+	c := o.startClaim(tp, sess, claim)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		o.watchClaim(tp, c, stop)
+		o.watchClaim(tp, c, claim, stop)
 	}()
 	err := h.ConsumerGroupHandler.ConsumeClaim(markingSession{ConsumerGroupSession: sess, marks: o, tp: tp, claim: c}, claim)
+	o.revoke(tp, c)
+	o.endClaim(tp, c)
 	close(stop)
 	wg.Wait()
-	o.endClaim(tp, c)
+	o.finishClaim(tp, c)
 	return err
 }
 
-// watchClaim flushes c's metadata on the flush interval and revokes c when
-// its session ends, until stop is closed.
-func (o *Tracker) watchClaim(tp Partition, c *claimState, stop <-chan struct{}) {
+// consumerErrors is the part of sarama's claim that says when its
+// partition consumer closed: its Errors channel closes then.
+type consumerErrors interface {
+	Errors() <-chan *sarama.ConsumerError
+}
+
+// watchClaim flushes c's metadata on the flush interval, revokes c when its
+// partition consumer closes or its session ends, and at c's deadline gives
+// up watermill-kafka's record, until stop is closed.
+func (o *Tracker) watchClaim(tp Partition, c *claimState, claim sarama.ConsumerGroupClaim, stop <-chan struct{}) {
 	t := time.NewTicker(o.cfg.FlushInterval)
 	defer t.Stop()
 	var done <-chan struct{}
 	if ctx := c.sess.Context(); ctx != nil {
 		done = ctx.Done()
 	}
+	var errs <-chan *sarama.ConsumerError
+	if ce, ok := claim.(consumerErrors); ok {
+		errs = ce.Errors()
+	}
+	var deadline <-chan time.Time
 	for {
 		select {
 		case <-stop:
 			return
+		case err, ok := <-errs:
+			if ok {
+				// Read here, this error is not read by sarama's own
+				// reader, which reports it on the group's errors.
+				o.logError(tp, err)
+				continue
+			}
+			errs = nil
+			deadline = o.revoke(tp, c)
 		case <-done:
-			o.flush(tp, c)
-			c.revoke()
-			return
+			done = nil
+			deadline = o.revoke(tp, c)
+		case <-deadline:
+			deadline = nil
+			o.giveUpOut(tp, c)
 		case <-t.C:
 			o.flush(tp, c)
 		}
 	}
 }
 
-func (c *claimState) revoke() { c.revokeOnce.Do(func() { close(c.revoked) }) }
-
-// startClaim registers a claim of tp in sess, whose consumption starts at
-// initial (the committed offset, or a negative sarama.Offset* when none).
-func (o *Tracker) startClaim(tp Partition, sess sarama.ConsumerGroupSession, initial int64) *claimState {
-	c := &claimState{
-		sess: sess, revoked: make(chan struct{}), lost: make(chan struct{}),
-		handedOut: -1, refused: -1, marked: -1, want: -1, pushed: -1,
+// logError logs an error of tp's partition consumer.
+func (o *Tracker) logError(tp Partition, err *sarama.ConsumerError) {
+	if o.cfg.Logger == nil || err == nil {
+		return
 	}
-	if initial >= 0 {
+	o.cfg.Logger.Error("Partition consumer error", err.Err, watermill.LogFields{
+		"consumer_group": o.cfg.Group, "topic": tp.Topic, "partition": tp.Partition,
+	})
+}
+
+// revoke revokes c, once, and returns a channel that fires at its
+// deadline (nil when it was revoked already).
+func (o *Tracker) revoke(tp Partition, c *claimState) <-chan time.Time {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if c.revokedOnce {
+		return nil
+	}
+	c.revokedOnce = true
+	o.revoking.Add(1)
+	c.deadline = time.Now().Add(o.cfg.ReleaseWait)
+	if by, ok := o.stopBy[tp.Topic]; ok && by.Before(c.deadline) {
+		c.deadline = by
+	}
+	close(c.revoked)
+	o.letGo(c)
+	o.signal()
+	return time.After(time.Until(c.deadline))
+}
+
+// StopBy says that a stop waits for the records in flight of topics until
+// by, and no longer: a claim of one of them that ends from now on stops
+// waiting for its holds then, rather than ReleaseWait after it is revoked.
+// A later call with an earlier time moves it earlier.
+func (o *Tracker) StopBy(by time.Time, topics ...string) {
+	o.update(func() {
+		if o.stopBy == nil {
+			o.stopBy = map[string]time.Time{}
+		}
+		for _, t := range topics {
+			if old, ok := o.stopBy[t]; !ok || by.Before(old) {
+				o.stopBy[t] = by
+			}
+		}
+		for tp, c := range o.claims {
+			if by.Before(c.deadline) && slices.Contains(topics, tp.Topic) {
+				c.deadline = by
+			}
+		}
+	})
+}
+
+// giveUpOut gives up the record watermill-kafka handed out last, if it is
+// not settled at c's deadline: it is refused and acknowledged, unmarked, so
+// that watermill-kafka's ConsumeClaim returns (and cancels the record's
+// context). Its handler may still be running; its offset stays uncommitted.
+func (o *Tracker) giveUpOut(tp Partition, c *claimState) {
+	o.mu.Lock()
+	msg := c.msg
+	if c.ended || c.outSettled() || msg == nil {
+		o.mu.Unlock()
+		return
+	}
+	off := c.handedOut
+	o.mu.Unlock()
+	o.Refused(tp, off)
+	msg.Ack()
+}
+
+// startClaim registers claim, a claim of tp in sess. Its consumption starts
+// at claim's initial offset (the committed one, or a negative sarama.Offset*
+// when none); the metadata committed with it is read (Config.Committed) and
+// trusted when it names only offsets below the partition's high-water mark.
+func (o *Tracker) startClaim(tp Partition, sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) *claimState {
+	c := &claimState{
+		sess: sess, revoked: make(chan struct{}),
+		handedOut: -1, refused: -1, refusedFrom: -1, marked: -1, want: -1, pushed: -1,
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.end, c.cancelEnd = context.WithCancel(context.Background())
+	if initial := claim.InitialOffset(); initial >= 0 {
 		c.marked, c.want, c.pushed = initial, initial, initial
 		if o.cfg.Committed != nil {
 			if off, meta, err := o.cfg.Committed(tp); err == nil && off == initial {
-				c.skip, _ = DecodeMetadata(meta, off)
+				c.skip = o.trusted(tp, meta, off, claim.HighWaterMarkOffset())
 			}
 		}
 	}
@@ -581,17 +786,46 @@ func (o *Tracker) startClaim(tp Partition, sess sarama.ConsumerGroupSession, ini
 	return c
 }
 
-// endClaim waits (at most releaseWait) for the holds of c that are not
+// trusted decodes meta, committed with offset committed on tp, and returns
+// its window when it can be trusted: it decodes, it is no longer than the
+// budget, and it names no offset at or past hwm, the partition's high-water
+// mark when the claim started (metadata this package wrote names only
+// offsets that were written). Metadata that is not empty and fails is
+// logged once and ignored: the partition is consumed from the committed
+// offset.
+func (o *Tracker) trusted(tp Partition, meta string, committed, hwm int64) *Window {
+	if meta == "" {
+		return nil
+	}
+	w, ok := DecodeMetadata(meta, committed)
+	why := ""
+	switch {
+	case !ok:
+		why = "it does not decode as this library's (another client's, or corrupt)"
+	case len(meta) > o.cfg.MetadataBudget:
+		why = "it is longer than the metadata budget"
+	case hwm > 0 && w.End > hwm:
+		why = "it names offsets at or past the partition's high-water mark"
+	default:
+		return w
+	}
+	if o.cfg.Logger != nil {
+		o.cfg.Logger.Error("Commit metadata ignored: "+why+"; the partition is consumed from the committed offset", nil, watermill.LogFields{
+			"consumer_group": o.cfg.Group, "topic": tp.Topic, "partition": tp.Partition,
+			"committed": committed, "high_water_mark": hwm, "metadata_bytes": len(meta),
+		})
+	}
+	return nil
+}
+
+// endClaim waits, until c's deadline, for the holds of c that are not
 // abandoned to be released, so that their offsets are marked before the
-// session commits, and then ends c: the holds still open are lost.
+// session commits, and flushes c's metadata.
 func (o *Tracker) endClaim(tp Partition, c *claimState) {
-	c.revoke()
-	o.update(func() {}) // wake the watchers of Changes: c is revoked
-	deadline := time.Now().Add(o.cfg.ReleaseWait)
 	for {
 		changed := o.Changes()
 		o.mu.Lock()
-		n := c.active
+		n, deadline := c.active, c.deadline
 		o.mu.Unlock()
 		if n == 0 || !time.Now().Before(deadline) {
 			break
@@ -604,13 +838,23 @@ func (o *Tracker) endClaim(tp Partition, c *claimState) {
 		t.Stop()
 	}
 	o.flush(tp, c) // before the session commits
+}
+
+// finishClaim ends c: the holds still open are lost, and the contexts of
+// their records are cancelled.
+func (o *Tracker) finishClaim(tp Partition, c *claimState) {
 	o.update(func() {
 		c.ended = true
+		if c.revokedOnce {
+			o.revoking.Add(-1)
+		}
 		// The holds still open are lost: their offsets stay uncommitted.
 		o.holds -= c.counted
 		c.counted, c.active = 0, 0
 		c.held = nil
-		close(c.lost)
+		c.msg = nil
+		c.cancel()
+		c.cancelEnd()
 		if o.claims[tp] == c {
 			delete(o.claims, tp)
 		}
@@ -628,6 +872,12 @@ type markingSession struct {
 	claim *claimState
 }
 
+// Context returns the context of the claim's session as watermill-kafka
+// sees it: cancelled once the claim is revoked and watermill-kafka's record
+// is settled, so that its ConsumeClaim returns without handing out another
+// record, and a record acknowledged unhandled then is not marked.
+func (s markingSession) Context() context.Context { return s.claim.ctx }
+
 // MarkMessage marks msg, or as much as the holds of its partition allow.
 func (s markingSession) MarkMessage(msg *sarama.ConsumerMessage, _ string) {
 	o := s.marks
@@ -640,4 +890,35 @@ func (s markingSession) MarkMessage(msg *sarama.ConsumerMessage, _ string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.mark(s.tp, s.claim, msg.Offset+1)
+	o.letGo(s.claim)
+}
+
+// ClaimContext returns a context that is cancelled when claim is revoked:
+// its partition consumer closes (a rebalance, cooperative or not) or sess
+// ends. Errors of the partition consumer read while it waits go to onError
+// (nil drops them). Call stop when the claim is over.
+func ClaimContext(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim, onError func(*sarama.ConsumerError)) (ctx context.Context, stop func()) {
+	ctx, cancel := context.WithCancel(sess.Context())
+	ce, ok := claim.(consumerErrors)
+	if !ok {
+		return ctx, cancel
+	}
+	errs := ce.Errors()
+	go func() {
+		defer cancel()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case err, ok := <-errs:
+				if !ok {
+					return
+				}
+				if onError != nil {
+					onError(err)
+				}
+			}
+		}
+	}()
+	return ctx, cancel
 }

@@ -51,11 +51,29 @@ func (s *markSession) last() int64 {
 
 func (s *markSession) Context() context.Context { return context.Background() }
 
+// fakeClaim is a sarama.ConsumerGroupClaim with an initial offset and a
+// high-water mark.
+type fakeClaim struct {
+	sarama.ConsumerGroupClaim
+	initial, hwm int64
+}
+
+func (c fakeClaim) InitialOffset() int64       { return c.initial }
+func (c fakeClaim) HighWaterMarkOffset() int64 { return c.hwm }
+
+// end ends claim c of tp as ConsumeClaim does once watermill-kafka's
+// ConsumeClaim returned.
+func (o *Tracker) end(tp Partition, c *claimState) {
+	o.revoke(tp, c)
+	o.endClaim(tp, c)
+	o.finishClaim(tp, c)
+}
+
 // startClaim starts a claim of tp on a recording session, and returns the
 // recording session, the claim and the session watermill-kafka would get.
 func startClaim(o *Tracker, tp Partition) (*markSession, *claimState, markingSession) {
 	raw := &markSession{}
-	c := o.startClaim(tp, raw, 0)
+	c := o.startClaim(tp, raw, fakeClaim{hwm: 1 << 20})
 	return raw, c, markingSession{ConsumerGroupSession: raw, marks: o, tp: tp, claim: c}
 }
 
@@ -106,7 +124,7 @@ func TestOffsetHoldsKeepMarksBack(t *testing.T) {
 		t.Fatal("lost before the claim ended")
 	default:
 	}
-	o.endClaim(tp, c)
+	o.end(tp, c)
 	select {
 	case <-h8.Lost():
 	default:
@@ -168,7 +186,7 @@ func TestClaimEndWaitsForHolds(t *testing.T) {
 		h.Release()
 	}()
 	start := time.Now()
-	o.endClaim(tp, c)
+	o.end(tp, c)
 	assert.Less(t, time.Since(start), 4*time.Second, "the end of the claim waited for the release, not the timeout")
 	assert.Equal(t, int64(1), raw.last(), "the released offset was marked before the claim ended")
 }
@@ -188,34 +206,34 @@ func TestDrainWaitsForWhatWasHandedOut(t *testing.T) {
 	_, cOther, _ := startClaim(o, other)
 	assert.True(t, o.Settled(orders), "nothing handed out yet")
 
-	o.HandOut(tp0, 5)
+	o.HandOut(tp0, 5, nil)
 	assert.False(t, o.Settled(orders), "offset 5 handed out, not marked")
 	markMsg(sess0, 5)
 	assert.True(t, o.Settled(orders), "offset 5 marked")
 
 	h := o.Hold(tp0, 6)
 	require.NotNil(t, h)
-	o.HandOut(tp0, 6)
+	o.HandOut(tp0, 6, nil)
 	markMsg(sess0, 6)
 	assert.False(t, o.Settled(orders), "offset 6 acknowledged but held: its mark is still to come")
 	h.Release()
 	assert.True(t, o.Settled(orders), "the hold released: offset 6 marked")
 
-	o.HandOut(tp1, 0)
+	o.HandOut(tp1, 0, nil)
 	assert.False(t, o.Settled(orders))
 	o.Refused(tp1, 0)
 	assert.True(t, o.Settled(orders), "the message refused while draining is not waited for")
 
-	o.HandOut(other, 3)
+	o.HandOut(other, 3, nil)
 	assert.True(t, o.Settled(orders), "another topic's partition does not count")
 	assert.False(t, o.Settled(map[string]bool{"payments": true}))
-	o.endClaim(other, cOther)
+	o.end(other, cOther)
 	assert.True(t, o.Settled(map[string]bool{"payments": true}), "a claim that ended can mark nothing more")
 
-	o.HandOut(tp1, 1)
+	o.HandOut(tp1, 1, nil)
 	assert.False(t, o.Settled(orders))
-	o.endClaim(tp1, c1)
-	o.endClaim(tp0, c0)
+	o.end(tp1, c1)
+	o.end(tp0, c0)
 	assert.True(t, o.Settled(orders))
 }
 
@@ -228,8 +246,8 @@ func TestAdmittedRecordsCommitOnlyWhatIsSettled(t *testing.T) {
 	raw, c, sess := startClaim(o, tp)
 	var inflight []*InFlight
 	for off := int64(0); off < 10; off++ {
-		o.HandOut(tp, off)
-		h, err := o.Admit(tp, off)
+		o.HandOut(tp, off, nil)
+		h, _, err := o.Admit(tp, off)
 		require.NoError(t, err, "Admit is not capped by MaxHolds")
 		inflight = append(inflight, h)
 		markMsg(sess, off)
@@ -267,7 +285,7 @@ func TestAdmittedRecordsCommitOnlyWhatIsSettled(t *testing.T) {
 	assert.Equal(t, 0, st[0].InFlight)
 	assert.Equal(t, int64(7), st[0].SettledAbove)
 
-	o.endClaim(tp, c)
+	o.end(tp, c)
 	select {
 	case <-inflight[2].Revoked():
 	default:
@@ -284,7 +302,7 @@ func TestAdmitStaysWithinTheBudget(t *testing.T) {
 	var admitted []*InFlight
 	off := int64(0)
 	for ; ; off += 1000 {
-		h, err := o.Admit(tp, off)
+		h, _, err := o.Admit(tp, off)
 		if err != nil {
 			require.ErrorIs(t, err, ErrOverBudget)
 			break
@@ -300,7 +318,7 @@ func TestAdmitStaysWithinTheBudget(t *testing.T) {
 	for _, h := range admitted[1:] {
 		h.Release()
 	}
-	h, err := o.Admit(tp, off)
+	h, _, err := o.Admit(tp, off)
 	require.NoError(t, err, "settled records leave the map: room again")
 	h.Release()
 	admitted[0].Release()
@@ -317,7 +335,7 @@ func TestCompletedRecordsAreSkippedOnTheNextClaim(t *testing.T) {
 		require.Equal(t, tp, p)
 		return 100, meta, nil
 	}})
-	c := o.startClaim(tp, &markSession{}, 100)
+	c := o.startClaim(tp, &markSession{}, fakeClaim{initial: 100, hwm: 6000})
 	skipped := 0
 	for off := int64(100); off < 5200; off++ {
 		if o.Completed(tp, off) {
@@ -329,10 +347,10 @@ func TestCompletedRecordsAreSkippedOnTheNextClaim(t *testing.T) {
 	assert.Nil(t, c.skip, "the window is dropped once passed")
 
 	other := NewTracker(Config{Committed: func(Partition) (int64, string, error) { return 100, "{not ours}", nil }})
-	other.startClaim(tp, &markSession{}, 100)
+	other.startClaim(tp, &markSession{}, fakeClaim{initial: 100, hwm: 6000})
 	assert.False(t, other.Completed(tp, 150), "metadata of another client is ignored")
 
 	moved := NewTracker(Config{Committed: func(Partition) (int64, string, error) { return 90, meta, nil }})
-	moved.startClaim(tp, &markSession{}, 100)
+	moved.startClaim(tp, &markSession{}, fakeClaim{initial: 100, hwm: 6000})
 	assert.False(t, moved.Completed(tp, 150), "metadata of another offset is ignored")
 }
