@@ -147,9 +147,9 @@ type claimState struct {
 	cancel context.CancelFunc
 	// end is cancelled when the claim has ended (Lost, Ended): the contexts
 	// of the records still in their handlers derive from it.
-	end    context.Context
+	end       context.Context
 	cancelEnd context.CancelFunc
-	ended  bool
+	ended     bool
 }
 
 // Partition names one partition of a topic.
