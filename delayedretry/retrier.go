@@ -103,8 +103,9 @@ func (c Config) Validate() error {
 type Retrier struct {
 	cfg    Config
 	logger watermill.LoggerAdapter
-	// lines bounds the INFO line of each retry scheduled.
-	lines *lograte.Limiter
+	// lines bounds the INFO line of each retry scheduled, abandoned that of
+	// each message left to the next owner at a stop.
+	lines, abandoned *lograte.Limiter
 
 	mu       sync.RWMutex
 	policies map[string]Policy
@@ -124,7 +125,7 @@ func New(cfg Config, logger watermill.LoggerAdapter) (*Retrier, error) {
 	if logger == nil {
 		logger = watermill.NopLogger{}
 	}
-	return &Retrier{cfg: cfg, logger: logger, lines: lograte.New(0, 0), policies: map[string]Policy{}}, nil
+	return &Retrier{cfg: cfg, logger: logger, lines: lograte.New(0, 0), abandoned: lograte.New(0, 0), policies: map[string]Policy{}}, nil
 }
 
 // SetPolicy gives handlerID its own policy, replacing the default for it. Call
@@ -265,6 +266,17 @@ func (r *Retrier) topicFor(d time.Duration) string {
 // offset, it returns nil as soon as the record is handed to the producer
 // (see Config.Holder). Otherwise it returns the error wrapped with its
 // DLQ reason (retries-exhausted, retry-disabled, or the reason it carries).
+//
+// A failure whose message's context is done is not retried: the consume
+// layer cancels a message's context only when it stops consuming the
+// record (its subscription stops, or a rebalance gives up on it), so the
+// handler's error, typically ctx.Err(), says the record was abandoned, not
+// that it failed. The middleware then writes no retry record, counts
+// nothing, logs one INFO line and returns the error unchanged: the message
+// is nacked, its offset stays uncommitted and the record is delivered
+// again to the next owner of its partition. A handler error while the
+// message's context is live, including context.DeadlineExceeded from a
+// context the handler made itself, is a failure like any other.
 func (r *Retrier) Middleware(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		out, err := h(msg)
@@ -290,6 +302,10 @@ func (r *Retrier) failed(msg *message.Message, err error) error {
 	d := wire.DeliveryOf(msg)
 	c := r.cfg.Metrics.of(d.HandlerID)
 	if errors.Is(err, wire.ErrHandoff) {
+		return err
+	}
+	if msg.Context().Err() != nil {
+		r.logAbandoned(msg, &d, err)
 		return err
 	}
 	c.errors.Add(1)
@@ -360,6 +376,28 @@ func (r *Retrier) schedule(msg *message.Message, d *wire.Delivery, p *Policy, at
 	c.scheduled.Add(1)
 	r.logScheduled(msg, d, topic, attempt, delay, cause)
 	return nil
+}
+
+// logAbandoned writes the INFO line of a message whose handler returned err
+// after its context was cancelled, at most as often as r.abandoned allows.
+//
+//go:noinline
+func (r *Retrier) logAbandoned(msg *message.Message, d *wire.Delivery, err error) {
+	ok, suppressed := r.abandoned.Allow()
+	if !ok {
+		return
+	}
+	fields := watermill.LogFields{
+		"handler_id": d.HandlerID, "topic": d.Topic, "error": wire.TruncateError(err.Error()),
+		"correlation_id": correlation.FromMessage(msg),
+	}
+	if d.HasOffset {
+		fields["partition"], fields["offset"] = d.Partition, d.Offset
+	}
+	if suppressed > 0 {
+		fields["lines_suppressed"] = suppressed
+	}
+	r.logger.Info("Stopping: handler returned after its context was cancelled; the record is left uncommitted and will be delivered again", fields)
 }
 
 // logScheduled writes the INFO line of a retry the broker acknowledged, at

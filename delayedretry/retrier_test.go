@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -168,6 +169,115 @@ func TestRetrierSingleMode(t *testing.T) {
 	_, err = r.Middleware(failing(errors.New("boom")))(delivered(0))
 	require.NoError(t, err)
 	assert.Equal(t, "svc.retry", s.recs[0].Topic)
+}
+
+const abandonedLine = "Stopping: handler returned after its context was cancelled; the record is left uncommitted and will be delivered again"
+
+// TestRetrierLeavesAMessageWhoseContextWasCancelled: a handler that returns
+// after a stop cancelled its message's context did not fail, it was
+// abandoned: no retry record, no count, one INFO line, and the handler's
+// error returned unchanged (without a DLQ reason), so the message is nacked
+// and its record delivered again to the next owner.
+func TestRetrierLeavesAMessageWhoseContextWasCancelled(t *testing.T) {
+	own := errors.New("db: query interrupted")
+	tests := []struct {
+		name       string
+		retryCount int
+		ret        func(*message.Message) error
+		want       error
+	}{
+		{"the handler returns ctx.Err()", 0, func(m *message.Message) error { return m.Context().Err() }, context.Canceled},
+		{"the handler returns an error of its own", 0, func(*message.Message) error { return own }, own},
+		{"retries exhausted", 2, func(m *message.Message) error { return m.Context().Err() }, context.Canceled},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &fakeSender{}
+			logs := watermill.NewCaptureLogger()
+			r, err := delayedretry.New(delayedretry.Config{
+				Sender: s, TopicPrefix: "svc.retry",
+				Policy: delayedretry.Policy{Attempts: 2, BaseDelay: 300 * time.Millisecond, MaxDelay: 5 * time.Second},
+			}, logs)
+			require.NoError(t, err)
+			msg := delivered(tt.retryCount)
+			reported := false
+			d := wire.DeliveryOf(msg)
+			d.Report = func(wire.Outcome) { reported = true }
+			ctx, stop := context.WithCancel(wire.WithDelivery(msg.Context(), d))
+			defer stop()
+			msg.SetContext(ctx)
+			// The stop cancels the message's context while the handler runs.
+			h := func(m *message.Message) ([]*message.Message, error) {
+				stop()
+				return nil, tt.ret(m)
+			}
+
+			_, err = r.Middleware(h)(msg)
+			require.Error(t, err, "the message is nacked, not acknowledged")
+			assert.Equal(t, tt.want, err, "the handler's error is returned unchanged")
+			_, hasReason := wire.ReasonOf(err)
+			assert.False(t, hasReason, "an abandoned message carries no DLQ reason")
+			assert.Empty(t, s.recs, "no retry record")
+			assert.False(t, reported, "no outcome: the delivery did not end")
+			assert.Equal(t, delayedretry.HandlerStats{}, r.Metrics().Stats().Handlers["H"], "nothing counted")
+
+			var lines []watermill.CapturedMessage
+			for _, l := range logs.Captured()[watermill.InfoLogLevel] {
+				if l.Msg == abandonedLine {
+					lines = append(lines, l)
+				}
+			}
+			require.Len(t, lines, 1)
+			f := lines[0].Fields
+			assert.Equal(t, "H", f["handler_id"])
+			assert.Equal(t, "orders", f["topic"])
+			assert.Equal(t, int32(2), f["partition"])
+			assert.Equal(t, int64(41), f["offset"])
+			assert.Equal(t, tt.want.Error(), f["error"])
+		})
+	}
+}
+
+// TestRetrierRetriesWhileTheContextIsLive: an error while the message's
+// context is live is a failure, even a context error of a context the
+// handler made itself.
+func TestRetrierRetriesWhileTheContextIsLive(t *testing.T) {
+	tests := []struct {
+		name string
+		h    message.HandlerFunc
+		want error
+	}{
+		{"a plain error", failing(errors.New("boom")), errors.New("boom")},
+		{"the handler's own timeout", func(msg *message.Message) ([]*message.Message, error) {
+			ctx, cancel := context.WithTimeout(msg.Context(), time.Millisecond)
+			defer cancel()
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}, context.DeadlineExceeded},
+		{"the handler's own cancel", func(msg *message.Message) ([]*message.Message, error) {
+			ctx, cancel := context.WithCancel(msg.Context())
+			cancel()
+			return nil, ctx.Err()
+		}, context.Canceled},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &fakeSender{}
+			logs := watermill.NewCaptureLogger()
+			r, err := delayedretry.New(delayedretry.Config{Sender: s, TopicPrefix: "svc.retry"}, logs)
+			require.NoError(t, err)
+			_, err = r.Middleware(tt.h)(delivered(0))
+			require.NoError(t, err, "the original is acknowledged once the retry record is")
+			require.Len(t, s.recs, 1)
+			assert.Equal(t, tt.want.Error(), headers(s.recs[0])[wire.HeaderErrorMessage])
+			st := r.Metrics().Stats().Handlers["H"]
+			assert.Equal(t, int64(1), st.Scheduled)
+			assert.Equal(t, int64(1), st.ErrorsEncountered)
+			for _, l := range logs.Captured()[watermill.InfoLogLevel] {
+				assert.NotEqual(t, abandonedLine, l.Msg)
+			}
+		})
+	}
 }
 
 func TestNewValidates(t *testing.T) {

@@ -48,8 +48,9 @@ type Config struct {
 type Queue struct {
 	cfg    Config
 	logger watermill.LoggerAdapter
-	// lines bounds the INFO line of each record stored.
-	lines *lograte.Limiter
+	// lines bounds the INFO line of each record stored, abandoned that of
+	// each message left to the next owner at a stop.
+	lines, abandoned *lograte.Limiter
 }
 
 // New returns a Queue, or an error naming a missing field.
@@ -73,7 +74,7 @@ func New(cfg Config, logger watermill.LoggerAdapter) (*Queue, error) {
 	if logger == nil {
 		logger = watermill.NopLogger{}
 	}
-	return &Queue{cfg: cfg, logger: logger, lines: lograte.New(0, 0)}, nil
+	return &Queue{cfg: cfg, logger: logger, lines: lograte.New(0, 0), abandoned: lograte.New(0, 0)}, nil
 }
 
 // Topic returns the DLQ topic name.
@@ -245,6 +246,17 @@ func isOwnHeader(k string) bool {
 // to store, a hand-off error from the retry middleware, and failures of
 // deliveries made with wire.WithoutHandoff are returned unchanged, so
 // Watermill redelivers.
+//
+// A failure whose message's context is done is not dead-lettered: the
+// consume layer cancels a message's context only when it stops consuming
+// the record (its subscription stops, or a rebalance gives up on it), so
+// the handler's error, typically ctx.Err(), says the record was abandoned,
+// not that it failed. The middleware then writes no DLQ record, counts
+// nothing, logs one INFO line and returns the error unchanged: the message
+// is nacked, its offset stays uncommitted and the record is delivered
+// again to the next owner of its partition. A handler error while the
+// message's context is live, including context.DeadlineExceeded from a
+// context the handler made itself, is a failure like any other.
 func (q *Queue) Middleware(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		out, err := h(msg)
@@ -263,11 +275,15 @@ func (q *Queue) failed(msg *message.Message, err error) error {
 	if errors.Is(err, wire.ErrHandoff) || wire.HandoffDisabled(msg.Context()) {
 		return err
 	}
+	d := wire.DeliveryOf(msg)
+	if msg.Context().Err() != nil {
+		q.logAbandoned(msg, &d, err)
+		return err
+	}
 	reason, ok := wire.ReasonOf(err)
 	if !ok {
 		reason = wire.ReasonRetryDisabled
 	}
-	d := wire.DeliveryOf(msg)
 	rec := Record{
 		Key: d.Key, Value: msg.Payload, Headers: msg.Metadata, UUID: msg.UUID,
 		Topic: d.Topic, Partition: d.Partition, Offset: d.Offset, HasOffset: d.HasOffset,
@@ -285,6 +301,28 @@ func (q *Queue) failed(msg *message.Message, err error) error {
 	}
 	wire.Report(msg, wire.Outcome{Kind: wire.OutcomeDeadLettered, Reason: reason, Err: err})
 	return nil
+}
+
+// logAbandoned writes the INFO line of a message whose handler returned err
+// after its context was cancelled, at most as often as q.abandoned allows.
+//
+//go:noinline
+func (q *Queue) logAbandoned(msg *message.Message, d *wire.Delivery, err error) {
+	ok, suppressed := q.abandoned.Allow()
+	if !ok {
+		return
+	}
+	fields := watermill.LogFields{
+		"handler_id": d.HandlerID, "topic": d.Topic, "error": wire.TruncateError(err.Error()),
+		"correlation_id": correlation.FromMessage(msg),
+	}
+	if d.HasOffset {
+		fields["partition"], fields["offset"] = d.Partition, d.Offset
+	}
+	if suppressed > 0 {
+		fields["lines_suppressed"] = suppressed
+	}
+	q.logger.Info("Stopping: handler returned after its context was cancelled; the record is left uncommitted and will be delivered again", fields)
 }
 
 func originalOffset(md message.Metadata) (int32, int64, bool) {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -112,6 +113,89 @@ func TestMiddlewarePassesThroughWhatMustBeRedelivered(t *testing.T) {
 	out, err := q.Middleware(func(m *message.Message) ([]*message.Message, error) { return []*message.Message{m}, nil })(msgFor(0))
 	require.NoError(t, err)
 	assert.Len(t, out, 1)
+}
+
+const abandonedLine = "Stopping: handler returned after its context was cancelled; the record is left uncommitted and will be delivered again"
+
+// TestMiddlewareLeavesAMessageWhoseContextWasCancelled: a handler that
+// returns after a stop cancelled its message's context did not fail, it was
+// abandoned: no DLQ record, no count, one INFO line, and the error returned
+// unchanged, so the message is nacked and its record delivered again to the
+// next owner.
+func TestMiddlewareLeavesAMessageWhoseContextWasCancelled(t *testing.T) {
+	exhausted := wire.WithReason(wire.ReasonRetriesExhausted, context.Canceled)
+	tests := []struct {
+		name string
+		ret  func(*message.Message) error
+		want error
+	}{
+		{"the handler returns ctx.Err()", func(m *message.Message) error { return m.Context().Err() }, context.Canceled},
+		{"an error with a DLQ reason", func(*message.Message) error { return exhausted }, exhausted},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &fakeSender{}
+			logs := watermill.NewCaptureLogger()
+			q, err := dlq.New(dlq.Config{Sender: s, Topic: "svc.dlq"}, logs)
+			require.NoError(t, err)
+			msg := msgFor(1)
+			reported := false
+			d := wire.DeliveryOf(msg)
+			d.Report = func(wire.Outcome) { reported = true }
+			ctx, stop := context.WithCancel(wire.WithDelivery(msg.Context(), d))
+			defer stop()
+			msg.SetContext(ctx)
+			// The stop cancels the message's context while the handler runs.
+			h := func(m *message.Message) ([]*message.Message, error) {
+				stop()
+				return nil, tt.ret(m)
+			}
+
+			_, err = q.Middleware(h)(msg)
+			require.Error(t, err, "the message is nacked, not acknowledged")
+			assert.Equal(t, tt.want, err, "the handler's error is returned unchanged")
+			assert.Empty(t, s.recs, "no DLQ record")
+			assert.False(t, reported, "no outcome: the delivery did not end")
+			assert.Equal(t, int64(0), q.Metrics().Stats().MessagesStored)
+
+			var lines []watermill.CapturedMessage
+			for _, l := range logs.Captured()[watermill.InfoLogLevel] {
+				if l.Msg == abandonedLine {
+					lines = append(lines, l)
+				}
+			}
+			require.Len(t, lines, 1)
+			f := lines[0].Fields
+			assert.Equal(t, "H", f["handler_id"])
+			assert.Equal(t, "orders", f["topic"])
+			assert.Equal(t, int32(1), f["partition"])
+			assert.Equal(t, int64(7), f["offset"])
+			assert.Equal(t, tt.want.Error(), f["error"])
+		})
+	}
+}
+
+// TestMiddlewareStoresWhileTheContextIsLive: a context error of a context
+// the handler made itself, while the message's is live, is a failure.
+func TestMiddlewareStoresWhileTheContextIsLive(t *testing.T) {
+	s := &fakeSender{}
+	logs := watermill.NewCaptureLogger()
+	q, err := dlq.New(dlq.Config{Sender: s, Topic: "svc.dlq"}, logs)
+	require.NoError(t, err)
+	_, err = q.Middleware(func(msg *message.Message) ([]*message.Message, error) {
+		ctx, cancel := context.WithTimeout(msg.Context(), time.Millisecond)
+		defer cancel()
+		<-ctx.Done()
+		return nil, ctx.Err()
+	})(msgFor(0))
+	require.NoError(t, err, "the original is acknowledged once the DLQ record is")
+	require.Len(t, s.recs, 1)
+	h := hdr(s.recs[0])
+	assert.Equal(t, string(wire.ReasonRetryDisabled), h[wire.HeaderDLQReason])
+	assert.Equal(t, context.DeadlineExceeded.Error(), h[wire.HeaderErrorMessage])
+	for _, l := range logs.Captured()[watermill.InfoLogLevel] {
+		assert.NotEqual(t, abandonedLine, l.Msg)
+	}
 }
 
 func TestStoreRejectsUnknownReason(t *testing.T) {
