@@ -3,6 +3,7 @@ package chaos_test
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -1142,33 +1144,84 @@ func report(t *testing.T, r result) {
 // ---------------------------------------------------------------------------
 // Groups
 
-// assignment returns, per member of group, the partitions of topic it owns.
-func (c *cluster) assignment(group, topic string) (map[string][]int32, string, error) {
+// groupView is what DescribeGroups tells of a consumer group.
+type groupView struct {
+	State string
+	// Protocol is the rebalance strategy the group agreed on ("range",
+	// "cooperative-sticky", ...).
+	Protocol string
+	// Owned is, per member, the partitions it owns of the topic asked for.
+	Owned map[string][]int32
+	// Generation is the group's generation, or -1 where it does not show.
+	// DescribeGroups does not return it, but with cooperative-sticky every
+	// member sends, when it joins, the generation it was last assigned in:
+	// the group's generation is one more than the newest of those (1 when
+	// no member was assigned before, as in a new group).
+	Generation int32
+}
+
+// Sharing returns how many partitions each member that owns some holds,
+// smallest first, and how many they hold in all.
+func (g groupView) Sharing() (shares []int, total int) {
+	for _, ps := range g.Owned {
+		if len(ps) > 0 {
+			shares = append(shares, len(ps))
+			total += len(ps)
+		}
+	}
+	sort.Ints(shares)
+	return shares, total
+}
+
+// assignment describes group, with the partitions of topic per member.
+func (c *cluster) assignment(group, topic string) (groupView, error) {
 	admin, err := sarama.NewClusterAdmin(c.Brokers, c.saramaConfig())
 	if err != nil {
-		return nil, "", err
+		return groupView{}, err
 	}
 	defer admin.Close()
 	groups, err := admin.DescribeConsumerGroups([]string{group})
 	if err != nil {
-		return nil, "", err
+		return groupView{}, err
 	}
 	if len(groups) != 1 {
-		return nil, "", fmt.Errorf("group %s: %d descriptions", group, len(groups))
+		return groupView{}, fmt.Errorf("group %s: %d descriptions", group, len(groups))
 	}
-	out := map[string][]int32{}
-	for id, m := range groups[0].Members {
+	d := groups[0]
+	g := groupView{State: d.State, Protocol: d.Protocol, Owned: map[string][]int32{}, Generation: -1}
+	for id, m := range d.Members {
 		a, err := m.GetMemberAssignment()
 		if err != nil {
-			return nil, "", err
+			return groupView{}, err
 		}
 		if a != nil {
-			out[id] = append(out[id], a.Topics[topic]...)
+			g.Owned[id] = append(g.Owned[id], a.Topics[topic]...)
 		} else {
-			out[id] = nil
+			g.Owned[id] = nil
+		}
+		if last, ok := lastGeneration(d.Protocol, m); ok {
+			g.Generation = max(g.Generation, max(last, 0)+1)
 		}
 	}
-	return out, groups[0].State, nil
+	return g, nil
+}
+
+// lastGeneration returns the generation a member of a group on protocol
+// says, in its latest join, it was last assigned in (-1: none yet). ok is
+// false when its subscription does not say: only subscriptions of version 2
+// (Kafka 3.2 and newer) and cooperative-sticky's user data (a bare int32)
+// carry it.
+func lastGeneration(protocol string, m *sarama.GroupMemberDescription) (int32, bool) {
+	meta, err := m.GetMemberMetadata()
+	switch {
+	case err != nil || meta == nil:
+		return 0, false
+	case meta.Version >= 2:
+		return meta.GenerationID, true
+	case protocol == sarama.CooperativeStickyBalanceStrategyName && len(meta.UserData) == 4:
+		return int32(binary.BigEndian.Uint32(meta.UserData)), true
+	}
+	return 0, false
 }
 
 // retryStats are the retry counters of GET /kafka/metrics.
