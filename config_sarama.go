@@ -31,6 +31,10 @@ import (
 //     fetch sizes and wait, Consumer.Offsets.AutoCommit.Interval from
 //     Consumer.CommitInterval, Consumer.Offsets.Initial (OffsetOldest when
 //     [Config.FromBeginning], else OffsetNewest) and Consumer.Return.Errors;
+//   - Consumer.MaxProcessingTime of 10ms (sarama's default is 100ms), so
+//     that a partition whose handler is slow does not hold up its broker's
+//     fetches for the other partitions, nor the release of a partition
+//     that a cooperative rebalance revokes;
 //   - Producer.RequiredAcks, Producer.Idempotent, Producer.Compression and
 //     both Producer.Return.Successes and Producer.Return.Errors, as
 //     synchronous producers need;
@@ -101,6 +105,14 @@ func (c Config) Sarama() (*sarama.Config, error) {
 	sc.Consumer.Fetch.Default = c.Consumer.FetchDefaultBytes
 	sc.Consumer.Fetch.Max = c.Consumer.FetchMaxBytes
 	sc.Consumer.MaxWaitTime = c.Consumer.MaxWaitTime
+	// sarama feeds each fetch response to every partition's channel before
+	// it fetches again or releases a partition; a partition whose channel
+	// is full waits at most twice this long before sarama sets it aside and
+	// goes on. With sarama's 100ms, a sequential handler taking 20ms per
+	// record held the whole response (thousands of records), and with it
+	// the release of a partition revoked by a cooperative rebalance, for
+	// seconds. Fast handlers never wait that long: nothing changes for them.
+	sc.Consumer.MaxProcessingTime = 10 * time.Millisecond
 	sc.Consumer.Offsets.AutoCommit.Interval = c.Consumer.CommitInterval
 	sc.Consumer.Offsets.Initial = sarama.OffsetNewest
 	if c.FromBeginning() {

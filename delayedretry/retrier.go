@@ -1,6 +1,7 @@
 package delayedretry
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -267,25 +268,35 @@ func (r *Retrier) topicFor(d time.Duration) string {
 // (see Config.Holder). Otherwise it returns the error wrapped with its
 // DLQ reason (retries-exhausted, retry-disabled, or the reason it carries).
 //
-// A failure whose message's context is done is not retried: the consume
-// layer cancels a message's context only when it stops consuming the
-// record (its subscription stops, or a rebalance gives up on it), so the
-// handler's error, typically ctx.Err(), says the record was abandoned, not
-// that it failed. The middleware then writes no retry record, counts
+// A failure after the message's context was cancelled is not retried: the
+// consume layer cancels a message's context only when it stops consuming
+// the record (its subscription stops, or a rebalance gives up on it), so
+// the handler's error, typically ctx.Err(), says the record was abandoned,
+// not that it failed. The context checked is the one the message had when
+// it reached this middleware, so that a middleware inside it that replaces
+// the context and cancels its own on return (Watermill's Timeout does) is
+// not taken for a stop. The middleware then writes no retry record, counts
 // nothing, logs one INFO line and returns the error unchanged: the message
-// is nacked, its offset stays uncommitted and the record is delivered
-// again to the next owner of its partition. A handler error while the
-// message's context is live, including context.DeadlineExceeded from a
-// context the handler made itself, is a failure like any other.
+// is nacked, its offset stays uncommitted and the record is delivered again
+// to the next owner of its partition. A handler error while that context is
+// live, or once its deadline passed (a timeout is a failure), is a failure
+// like any other.
 func (r *Retrier) Middleware(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
+		ctx := msg.Context()
 		out, err := h(msg)
 		if err == nil {
 			r.succeeded(msg)
 			return out, nil
 		}
-		return nil, r.failed(msg, err)
+		return nil, r.failed(ctx, msg, err)
 	}
+}
+
+// abandoned reports whether ctx, a message's context when it reached a
+// hand-off middleware, was cancelled: the consume layer gave the record up.
+func abandoned(ctx context.Context) bool {
+	return errors.Is(ctx.Err(), context.Canceled)
 }
 
 // succeeded and failed are functions of their own so that the frame of
@@ -297,14 +308,15 @@ func (r *Retrier) succeeded(msg *message.Message) {
 }
 
 // failed schedules a retry of the message whose handler returned err and
-// returns nil, or returns the error to give back to the router.
-func (r *Retrier) failed(msg *message.Message, err error) error {
+// returns nil, or returns the error to give back to the router; ctx is the
+// message's context when it reached the middleware.
+func (r *Retrier) failed(ctx context.Context, msg *message.Message, err error) error {
 	d := wire.DeliveryOf(msg)
 	c := r.cfg.Metrics.of(d.HandlerID)
 	if errors.Is(err, wire.ErrHandoff) {
 		return err
 	}
-	if msg.Context().Err() != nil {
+	if abandoned(ctx) {
 		r.logAbandoned(msg, &d, err)
 		return err
 	}

@@ -259,6 +259,13 @@ func TestRetrierRetriesWhileTheContextIsLive(t *testing.T) {
 			cancel()
 			return nil, ctx.Err()
 		}, context.Canceled},
+		{"a timeout middleware inside it, which cancels the context it set", func(msg *message.Message) ([]*message.Message, error) {
+			ctx, cancel := context.WithTimeout(msg.Context(), time.Minute)
+			defer cancel()
+			msg.SetContext(ctx)
+			return nil, errors.New("boom")
+		}, errors.New("boom")},
+		{"a timeout middleware outside it that fired", nil, context.DeadlineExceeded},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -266,7 +273,15 @@ func TestRetrierRetriesWhileTheContextIsLive(t *testing.T) {
 			logs := watermill.NewCaptureLogger()
 			r, err := delayedretry.New(delayedretry.Config{Sender: s, TopicPrefix: "svc.retry"}, logs)
 			require.NoError(t, err)
-			_, err = r.Middleware(tt.h)(delivered(0))
+			msg, h := delivered(0), tt.h
+			if h == nil {
+				ctx, cancel := context.WithTimeout(msg.Context(), time.Millisecond)
+				defer cancel()
+				<-ctx.Done()
+				msg.SetContext(ctx)
+				h = func(msg *message.Message) ([]*message.Message, error) { return nil, msg.Context().Err() }
+			}
+			_, err = r.Middleware(h)(msg)
 			require.NoError(t, err, "the original is acknowledged once the retry record is")
 			require.Len(t, s.recs, 1)
 			assert.Equal(t, tt.want.Error(), headers(s.recs[0])[wire.HeaderErrorMessage])

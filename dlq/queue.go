@@ -247,23 +247,27 @@ func isOwnHeader(k string) bool {
 // deliveries made with wire.WithoutHandoff are returned unchanged, so
 // Watermill redelivers.
 //
-// A failure whose message's context is done is not dead-lettered: the
-// consume layer cancels a message's context only when it stops consuming
-// the record (its subscription stops, or a rebalance gives up on it), so
-// the handler's error, typically ctx.Err(), says the record was abandoned,
-// not that it failed. The middleware then writes no DLQ record, counts
-// nothing, logs one INFO line and returns the error unchanged: the message
-// is nacked, its offset stays uncommitted and the record is delivered
-// again to the next owner of its partition. A handler error while the
-// message's context is live, including context.DeadlineExceeded from a
-// context the handler made itself, is a failure like any other.
+// A failure after the message's context was cancelled is not
+// dead-lettered: the consume layer cancels a message's context only when it
+// stops consuming the record (its subscription stops, or a rebalance gives
+// up on it), so the handler's error, typically ctx.Err(), says the record
+// was abandoned, not that it failed. The context checked is the one the
+// message had when it reached this middleware, so that a middleware inside
+// it that replaces the context and cancels its own on return (Watermill's
+// Timeout does) is not taken for a stop. The middleware then writes no DLQ
+// record, counts nothing, logs one INFO line and returns the error
+// unchanged: the message is nacked, its offset stays uncommitted and the
+// record is delivered again to the next owner of its partition. A handler
+// error while that context is live, or once its deadline passed (a timeout
+// is a failure), is a failure like any other.
 func (q *Queue) Middleware(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
+		ctx := msg.Context()
 		out, err := h(msg)
 		if err == nil {
 			return out, nil
 		}
-		return nil, q.failed(msg, err)
+		return nil, q.failed(ctx, msg, err)
 	}
 }
 
@@ -271,12 +275,18 @@ func (q *Queue) Middleware(h message.HandlerFunc) message.HandlerFunc {
 // to give back to the router. It is a function of its own so that the frame
 // of Middleware, live while the handler runs, stays small: Watermill runs
 // each message in a new goroutine whose stack grows by copying.
-func (q *Queue) failed(msg *message.Message, err error) error {
+//
+// ctx is the message's context when it reached the middleware: a
+// middleware inside this one may have replaced the message's context with
+// one it cancelled on return (Watermill's Timeout does). The record is
+// stored with it, and a cancelled one means the consume layer gave the
+// record up.
+func (q *Queue) failed(ctx context.Context, msg *message.Message, err error) error {
 	if errors.Is(err, wire.ErrHandoff) || wire.HandoffDisabled(msg.Context()) {
 		return err
 	}
 	d := wire.DeliveryOf(msg)
-	if msg.Context().Err() != nil {
+	if errors.Is(ctx.Err(), context.Canceled) {
 		q.logAbandoned(msg, &d, err)
 		return err
 	}
@@ -293,7 +303,7 @@ func (q *Queue) failed(msg *message.Message, err error) error {
 	if !d.HasOffset {
 		rec.Partition, rec.Offset, rec.HasOffset = originalOffset(msg.Metadata)
 	}
-	if serr := q.store(msg.Context(), msg, rec); serr != nil {
+	if serr := q.store(ctx, msg, rec); serr != nil {
 		q.logger.Error("Storing in the DLQ failed; the message will be redelivered", serr, watermill.LogFields{
 			"handler_id": d.HandlerID, "original_topic": d.Topic, "reason": string(reason),
 		})

@@ -16,12 +16,19 @@
 //     offset, and what was asked beyond it is remembered.
 //   - A mark is allowed up to, not past, the lowest open hold of its claim.
 //     Releasing the last hold below it marks what was asked meanwhile.
-//   - At the end of a claim (a rebalance or a shutdown), the claim waits at
-//     most [Config.ReleaseWait] for its holds to be released, so that their
-//     offsets are marked before the session commits. A hold still open then
-//     is lost ([wire.OffsetHold.Lost] is closed): its offset and every
-//     later one stay uncommitted, and the next owner of the partition
-//     receives them again.
+//   - A claim is revoked when a cooperative rebalance takes its partition
+//     away ([Assignments] tells, once per new generation), when sarama
+//     closes its partition consumer, or when its session ends. It then waits
+//     at most [Config.ReleaseWait], or until the stop's deadline
+//     ([Tracker.StopBy]) when that is earlier, for its holds to be
+//     released, so that their offsets are marked before the session
+//     commits. A hold still open then is lost ([wire.OffsetHold.Lost] is
+//     closed, [InFlight.Ended] cancelled): its offset and every later one
+//     stay uncommitted, and the next owner of the partition receives them
+//     again. A record watermill-kafka hands out after the revocation is
+//     refused unmarked ([Tracker.Refused], [Tracker.RefuseRevoked]), and the
+//     session context watermill-kafka sees is cancelled once its record is
+//     settled, so that its ConsumeClaim returns.
 //
 // # Completed offsets in the commit metadata
 //
@@ -32,10 +39,15 @@
 // (see [EncodeMetadata] for the format). The next owner of the partition
 // reads it when its claim starts ([Config.Committed]) and
 // [Tracker.Completed] tells which records to skip. Metadata it cannot
-// decode, written by another client, is ignored. The encoded map stays
-// within [Config.MetadataBudget] bytes: [Tracker.Admit] refuses a record
-// whose hold would pass it, and the caller waits until the committed offset
-// moves.
+// decode (another client's), longer than the budget, or naming an offset at
+// or past the partition's high-water mark when the claim starts (this
+// package never writes such metadata) is ignored, with one log line.
+//
+// The encoded map stays within [Config.MetadataBudget] bytes:
+// [Tracker.Admit] refuses a record whose hold would pass it, and the caller
+// waits until the committed offset moves; [Tracker.Hold] refuses the hold,
+// and the hand-off then waits for the broker before the record is
+// acknowledged.
 //
 // The Tracker also knows which offset of each partition was handed out last
 // ([Tracker.HandOut]), so that a graceful shutdown can wait until every

@@ -49,6 +49,11 @@ type Config struct {
 	Logger watermill.LoggerAdapter
 	// Group names the consumer group in those log lines. Optional.
 	Group string
+	// Assignments, when set, revokes a claim as soon as a cooperative
+	// rebalance is known to have taken its partition away (see
+	// [Assignments]). Optional. Default: a claim is revoked when sarama
+	// closes its partition consumer.
+	Assignments *Assignments
 }
 
 // DefaultMaxHolds is the default of [Config.MaxHolds].
@@ -666,6 +671,7 @@ func (o *Tracker) watchClaim(tp Partition, c *claimState, claim sarama.ConsumerG
 		errs = ce.Errors()
 	}
 	var deadline <-chan time.Time
+	gen := c.sess.GenerationID()
 	for {
 		select {
 		case <-stop:
@@ -678,14 +684,28 @@ func (o *Tracker) watchClaim(tp Partition, c *claimState, claim sarama.ConsumerG
 				continue
 			}
 			errs = nil
-			deadline = o.revoke(tp, c)
+			if d := o.revoke(tp, c); d != nil {
+				deadline = d
+			}
 		case <-done:
 			done = nil
-			deadline = o.revoke(tp, c)
+			if d := o.revoke(tp, c); d != nil {
+				deadline = d
+			}
 		case <-deadline:
 			deadline = nil
 			o.giveUpOut(tp, c)
 		case <-t.C:
+			if g := c.sess.GenerationID(); g != gen {
+				// A cooperative rebalance: the session goes on, the
+				// partition may have been taken away.
+				gen = g
+				if o.cfg.Assignments.Revoked(c.sess, tp.Topic, tp.Partition) {
+					if d := o.revoke(tp, c); d != nil {
+						deadline = d
+					}
+				}
+			}
 			o.flush(tp, c)
 		}
 	}
@@ -894,18 +914,21 @@ func (s markingSession) MarkMessage(msg *sarama.ConsumerMessage, _ string) {
 }
 
 // ClaimContext returns a context that is cancelled when claim is revoked:
-// its partition consumer closes (a rebalance, cooperative or not) or sess
-// ends. Errors of the partition consumer read while it waits go to onError
-// (nil drops them). Call stop when the claim is over.
-func ClaimContext(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim, onError func(*sarama.ConsumerError)) (ctx context.Context, stop func()) {
+// revoked (when not nil) reports it after a cooperative rebalance (checked
+// when sess's generation changes, every 100 ms), its partition consumer
+// closes, or sess ends. Errors of the partition consumer read while it
+// waits go to onError (nil drops them). Call stop when the claim is over.
+func ClaimContext(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim, revoked func(sess sarama.ConsumerGroupSession, topic string, partition int32) bool, onError func(*sarama.ConsumerError)) (ctx context.Context, stop func()) {
 	ctx, cancel := context.WithCancel(sess.Context())
-	ce, ok := claim.(consumerErrors)
-	if !ok {
-		return ctx, cancel
+	var errs <-chan *sarama.ConsumerError
+	if ce, ok := claim.(consumerErrors); ok {
+		errs = ce.Errors()
 	}
-	errs := ce.Errors()
 	go func() {
 		defer cancel()
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		gen := sess.GenerationID()
 		for {
 			select {
 			case <-ctx.Done():
@@ -916,6 +939,13 @@ func ClaimContext(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupCl
 				}
 				if onError != nil {
 					onError(err)
+				}
+			case <-t.C:
+				if g := sess.GenerationID(); g != gen {
+					gen = g
+					if revoked != nil && revoked(sess, claim.Topic(), claim.Partition()) {
+						return
+					}
 				}
 			}
 		}

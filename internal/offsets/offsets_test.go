@@ -2,7 +2,9 @@ package offsets
 
 import (
 	"context"
+	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -353,4 +355,75 @@ func TestCompletedRecordsAreSkippedOnTheNextClaim(t *testing.T) {
 	moved := NewTracker(Config{Committed: func(Partition) (int64, string, error) { return 90, meta, nil }})
 	moved.startClaim(tp, &markSession{}, fakeClaim{initial: 100, hwm: 6000})
 	assert.False(t, moved.Completed(tp, 150), "metadata of another offset is ignored")
+}
+
+// TestHoldsStayWithinTheMetadataBudget: the holds of retry and DLQ
+// hand-offs (Hold) count against the metadata budget like admitted records:
+// 1,024 holds 20,000 offsets apart never make the metadata pass it; the
+// hold that would is refused (its hand-off is then settled before the
+// record is acknowledged).
+func TestHoldsStayWithinTheMetadataBudget(t *testing.T) {
+	o := NewTracker(Config{})
+	tp := Partition{"orders", 0}
+	_, c, sess := startClaim(o, tp)
+	refused := 0
+	for i := range int64(DefaultMaxHolds) {
+		off := i * 20000
+		h := o.Hold(tp, off)
+		markMsg(sess, off) // acknowledged: the mark asks past it
+		if h == nil {
+			refused++
+			continue
+		}
+		o.mu.Lock()
+		n := len(c.metadata())
+		o.mu.Unlock()
+		require.LessOrEqual(t, n, DefaultMetadataBudget, "hold %d", i)
+	}
+	assert.Positive(t, refused, "the holds that would pass the budget are refused")
+	assert.Less(t, refused, DefaultMaxHolds, "the others are taken")
+}
+
+// TestMetadataIsTrustedOnlyWithinThePartition: metadata naming offsets at
+// or past the partition's high-water mark at claim start, longer than the
+// budget, or not decoding is ignored; metadata within it is used.
+func TestMetadataIsTrustedOnlyWithinThePartition(t *testing.T) {
+	tp := Partition{"orders", 0}
+	claimWith := func(meta string, hwm int64) *claimState {
+		o := NewTracker(Config{Committed: func(Partition) (int64, string, error) { return 10, meta, nil }})
+		return o.startClaim(tp, &markSession{}, fakeClaim{initial: 10, hwm: hwm})
+	}
+	ok := EncodeMetadata(10, 20, []int64{10, 15})
+	assert.NotNil(t, claimWith(ok, 20).skip, "a window below the high-water mark is used")
+	assert.Nil(t, claimWith(ok, 19).skip, "a window past the high-water mark is not")
+	assert.Nil(t, claimWith(EncodeMetadata(10, 1_000_010, []int64{10}), 200).skip, "a forged window is not")
+	assert.Nil(t, claimWith("kv1"+strings.Repeat("A", 3100), 1<<40).skip, "metadata over the budget is not")
+	assert.Nil(t, claimWith("{not ours}", 200).skip, "another client's metadata is not")
+}
+
+// TestAdmitOverBudgetMissesNoRelease: the channel Admit returns with
+// ErrOverBudget is the one the next change closes, even when that change
+// comes before the caller waits on it.
+func TestAdmitOverBudgetMissesNoRelease(t *testing.T) {
+	o := NewTracker(Config{MetadataBudget: 60})
+	tp := Partition{"orders", 0}
+	_, _, sess := startClaim(o, tp)
+	var holds []*InFlight
+	var changed <-chan struct{}
+	for off := int64(0); ; off += 1000 {
+		h, ch, err := o.Admit(tp, off)
+		markMsg(sess, off)
+		if errors.Is(err, ErrOverBudget) {
+			changed = ch
+			break
+		}
+		require.NoError(t, err)
+		holds = append(holds, h)
+	}
+	holds[0].Release() // before anyone waits
+	select {
+	case <-changed:
+	default:
+		t.Fatal("the release after the refusal is seen by its channel")
+	}
 }
