@@ -23,22 +23,23 @@ type Assignments struct {
 	group    string
 	describe func(group string) (map[string]map[string][]int32, error)
 
-	mu   sync.Mutex
-	last assignmentKey
-	got  map[string][]int32
-	ok   bool
+	mu sync.Mutex
+	// byMember is the last assignment read for each member of this process
+	// that asked, with the generation it was read for.
+	byMember map[string]assignment
 }
 
-type assignmentKey struct {
-	member string
+type assignment struct {
 	gen    int32
+	topics map[string][]int32
+	known  bool
 }
 
 // NewAssignments returns the Assignments of group; describe returns, by
 // member ID, the partitions by topic assigned to each member of a group
 // (from a DescribeGroups request).
 func NewAssignments(group string, describe func(group string) (map[string]map[string][]int32, error)) *Assignments {
-	return &Assignments{group: group, describe: describe}
+	return &Assignments{group: group, describe: describe, byMember: map[string]assignment{}}
 }
 
 // Revoked reports whether the member of sess, at sess's current
@@ -48,16 +49,24 @@ func (a *Assignments) Revoked(sess sarama.ConsumerGroupSession, topic string, pa
 	if a == nil {
 		return false
 	}
-	key := assignmentKey{sess.MemberID(), sess.GenerationID()}
+	member, gen := sess.MemberID(), sess.GenerationID()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if key != a.last {
+	got, ok := a.byMember[member]
+	if !ok || got.gen != gen {
 		members, err := a.describe(a.group)
-		a.last = key
-		a.got, a.ok = members[key.member]
-		if err != nil {
-			a.got, a.ok = nil, false
+		got = assignment{gen: gen}
+		if err == nil {
+			got.topics, got.known = members[member]
+			// Members that left the group (earlier sessions of this
+			// process) are forgotten.
+			for m := range a.byMember {
+				if _, in := members[m]; !in {
+					delete(a.byMember, m)
+				}
+			}
 		}
+		a.byMember[member] = got
 	}
-	return a.ok && !slices.Contains(a.got[topic], partition)
+	return got.known && !slices.Contains(got.topics[topic], partition)
 }

@@ -824,7 +824,7 @@ func (o *Tracker) trusted(tp Partition, meta string, committed, hwm int64) *Wind
 		why = "it does not decode as this library's (another client's, or corrupt)"
 	case len(meta) > o.cfg.MetadataBudget:
 		why = "it is longer than the metadata budget"
-	case hwm > 0 && w.End > hwm:
+	case w.End > hwm:
 		why = "it names offsets at or past the partition's high-water mark"
 	default:
 		return w

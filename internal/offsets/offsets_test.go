@@ -396,6 +396,7 @@ func TestMetadataIsTrustedOnlyWithinThePartition(t *testing.T) {
 	ok := EncodeMetadata(10, 20, []int64{10, 15})
 	assert.NotNil(t, claimWith(ok, 20).skip, "a window below the high-water mark is used")
 	assert.Nil(t, claimWith(ok, 19).skip, "a window past the high-water mark is not")
+	assert.Nil(t, claimWith(ok, 10).skip, "nor one on a partition with nothing past the committed offset")
 	assert.Nil(t, claimWith(EncodeMetadata(10, 1_000_010, []int64{10}), 200).skip, "a forged window is not")
 	assert.Nil(t, claimWith("kv1"+strings.Repeat("A", 3100), 1<<40).skip, "metadata over the budget is not")
 	assert.Nil(t, claimWith("{not ours}", 200).skip, "another client's metadata is not")
