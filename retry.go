@@ -10,7 +10,6 @@ import (
 
 	"github.com/torix/kafkaevents/delayedretry"
 	"github.com/torix/kafkaevents/internal/bounded"
-	"github.com/torix/kafkaevents/internal/offsets"
 )
 
 // retryFetchMinBytes is how much data a fetch of the retry consumer waits for
@@ -73,7 +72,6 @@ func (s *Stack) startRetryConsumer(ctx context.Context) error {
 		Client: client, GroupID: s.cfg.Consumer.GroupID + ".retry", Topics: s.retrier.Topics(),
 		Dispatcher: s.dispatcher, DeadLetter: dead, Metrics: s.retryStats, MaxWait: s.cfg.Retry.Retention,
 		Concurrency: s.concurrencyOf,
-		Revoked:     offsets.NewAssignments(s.cfg.Consumer.GroupID+".retry", s.assignments).Revoked,
 	}, s.logger)
 	if err != nil {
 		_ = client.Close()

@@ -178,7 +178,6 @@ func (s *Stack) buildSubscriber(o options) error {
 		Committed:     s.committed,
 		Logger:        s.logger,
 		Group:         cfg.Consumer.GroupID,
-		Assignments:   offsets.NewAssignments(cfg.Consumer.GroupID, s.assignments),
 	})
 	ks, err := kafka.NewSubscriber(kafka.SubscriberConfig{
 		Brokers:               cfg.Brokers,
@@ -360,27 +359,4 @@ func (s *Stack) committed(tp offsets.Partition) (int64, string, error) {
 		return 0, "", blk.Err
 	}
 	return blk.Offset, blk.Metadata, nil
-}
-
-// assignments returns, by member ID, the partitions assigned to each member
-// of group, as its coordinator describes them.
-func (s *Stack) assignments(group string) (map[string]map[string][]int32, error) {
-	gs, err := s.admin.DescribeConsumerGroups([]string{group})
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]map[string][]int32{}
-	for _, g := range gs {
-		if g.Err != sarama.ErrNoError {
-			return nil, g.Err
-		}
-		for id, m := range g.Members {
-			a, err := m.GetMemberAssignment()
-			if err != nil || a == nil {
-				continue
-			}
-			out[id] = a.Topics
-		}
-	}
-	return out, nil
 }

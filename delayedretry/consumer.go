@@ -65,12 +65,6 @@ type ConsumerConfig struct {
 	// 1,024 more (inorder.Window). Optional. Default: 1 for every handler,
 	// one record at a time.
 	Concurrency func(handlerID string) int
-	// Revoked, when set, reports whether a cooperative rebalance took the
-	// partition of a claim away from the member of sess, so that a record
-	// waiting to be due or dispatched there is given up at once rather than
-	// when sarama closes the claim. Optional. Default: a claim ends when
-	// sarama closes it.
-	Revoked func(sess sarama.ConsumerGroupSession, topic string, partition int32) bool
 }
 
 // Consumer reads the retry topics and dispatches each record when it is due.
@@ -204,7 +198,7 @@ func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 	// The claim's own context ends when it is revoked, with the
 	// cooperative-sticky assignor too, where the session goes on: a record
 	// waiting to be due or to be dispatched is then given up unmarked.
-	ctx, stop := offsets.ClaimContext(sess, claim, h.c.cfg.Revoked, h.c.logConsumerError)
+	ctx, stop := offsets.ClaimContext(sess, claim, h.c.logConsumerError)
 	defer stop()
 	cs := claimSession{ConsumerGroupSession: sess, ctx: ctx}
 	// Records of a handler that takes several at once are dispatched beside

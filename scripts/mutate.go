@@ -46,8 +46,26 @@ var mutations = []mutation{
 	{
 		Name: "keyorder-busy", What: "the key scheduler runs a record while a record of its key runs",
 		File: "internal/consume/scheduler.go",
-		Old:  "if q, busy := cl.keys[r.key]; busy {", New: "if q, busy := cl.keys[r.key]; busy && false {",
-		Pkgs: []string{"."}, Run: "TestConcurrencyRunsOneRecordOfAKeyAtATime|TestConcurrencyKeepsKeyOrder",
+		Old:  "if q, busy := keys[r.key]; busy {", New: "if q, busy := keys[r.key]; busy && false {",
+		Pkgs: []string{"."}, Run: "TestConcurrencyRunsOneRecordOfAKeyAtATime|TestConcurrencyKeepsKeyOrder|TestReclaimKeepsAKeyBusy",
+	},
+	{
+		Name: "coop-revoke-unseen", What: "a claim is revoked only when its session ends, not when a cooperative rebalance closes its partition",
+		File: "internal/offsets/offsets.go",
+		Old:  "\tif ce, ok := claim.(consumerErrors); ok {\n\t\terrs = ce.Errors()\n\t}\n", New: "",
+		Pkgs: []string{"."}, Run: "TestCooperativeStickyHandsOverPromptly",
+	},
+	{
+		Name: "coop-release-slow", What: "sarama's 100ms MaxProcessingTime: a revoked partition is released only once the slow partitions kept are fed",
+		File: "config_sarama.go",
+		Old:  "sc.Consumer.MaxProcessingTime = 10 * time.Millisecond", New: "sc.Consumer.MaxProcessingTime = 100 * time.Millisecond",
+		Pkgs: []string{"."}, Run: "TestCooperativeStickyHandsOverPromptly",
+	},
+	{
+		Name: "forged-metadata", What: "commit metadata naming offsets past the partition's end is trusted",
+		File: "internal/offsets/offsets.go",
+		Old:  "case w.End > hwm:", New: "case w.End > hwm && false:",
+		Pkgs: []string{"./internal/offsets", "."}, Run: "TestMetadataIsTrusted|TestForgedMetadataSkipsNothing",
 	},
 	{
 		Name: "dlq-parking", What: "a DLQ record at MaxReprocess is delivered instead of parked",

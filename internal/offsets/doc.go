@@ -16,9 +16,9 @@
 //     offset, and what was asked beyond it is remembered.
 //   - A mark is allowed up to, not past, the lowest open hold of its claim.
 //     Releasing the last hold below it marks what was asked meanwhile.
-//   - A claim is revoked when a cooperative rebalance takes its partition
-//     away ([Assignments] tells, once per new generation), when sarama
-//     closes its partition consumer, or when its session ends. It then waits
+//   - A claim is revoked when sarama closes its partition consumer (a
+//     cooperative rebalance takes its partition away while the session goes
+//     on) or when its session ends (an eager rebalance, a stop). It then waits
 //     at most [Config.ReleaseWait], or until the stop's deadline
 //     ([Tracker.StopBy]) when that is earlier, for its holds to be
 //     released, so that their offsets are marked before the session

@@ -49,11 +49,6 @@ type Config struct {
 	Logger watermill.LoggerAdapter
 	// Group names the consumer group in those log lines. Optional.
 	Group string
-	// Assignments, when set, revokes a claim as soon as a cooperative
-	// rebalance is known to have taken its partition away (see
-	// [Assignments]). Optional. Default: a claim is revoked when sarama
-	// closes its partition consumer.
-	Assignments *Assignments
 }
 
 // DefaultMaxHolds is the default of [Config.MaxHolds].
@@ -671,7 +666,6 @@ func (o *Tracker) watchClaim(tp Partition, c *claimState, claim sarama.ConsumerG
 		errs = ce.Errors()
 	}
 	var deadline <-chan time.Time
-	gen := c.sess.GenerationID()
 	for {
 		select {
 		case <-stop:
@@ -696,16 +690,6 @@ func (o *Tracker) watchClaim(tp Partition, c *claimState, claim sarama.ConsumerG
 			deadline = nil
 			o.giveUpOut(tp, c)
 		case <-t.C:
-			if g := c.sess.GenerationID(); g != gen {
-				// A cooperative rebalance: the session goes on, the
-				// partition may have been taken away.
-				gen = g
-				if o.cfg.Assignments.Revoked(c.sess, tp.Topic, tp.Partition) {
-					if d := o.revoke(tp, c); d != nil {
-						deadline = d
-					}
-				}
-			}
 			o.flush(tp, c)
 		}
 	}
@@ -914,21 +898,18 @@ func (s markingSession) MarkMessage(msg *sarama.ConsumerMessage, _ string) {
 }
 
 // ClaimContext returns a context that is cancelled when claim is revoked:
-// revoked (when not nil) reports it after a cooperative rebalance (checked
-// when sess's generation changes, every 100 ms), its partition consumer
-// closes, or sess ends. Errors of the partition consumer read while it
-// waits go to onError (nil drops them). Call stop when the claim is over.
-func ClaimContext(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim, revoked func(sess sarama.ConsumerGroupSession, topic string, partition int32) bool, onError func(*sarama.ConsumerError)) (ctx context.Context, stop func()) {
+// its partition consumer closes (a rebalance, cooperative or not) or sess
+// ends. Errors of the partition consumer read while it waits go to onError
+// (nil drops them). Call stop when the claim is over.
+func ClaimContext(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim, onError func(*sarama.ConsumerError)) (ctx context.Context, stop func()) {
 	ctx, cancel := context.WithCancel(sess.Context())
-	var errs <-chan *sarama.ConsumerError
-	if ce, ok := claim.(consumerErrors); ok {
-		errs = ce.Errors()
+	ce, ok := claim.(consumerErrors)
+	if !ok {
+		return ctx, cancel
 	}
+	errs := ce.Errors()
 	go func() {
 		defer cancel()
-		t := time.NewTicker(100 * time.Millisecond)
-		defer t.Stop()
-		gen := sess.GenerationID()
 		for {
 			select {
 			case <-ctx.Done():
@@ -939,13 +920,6 @@ func ClaimContext(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupCl
 				}
 				if onError != nil {
 					onError(err)
-				}
-			case <-t.C:
-				if g := sess.GenerationID(); g != gen {
-					gen = g
-					if revoked != nil && revoked(sess, claim.Topic(), claim.Partition()) {
-						return
-					}
 				}
 			}
 		}
