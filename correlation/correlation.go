@@ -2,10 +2,12 @@ package correlation
 
 import (
 	"context"
+	"hash/fnv"
 	"math/rand/v2"
 	"strconv"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/torix/kafkaevents/wire"
@@ -30,16 +32,52 @@ const alphabet = "0123456789abcdefghijklmnopqrstuvwxyz"
 // New returns a new correlation ID: "corr-", ten random base-36 characters,
 // "-" and the current Unix time in milliseconds.
 func New() string {
+	return format(rand.Uint64(), time.Now().UnixMilli())
+}
+
+// FromRecord returns the correlation ID of a record that carries none,
+// derived from the record itself: "corr-", ten base-36 characters of a hash
+// of its topic, partition and offset, "-" and its timestamp in Unix
+// milliseconds (0 when it has none). A redelivery of the record (after a
+// crash or a rebalance) gets the same ID, so its log lines, retry and DLQ
+// records share it with the first delivery's.
+func FromRecord(topic string, partition int32, offset int64, timestamp time.Time) string {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(topic))
+	var b [20]byte
+	_, _ = h.Write(strconv.AppendInt(append(strconv.AppendInt(b[:0], int64(partition), 10), '/'), offset, 10))
+	ms := int64(0)
+	if !timestamp.IsZero() && timestamp.Unix() > 0 {
+		ms = timestamp.UnixMilli()
+	}
+	return format(h.Sum64(), ms)
+}
+
+// format returns "corr-", ten base-36 characters of r, "-" and ms.
+func format(r uint64, ms int64) string {
 	var b [len("corr-") + 10 + len("-") + 20]byte
 	id := append(b[:0], "corr-"...)
-	r := rand.Uint64()
 	for range 10 {
 		id = append(id, alphabet[r%36])
 		r /= 36
 	}
 	id = append(id, '-')
 	// One allocation (the string) instead of three.
-	return string(strconv.AppendInt(id, time.Now().UnixMilli(), 10))
+	return string(strconv.AppendInt(id, ms, 10))
+}
+
+// ofRecord returns FromRecord of msg when watermill-kafka and the router
+// put its topic, partition and offset in its context, or New.
+func ofRecord(msg *message.Message) string {
+	ctx := msg.Context()
+	topic := message.SubscribeTopicFromCtx(ctx)
+	p, ok1 := kafka.MessagePartitionFromCtx(ctx)
+	off, ok2 := kafka.MessagePartitionOffsetFromCtx(ctx)
+	if topic == "" || !ok1 || !ok2 {
+		return New()
+	}
+	ts, _ := kafka.MessageTimestampFromCtx(ctx)
+	return FromRecord(topic, p, off, ts)
 }
 
 // WithID returns ctx carrying id. An empty id returns ctx unchanged.
@@ -95,8 +133,9 @@ func Resolve(ctx context.Context, explicit string, md message.Metadata) string {
 	return New()
 }
 
-// Middleware puts the message's correlation ID (generated when it has none)
-// in the message context and stamps it, under Header, on every message the
+// Middleware puts the message's correlation ID (when it has none, derived
+// from the record it came from, see FromRecord, or else generated) in the
+// message context and stamps it, under Header, on every message the
 // handler returns that has none. It does not change the incoming message's
 // metadata.
 func Middleware(h message.HandlerFunc) message.HandlerFunc {
@@ -108,8 +147,9 @@ func Middleware(h message.HandlerFunc) message.HandlerFunc {
 	}
 }
 
-// Ensure returns the correlation ID of msg (FromMessage), or a new one when
-// it has none, and puts it in msg's context unless it is there already. It
+// Ensure returns the correlation ID of msg (FromMessage), or when it has
+// none one derived from its record (FromRecord, for a message consumed from
+// Kafka) or a new one, and puts it in msg's context unless it is there already. It
 // is Middleware's work before the handler, for middlewares that do it in a
 // frame of their own.
 //
@@ -125,7 +165,7 @@ func Ensure(msg *message.Message) string {
 	}
 	id := FromMetadata(msg.Metadata)
 	if id == "" {
-		id = New()
+		id = ofRecord(msg)
 	}
 	msg.SetContext(WithID(ctx, id))
 	return id

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/assert"
@@ -57,4 +58,17 @@ func TestMiddleware(t *testing.T) {
 	require.NoError(t, err)
 	assert.Regexp(t, `^corr-`, seen, "generated when missing")
 	assert.Empty(t, bare.Metadata.Get(correlation.Header), "the incoming message is not modified")
+}
+
+// TestFromRecord: an ID derived from a record is the same for the same
+// record, different for another one, and keeps the shape of New's.
+func TestFromRecord(t *testing.T) {
+	ts := time.UnixMilli(1_765_000_000_123)
+	id := correlation.FromRecord("orders", 2, 41, ts)
+	assert.Regexp(t, `^corr-[0-9a-z]{10}-1765000000123$`, id)
+	assert.Equal(t, id, correlation.FromRecord("orders", 2, 41, ts), "stable")
+	assert.NotEqual(t, id, correlation.FromRecord("orders", 2, 42, ts))
+	assert.NotEqual(t, id, correlation.FromRecord("orders", 1, 41, ts))
+	assert.NotEqual(t, id, correlation.FromRecord("payments", 2, 41, ts))
+	assert.Regexp(t, `^corr-[0-9a-z]{10}-0$`, correlation.FromRecord("orders", 2, 41, time.Time{}))
 }
