@@ -210,5 +210,5 @@ func ExampleJSON() {
 	// order o-1, amount 42
 	// error: <nil>
 	// reason: undecodable
-	// error: decode kafkaevents_test.Order: invalid character '<' looking for beginning of value
+	// error: decode kafkaevents_test.Order: the payload is not JSON (it starts "<order/>"): invalid character '<' looking for beginning of value
 }
