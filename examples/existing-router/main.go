@@ -60,7 +60,9 @@ func main() {
 	})
 	stop()
 	if err != nil {
-		logger.Error("existing-router failed", "err", err)
+		// Plain lines, not a log record: a configuration error names one
+		// variable per line, which a log record would quote into one.
+		fmt.Fprintln(os.Stderr, "existing-router failed:", err)
 		os.Exit(1)
 	}
 }

@@ -2,9 +2,13 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
+	"regexp"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -15,7 +19,7 @@ import (
 )
 
 // TestMain runs main instead of the tests when the test binary is started
-// as the service by TestSIGTERMDuringStartup.
+// as the service by TestSIGTERMDuringStartup and TestSIGTERMDrains.
 func TestMain(m *testing.M) {
 	if os.Getenv("ORDERS_RUN_MAIN") == "1" {
 		main()
@@ -98,4 +102,70 @@ func TestSIGTERMDuringStartup(t *testing.T) {
 	}
 	assert.Contains(t, stderr.String(), `msg="Startup interrupted"`)
 	assert.Contains(t, stderr.String(), `waiting_for="connecting to the brokers"`)
+}
+
+// readyLine is the log line of a started service; it gives the HTTP address.
+var readyLine = regexp.MustCompile(`msg="orders service ready" http=(\S+)`)
+
+// TestSIGTERMDrains starts the service as a process, waits until
+// /kafka/health/ready answers 200 and sends it SIGTERM, as docker stop and
+// Kubernetes do: it drains and exits 0 (a process that does not handle
+// SIGTERM dies of it at once, without the shutdown lines).
+func TestSIGTERMDrains(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "ORDERS_RUN_MAIN=1", "PORT=0", "HOST=127.0.0.1")
+	if os.Getenv("KAFKA_BROKERS") != "" {
+		id := "orders-sigterm-" + strings.ReplaceAll(time.Now().Format("150405.000000"), ".", "")
+		cmd.Env = append(cmd.Env, "KAFKA_CLIENT_ID="+id, "KAFKA_CONSUMER_GROUP="+id+"-group")
+	}
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	require.NoError(t, cmd.Start())
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	})
+
+	ready := func() bool {
+		m := readyLine.FindStringSubmatch(stderr.String())
+		if m == nil {
+			return false
+		}
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, m[1]+"/kafka/health/ready", http.NoBody)
+		if err != nil {
+			return false
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}
+	if !assert.Eventually(t, ready, 30*time.Second, 50*time.Millisecond) {
+		t.Fatalf("the service did not become ready; its log:\n%s", stderr.String())
+	}
+
+	began := time.Now()
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	var err error
+	select {
+	case err = <-exited:
+		stopped = true
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the service did not exit within 10 s of SIGTERM; its log:\n%s", stderr.String())
+	}
+	t.Logf("exited %s after SIGTERM", time.Since(began).Round(time.Millisecond))
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		t.Fatalf("SIGTERM: %v (exit code %d), want exit code 0; its log:\n%s", err, exit.ExitCode(), stderr.String())
+	}
+	require.NoError(t, err)
+	assert.Contains(t, stderr.String(), `msg="shutting down: finishing in-flight messages"`)
+	assert.Contains(t, stderr.String(), `msg=stopped`)
 }
