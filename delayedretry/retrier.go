@@ -48,7 +48,10 @@ type Config struct {
 	Policy Policy
 	// Tracer records a retry span per scheduled retry and injects the trace
 	// context into the record. Optional. Default: nil, which records no
-	// span and writes no trace context (kafkaevents.Stack passes its own).
+	// span and writes no trace context of its own. Either way the record
+	// is built with the message's traceparent, tracestate and baggage,
+	// which a Sender that traces replaces (kafkaevents.Stack passes its
+	// own tracer to both, or none).
 	Tracer *tracing.Tracer
 	// Metrics receives the counters. Optional. Default: NewMetrics().
 	Metrics *Metrics
@@ -480,14 +483,17 @@ func (r *Retrier) logRetry(err error, msg, handlerID, topic string, attempt int,
 }
 
 // isRetryHeader reports headers that the retry record sets itself, so stale
-// copies from an earlier attempt are not carried along.
+// copies from an earlier attempt are not carried along. The trace headers
+// (traceparent, tracestate, baggage) are copied like any other: the tracer,
+// when it records a span, replaces them with that span's context as the
+// record is sent, and without one they reach the retry record unchanged.
 func isRetryHeader(k string) bool {
 	switch k {
 	case wire.HeaderOriginalTopic, wire.HeaderHandlerID, wire.HeaderRetryCount,
 		wire.HeaderRetryAfter, wire.HeaderFirstFailedAt, wire.HeaderFailedAt,
 		wire.HeaderErrorMessage, wire.HeaderCorrelationID, wire.HeaderWatermillUUID,
 		wire.HeaderOriginalPartition, wire.HeaderOriginalOffset,
-		wire.HeaderTraceparent, wire.HeaderTracestate, wire.HeaderUnmarshalError:
+		wire.HeaderUnmarshalError:
 		return true
 	}
 	return strings.HasPrefix(k, "x-dlq-")

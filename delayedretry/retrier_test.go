@@ -101,6 +101,31 @@ func TestRetrierSchedulesARetryRecord(t *testing.T) {
 	assert.Equal(t, []string{"svc.retry.300ms", "svc.retry.600ms"}, r.Topics())
 }
 
+// TestRetrierKeepsTheTraceHeaders: without a tracer the retry record carries
+// the message's traceparent, tracestate and baggage unchanged, as it does
+// any header the retry record does not set itself.
+func TestRetrierKeepsTheTraceHeaders(t *testing.T) {
+	s := &fakeSender{}
+	r := newRetrier(t, s, time.Now())
+	msg := delivered(0)
+	trace := map[string]string{
+		wire.HeaderTraceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		wire.HeaderTracestate:  "vendor=opaque",
+		"baggage":              "tenant=acme",
+	}
+	for k, v := range trace {
+		msg.Metadata.Set(k, v)
+	}
+	_, err := r.Middleware(failing(errors.New("boom")))(msg)
+	require.NoError(t, err)
+	require.Len(t, s.recs, 1)
+	h := headers(s.recs[0])
+	for k, v := range trace {
+		assert.Equal(t, v, h[k], k)
+	}
+	assert.Equal(t, "kept", h["x-custom"])
+}
+
 func TestRetrierGivesUpWithAReason(t *testing.T) {
 	s := &fakeSender{}
 	r := newRetrier(t, s, time.Now())

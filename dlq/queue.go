@@ -26,7 +26,10 @@ type Config struct {
 	Topic string
 	// Tracer records a dlq_store span per stored record and injects the
 	// trace context into it. Optional. Default: nil, which records no span
-	// and writes no trace context (kafkaevents.Stack passes its own).
+	// and writes no trace context of its own. Either way the record is
+	// built with the original traceparent, tracestate and baggage, which a
+	// Sender that traces replaces (kafkaevents.Stack passes its own tracer
+	// to both, or none).
 	Tracer *tracing.Tracer
 	// Metrics receives the counters. Optional. Default: NewMetrics().
 	Metrics *Metrics
@@ -224,13 +227,16 @@ func (q *Queue) record(ctx context.Context, rec *Record, now time.Time) *sarama.
 
 // isOwnHeader reports headers that the DLQ record sets itself, so stale
 // copies (from a retry record or an earlier DLQ trip) are not duplicated.
+// The trace headers (traceparent, tracestate, baggage) are not among them:
+// the tracer, when it records a span, replaces them with that span's context
+// as the record is sent, and without one they reach the DLQ unchanged.
 func isOwnHeader(k string) bool {
 	switch k {
 	case wire.HeaderWatermillUUID, wire.HeaderOriginalTopic, wire.HeaderOriginalPartition,
 		wire.HeaderOriginalOffset, wire.HeaderHandlerID, wire.HeaderRetryCount,
 		wire.HeaderErrorMessage, wire.HeaderFailedAt, wire.HeaderDLQStoredAt,
 		wire.HeaderDLQReason, wire.HeaderCorrelationID, wire.HeaderRetryAfter,
-		wire.HeaderTraceparent, wire.HeaderTracestate, wire.HeaderUnmarshalError:
+		wire.HeaderUnmarshalError:
 		return true
 	}
 	return false

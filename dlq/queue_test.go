@@ -92,6 +92,34 @@ func TestMiddlewareStoresWithReason(t *testing.T) {
 	}
 }
 
+// TestMiddlewareKeepsTheTraceHeaders: without a tracer the DLQ record
+// carries the message's traceparent, tracestate and baggage unchanged, as it
+// does any header the DLQ record does not set itself.
+func TestMiddlewareKeepsTheTraceHeaders(t *testing.T) {
+	s := &fakeSender{}
+	q, err := dlq.New(dlq.Config{Sender: s, Topic: "svc.dlq"}, nil)
+	require.NoError(t, err)
+	msg := msgFor(3)
+	trace := map[string]string{
+		wire.HeaderTraceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		wire.HeaderTracestate:  "vendor=opaque",
+		"baggage":              "tenant=acme",
+	}
+	for k, v := range trace {
+		msg.Metadata.Set(k, v)
+	}
+	_, err = q.Middleware(func(*message.Message) ([]*message.Message, error) {
+		return nil, wire.WithReason(wire.ReasonRetriesExhausted, errors.New("e"))
+	})(msg)
+	require.NoError(t, err)
+	require.Len(t, s.recs, 1)
+	h := hdr(s.recs[0])
+	for k, v := range trace {
+		assert.Equal(t, v, h[k], k)
+	}
+	assert.Equal(t, "kept", h["x-custom"])
+}
+
 func TestMiddlewarePassesThroughWhatMustBeRedelivered(t *testing.T) {
 	s := &fakeSender{}
 	q, err := dlq.New(dlq.Config{Sender: s, Topic: "svc.dlq"}, nil)

@@ -105,7 +105,7 @@ func (r *Reprocessor) deliver(ctx context.Context, rn *run, opts ReprocessOption
 func reprocessMetadata(hdr map[string]string, count int) message.Metadata {
 	md := message.Metadata{}
 	for k, v := range hdr {
-		if !isOwnHeader(k) || k == wire.HeaderCorrelationID || k == wire.HeaderTraceparent || k == wire.HeaderTracestate {
+		if !isOwnHeader(k) || k == wire.HeaderCorrelationID {
 			if k != wire.HeaderWatermillUUID && k != wire.HeaderFirstFailedAt {
 				md.Set(k, v)
 			}
