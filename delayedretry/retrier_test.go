@@ -3,6 +3,7 @@ package delayedretry_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/torix/kafkaevents/correlation"
 	"github.com/torix/kafkaevents/delayedretry"
+	"github.com/torix/kafkaevents/middleware"
 	"github.com/torix/kafkaevents/wire"
 )
 
@@ -375,4 +377,32 @@ func BenchmarkRetryHandoff(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+func panicInHandler() { panic("boom") }
+
+// TestRetryLineCarriesThePanicStack: a handler panic (recovered by
+// middleware.RecoverPanics) is retried, and its "Retry scheduled" line
+// carries the first lines of the stack, the panicking function first.
+func TestRetryLineCarriesThePanicStack(t *testing.T) {
+	s := &fakeSender{}
+	logs := watermill.NewCaptureLogger()
+	r, err := delayedretry.New(delayedretry.Config{Sender: s, TopicPrefix: "svc.retry"}, logs)
+	require.NoError(t, err)
+	h := middleware.RecoverPanics(func(*message.Message) ([]*message.Message, error) {
+		panicInHandler()
+		return nil, nil
+	})
+	_, err = r.Middleware(h)(delivered(0))
+	require.NoError(t, err)
+	require.Len(t, s.recs, 1)
+	var stack string
+	for _, l := range logs.Captured()[watermill.InfoLogLevel] {
+		if l.Msg == "Retry scheduled" {
+			stack, _ = l.Fields["panic_stack"].(string)
+		}
+	}
+	require.NotEmpty(t, stack, "the line carries the stack")
+	assert.Contains(t, strings.SplitN(stack, "\n", 2)[0], "panicInHandler")
+	assert.LessOrEqual(t, strings.Count(stack, "\n")+1, wire.PanicStackLines)
 }

@@ -181,6 +181,9 @@ func (q *Queue) stored(rec *Record, pm *sarama.ProducerMessage) {
 	}
 	if rec.Err != nil {
 		fields["error"] = wire.TruncateError(rec.Err.Error())
+		if stack := wire.PanicStack(rec.Err, wire.PanicStackLines); stack != "" {
+			fields["panic_stack"] = stack
+		}
 	}
 	if suppressed > 0 {
 		fields["lines_suppressed"] = suppressed

@@ -3,6 +3,7 @@ package wire
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Failure is an error that carries the reason it ends in the DLQ. The retry
@@ -72,3 +73,32 @@ func (p *PanicError) Error() string { return fmt.Sprintf("panic: %v", p.Value) }
 // acknowledge. Middlewares pass such errors through untouched, so Watermill
 // redelivers the original message instead of storing it anywhere.
 var ErrHandoff = errors.New("kafkaevents: hand-off not acknowledged")
+
+// PanicStackLines is how many lines of a panic's stack the retry and DLQ
+// log lines carry (PanicStack).
+const PanicStackLines = 20
+
+// PanicStack returns the first lines of the stack of the panic err wraps
+// (a *PanicError), at most maxLines lines and MaxErrorMessageLen bytes, or
+// "" when err is not a panic. The goroutine header and the frames of the
+// recovery itself are left out, so that the handler's frame comes first.
+func PanicStack(err error, maxLines int) string {
+	var p *PanicError
+	if !errors.As(err, &p) || len(p.Stack) == 0 {
+		return ""
+	}
+	lines := strings.Split(strings.TrimSpace(string(p.Stack)), "\n")
+	// debug.Stack starts with "goroutine N [running]:", then pairs of lines
+	// (function, file:line) from debug.Stack itself, through the deferred
+	// recovery and runtime.gopanic, to the function that panicked.
+	for i, l := range lines {
+		if strings.HasPrefix(l, "panic(") || strings.HasPrefix(l, "runtime.gopanic(") {
+			lines = lines[min(i+2, len(lines)):]
+			break
+		}
+	}
+	if len(lines) > maxLines {
+		lines = lines[:maxLines]
+	}
+	return TruncateError(strings.Join(lines, "\n"))
+}
