@@ -50,6 +50,8 @@ func TestFailuresAreLoggedAtInfo(t *testing.T) {
 	assert.Equal(t, 1, retry["attempt"])
 	assert.Equal(t, "stock service timed out", retry["reason"])
 	assert.Equal(t, "corr-42", retry["correlation_id"])
+	assert.Equal(t, int64(0), retry["offset"], "the original record's offset")
+	assert.Contains(t, retry, "partition")
 
 	dead := find("Message stored in the DLQ")
 	assert.Equal(t, "Orders.handle", dead["handler_id"])
@@ -58,6 +60,9 @@ func TestFailuresAreLoggedAtInfo(t *testing.T) {
 	assert.Equal(t, "retries-exhausted", dead["reason"])
 	assert.Equal(t, "stock service timed out", dead["error"])
 	assert.Equal(t, "corr-42", dead["correlation_id"])
+	assert.Equal(t, int64(0), dead["offset"], "the original record's offset, not the DLQ record's")
+	assert.Contains(t, dead, "dlq_offset")
+	assert.Contains(t, dead, "dlq_partition")
 }
 
 // lockedLogs captures INFO lines; unlike watermill.CaptureLoggerAdapter,

@@ -430,6 +430,9 @@ func (r *Retrier) logScheduled(msg *message.Message, d *wire.Delivery, topic str
 		"delay": delay.String(), "reason": wire.TruncateError(cause.Error()),
 		"correlation_id": correlation.FromMessage(msg),
 	}
+	if d.HasOffset {
+		fields["partition"], fields["offset"] = d.Partition, d.Offset
+	}
 	if stack := wire.PanicStack(cause, wire.PanicStackLines); stack != "" {
 		fields["panic_stack"] = stack
 	}

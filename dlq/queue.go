@@ -170,9 +170,14 @@ func (q *Queue) stored(rec *Record, pm *sarama.ProducerMessage) {
 	if !ok {
 		return
 	}
+	// One coordinate per record: the original's topic, partition and
+	// offset, and the DLQ record's own.
 	fields := watermill.LogFields{
 		"handler_id": rec.HandlerID, "topic": rec.Topic, "retry_count": rec.RetryCount, "reason": string(rec.Reason),
-		"dlq_topic": q.cfg.Topic, "partition": pm.Partition, "offset": pm.Offset,
+		"dlq_topic": q.cfg.Topic, "dlq_partition": pm.Partition, "dlq_offset": pm.Offset,
+	}
+	if rec.HasOffset {
+		fields["partition"], fields["offset"] = rec.Partition, rec.Offset
 	}
 	for _, h := range pm.Headers {
 		if string(h.Key) == wire.HeaderCorrelationID {
