@@ -9,7 +9,8 @@ GOLANGCI_VERSION := v2.15.0
 
 .PHONY: help
 help: ## List the targets
-	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+	@tty=; [ -t 1 ] && tty=1; \
+	grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -v tty="$$tty" 'BEGIN {FS = ":.*?## "; if (tty) { on = "\033[36m"; off = "\033[0m" }}; {printf "  %s%-12s%s %s\n", on, $$1, off, $$2}'
 
 .PHONY: test
 test: ## Run every test with -race on the embedded broker (needs only Go)
