@@ -12,7 +12,8 @@ import (
 
 // JSON adapts a typed handler to Watermill: the payload is decoded into a T
 // with encoding/json and passed with the message context (which carries the
-// correlation ID and the trace). A payload that does not decode fails with a
+// correlation ID, the trace and the delivery: wire.DeliveryFromContext gives
+// the attempt and the source). A payload that does not decode fails with a
 // wire.Undecodable error: it is not retried and goes to the DLQ with
 // reason undecodable. The error says whether the payload is not JSON at all
 // (quoting its first bytes) or JSON of another shape than T. Errors of fn are

@@ -97,6 +97,27 @@ func DeliveryOf(msg *message.Message) Delivery {
 	if d, ok := ctx.Value(deliveryKey{}).(*Delivery); ok {
 		return *d
 	}
+	d := DeliveryFromContext(ctx)
+	// Most messages have no reprocess count: skip strconv.Atoi, whose error
+	// for "" is an allocation on every delivery.
+	if v := msg.Metadata.Get(HeaderReprocessCount); v != "" {
+		if n, err := strconv.Atoi(v); err == nil && n > 0 {
+			d.ReprocessCount = n
+		}
+	}
+	return d
+}
+
+// DeliveryFromContext describes the delivery of the message whose context
+// is ctx, as DeliveryOf does, for code that has the context and not the
+// message: a typed handler of kafkaevents.JSON. Retries and reprocessed
+// deliveries are described in full; for a first delivery the handler, topic,
+// partition, offset and key come from the router's and watermill-kafka's
+// context values (ReprocessCount, read from a header, is 0 there).
+func DeliveryFromContext(ctx context.Context) Delivery {
+	if d, ok := ctx.Value(deliveryKey{}).(*Delivery); ok {
+		return *d
+	}
 	d := Delivery{
 		HandlerID: message.HandlerNameFromCtx(ctx),
 		Topic:     message.SubscribeTopicFromCtx(ctx),
@@ -110,13 +131,6 @@ func DeliveryOf(msg *message.Message) Delivery {
 	}
 	if k, ok := kafka.MessageKeyFromCtx(ctx); ok {
 		d.Key = k
-	}
-	// Most messages have no reprocess count: skip strconv.Atoi, whose error
-	// for "" is an allocation on every delivery.
-	if v := msg.Metadata.Get(HeaderReprocessCount); v != "" {
-		if n, err := strconv.Atoi(v); err == nil && n > 0 {
-			d.ReprocessCount = n
-		}
 	}
 	return d
 }
