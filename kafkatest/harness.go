@@ -2,9 +2,11 @@ package kafkatest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -29,7 +31,9 @@ import (
 // Topic names given to its methods are the names the test knows. On the
 // embedded broker they are used as they are; on real Kafka (KAFKA_BROKERS)
 // they get a suffix unique to the run, which Topic returns. A handler that
-// publishes to a topic the test reads should publish to h.Topic(name).
+// publishes to a topic the test reads should publish to h.Topic(name): on
+// real Kafka the harness deletes the topics of its run at the end of the
+// test (see NewHarness).
 type Harness struct {
 	// Stack is the kafkaevents stack under test.
 	Stack *kafkaevents.Stack
@@ -121,6 +125,14 @@ const (
 // h.Stack and h.Router directly. The topics of the handlers registered with
 // h.AddHandler are created before the router runs. NewHarness fails the test
 // when something does not start.
+//
+// At the end of the test, after the stack is closed, a harness on real Kafka
+// deletes every topic and consumer group whose name carries the run's
+// suffix: the handled topics, the retry and DLQ topics, the topics written
+// through h.Topic, and the stack's consumer groups. A topic or group that
+// Configure named without the suffix is left alone. A deletion that fails is
+// logged with t.Logf and does not fail the test. On the embedded broker
+// nothing is deleted: the broker and its data go with the test.
 func NewHarness(t testing.TB, setup func(h *Harness), opts ...HarnessOption) *Harness {
 	t.Helper()
 	o := harnessOptions{partitions: 1, startTimeout: 30 * time.Second, logLevel: slog.LevelWarn}
@@ -176,6 +188,7 @@ func NewHarness(t testing.TB, setup func(h *Harness), opts ...HarnessOption) *Ha
 		t.Fatalf("kafkatest: producer: %v", err)
 	}
 	t.Cleanup(func() { _ = h.sync.Close() })
+	t.Cleanup(h.deleteRunNames) // after stop, before the client closes
 
 	h.Stack, err = kafkaevents.New(cfg, append([]kafkaevents.Option{kafkaevents.WithLogger(logger)}, o.stackOptions...)...)
 	if err != nil {
@@ -206,6 +219,60 @@ func (h *Harness) stop() {
 	}
 	if err := h.Stack.Close(); err != nil {
 		h.t.Errorf("kafkatest: close the stack: %v", err)
+	}
+}
+
+// groupDeleteWait bounds how long deleteRunNames retries a consumer group
+// that still has members: the stack's consumers leave their groups when it
+// closes, and a broker can take a moment to see it.
+const groupDeleteWait = 5 * time.Second
+
+// deleteRunNames deletes, on real Kafka, the topics and consumer groups whose
+// names carry the run's suffix. Failures are logged, not reported as test
+// failures: the test itself has passed or failed by then.
+func (h *Harness) deleteRunNames() {
+	if h.suffix == "" {
+		return
+	}
+	admin, err := sarama.NewClusterAdminFromClient(h.client)
+	if err != nil {
+		h.t.Logf("kafkatest: delete the topics of the run: admin client: %v", err)
+		return
+	}
+	// Not admin.Close: it would close the harness's client.
+	if topics, err := admin.ListTopics(); err != nil {
+		h.t.Logf("kafkatest: delete the topics of the run: list topics: %v", err)
+	} else {
+		for _, topic := range slices.Sorted(maps.Keys(topics)) {
+			if !strings.Contains(topic, h.suffix) {
+				continue
+			}
+			if err := admin.DeleteTopic(topic); err != nil && !errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
+				h.t.Logf("kafkatest: delete topic %s: %v", topic, err)
+			}
+		}
+	}
+	groups, err := admin.ListConsumerGroups()
+	if err != nil {
+		h.t.Logf("kafkatest: delete the consumer groups of the run: list groups: %v", err)
+		return
+	}
+	deadline := time.Now().Add(groupDeleteWait)
+	for _, group := range slices.Sorted(maps.Keys(groups)) {
+		if !strings.Contains(group, h.suffix) {
+			continue
+		}
+		for {
+			err := admin.DeleteConsumerGroup(group)
+			if errors.Is(err, sarama.ErrNonEmptyGroup) && time.Now().Before(deadline) {
+				<-time.After(100 * time.Millisecond)
+				continue
+			}
+			if err != nil && !errors.Is(err, sarama.ErrGroupIDNotFound) {
+				h.t.Logf("kafkatest: delete consumer group %s: %v", group, err)
+			}
+			break
+		}
 	}
 }
 

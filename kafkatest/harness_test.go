@@ -3,13 +3,19 @@ package kafkatest_test
 import (
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/torix/kafkaevents"
 	"github.com/torix/kafkaevents/kafkatest"
@@ -124,4 +130,149 @@ func TestHarnessWaitDLQKeepsTopicsApart(t *testing.T) {
 		require.Equal(t, h.Topic("invoices.void"), d.Headers[wire.HeaderOriginalTopic])
 	}
 	require.ElementsMatch(t, []string{"void-1", "void-2"}, []string{voids[0].Key, voids[1].Key})
+}
+
+// externalBrokers returns KAFKA_BROKERS, or, when it is unset, the addresses
+// of an embedded broker exported as KAFKA_BROKERS, so that the harnesses of
+// the test take it for real Kafka: names with the run's suffix, and topics
+// and groups deleted at the end.
+func externalBrokers(t *testing.T) []string {
+	t.Helper()
+	if v := os.Getenv("KAFKA_BROKERS"); v != "" {
+		return strings.Split(v, ",")
+	}
+	addrs := kafkatest.New(t).Addrs()
+	t.Setenv("KAFKA_BROKERS", strings.Join(addrs, ","))
+	return addrs
+}
+
+func clusterAdmin(t *testing.T, brokers []string) sarama.ClusterAdmin {
+	t.Helper()
+	cfg := sarama.NewConfig()
+	cfg.Version = sarama.V2_8_0_0
+	admin, err := sarama.NewClusterAdmin(brokers, cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = admin.Close() })
+	return admin
+}
+
+// namesWith lists the topics and the consumer groups whose names contain s.
+func namesWith(admin sarama.ClusterAdmin, s string) (topics, groups []string, err error) {
+	all, err := admin.ListTopics()
+	if err != nil {
+		return nil, nil, err
+	}
+	for name := range all {
+		if strings.Contains(name, s) {
+			topics = append(topics, name)
+		}
+	}
+	gs, err := admin.ListConsumerGroups()
+	if err != nil {
+		return nil, nil, err
+	}
+	for name := range gs {
+		if strings.Contains(name, s) {
+			groups = append(groups, name)
+		}
+	}
+	return topics, groups, nil
+}
+
+// On real Kafka, the harness deletes the topics and consumer groups of its
+// run when the test ends: the handled topic, a topic the handler wrote to,
+// the retry and DLQ topics, and the groups of the handlers and of the retry
+// consumer.
+func TestHarnessDeletesItsTopicsAndGroupsOnRealKafka(t *testing.T) {
+	admin := clusterAdmin(t, externalBrokers(t))
+
+	var suffix string
+	var created, groups []string
+	t.Run("run", func(t *testing.T) {
+		h := kafkatest.NewHarness(t, func(h *kafkatest.Harness) {
+			h.AddHandler("orders", "ship", func(msg *message.Message) error {
+				if _, err := h.Stack.Producer().Send(msg.Context(), kafkaevents.Message{Topic: h.Topic("orders.shipped"), Value: msg.Payload}); err != nil {
+					return err
+				}
+				return wire.Permanent(errors.New("out of stock"))
+			})
+		})
+		require.Nil(t, h.Broker, "the harness runs as on real Kafka")
+		suffix = strings.TrimPrefix(h.Topic("orders"), "orders")
+		require.NotEmpty(t, suffix)
+
+		h.Send("orders", "o-1", `{}`)
+		h.Read("orders.shipped", 1, 10*time.Second)
+		h.WaitDLQ("orders", 10*time.Second)
+
+		var err error
+		created, groups, err = namesWith(admin, suffix)
+		require.NoError(t, err)
+		want := append([]string{h.Topic("orders"), h.Topic("orders.shipped"), h.Stack.DLQTopic()}, h.Stack.RetryTopics()...)
+		require.Subset(t, created, want)
+		require.Contains(t, groups, h.Stack.Config().Consumer.GroupID)
+	})
+	require.NotEmpty(t, created, "the run created its topics")
+
+	require.Eventually(t, func() bool {
+		topics, groups, err := namesWith(admin, suffix)
+		return err == nil && len(topics) == 0 && len(groups) == 0
+	}, 30*time.Second, 100*time.Millisecond, "topics and groups of the run after its end (%d topics, groups %v were created)", len(created), groups)
+}
+
+// logRecorder is a *testing.T that keeps what is logged with Logf.
+type logRecorder struct {
+	*testing.T
+	mu    sync.Mutex
+	lines []string
+}
+
+func (r *logRecorder) Logf(format string, args ...any) {
+	r.mu.Lock()
+	r.lines = append(r.lines, fmt.Sprintf(format, args...))
+	r.mu.Unlock()
+	r.T.Logf(format, args...)
+}
+
+// A deletion the broker refuses is logged; the test still passes. Embedded
+// only: the broker refuses it on purpose.
+func TestHarnessLogsARefusedDeletion(t *testing.T) {
+	if os.Getenv("KAFKA_BROKERS") != "" {
+		t.Skip("refuses deletions through the embedded broker's request interception")
+	}
+	broker := kafkatest.New(t)
+	t.Setenv("KAFKA_BROKERS", strings.Join(broker.Addrs(), ","))
+	c := broker.Cluster()
+	c.ControlKey(int16(kmsg.DeleteTopics), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		req := kreq.(*kmsg.DeleteTopicsRequest)
+		resp := req.ResponseKind().(*kmsg.DeleteTopicsResponse)
+		names := append([]string(nil), req.TopicNames...)
+		for _, tp := range req.Topics {
+			if tp.Topic != nil {
+				names = append(names, *tp.Topic)
+			}
+		}
+		for _, name := range names {
+			rt := kmsg.NewDeleteTopicsResponseTopic()
+			rt.Topic = kmsg.StringPtr(name)
+			rt.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			resp.Topics = append(resp.Topics, rt)
+		}
+		return resp, nil, true
+	})
+
+	var rec *logRecorder
+	var topic string
+	ok := t.Run("run", func(t *testing.T) {
+		rec = &logRecorder{T: t}
+		h := kafkatest.NewHarness(rec, func(h *kafkatest.Harness) {
+			h.AddHandler("orders", "ship", func(*message.Message) error { return nil })
+		})
+		topic = h.Topic("orders")
+	})
+	require.True(t, ok, "a refused deletion does not fail the test")
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	require.Contains(t, strings.Join(rec.lines, "\n"), "kafkatest: delete topic "+topic+": "+sarama.ErrTopicAuthorizationFailed.Error())
 }
