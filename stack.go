@@ -268,6 +268,12 @@ func (s *Stack) Producer() *Producer { return s.producer }
 // (a nil *tracing.Tracer is valid and does nothing).
 func (s *Stack) Tracer() *tracing.Tracer { return s.tracer }
 
+// Logger returns the stack's logger: the one given WithLogger, or else the
+// default text logger on stderr. Components built on the stack, such as the
+// health package's audit log, log through it by default, so that a service
+// writes one log format.
+func (s *Stack) Logger() watermill.LoggerAdapter { return s.logger }
+
 // Retrier returns the retry middleware, or nil when retries are disabled.
 func (s *Stack) Retrier() *delayedretry.Retrier { return s.retrier }
 

@@ -2,13 +2,17 @@ package health_test
 
 import (
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 
+	"github.com/labstack/echo/v4"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/torix/kafkaevents"
 	"github.com/torix/kafkaevents/health"
+	"github.com/torix/kafkaevents/kafkatest"
 )
 
 func TestAuditLogsEveryAdminRequestOnce(t *testing.T) {
@@ -61,4 +65,65 @@ func TestAuditLogsEveryAdminRequestOnce(t *testing.T) {
 	request(e, http.MethodGet, "/kafka/ui/", "", "")
 	assert.Len(t, log.all(), before, "open endpoints are not audited")
 	assert.NotContains(t, strings.Join(log.all(), "\n"), "Bearer")
+}
+
+// With Config.Logger unset, the audit lines go to the logger of the stack
+// (kafkaevents.WithLogger), so that they have the service's log format; a
+// Config.Logger that is set takes them instead.
+func TestAuditDefaultsToTheStackLogger(t *testing.T) {
+	brokers := []string(nil)
+	if v := os.Getenv("KAFKA_BROKERS"); v != "" {
+		brokers = strings.Split(v, ",")
+	} else {
+		brokers = kafkatest.New(t).Addrs()
+	}
+	stackLogs := &auditLog{}
+	stack, err := kafkaevents.New(kafkaevents.Config{ClientID: "audit-logger", Brokers: brokers}, kafkaevents.WithLogger(stackLogs))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = stack.Close() })
+	var _ health.LoggerSource = stack
+
+	tests := []struct {
+		name      string
+		logger    *auditLog
+		wantStack int
+	}{
+		{name: "unset", wantStack: 1},
+		{name: "set", logger: &auditLog{}, wantStack: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := health.Config{Source: stack, AdminToken: testToken}
+			if tt.logger != nil {
+				cfg.Logger = tt.logger
+			}
+			e := echo.New()
+			require.NoError(t, health.Register(e, cfg))
+			before := auditLines(stackLogs)
+
+			rec := request(e, http.MethodGet, "/kafka/admin/check", "", testToken)
+
+			require.Equal(t, http.StatusNoContent, rec.Code, rec.Body.String())
+			got := auditLines(stackLogs)[len(before):]
+			require.Len(t, got, tt.wantStack, "audit lines in the stack's log")
+			if tt.wantStack > 0 {
+				assert.Contains(t, got[0], `"action":"admin.sign_in"`)
+			}
+			if tt.logger != nil {
+				assert.Len(t, auditLines(tt.logger), 1, "audit lines in Config.Logger")
+			}
+		})
+	}
+}
+
+// auditLines returns the audit lines of l, without the other lines a stack
+// logs to it.
+func auditLines(l *auditLog) []string {
+	var out []string
+	for _, line := range l.all() {
+		if strings.HasPrefix(line, "admin action ") {
+			out = append(out, line)
+		}
+	}
+	return out
 }

@@ -99,6 +99,17 @@ type Admin interface {
 	ResetMetrics(component string) error
 }
 
+// LoggerSource is implemented by a Source that has a logger of its own.
+// *kafkaevents.Stack implements it. When Config.Logger is unset and the
+// Source is a LoggerSource, the audit log goes to its Logger, so that the
+// audit lines have the format of the service's other logs. It is not part of
+// Source: a Source without it logs to slog.Default().
+type LoggerSource interface {
+	// Logger is the logger the audit log uses by default. A nil Logger
+	// counts as none.
+	Logger() watermill.LoggerAdapter
+}
+
 // Routes is where Register adds its routes. *echo.Echo and *echo.Group both
 // implement it.
 type Routes interface {
@@ -144,8 +155,9 @@ type Config struct {
 	TraceURL string
 	// Logger receives the audit log: one line per admin request, naming the
 	// action, its topic or record, the remote address and the result, never
-	// the token. Optional. Default: slog.Default() through
-	// watermill.NewSlogLogger.
+	// the token. Optional. Default: the Source's Logger when the Source is a
+	// LoggerSource (a *kafkaevents.Stack is: its WithLogger logger), or else
+	// slog.Default() through watermill.NewSlogLogger.
 	Logger watermill.LoggerAdapter
 }
 
@@ -182,6 +194,11 @@ func (c *Config) setDefaults() {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		if ls, ok := c.Source.(LoggerSource); ok {
+			c.Logger = ls.Logger()
+		}
 	}
 	if c.Logger == nil {
 		c.Logger = watermill.NewSlogLogger(slog.Default())

@@ -36,6 +36,8 @@
 //
 // Every admin request writes one audit line to Config.Logger: the action,
 // its target, the time, the remote address and the result, never the token.
+// Unset, Config.Logger is the stack's logger (a Source that is a
+// [LoggerSource]), so the audit lines have the service's log format.
 //
 // Unless Config.UI is false, {prefix}/ui/ serves the operator console: the
 // overview, the DLQ browser and reprocessing in the browser, from files
