@@ -83,7 +83,8 @@ const UnknownHandler = "unknown"
 //
 // Until Expect is called, every handler ID gets counters of its own. Once it
 // is, the label values are bounded: the expected handlers (whose series exist
-// from the start, at 0) and UnknownHandler.
+// from the start, at 0) and UnknownHandler, whose series exist from the first
+// record counted under it.
 type Metrics struct {
 	mu       sync.RWMutex
 	handlers map[string]*counters
@@ -141,14 +142,17 @@ func (m *Metrics) Expect(handlerID string) {
 	if m.expected == nil {
 		m.expected = map[string]bool{}
 		// What was counted before under IDs not expected moves to unknown.
-		unknown := &counters{}
+		var unknown *counters
 		for id, c := range m.handlers {
 			if id != handlerID {
+				if unknown == nil {
+					unknown = &counters{}
+					m.handlers[UnknownHandler] = unknown
+				}
 				unknown.add(c)
 				delete(m.handlers, id)
 			}
 		}
-		m.handlers[UnknownHandler] = unknown
 	}
 	m.expected[handlerID] = true
 	if m.handlers[handlerID] == nil {
@@ -180,10 +184,10 @@ func (m *Metrics) of(handlerID string) *counters {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.expected != nil && !m.expected[handlerID] {
+		handlerID = UnknownHandler // its series from the first record
+	}
 	if c = m.handlers[handlerID]; c == nil {
-		if m.expected != nil {
-			return m.handlers[UnknownHandler]
-		}
 		c = &counters{}
 		m.handlers[handlerID] = c
 	}
@@ -258,7 +262,7 @@ func (m *Metrics) Reset() {
 	m.mu.Lock()
 	for id, c := range m.handlers {
 		waiting := c.waiting.Load()
-		if waiting == 0 && id != UnknownHandler && (m.expected == nil || !m.expected[id]) {
+		if waiting == 0 && (m.expected == nil || !m.expected[id]) {
 			delete(m.handlers, id)
 			continue
 		}

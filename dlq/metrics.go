@@ -1,8 +1,6 @@
 package dlq
 
 import (
-	"maps"
-	"slices"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -82,13 +80,13 @@ func (m *Metrics) ExpectTopic(topic string) {
 	m.zeroSeries()
 }
 
-// zeroSeries makes the series of the expected topics (and of UnknownTopic)
-// exist, at 0 when they are new.
+// zeroSeries makes the series of the expected topics exist, at 0 when they
+// are new; those of UnknownTopic exist from the first record counted there.
 func (m *Metrics) zeroSeries() {
 	if m.expected == nil {
 		return
 	}
-	for _, topic := range append(slices.Collect(maps.Keys(m.expected)), UnknownTopic) {
+	for topic := range m.expected {
 		for _, r := range wire.Reasons {
 			k := [2]string{topic, string(r)}
 			m.byReasonTopic[k] += 0
