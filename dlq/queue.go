@@ -203,7 +203,7 @@ func (q *Queue) stored(rec *Record, pm *sarama.ProducerMessage) {
 //
 //go:noinline
 func (q *Queue) record(ctx context.Context, rec *Record, now time.Time) *sarama.ProducerMessage {
-	headers := wire.CopyHeaders(rec.Headers, 14, isOwnHeader)
+	headers := wire.CopyHeaders(rec.Headers, 15, isOwnHeader)
 	headers.SetOrigin(rec.UUID, rec.Topic, rec.HasOffset, rec.Partition, rec.Offset)
 	set := headers.Set
 	set(wire.HeaderHandlerID, rec.HandlerID)
@@ -216,6 +216,9 @@ func (q *Queue) record(ctx context.Context, rec *Record, now time.Time) *sarama.
 	headers.SetTime(wire.HeaderFailedAt, rec.FailedAt)
 	headers.SetTime(wire.HeaderDLQStoredAt, now)
 	set(wire.HeaderDLQReason, string(rec.Reason))
+	if stack := wire.PanicStack(rec.Err, wire.PanicStackLines); stack != "" {
+		set(wire.HeaderDLQPanicStack, stack)
+	}
 	id := rec.CorrelationID
 	if id == "" {
 		id = correlation.FromMetadata(rec.Headers)
@@ -243,8 +246,8 @@ func isOwnHeader(k string) bool {
 	case wire.HeaderWatermillUUID, wire.HeaderOriginalTopic, wire.HeaderOriginalPartition,
 		wire.HeaderOriginalOffset, wire.HeaderHandlerID, wire.HeaderRetryCount,
 		wire.HeaderErrorMessage, wire.HeaderFailedAt, wire.HeaderDLQStoredAt,
-		wire.HeaderDLQReason, wire.HeaderCorrelationID, wire.HeaderRetryAfter,
-		wire.HeaderUnmarshalError:
+		wire.HeaderDLQReason, wire.HeaderDLQPanicStack, wire.HeaderCorrelationID,
+		wire.HeaderRetryAfter, wire.HeaderUnmarshalError:
 		return true
 	}
 	return false

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/torix/kafkaevents/dlq"
+	"github.com/torix/kafkaevents/middleware"
 	"github.com/torix/kafkaevents/wire"
 )
 
@@ -232,4 +234,31 @@ func TestStoreRejectsUnknownReason(t *testing.T) {
 	require.Error(t, q.Store(context.Background(), dlq.Record{Reason: "bogus"}))
 	_, err = dlq.New(dlq.Config{}, nil)
 	require.Error(t, err)
+}
+
+func panicInHandler() { panic("boom") }
+
+// TestMiddlewareStoresThePanicStack: a handler panic (recovered by
+// middleware.RecoverPanics) is stored with the first lines of its stack in
+// x-dlq-panic-stack, the panicking function first; another failure has no
+// such header.
+func TestMiddlewareStoresThePanicStack(t *testing.T) {
+	s := &fakeSender{}
+	q, err := dlq.New(dlq.Config{Sender: s, Topic: "svc.dlq"}, nil)
+	require.NoError(t, err)
+	_, err = q.Middleware(middleware.RecoverPanics(func(*message.Message) ([]*message.Message, error) {
+		panicInHandler()
+		return nil, nil
+	}))(msgFor(3))
+	require.NoError(t, err)
+	_, err = q.Middleware(func(*message.Message) ([]*message.Message, error) {
+		return nil, errors.New("plain")
+	})(msgFor(4))
+	require.NoError(t, err)
+	require.Len(t, s.recs, 2)
+	stack := hdr(s.recs[0])[wire.HeaderDLQPanicStack]
+	require.NotEmpty(t, stack)
+	assert.Contains(t, strings.SplitN(stack, "\n", 2)[0], "panicInHandler")
+	assert.LessOrEqual(t, len(stack), wire.MaxErrorMessageLen)
+	assert.NotContains(t, hdr(s.recs[1]), wire.HeaderDLQPanicStack)
 }

@@ -32,6 +32,10 @@ const (
 	HeaderDLQStoredAt = "x-dlq-stored-at"
 	// HeaderDLQReason says why the record is in the DLQ: one of the Reason values.
 	HeaderDLQReason = "x-dlq-reason"
+	// HeaderDLQPanicStack is, when the handler's last failure was a panic,
+	// the first PanicStackLines lines of its stack (PanicStack), at most
+	// MaxErrorMessageLen bytes.
+	HeaderDLQPanicStack = "x-dlq-panic-stack"
 	// HeaderReprocessCount counts how many times the record was reprocessed
 	// from the DLQ.
 	HeaderReprocessCount = "x-reprocess-count"
