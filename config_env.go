@@ -1,11 +1,13 @@
 package kafkaevents
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
 	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -207,7 +209,7 @@ type envRead func(e *envReader, name string, dst any)
 // "Retry.Backoff" or "Brokers[2]" (the index is ignored), and "" when no
 // variable sets it.
 func envFor(field string) string {
-	field, _, _ = strings.Cut(field, "[")
+	field = fieldPath(field)
 	for _, f := range configFields {
 		if f.field == field {
 			return f.env
@@ -261,30 +263,80 @@ func (c Config) FromEnv() (Config, error) {
 //
 // A value that does not parse is an error naming the variable, the value and
 // what is allowed, such as `KAFKA_RETRY_ATTEMPTS="three": want a whole
-// number`. FromLookup reports every such variable in one error that joins
-// [ErrInvalidConfig] with one line per variable, and then returns c
-// unchanged.
+// number`. FromLookup then returns c unchanged and one error that joins
+// [ErrInvalidConfig] with one line per problem: every variable that does not
+// parse, and what [Config.Validate] (after [Config.SetDefaults]) finds wrong
+// with the variables that did, in the order of the table in
+// docs/configuration.md. Left out are the problems that only follow from a
+// value that does not parse (a KAFKA_HEARTBEAT_INTERVAL compared with the
+// default of a KAFKA_SESSION_TIMEOUT that did not parse) and those of fields
+// no variable set, which the caller may still set before [New] validates
+// the whole config (such as Brokers when KAFKA_BROKERS is unset). When every
+// variable parses, FromLookup returns no error: values that parse but are
+// not allowed, such as an unknown KAFKA_SASL_MECHANISM, are for Validate to
+// report.
 func (c Config) FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	if lookup == nil {
 		return c, nil
 	}
 	orig := c
 	e := envReader{lookup: lookup}
+	var bad []problem
+	read, failed := map[string]bool{}, map[string]bool{}
 	for _, f := range configFields {
 		if f.env == "" {
 			continue
 		}
-		read := f.read
-		if read == nil {
-			read = readByType
+		readField := f.read
+		if readField == nil {
+			readField = readByType
 		}
-		read(&e, f.env, fieldAddr(&c, f.field))
+		dst := fieldAddr(&c, f.field)
+		unset := reflect.ValueOf(dst).Elem().IsZero()
+		n := len(e.problems)
+		readField(&e, f.env, dst)
+		switch {
+		case len(e.problems) > n:
+			failed[f.field] = true
+			for _, err := range e.problems[n:] {
+				bad = append(bad, problem{fields: []string{f.field}, err: err})
+			}
+		case unset && !reflect.ValueOf(dst).Elem().IsZero():
+			read[f.field] = true
+		}
+	}
+	if len(bad) == 0 {
+		return c, nil
 	}
 
-	if len(e.problems) > 0 {
-		return orig, errors.Join(append([]error{ErrInvalidConfig}, c.redactErrs(e.problems)...)...)
+	checked := c
+	checked.SetDefaults()
+	for _, p := range checked.check() {
+		if p.involves(read) && !p.involves(failed) {
+			bad = append(bad, p)
+		}
 	}
-	return c, nil
+	slices.SortStableFunc(bad, func(a, b problem) int {
+		return cmp.Compare(fieldIndex(a.fields[0]), fieldIndex(b.fields[0]))
+	})
+	errs := make([]error, len(bad))
+	for i, p := range bad {
+		errs[i] = p.err
+	}
+	return orig, errors.Join(append([]error{ErrInvalidConfig}, c.redactErrs(errs)...)...)
+}
+
+// fieldIndex returns the index in configFields of field, a Go path such as
+// "Brokers[2]" (the index is ignored), and len(configFields) for a field the
+// table does not list.
+func fieldIndex(field string) int {
+	field = fieldPath(field)
+	for i, f := range configFields {
+		if f.field == field {
+			return i
+		}
+	}
+	return len(configFields)
 }
 
 // readByType is the envRead of a field by its type: strings as they are,

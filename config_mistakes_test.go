@@ -95,3 +95,116 @@ func TestConfigErrorsOnePerLine(t *testing.T) {
 	assert.Contains(t, lines[1], "KAFKA_RETRY_ATTEMPTS")
 	assert.Contains(t, lines[2], "KAFKA_RETRY_JITTER")
 }
+
+// Reading the environment reports every variable that does not parse
+// together with the validation problems of the variables that did, one per
+// line, in the order of the table in docs/configuration.md.
+func TestEnvReportsEveryProblemAtOnce(t *testing.T) {
+	t.Parallel()
+	in := kafkaevents.Config{ClientID: "orders"}
+	got, err := in.FromLookup(cfgLookup(map[string]string{
+		"KAFKA_BROKERS":              "localhost:9092",
+		"KAFKA_RETRY_ATTEMPTS":       "abc",
+		"KAFKA_CONSUMER_CONCURRENCY": "99999",
+		"KAFKA_SESSION_TIMEOUT":      "soon",
+		"KAFKA_SASL_MECHANISM":       "FOO",
+	}))
+	require.ErrorIs(t, err, kafkaevents.ErrInvalidConfig)
+	assert.Equal(t, in, got, "on error the receiver comes back unchanged")
+	assert.Equal(t, []string{
+		`SASL.Mechanism = "foo": want one of plain, scram-sha-256, scram-sha-512 (env KAFKA_SASL_MECHANISM)`,
+		`KAFKA_SESSION_TIMEOUT="soon": want a non-negative duration such as 500ms, 2s or 1m30s, or a whole number of milliseconds`,
+		`Consumer.Concurrency = 99999: want 1 to 512 records of a partition in flight (env KAFKA_CONSUMER_CONCURRENCY)`,
+		`KAFKA_RETRY_ATTEMPTS="abc": want a whole number`,
+	}, cfgProblems(t, err))
+	assert.Len(t, strings.Split(err.Error(), "\n"), 5, "the sentinel and one line per problem: %q", err.Error())
+	assert.NotContains(t, err.Error(), "SASL.Username", "an unknown mechanism says nothing of the credentials")
+	assert.NotContains(t, err.Error(), "SASL.Password", "an unknown mechanism says nothing of the credentials")
+}
+
+// A problem that only follows from a value that does not parse, or that is
+// itself invalid, is not reported: fixing that value is what the user has to
+// do, and the check runs again then. A value that is missing although what
+// was set requires it is reported.
+func TestEnvNoDerivedComplaints(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want []string
+	}{
+		{
+			name: "an unknown mechanism alone",
+			env:  map[string]string{"KAFKA_BROKERS": "localhost:9092", "KAFKA_SASL_MECHANISM": "FOO"},
+			want: []string{`SASL.Mechanism = "foo": want one of plain, scram-sha-256, scram-sha-512 (env KAFKA_SASL_MECHANISM)`},
+		},
+		{
+			name: "a known mechanism without credentials, next to a bad number",
+			env:  map[string]string{"KAFKA_BROKERS": "localhost:9092", "KAFKA_SASL_MECHANISM": "plain", "KAFKA_RETRY_ATTEMPTS": "abc"},
+			want: []string{
+				`SASL.Username is empty: want a username when SASL.Mechanism is "plain" (env KAFKA_SASL_USERNAME)`,
+				`SASL.Password is empty: want a password when SASL.Mechanism is "plain" (env KAFKA_SASL_PASSWORD)`,
+				`KAFKA_RETRY_ATTEMPTS="abc": want a whole number`,
+			},
+		},
+		{
+			name: "credentials without a mechanism, next to a bad number",
+			env:  map[string]string{"KAFKA_BROKERS": "localhost:9092", "KAFKA_SASL_USERNAME": "u", "KAFKA_RETRY_ATTEMPTS": "abc"},
+			want: []string{
+				`SASL.Mechanism is empty but SASL.Username or SASL.Password is set: want one of plain, scram-sha-256, scram-sha-512 (env KAFKA_SASL_MECHANISM)`,
+				`KAFKA_RETRY_ATTEMPTS="abc": want a whole number`,
+			},
+		},
+		{
+			name: "a session timeout that does not parse and a heartbeat above its default",
+			env:  map[string]string{"KAFKA_BROKERS": "localhost:9092", "KAFKA_SESSION_TIMEOUT": "soon", "KAFKA_HEARTBEAT_INTERVAL": "40s"},
+			want: []string{`KAFKA_SESSION_TIMEOUT="soon": want a non-negative duration such as 500ms, 2s or 1m30s, or a whole number of milliseconds`},
+		},
+		{
+			name: "a max delay that does not parse and a base delay and retention against its default",
+			env: map[string]string{
+				"KAFKA_BROKERS": "localhost:9092", "KAFKA_RETRY_MAX_DELAY": "soon",
+				"KAFKA_RETRY_BASE_DELAY": "1m", "KAFKA_RETRY_RETENTION": "10s",
+			},
+			want: []string{`KAFKA_RETRY_MAX_DELAY="soon": want a non-negative duration such as 500ms, 2s or 1m30s, or a whole number of milliseconds`},
+		},
+		{
+			name: "a heartbeat against a session timeout that parsed, next to a bad number",
+			env: map[string]string{
+				"KAFKA_BROKERS": "localhost:9092", "KAFKA_SESSION_TIMEOUT": "10s",
+				"KAFKA_HEARTBEAT_INTERVAL": "40s", "KAFKA_RETRY_ATTEMPTS": "abc",
+			},
+			want: []string{
+				`Consumer.HeartbeatInterval = 40s: want less than Consumer.SessionTimeout (10s) (env KAFKA_HEARTBEAT_INTERVAL)`,
+				`KAFKA_RETRY_ATTEMPTS="abc": want a whole number`,
+			},
+		},
+		{
+			name: "unknown acks with idempotence",
+			env:  map[string]string{"KAFKA_BROKERS": "localhost:9092", "KAFKA_PRODUCER_IDEMPOTENT": "true", "KAFKA_PRODUCER_ACKS": "some"},
+			want: []string{`Producer.RequiredAcks = "some": want one of all, leader, none (env KAFKA_PRODUCER_ACKS)`},
+		},
+		{
+			name: "a version out of range with zstd and cooperative-sticky",
+			env: map[string]string{
+				"KAFKA_BROKERS": "localhost:9092", "KAFKA_VERSION": "0.11.0.2",
+				"KAFKA_PRODUCER_COMPRESSION": "zstd", "KAFKA_REBALANCE_STRATEGY": "cooperative-sticky",
+			},
+			want: []string{`Version = "0.11.0.2": want a version from 1.0.0 to 4.3.1 (env KAFKA_VERSION)`},
+		},
+		{
+			// The caller may still set what no variable set before New,
+			// which validates the whole config (the reference service
+			// starts a broker of its own when KAFKA_BROKERS is unset).
+			name: "a bad number without brokers",
+			env:  map[string]string{"KAFKA_RETRY_ATTEMPTS": "abc"},
+			want: []string{`KAFKA_RETRY_ATTEMPTS="abc": want a whole number`},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := fromEnv(tc.env)
+			assert.Equal(t, tc.want, cfgProblems(t, err))
+		})
+	}
+}

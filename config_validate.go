@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -49,9 +50,29 @@ var validTopicName = regexp.MustCompile(`^[a-zA-Z0-9._-]+$`)
 // and what is allowed, plus the environment variable that sets the field.
 // The values of SASL.Password and Monitoring.AdminToken never appear.
 //
+// A problem that only follows from another one is left out, as fixing the
+// other one is what is needed and may make it moot: an unknown
+// SASL.Mechanism is reported without the credentials a mechanism needs, an
+// unknown Producer.RequiredAcks without what Producer.Idempotent asks of it,
+// and a Version that is out of range without what cooperative-sticky
+// rebalancing or zstd compression needs of it.
+//
 // When TLS is enabled (see [Config.TLSEnabled]) Validate also reads and
 // parses TLS.CAFile, TLS.CertFile and TLS.KeyFile.
 func (c Config) Validate() error {
+	problems := c.check()
+	if len(problems) == 0 {
+		return nil
+	}
+	errs := make([]error, len(problems))
+	for i, p := range problems {
+		errs[i] = p.err
+	}
+	return errors.Join(append([]error{ErrInvalidConfig}, c.redactErrs(errs)...)...)
+}
+
+// check returns the problems of c that Validate reports, unredacted.
+func (c Config) check() []problem {
 	var v validator
 	c.validateTop(&v)
 	c.validateSecurity(&v)
@@ -60,24 +81,66 @@ func (c Config) Validate() error {
 	c.validateRetry(&v)
 	c.validateDLQ(&v)
 	c.validateMonitoring(&v)
-	if len(v.problems) == 0 {
-		return nil
+	return v.problems
+}
+
+// problem is one line of a Validate error.
+type problem struct {
+	// fields are the Go paths in Config of the field the problem is about,
+	// such as "Brokers[2]", then of the fields it compares that one with,
+	// whose values it depends on (see Config.FromLookup).
+	fields []string
+	err    error
+}
+
+// involves reports whether one of the fields of p is in set, a set of Go
+// paths without index (such as "Brokers").
+func (p problem) involves(set map[string]bool) bool {
+	for _, f := range p.fields {
+		if set[fieldPath(f)] {
+			return true
+		}
 	}
-	return errors.Join(append([]error{ErrInvalidConfig}, c.redactErrs(v.problems)...)...)
+	return false
+}
+
+// fieldPath returns field, a Go path in Config such as "Brokers[2]",
+// without its index.
+func fieldPath(field string) string {
+	field, _, _ = strings.Cut(field, "[")
+	return field
 }
 
 // validator collects the problems Validate finds.
-type validator struct{ problems []error }
+type validator struct{ problems []problem }
 
 // add records a problem with field: format and args say what follows the
 // field name. The variable that sets the field, if any (see envFor), is
 // named at the end.
 func (v *validator) add(field, format string, args ...any) {
+	v.addAgainst(field, nil, format, args...)
+}
+
+// addAgainst is add for a problem of field that compares it with the fields
+// against, which the message names.
+func (v *validator) addAgainst(field string, against []string, format string, args ...any) {
 	msg := field + " " + fmt.Sprintf(format, args...)
 	if env := envFor(field); env != "" {
 		msg += " (env " + env + ")"
 	}
-	v.problems = append(v.problems, errors.New(msg))
+	v.problems = append(v.problems, problem{fields: append([]string{field}, against...), err: errors.New(msg)})
+}
+
+// has reports whether a problem with field (a Go path such as
+// "SASL.Mechanism") is recorded already, so that the checks that take its
+// value for granted can be skipped.
+func (v *validator) has(field string) bool {
+	for _, p := range v.problems {
+		if fieldPath(p.fields[0]) == field {
+			return true
+		}
+	}
+	return false
 }
 
 // oneOf records a problem when value is not in allowed.
@@ -118,7 +181,7 @@ func (c Config) validateTop(v *validator) {
 		}
 	}
 	if !validTopicName.MatchString(c.ServiceName) {
-		v.add("ServiceName", "= %q: want letters, digits, '.', '_' and '-' only, as it prefixes topic names (it defaults to ClientID)", c.ServiceName)
+		v.addAgainst("ServiceName", []string{"ClientID"}, "= %q: want letters, digits, '.', '_' and '-' only, as it prefixes topic names (it defaults to ClientID)", c.ServiceName)
 	}
 	if ver, err := sarama.ParseKafkaVersion(c.Version); err != nil {
 		v.add("Version", "= %q: want a Kafka version such as \"2.8.0\"", c.Version)
@@ -151,17 +214,21 @@ func checkHostPort(s string) error {
 func (c Config) validateSecurity(v *validator) {
 	s := c.SASL
 	mech := normEnum(s.Mechanism)
-	if mech != "" {
+	switch {
+	case mech != "" && !slices.Contains(allowedSASLMechanisms, mech):
+		// Not a word about the credentials: what an unknown mechanism
+		// needs is unknown too.
 		v.oneOf("SASL.Mechanism", mech, allowedSASLMechanisms)
+	case mech != "":
 		if s.Username == "" {
-			v.add("SASL.Username", "is empty: want a username when SASL.Mechanism is %q", mech)
+			v.addAgainst("SASL.Username", []string{"SASL.Mechanism"}, "is empty: want a username when SASL.Mechanism is %q", mech)
 		}
 		if s.Password == "" {
-			v.add("SASL.Password", "is empty: want a password when SASL.Mechanism is %q", mech)
+			v.addAgainst("SASL.Password", []string{"SASL.Mechanism"}, "is empty: want a password when SASL.Mechanism is %q", mech)
 		}
-	} else if s.Username != "" || s.Password != "" {
-		v.add("SASL.Mechanism", "is empty but SASL.Username or SASL.Password is set: want one of %s",
-			strings.Join(allowedSASLMechanisms, ", "))
+	case s.Username != "" || s.Password != "":
+		v.addAgainst("SASL.Mechanism", []string{"SASL.Username", "SASL.Password"},
+			"is empty but SASL.Username or SASL.Password is set: want one of %s", strings.Join(allowedSASLMechanisms, ", "))
 	}
 
 	if !c.TLSEnabled() {
@@ -175,13 +242,13 @@ func (c Config) validateSecurity(v *validator) {
 	}
 	switch {
 	case t.CertFile != "" && t.KeyFile == "":
-		v.add("TLS.KeyFile", "is empty but TLS.CertFile is set: want both or neither")
+		v.addAgainst("TLS.KeyFile", []string{"TLS.CertFile"}, "is empty but TLS.CertFile is set: want both or neither")
 	case t.CertFile == "" && t.KeyFile != "":
-		v.add("TLS.CertFile", "is empty but TLS.KeyFile is set: want both or neither")
+		v.addAgainst("TLS.CertFile", []string{"TLS.KeyFile"}, "is empty but TLS.KeyFile is set: want both or neither")
 	case t.CertFile != "":
 		if _, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err != nil {
 			// The key's path is not shown: it says where a secret lives.
-			v.add("TLS.CertFile", "= %q with TLS.KeyFile = %s: want a readable PEM certificate and its matching private key: %s",
+			v.addAgainst("TLS.CertFile", []string{"TLS.KeyFile"}, "= %q with TLS.KeyFile = %s: want a readable PEM certificate and its matching private key: %s",
 				t.CertFile, redacted, redactSecrets(err.Error(), t.KeyFile))
 		}
 	}
@@ -195,7 +262,7 @@ func (c Config) validateConsumer(v *validator) {
 	v.positive("Consumer.SessionTimeout", cc.SessionTimeout)
 	v.positive("Consumer.HeartbeatInterval", cc.HeartbeatInterval)
 	if cc.SessionTimeout > 0 && cc.HeartbeatInterval >= cc.SessionTimeout {
-		v.add("Consumer.HeartbeatInterval", "= %s: want less than Consumer.SessionTimeout (%s)",
+		v.addAgainst("Consumer.HeartbeatInterval", []string{"Consumer.SessionTimeout"}, "= %s: want less than Consumer.SessionTimeout (%s)",
 			cc.HeartbeatInterval, cc.SessionTimeout)
 	}
 	if cc.FetchMinBytes <= 0 {
@@ -212,8 +279,8 @@ func (c Config) validateConsumer(v *validator) {
 	}
 	strategy := normEnum(cc.RebalanceStrategy)
 	v.oneOf("Consumer.RebalanceStrategy", strategy, allowedRebalanceStrategy)
-	if ver, err := sarama.ParseKafkaVersion(c.Version); strategy == "cooperative-sticky" && err == nil && !ver.IsAtLeast(cooperativeStickyMinKafka) {
-		v.add("Consumer.RebalanceStrategy", "= %q needs Version %s or newer, got %q", strategy, cooperativeStickyMinKafka, c.Version)
+	if ver, err := sarama.ParseKafkaVersion(c.Version); strategy == "cooperative-sticky" && err == nil && !v.has("Version") && !ver.IsAtLeast(cooperativeStickyMinKafka) {
+		v.addAgainst("Consumer.RebalanceStrategy", []string{"Version"}, "= %q needs Version %s or newer, got %q", strategy, cooperativeStickyMinKafka, c.Version)
 	}
 	v.positive("Consumer.RebalanceTimeout", cc.RebalanceTimeout)
 	v.positive("StartupTimeout", c.StartupTimeout)
@@ -240,15 +307,15 @@ func (c Config) validateProducer(v *validator) {
 	v.oneOf("Producer.RequiredAcks", acks, allowedRequiredAcks)
 	compression := normEnum(p.Compression)
 	v.oneOf("Producer.Compression", compression, allowedCompressions)
-	if ver, err := sarama.ParseKafkaVersion(c.Version); compression == "zstd" && err == nil && !ver.IsAtLeast(zstdMinKafka) {
-		v.add("Producer.Compression", "= %q needs Version %s or newer, got %q", compression, zstdMinKafka, c.Version)
+	if ver, err := sarama.ParseKafkaVersion(c.Version); compression == "zstd" && err == nil && !v.has("Version") && !ver.IsAtLeast(zstdMinKafka) {
+		v.addAgainst("Producer.Compression", []string{"Version"}, "= %q needs Version %s or newer, got %q", compression, zstdMinKafka, c.Version)
 	}
 	if c.Idempotent() {
-		if acks != "all" {
-			v.add("Producer.RequiredAcks", "= %q: want \"all\" when Producer.Idempotent is true", p.RequiredAcks)
+		if acks != "all" && !v.has("Producer.RequiredAcks") {
+			v.addAgainst("Producer.RequiredAcks", []string{"Producer.Idempotent"}, "= %q: want \"all\" when Producer.Idempotent is true", p.RequiredAcks)
 		}
 		if p.MaxInFlightRequests > 1 {
-			v.add("Producer.MaxInFlightRequests", "= %d: want 1 when Producer.Idempotent is true", p.MaxInFlightRequests)
+			v.addAgainst("Producer.MaxInFlightRequests", []string{"Producer.Idempotent"}, "= %d: want 1 when Producer.Idempotent is true", p.MaxInFlightRequests)
 		}
 	}
 }
@@ -259,7 +326,7 @@ func (c Config) validateRetry(v *validator) {
 	v.positive("Retry.BaseDelay", r.BaseDelay)
 	v.positive("Retry.MaxDelay", r.MaxDelay)
 	if r.BaseDelay > r.MaxDelay && r.MaxDelay > 0 {
-		v.add("Retry.BaseDelay", "= %s: want at most Retry.MaxDelay (%s)", r.BaseDelay, r.MaxDelay)
+		v.addAgainst("Retry.BaseDelay", []string{"Retry.MaxDelay"}, "= %s: want at most Retry.MaxDelay (%s)", r.BaseDelay, r.MaxDelay)
 	}
 	v.oneOf("Retry.Backoff", normEnum(r.Backoff), allowedRetryBackoffs)
 	if !(r.Jitter >= 0 && r.Jitter <= 1) { // also catches NaN
@@ -268,8 +335,11 @@ func (c Config) validateRetry(v *validator) {
 	v.oneOf("Retry.TopicMode", normEnum(r.TopicMode), allowedRetryTopicModes)
 	v.notNegative("Retry.Partitions", int64(r.Partitions))
 	v.notNegative("Retry.ReplicationFactor", int64(r.ReplicationFactor))
-	if r.Retention <= r.MaxDelay {
-		v.add("Retry.Retention", "= %s: want more than Retry.MaxDelay (%s)", r.Retention, r.MaxDelay)
+	if v.has("Retry.MaxDelay") {
+		// Not compared with a cap that is invalid itself.
+		v.positive("Retry.Retention", r.Retention)
+	} else if r.Retention <= r.MaxDelay {
+		v.addAgainst("Retry.Retention", []string{"Retry.MaxDelay"}, "= %s: want more than Retry.MaxDelay (%s)", r.Retention, r.MaxDelay)
 	}
 	v.positive("Retry.Segment", r.Segment)
 }

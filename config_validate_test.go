@@ -92,6 +92,13 @@ func TestConfigValidate(t *testing.T) {
 			want: []string{"SASL.Mechanism", `"gssapi"`, "plain, scram-sha-256, scram-sha-512", "KAFKA_SASL_MECHANISM"},
 		},
 		{
+			// What an unknown mechanism needs is unknown: no lines about
+			// the credentials.
+			name:   "unknown SASL mechanism without credentials",
+			mutate: func(c *kafkaevents.Config) { c.SASL = kafkaevents.SASLConfig{Mechanism: "foo"} },
+			want:   []string{"SASL.Mechanism", `"foo"`, "plain, scram-sha-256, scram-sha-512", "KAFKA_SASL_MECHANISM"},
+		},
+		{
 			name: "SASL mechanism without username",
 			mutate: func(c *kafkaevents.Config) {
 				c.SASL = kafkaevents.SASLConfig{Mechanism: "plain", Password: "s3cr3t-pa55"}
@@ -200,6 +207,24 @@ func TestConfigValidate(t *testing.T) {
 				c.Version = "2.0.0"
 			},
 			want: []string{"Producer.Compression", `"zstd"`, "needs Version 2.1.0 or newer", `"2.0.0"`},
+		},
+		{
+			// What zstd needs of a version that is out of range is moot.
+			name: "zstd with a version below the supported range",
+			mutate: func(c *kafkaevents.Config) {
+				c.Producer.Compression = "zstd"
+				c.Version = "0.11.0.2"
+			},
+			want: []string{"Version", `"0.11.0.2"`, "want a version from 1.0.0"},
+		},
+		{
+			name: "unknown acks with idempotence",
+			mutate: func(c *kafkaevents.Config) {
+				c.Producer = kafkaevents.ProducerConfig{
+					Idempotent: kafkaevents.Bool(true), MaxInFlightRequests: 1, RequiredAcks: "some", Compression: "none",
+				}
+			},
+			want: []string{"Producer.RequiredAcks", `"some"`, "all, leader, none"},
 		},
 		{
 			name:   "no request in flight",
