@@ -1,7 +1,10 @@
 package kafkaevents_test
 
 import (
+	"encoding/json"
 	"errors"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,10 +19,10 @@ import (
 	"github.com/torix/kafkaevents/kafkatest"
 )
 
-// A retry scheduled and a record dead-lettered each write one INFO line that
+// A retry scheduled and a record dead-lettered each write one line that
 // names the handler, the topic, the attempt, the reason and the correlation
-// ID.
-func TestFailuresAreLoggedAtInfo(t *testing.T) {
+// ID: at INFO with a logger that has no warning level, as here.
+func TestFailuresAreLoggedWithTheirCoordinates(t *testing.T) {
 	logs := &lockedLogs{}
 	h := kafkatest.NewHarness(t, func(h *kafkatest.Harness) {
 		h.AddHandler("orders", "Orders.handle", func(*message.Message) error {
@@ -116,4 +119,34 @@ func (l *lockedLogs) Trace(msg string, fields watermill.LogFields) {
 }
 func (l *lockedLogs) With(fields watermill.LogFields) watermill.LoggerAdapter {
 	return &lockedLogs{fields: l.fields.Add(fields), parent: l.root()}
+}
+
+// With the default logger, or one of kafkaevents.NewSlogLogger, a retry
+// scheduled and a record dead-lettered are logged at WARN, with the fields
+// of the logger's With.
+func TestFailuresAreLoggedAtWarn(t *testing.T) {
+	var buf syncBuffer
+	logger := kafkaevents.NewSlogLogger(slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	h := kafkatest.NewHarness(t, func(h *kafkatest.Harness) {
+		h.AddHandler("orders", "Orders.handle", func(*message.Message) error {
+			return errors.New("stock service timed out")
+		})
+	}, kafkatest.Configure(func(cfg *kafkaevents.Config) { cfg.Retry.Attempts = 1 }),
+		kafkatest.StackOptions(kafkaevents.WithLogger(logger.With(watermill.LogFields{"replica": "r1"}))))
+
+	h.SendRecord(kafkatest.Record{Topic: "orders", Key: "o-1", Value: "{}"})
+	h.WaitDLQ("orders", 10*time.Second)
+
+	levels := map[string]string{}
+	require.Eventually(t, func() bool {
+		for _, line := range strings.Split(buf.String(), "\n") {
+			var rec struct{ Level, Msg, Replica, Topic string }
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Replica == "r1" && rec.Topic == h.Topic("orders") {
+				levels[rec.Msg] = rec.Level
+			}
+		}
+		return levels["Retry scheduled"] != "" && levels["Message stored in the DLQ"] != ""
+	}, 5*time.Second, 10*time.Millisecond, "lines: %s", &buf)
+	assert.Equal(t, "WARN", levels["Retry scheduled"])
+	assert.Equal(t, "WARN", levels["Message stored in the DLQ"])
 }

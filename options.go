@@ -27,8 +27,11 @@ type options struct {
 	now         func() time.Time
 }
 
-// WithLogger sets the logger. Default: log/slog text output on stderr at
-// Config.LogLevel.
+// WithLogger sets the logger. Default: [NewSlogLogger] of a log/slog text
+// handler on stderr at Config.LogLevel. Retries scheduled and records
+// dead-lettered are logged at WARN when l has a method
+// Warn(msg string, fields watermill.LogFields), as NewSlogLogger's loggers
+// do, and at INFO otherwise.
 func WithLogger(l watermill.LoggerAdapter) Option { return func(o *options) { o.logger = l } }
 
 // WithTracerProvider sets the OpenTelemetry tracer provider. Default: the
@@ -101,7 +104,7 @@ func newOptions(cfg Config, opts []Option) options {
 		opt(&o)
 	}
 	if o.logger == nil {
-		o.logger = watermill.NewSlogLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.SlogLevel()})))
+		o.logger = NewSlogLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.SlogLevel()})))
 	}
 	return o
 }

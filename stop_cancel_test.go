@@ -78,6 +78,8 @@ func TestStopLeavesTheRecordOfACancelledHandler(t *testing.T) {
 				t.Fatal("the record was not delivered again")
 			}
 			waitSettled(t, second.Stack, topic, 30*time.Second)
+			assert.Equal(t, 1, strings.Count(strings.Join(logs.lines(), "\n"), abandonedLine),
+				"one line for the record, though the retry and the DLQ middleware both see it")
 
 			// Nothing was written to the retry lanes or the DLQ, by either
 			// instance.

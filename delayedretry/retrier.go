@@ -15,6 +15,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/torix/kafkaevents/correlation"
+	"github.com/torix/kafkaevents/internal/failurelog"
 	"github.com/torix/kafkaevents/internal/lograte"
 	"github.com/torix/kafkaevents/tracing"
 	"github.com/torix/kafkaevents/wire"
@@ -107,7 +108,7 @@ func (c Config) Validate() error {
 type Retrier struct {
 	cfg    Config
 	logger watermill.LoggerAdapter
-	// lines bounds the INFO line of each retry scheduled, abandoned that of
+	// lines bounds the WARN line of each retry scheduled, abandoned that of
 	// each message left to the next owner at a stop.
 	lines, abandoned *lograte.Limiter
 
@@ -279,8 +280,9 @@ func (r *Retrier) topicFor(d time.Duration) string {
 // it reached this middleware, so that a middleware inside it that replaces
 // the context and cancels its own on return (Watermill's Timeout does) is
 // not taken for a stop. The middleware then writes no retry record, counts
-// nothing, logs one INFO line and returns the error unchanged: the message
-// is nacked, its offset stays uncommitted and the record is delivered again
+// nothing, logs one INFO line (one for the record, when the retry and the DLQ
+// middleware both see it) and returns the error unchanged: the message is
+// nacked, its offset stays uncommitted and the record is delivered again
 // to the next owner of its partition. A handler error while that context is
 // live, or once its deadline passed (a timeout is a failure), is a failure
 // like any other.
@@ -294,12 +296,6 @@ func (r *Retrier) Middleware(h message.HandlerFunc) message.HandlerFunc {
 		}
 		return nil, r.failed(ctx, msg, err)
 	}
-}
-
-// abandoned reports whether ctx, a message's context when it reached a
-// hand-off middleware, was cancelled: the consume layer gave the record up.
-func abandoned(ctx context.Context) bool {
-	return errors.Is(ctx.Err(), context.Canceled)
 }
 
 // succeeded and failed are functions of their own so that the frame of
@@ -319,8 +315,8 @@ func (r *Retrier) failed(ctx context.Context, msg *message.Message, err error) e
 	if errors.Is(err, wire.ErrHandoff) {
 		return err
 	}
-	if abandoned(ctx) {
-		r.logAbandoned(msg, &d, err)
+	if failurelog.Abandoned(ctx) {
+		failurelog.LogAbandoned(r.logger, r.abandoned, msg, err)
 		return err
 	}
 	c.errors.Add(1)
@@ -393,29 +389,7 @@ func (r *Retrier) schedule(msg *message.Message, d *wire.Delivery, p *Policy, at
 	return nil
 }
 
-// logAbandoned writes the INFO line of a message whose handler returned err
-// after its context was cancelled, at most as often as r.abandoned allows.
-//
-//go:noinline
-func (r *Retrier) logAbandoned(msg *message.Message, d *wire.Delivery, err error) {
-	ok, suppressed := r.abandoned.Allow()
-	if !ok {
-		return
-	}
-	fields := watermill.LogFields{
-		"handler_id": d.HandlerID, "topic": d.Topic, "error": wire.TruncateError(err.Error()),
-		"correlation_id": correlation.FromMessage(msg),
-	}
-	if d.HasOffset {
-		fields["partition"], fields["offset"] = d.Partition, d.Offset
-	}
-	if suppressed > 0 {
-		fields["lines_suppressed"] = suppressed
-	}
-	r.logger.Info("Stopping: handler returned after its context was cancelled; the record is left uncommitted and will be delivered again", fields)
-}
-
-// logScheduled writes the INFO line of a retry the broker acknowledged, at
+// logScheduled writes the WARN line of a retry the broker acknowledged, at
 // most as often as r.lines allows; the next line written says how many were
 // held back.
 //
@@ -439,7 +413,7 @@ func (r *Retrier) logScheduled(msg *message.Message, d *wire.Delivery, topic str
 	if suppressed > 0 {
 		fields["lines_suppressed"] = suppressed
 	}
-	r.logger.Info("Retry scheduled", fields)
+	failurelog.Warn(r.logger, "Retry scheduled", fields)
 }
 
 // retryRecord builds the retry record of msg. It is a function of its own,

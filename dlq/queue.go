@@ -12,6 +12,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/torix/kafkaevents/correlation"
+	"github.com/torix/kafkaevents/internal/failurelog"
 	"github.com/torix/kafkaevents/internal/lograte"
 	"github.com/torix/kafkaevents/tracing"
 	"github.com/torix/kafkaevents/wire"
@@ -51,7 +52,7 @@ type Config struct {
 type Queue struct {
 	cfg    Config
 	logger watermill.LoggerAdapter
-	// lines bounds the INFO line of each record stored, abandoned that of
+	// lines bounds the WARN line of each record stored, abandoned that of
 	// each message left to the next owner at a stop.
 	lines, abandoned *lograte.Limiter
 }
@@ -161,7 +162,7 @@ func (q *Queue) store(ctx context.Context, msg *message.Message, rec Record) err
 	return nil
 }
 
-// stored counts and logs a DLQ record the broker acknowledged. The INFO
+// stored counts and logs a DLQ record the broker acknowledged. The WARN
 // line is written at most as often as q.lines allows; the next line written
 // says how many were held back.
 func (q *Queue) stored(rec *Record, pm *sarama.ProducerMessage) {
@@ -193,7 +194,7 @@ func (q *Queue) stored(rec *Record, pm *sarama.ProducerMessage) {
 	if suppressed > 0 {
 		fields["lines_suppressed"] = suppressed
 	}
-	q.logger.Info("Message stored in the DLQ", fields)
+	failurelog.Warn(q.logger, "Message stored in the DLQ", fields)
 }
 
 // record builds the DLQ record of rec, stored at now. It is not inlined, so
@@ -256,27 +257,28 @@ func isOwnHeader(k string) bool {
 // Middleware is the poison-queue middleware. A message marked undecodable by
 // the library's unmarshaler is stored without calling the handler. When the
 // wrapped handler fails, the message is stored with the reason its error
-// carries (see wire.ReasonOf), or retry-disabled when it carries none,
-// and the middleware returns nil so the original is acknowledged: once the
+// carries (see wire.ReasonOf), or retry-disabled when it carries none, and
+// the middleware returns nil so the original is acknowledged: once the
 // broker acknowledged the DLQ record or, with a Holder that holds the
-// message's offset, once the record is handed to the producer. A failure
-// to store, a hand-off error from the retry middleware, and failures of
+// message's offset, once the record is handed to the producer. A failure to
+// store, a hand-off error from the retry middleware, and failures of
 // deliveries made with wire.WithoutHandoff are returned unchanged, so
 // Watermill redelivers.
 //
-// A failure after the message's context was cancelled is not
-// dead-lettered: the consume layer cancels a message's context only when it
-// stops consuming the record (its subscription stops, or a rebalance gives
-// up on it), so the handler's error, typically ctx.Err(), says the record
-// was abandoned, not that it failed. The context checked is the one the
-// message had when it reached this middleware, so that a middleware inside
-// it that replaces the context and cancels its own on return (Watermill's
-// Timeout does) is not taken for a stop. The middleware then writes no DLQ
-// record, counts nothing, logs one INFO line and returns the error
-// unchanged: the message is nacked, its offset stays uncommitted and the
-// record is delivered again to the next owner of its partition. A handler
-// error while that context is live, or once its deadline passed (a timeout
-// is a failure), is a failure like any other.
+// A failure after the message's context was cancelled is not dead-lettered:
+// the consume layer cancels a message's context only when it stops consuming
+// the record (its subscription stops, or a rebalance gives up on it), so the
+// handler's error, typically ctx.Err(), says the record was abandoned, not
+// that it failed. The context checked is the one the message had when it
+// reached this middleware, so that a middleware inside it that replaces the
+// context and cancels its own on return (Watermill's Timeout does) is not
+// taken for a stop. The middleware then writes no DLQ record, counts
+// nothing, logs one INFO line (none when the retry middleware inside it
+// wrote the record's) and returns the error unchanged: the message is
+// nacked, its offset stays uncommitted and the record is delivered again to
+// the next owner of its partition. A handler error while that context is
+// live, or once its deadline passed (a timeout is a failure), is a failure
+// like any other.
 func (q *Queue) Middleware(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		ctx := msg.Context()
@@ -303,8 +305,8 @@ func (q *Queue) failed(ctx context.Context, msg *message.Message, err error) err
 		return err
 	}
 	d := wire.DeliveryOf(msg)
-	if errors.Is(ctx.Err(), context.Canceled) {
-		q.logAbandoned(msg, &d, err)
+	if failurelog.Abandoned(ctx) {
+		failurelog.LogAbandoned(q.logger, q.abandoned, msg, err)
 		return err
 	}
 	reason, ok := wire.ReasonOf(err)
@@ -328,28 +330,6 @@ func (q *Queue) failed(ctx context.Context, msg *message.Message, err error) err
 	}
 	wire.Report(msg, wire.Outcome{Kind: wire.OutcomeDeadLettered, Reason: reason, Err: err})
 	return nil
-}
-
-// logAbandoned writes the INFO line of a message whose handler returned err
-// after its context was cancelled, at most as often as q.abandoned allows.
-//
-//go:noinline
-func (q *Queue) logAbandoned(msg *message.Message, d *wire.Delivery, err error) {
-	ok, suppressed := q.abandoned.Allow()
-	if !ok {
-		return
-	}
-	fields := watermill.LogFields{
-		"handler_id": d.HandlerID, "topic": d.Topic, "error": wire.TruncateError(err.Error()),
-		"correlation_id": correlation.FromMessage(msg),
-	}
-	if d.HasOffset {
-		fields["partition"], fields["offset"] = d.Partition, d.Offset
-	}
-	if suppressed > 0 {
-		fields["lines_suppressed"] = suppressed
-	}
-	q.logger.Info("Stopping: handler returned after its context was cancelled; the record is left uncommitted and will be delivered again", fields)
 }
 
 func originalOffset(md message.Metadata) (int32, int64, bool) {

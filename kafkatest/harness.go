@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/torix/kafkaevents"
@@ -152,7 +151,7 @@ func NewHarness(t testing.TB, setup func(h *Harness), opts ...HarnessOption) *Ha
 
 	logs := &testWriter{w: t.Output()}
 	t.Cleanup(logs.stop) // registered first, runs last
-	logger := watermill.NewSlogLogger(slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: o.logLevel})))
+	logger := kafkaevents.NewSlogLogger(slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: o.logLevel})))
 
 	cfg := kafkaevents.Config{
 		ClientID: name,

@@ -31,7 +31,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/torix/kafkaevents"
@@ -151,7 +150,7 @@ func run(ctx context.Context, lookup func(string) (string, bool), logger *slog.L
 		logger.Info("embedded Kafka broker started (set KAFKA_BROKERS to use your own)", "address", strings.Join(cfg.Brokers, ","))
 	}
 
-	wlog := watermill.NewSlogLogger(logger)
+	wlog := kafkaevents.NewSlogLogger(logger)
 	stack, err := kafkaevents.NewContext(ctx, cfg, kafkaevents.WithLogger(wlog))
 	if err != nil {
 		return err

@@ -1,6 +1,9 @@
 package main
 
-import "github.com/ThreeDotsLabs/watermill"
+import (
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/torix/kafkaevents"
+)
 
 // watermillChatter are the INFO lines Watermill and watermill-kafka write
 // for every handler as the router starts and stops. The service logs them at
@@ -24,7 +27,7 @@ var watermillChatter = map[string]bool{
 // quietLogger writes watermillChatter at DEBUG and everything else as the
 // logger it wraps does.
 type quietLogger struct {
-	watermill.LoggerAdapter
+	kafkaevents.WarnLogger
 }
 
 func (l quietLogger) Info(msg string, fields watermill.LogFields) {
@@ -32,9 +35,9 @@ func (l quietLogger) Info(msg string, fields watermill.LogFields) {
 		l.Debug(msg, fields)
 		return
 	}
-	l.LoggerAdapter.Info(msg, fields)
+	l.WarnLogger.Info(msg, fields)
 }
 
 func (l quietLogger) With(fields watermill.LogFields) watermill.LoggerAdapter {
-	return quietLogger{l.LoggerAdapter.With(fields)}
+	return quietLogger{l.WarnLogger.With(fields).(kafkaevents.WarnLogger)}
 }

@@ -12,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/labstack/echo/v4"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -154,7 +153,7 @@ func Start(ctx context.Context, opts Options) (*Service, error) {
 	svc.Brokers = cfg.Brokers
 	svc.adminSet = cfg.Monitoring.AdminToken != ""
 
-	wlog := quietLogger{watermill.NewSlogLogger(logger)}
+	wlog := quietLogger{kafkaevents.NewSlogLogger(logger)}
 	stackOpts := []kafkaevents.Option{kafkaevents.WithLogger(wlog)}
 	if svc.tp, err = tracerProvider(ctx, lookup, cfg.ClientID); err != nil {
 		return nil, err
