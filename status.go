@@ -63,7 +63,46 @@ func (s *Stack) Readiness(ctx context.Context) Readiness {
 		r.Errors = nil
 	}
 	r.Warnings = s.subscriber.Stuck(StuckAfter)
+	if w := s.retryWaiting(ctx); w != "" {
+		if r.Warnings == nil {
+			r.Warnings = map[string]string{}
+		}
+		r.Warnings["retry consumer"] = w
+	}
 	return r
+}
+
+// RetryWaitingAfter is how long the retry consumer may wait to join its
+// group's next session before readiness reports it (in
+// Readiness.Warnings): while it waits, no retry is delivered. A join takes
+// a few seconds (Kafka holds a new group's first rebalance 3 s by default);
+// a member killed without leaving holds the group's rebalance until its
+// session timeout unless it comes back with the same static instance ID.
+const RetryWaitingAfter = 5 * time.Second
+
+// retryWaiting returns the readiness warning of a retry consumer waiting to
+// join its group for longer than RetryWaitingAfter, naming the group's
+// state when the broker says it within ctx, or "".
+func (s *Stack) retryWaiting(ctx context.Context) string {
+	s.mu.Lock()
+	c := s.retryConsumer
+	s.mu.Unlock()
+	if c == nil {
+		return ""
+	}
+	d, ok := c.Waiting()
+	if !ok || d < RetryWaitingAfter {
+		return ""
+	}
+	group := c.GroupID()
+	w := fmt.Sprintf("retry consumer group %s has given this member no partitions for %s: retries are not delivered", group, d.Round(time.Second))
+	groups, err := bounded.Call(ctx, func(context.Context) ([]*sarama.GroupDescription, error) {
+		return s.admin.DescribeConsumerGroups([]string{group})
+	})
+	if err == nil && len(groups) == 1 && groups[0].Err == sarama.ErrNoError {
+		w += fmt.Sprintf(" (group %s, %d members)", groups[0].State, len(groups[0].Members))
+	}
+	return w
 }
 
 // ping asks a broker for cluster metadata over a fresh request.
@@ -172,8 +211,10 @@ type Readiness struct {
 	Consumer bool `json:"consumer"`
 	// Errors explains the failed checks.
 	Errors map[string]string `json:"errors,omitempty"`
-	// Warnings reports what does not fail a check but needs a look, such as
-	// a record that has been in its handler for longer than StuckAfter.
+	// Warnings reports what does not fail a check but needs a look: a
+	// record that has been in its handler for longer than StuckAfter (key
+	// "handler {id}"), or a retry consumer waiting for longer than
+	// RetryWaitingAfter to join its group (key "retry consumer").
 	Warnings map[string]string `json:"warnings,omitempty"`
 	// CheckedAt is when the checks ran.
 	CheckedAt time.Time `json:"-"`

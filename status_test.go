@@ -7,9 +7,11 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/labstack/echo/v4"
 	"github.com/stretchr/testify/assert"
@@ -119,4 +121,75 @@ func TestReadinessFollowsBrokerOutage(t *testing.T) {
 	t.Logf("readiness back to 200 %s after the broker started", time.Since(restarted).Round(time.Millisecond))
 	_, err := rn.Stack.Producer().Send(t.Context(), kafkaevents.Message{Topic: topic, Value: "after outage"})
 	require.NoError(t, err)
+}
+
+// A retry consumer that cannot join its group's session, because another
+// member holds the group's rebalance, delivers no retry: readiness says so
+// in a warning (the service stays ready: its main topics are consumed), and
+// the warning goes once the retry consumer has its session.
+func TestReadinessWarnsWhileTheRetryConsumerWaits(t *testing.T) {
+	env := newEnv(t)
+	topic := uniq("retrywait")
+	env.createTopics(t, 1, topic)
+	cfg := env.baseConfig("retrywait")
+
+	// A member of the retry group that keeps its claim past a rebalance,
+	// as a member that hangs does, until release is closed.
+	withDefaults := cfg
+	withDefaults.SetDefaults()
+	sc, err := withDefaults.Sarama()
+	require.NoError(t, err)
+	sc.Consumer.Group.Session.Timeout = 30 * time.Second
+	sc.Consumer.Group.Rebalance.Timeout = 30 * time.Second
+	hung, err := sarama.NewConsumerGroup(env.Brokers, cfg.Consumer.GroupID+".retry", sc)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = hung.Close() })
+	claimed, release := make(chan struct{}, 1), make(chan struct{})
+	releaseOnce := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(releaseOnce) // before hung.Close, which waits for the claim
+	go func() {
+		for t.Context().Err() == nil {
+			if err := hung.Consume(t.Context(), []string{topic}, hangingMember{claimed: claimed, release: release}); err != nil {
+				return
+			}
+		}
+	}()
+	select {
+	case <-claimed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the hanging member got no claim")
+	}
+
+	rn := start(t, cfg, func(s *kafkaevents.Stack, r *message.Router) {
+		_, err := s.AddHandler(r, topic, "RetryWait.handle", func(*message.Message) error { return nil })
+		require.NoError(t, err)
+	})
+	var r kafkaevents.Readiness
+	require.Eventually(t, func() bool {
+		r = rn.Stack.Readiness(t.Context())
+		return r.Warnings["retry consumer"] != ""
+	}, 30*time.Second, 200*time.Millisecond, "no warning while the retry consumer waits")
+	assert.Contains(t, r.Warnings["retry consumer"], cfg.Consumer.GroupID+".retry")
+	assert.Contains(t, r.Warnings["retry consumer"], "retries are not delivered")
+
+	releaseOnce()
+	require.Eventually(t, func() bool {
+		r = rn.Stack.Readiness(t.Context())
+		return r.Ready() && r.Warnings["retry consumer"] == ""
+	}, 60*time.Second, 200*time.Millisecond, "the warning stays once the retry consumer has joined")
+}
+
+// hangingMember is a consumer group handler whose ConsumeClaim returns only
+// once release is closed, whatever its session says.
+type hangingMember struct{ claimed, release chan struct{} }
+
+func (hangingMember) Setup(sarama.ConsumerGroupSession) error   { return nil }
+func (hangingMember) Cleanup(sarama.ConsumerGroupSession) error { return nil }
+func (h hangingMember) ConsumeClaim(sarama.ConsumerGroupSession, sarama.ConsumerGroupClaim) error {
+	select {
+	case h.claimed <- struct{}{}:
+	default:
+	}
+	<-h.release
+	return nil
 }

@@ -77,6 +77,10 @@ type Consumer struct {
 	logger watermill.LoggerAdapter
 
 	running atomic.Bool
+	// assigned is when the current session of the group began (its Setup),
+	// zero while the consumer is not in one; waiting is when it began
+	// waiting for one (Run's start, or the Cleanup of the last).
+	assigned, waiting atomic.Int64
 	// unknown limits the log lines about records naming no registered
 	// handler, which anyone who can write to a retry topic can cause.
 	unknown *lograte.Limiter
@@ -126,6 +130,25 @@ func NewConsumer(cfg ConsumerConfig, logger watermill.LoggerAdapter) (*Consumer,
 // Running reports whether Run is consuming.
 func (c *Consumer) Running() bool { return c.running.Load() }
 
+// Waiting reports for how long the consumer, while Run runs, has been
+// waiting to join its group's next session, which is when it consumes no
+// retry topic: when the group rebalances, or waits for a member that left
+// without leaving (killed) until that member's session timeout. It reports
+// false while the consumer is in a session or Run does not run.
+func (c *Consumer) Waiting() (time.Duration, bool) {
+	if !c.running.Load() || c.assigned.Load() != 0 {
+		return 0, false
+	}
+	since := c.waiting.Load()
+	if since == 0 {
+		return 0, false
+	}
+	return c.cfg.Now().Sub(time.Unix(0, since)), true
+}
+
+// GroupID returns the consumer group of the retry topics.
+func (c *Consumer) GroupID() string { return c.cfg.GroupID }
+
 // Run consumes until ctx is done or Close is called, then leaves the group
 // (committing marked offsets) and returns nil. It returns an error when the
 // consumer group cannot be created or Run was already called.
@@ -152,6 +175,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 	}()
 
+	c.waiting.Store(c.cfg.Now().UnixNano())
 	c.running.Store(true)
 	defer c.running.Store(false)
 	h := &groupHandler{c: c, runCtx: ctx}
@@ -191,8 +215,16 @@ type groupHandler struct {
 	runCtx context.Context
 }
 
-func (h *groupHandler) Setup(sarama.ConsumerGroupSession) error   { return nil }
-func (h *groupHandler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
+func (h *groupHandler) Setup(sarama.ConsumerGroupSession) error {
+	h.c.assigned.Store(h.c.cfg.Now().UnixNano())
+	return nil
+}
+
+func (h *groupHandler) Cleanup(sarama.ConsumerGroupSession) error {
+	h.c.waiting.Store(h.c.cfg.Now().UnixNano())
+	h.c.assigned.Store(0)
+	return nil
+}
 
 func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
 	// The claim's own context ends when it is revoked, with the
