@@ -75,8 +75,6 @@ func TestDocsGoSnippetsCompile(t *testing.T) {
 	require.NoError(t, err)
 	files = append([]string{docsREADME}, files...)
 
-	repo, err := os.Getwd()
-	require.NoError(t, err)
 	dir := t.TempDir()
 	var built []string
 	for _, f := range files {
@@ -106,20 +104,10 @@ func TestDocsGoSnippetsCompile(t *testing.T) {
 		t.Fatal("found no Go block to build in the documentation: the snippet scan is broken")
 	}
 
-	// The module requires what this repository requires, and this
-	// repository itself from its directory.
-	mod, err := os.ReadFile("go.mod")
-	require.NoError(t, err)
-	mod = regexp.MustCompile(`(?m)^module .*$`).ReplaceAll(mod, []byte("module docsnippets"))
-	mod = append(mod, fmt.Sprintf("\nrequire github.com/torix/kafkaevents v0.0.0\n\nreplace github.com/torix/kafkaevents => %s\n", repo)...)
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "go.mod"), mod, 0o644))
-	sum, err := os.ReadFile("go.sum")
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "go.sum"), sum, 0o644))
-
+	writeSnippetModule(t, dir)
 	cmd := exec.CommandContext(t.Context(), "go", "vet", "./...")
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOPROXY=off", "GOWORK=off")
+	cmd.Env = snippetEnv()
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
@@ -131,4 +119,28 @@ func TestDocsGoSnippetsCompile(t *testing.T) {
 		t.Fatalf("the documentation's Go code does not build (go vet: %v):\n%s", err, report)
 	}
 	t.Logf("built %d Go blocks: %s", len(built), strings.Join(built, ", "))
+}
+
+// writeSnippetModule writes into dir the go.mod and go.sum of a module that
+// requires what this repository requires, and this repository itself from
+// its directory (replace directive), as a user's module would. Build in it
+// with snippetEnv.
+func writeSnippetModule(t *testing.T, dir string) {
+	t.Helper()
+	repo, err := os.Getwd()
+	require.NoError(t, err)
+	mod, err := os.ReadFile("go.mod")
+	require.NoError(t, err)
+	mod = regexp.MustCompile(`(?m)^module .*$`).ReplaceAll(mod, []byte("module docsnippets"))
+	mod = append(mod, fmt.Sprintf("\nrequire github.com/torix/kafkaevents v0.0.0\n\nreplace github.com/torix/kafkaevents => %s\n", repo)...)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "go.mod"), mod, 0o644))
+	sum, err := os.ReadFile("go.sum")
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "go.sum"), sum, 0o644))
+}
+
+// snippetEnv is the environment of the go command in a module of
+// writeSnippetModule: offline, from the module cache.
+func snippetEnv() []string {
+	return append(os.Environ(), "GOFLAGS=-mod=mod", "GOPROXY=off", "GOWORK=off")
 }
