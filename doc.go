@@ -38,7 +38,10 @@
 //     slots.
 //   - internal/growstack: grows the stack of the message goroutine at the
 //     entry of the chain, for handlers that need it.
-//   - internal/lograte: the rate limit of the per-record INFO lines.
+//   - internal/lograte: the rate limit of the per-record log lines;
+//     internal/failurelog: those lines of the retry and DLQ middlewares
+//     (WARN where the logger has it, one line per record given up at a
+//     stop).
 //   - internal/bounded: a context bound for the broker calls that take none.
 //   - health: the monitoring endpoints on Echo and the operator console
 //     (health/ui, embedded).
@@ -55,6 +58,7 @@
 //   - stack.go: the Stack, New and NewContext (a list of named build
 //     steps), its accessors and Close.
 //   - options.go: the options of New and of AddHandler.
+//   - logger.go: NewSlogLogger, the default logger, with a warning level.
 //   - router.go: what puts the stack on a router: Middlewares (the one
 //     place the middleware order is written), Install, AddHandler and its
 //     checks, and the router plugin.
