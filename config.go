@@ -112,6 +112,23 @@ type ConsumerConfig struct {
 	// GroupID is the consumer group. Optional. Default: ClientID + "-group".
 	// Environment: KAFKA_CONSUMER_GROUP.
 	GroupID string
+	// InstanceID turns on static membership (KIP-345, Kafka's
+	// group.instance.id): a member that restarts with the same ID within
+	// SessionTimeout gets its partitions back at once, without a rebalance
+	// and without waiting for its previous session to expire. Each consumer
+	// group member of the process gets an ID of its own, derived from this
+	// one: "{InstanceID}.{topic}" for each subscribed topic in GroupID, and
+	// "{InstanceID}.retry" for the retry consumer in GroupID + ".retry"
+	// (see docs/operations.md#static-membership). Give every instance of
+	// the service a different ID that stays the same across its restarts,
+	// such as the pod name of a StatefulSet. A static member does not leave
+	// its group when it stops: its partitions wait for it until
+	// SessionTimeout passes, so choose SessionTimeout longer than a restart.
+	// Two running instances with the same ID fence each other. It may hold
+	// at most 200 letters, digits, '.', '_' and '-', and needs Version
+	// 2.3.0 or newer. Optional. Default: empty, dynamic membership.
+	// Environment: KAFKA_CONSUMER_INSTANCE_ID.
+	InstanceID string
 	// SessionTimeout is how long the group coordinator waits for a heartbeat
 	// before it evicts a member. Optional. Default: 30s. Environment:
 	// KAFKA_SESSION_TIMEOUT.

@@ -92,6 +92,7 @@ func (c *Config) SetDefaults() {
 	if cc.GroupID == "" {
 		cc.GroupID = c.ClientID + "-group"
 	}
+	cc.InstanceID = strings.TrimSpace(cc.InstanceID)
 	setDefault(&cc.SessionTimeout, defaultSessionTimeout)
 	if cc.HeartbeatInterval == 0 {
 		// A third of the session timeout when that is shorter than 9s, as

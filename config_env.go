@@ -60,6 +60,10 @@ var configFields = []configField{
 	{env: "KAFKA_SASL_USERNAME", field: "SASL.Username", doc: "required with a mechanism"},
 	{env: "KAFKA_SASL_PASSWORD", field: "SASL.Password", doc: "required with a mechanism; never printed"},
 	{env: "KAFKA_CONSUMER_GROUP", field: "Consumer.GroupID", def: "`{ClientID}-group`"},
+	{
+		env: "KAFKA_CONSUMER_INSTANCE_ID", field: "Consumer.InstanceID", def: "empty (dynamic membership)",
+		doc: "static membership (`group.instance.id`, Kafka 2.3+): a member restarted with the same ID within the session timeout gets its partitions back without a rebalance; each member gets `{InstanceID}.{topic}` or `{InstanceID}.retry`; at most 200 letters, digits, `.`, `_`, `-`; the pod name of a StatefulSet (see [Static membership](operations.md#static-membership))",
+	},
 	{env: "KAFKA_SESSION_TIMEOUT", field: "Consumer.SessionTimeout", def: "`30s`"},
 	{
 		env: "KAFKA_HEARTBEAT_INTERVAL", field: "Consumer.HeartbeatInterval", def: "`3s`, or a third of the session timeout when shorter",

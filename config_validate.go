@@ -34,7 +34,13 @@ var (
 	minSupportedKafkaVersion  = sarama.V1_0_0_0
 	cooperativeStickyMinKafka = sarama.V2_4_0_0
 	zstdMinKafka              = sarama.V2_1_0_0
+	staticMembershipMinKafka  = sarama.V2_3_0_0
 )
+
+// maxInstanceIDLen bounds Consumer.InstanceID, so that the member IDs
+// derived from it ({InstanceID}.{topic}, see memberInstanceID) keep room
+// for a part of the topic's name within Kafka's 249 characters.
+const maxInstanceIDLen = 200
 
 // minCommitInterval is the shortest Consumer.CommitInterval: below it the
 // commits of a busy group would load the coordinator for no gain.
@@ -258,6 +264,14 @@ func (c Config) validateConsumer(v *validator) {
 	cc := c.Consumer
 	if cc.GroupID == "" {
 		v.add("Consumer.GroupID", "is empty: want a consumer group name")
+	}
+	if id := cc.InstanceID; id != "" {
+		if !validTopicName.MatchString(id) || id == "." || id == ".." || len(id) > maxInstanceIDLen {
+			v.add("Consumer.InstanceID", "= %q: want at most %d letters, digits, '.', '_' and '-' (not \".\" or \"..\"), such as the pod name \"orders-0\"", id, maxInstanceIDLen)
+		}
+		if ver, err := sarama.ParseKafkaVersion(c.Version); err == nil && !v.has("Version") && !ver.IsAtLeast(staticMembershipMinKafka) {
+			v.addAgainst("Consumer.InstanceID", []string{"Version"}, "= %q needs Version %s or newer for static membership, got %q", id, staticMembershipMinKafka, c.Version)
+		}
 	}
 	v.positive("Consumer.SessionTimeout", cc.SessionTimeout)
 	v.positive("Consumer.HeartbeatInterval", cc.HeartbeatInterval)

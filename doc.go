@@ -74,6 +74,8 @@
 //   - handoff.go: the producer of the retry records that are handed off.
 //   - dlq.go: the DLQ operations on the Stack (reprocessing, browsing).
 //   - provision.go: the retry and DLQ topics and their creation.
+//   - membership.go: static membership (Config.Consumer.InstanceID): the
+//     instance ID of each consumer group member of the process.
 //   - status.go: readiness and consumer lag.
 //   - connect.go: the clients' connections bounded by Config.StartupTimeout,
 //     and the errors of a start that is interrupted or times out.

@@ -55,6 +55,9 @@ func (s *Stack) startRetryConsumer(ctx context.Context) error {
 	// would skip the retries that waited there when the instance that owned
 	// the partition before crashed or handed it over.
 	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
+	// With static membership the retry consumer is a member of its own
+	// group too, with an ID of its own (membership.go).
+	sc.Consumer.Group.InstanceId = memberInstanceID(s.cfg.Consumer.InstanceID, "retry")
 	shortest := s.retrier.ShortestDelay()
 	sc.Consumer.Fetch.Min, sc.Consumer.MaxWaitTime = retryFetch(shortest, sc.Consumer.Fetch.Min, sc.Consumer.MaxWaitTime)
 	if err := s.startHandoffProducer(ctx, shortest); err != nil {

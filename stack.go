@@ -179,15 +179,39 @@ func (s *Stack) buildSubscriber(o options) error {
 		Logger:        s.logger,
 		Group:         cfg.Consumer.GroupID,
 	})
-	ks, err := kafka.NewSubscriber(kafka.SubscriberConfig{
-		Brokers:               cfg.Brokers,
-		Unmarshaler:           consume.HandOutUnmarshaler{Unmarshaler: SafeUnmarshaler{Unmarshaler: o.unmarshaler}, Marks: marks},
-		OverwriteSaramaConfig: s.saramaCfg,
-		ConsumerGroup:         cfg.Consumer.GroupID,
-		Tracer:                marks,
-	}, s.logger)
-	if err != nil {
-		return fmt.Errorf("kafkaevents: subscriber: %w", err)
+	newKafka := func(sc *sarama.Config) (message.Subscriber, error) {
+		ks, err := kafka.NewSubscriber(kafka.SubscriberConfig{
+			Brokers:               cfg.Brokers,
+			Unmarshaler:           consume.HandOutUnmarshaler{Unmarshaler: SafeUnmarshaler{Unmarshaler: o.unmarshaler}, Marks: marks},
+			OverwriteSaramaConfig: sc,
+			ConsumerGroup:         cfg.Consumer.GroupID,
+			Tracer:                marks,
+		}, s.logger)
+		if err != nil {
+			return nil, fmt.Errorf("kafkaevents: subscriber: %w", err)
+		}
+		return ks, nil
+	}
+	var ks message.Subscriber
+	if cfg.Consumer.InstanceID == "" {
+		var err error
+		if ks, err = newKafka(s.saramaCfg); err != nil {
+			return err
+		}
+	} else {
+		// Static membership: a member of its own, with an ID of its own,
+		// per topic (membership.go).
+		ks = &memberSubscriber{
+			base: cfg.Consumer.InstanceID, group: cfg.Consumer.GroupID, logger: s.logger,
+			newSub: func(instanceID string) (message.Subscriber, error) {
+				sc, err := cfg.Sarama()
+				if err != nil {
+					return nil, err
+				}
+				sc.Consumer.Group.InstanceId = instanceID
+				return newKafka(sc)
+			},
+		}
 	}
 	s.subscriber = consume.NewSubscriber(ks, marks, consume.Config{
 		Drain:  cfg.Consumer.ShutdownTimeout,
