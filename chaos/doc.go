@@ -10,5 +10,7 @@
 // set (make test-kafka) the scenarios run against a real Apache Kafka broker
 // of their own, started with that script, and the broker-restart scenario
 // runs too. KAFKAEVENTS_CHAOS_COMMIT_INTERVAL (a duration) gives the services
-// of the crash scenarios that Consumer.CommitInterval. RELIABILITY.md lists the scenarios and their figures.
+// of the crash scenarios that Consumer.CommitInterval. KAFKAEVENTS_CHAOS_DYNAMIC=1
+// runs the static-membership restart scenario without instance IDs, for
+// comparison. RELIABILITY.md lists the scenarios and their figures.
 package chaos
