@@ -313,6 +313,12 @@ func (s *Stack) Client() sarama.Client { return s.client }
 // Close stops the retry consumer and any DLQ reprocessing, then closes the
 // subscriber, the producer and the clients. Close the router first. It is
 // idempotent; it returns the errors of the closes that failed.
+//
+// The consumer group members leave their groups, so that the other
+// instances take their partitions at once; with Config.Consumer.InstanceID
+// set they do not (static membership): their partitions wait for an
+// instance with the same ID until the session timeout passes (see
+// docs/operations.md#static-membership).
 func (s *Stack) Close() error {
 	s.mu.Lock()
 	if s.closed {

@@ -30,7 +30,9 @@ type DeadLetterFunc func(ctx context.Context, rec *sarama.ConsumerMessage, reaso
 type ConsumerConfig struct {
 	// Client is the sarama client the consumer group is built on; it must
 	// not be shared with another consumer group. Required. Close does not
-	// close it.
+	// close it. Its Consumer.Group.InstanceId, when set, makes the member
+	// static (KIP-345): restarted with the same ID within the session
+	// timeout, it gets its partitions back without a rebalance.
 	Client sarama.Client
 	// GroupID is the consumer group of the retry topics. Required.
 	GroupID string
@@ -150,7 +152,9 @@ func (c *Consumer) Waiting() (time.Duration, bool) {
 func (c *Consumer) GroupID() string { return c.cfg.GroupID }
 
 // Run consumes until ctx is done or Close is called, then leaves the group
-// (committing marked offsets) and returns nil. It returns an error when the
+// (committing marked offsets) and returns nil. A static member (see
+// ConsumerConfig.Client) commits but does not leave: its partitions wait
+// for it until its session times out. It returns an error when the
 // consumer group cannot be created or Run was already called.
 func (c *Consumer) Run(ctx context.Context) error {
 	c.mu.Lock()
