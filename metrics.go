@@ -3,7 +3,7 @@ package kafkaevents
 import (
 	"context"
 	"fmt"
-	"maps"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -79,13 +79,23 @@ func (s *Stack) expectMetrics(handlerID, topic string) {
 
 // observers caches the children of a HistogramVec by outcome and handler
 // ID, for the metrics middleware (Stack.measure). A router handler sees one
-// handler ID or a few, so the maps are copied on the rare miss and read
-// without a lock.
+// handler ID or a few, so each outcome has a short list, scanned without a
+// lock and copied on the rare miss. A list and not a map: a map lookup takes
+// about 240 bytes of stack, and this one runs deep in the chain, on the
+// goroutine Watermill starts per message, whose 2 KiB stack grows by
+// copying.
 type observers struct {
+	h      message.HandlerFunc // the handler measure wraps
 	vec    *prometheus.HistogramVec
 	mu     sync.Mutex
-	byID   [2]atomic.Pointer[map[string]prometheus.Observer] // success, error
+	byID   [2]atomic.Pointer[[]observerOf] // success, error
 	labels [2]string
+}
+
+// observerOf is the child of the HistogramVec for one handler ID.
+type observerOf struct {
+	id  string
+	obs prometheus.Observer
 }
 
 func newObservers(vec *prometheus.HistogramVec) *observers {
@@ -95,7 +105,8 @@ func newObservers(vec *prometheus.HistogramVec) *observers {
 // observe is measure's work after the handler, in a function of its own so
 // that the frame of measure, live while the handler runs, stays small:
 // Watermill runs each message in a new goroutine whose stack grows by
-// copying.
+// copying. A succeeded message costs one look-up of its span, for the
+// exemplar.
 func (o *observers) observe(msg *message.Message, elapsed time.Duration, err error) {
 	outcome := 0
 	if err != nil {
@@ -103,20 +114,46 @@ func (o *observers) observe(msg *message.Message, elapsed time.Duration, err err
 		markFailed(msg, err)
 	}
 	obs := o.of(outcome, wire.HandlerIDOf(msg))
-	if sampled(msg) {
-		observeWithTrace(obs, msg, elapsed)
+	if !observeSampled(obs, msg, elapsed) {
+		obs.Observe(elapsed.Seconds())
+	}
+}
+
+// noSpan is what trace.SpanFromContext returns for a context without a span.
+var noSpan = trace.SpanFromContext(context.Background())
+
+// observeSampled observes elapsed with the trace ID of the span of msg's
+// context as an exemplar, and reports true, when that span is sampled. A
+// function of its own, so that the frame of observe, which runs for every
+// message, stays small; a context without a span (no tracing, and no trace
+// context in the record) is answered without reading a span context, which
+// is large and stays in the frame of isSampled, as the exemplar stays in
+// that of observeWithTrace.
+//
+//go:noinline
+func observeSampled(obs prometheus.Observer, msg *message.Message, elapsed time.Duration) bool {
+	span := trace.SpanFromContext(msg.Context())
+	if span == noSpan || !isSampled(span) {
+		return false
+	}
+	observeWithTrace(obs, span, elapsed)
+	return true
+}
+
+// observeWithTrace observes elapsed with the trace ID of span as an
+// exemplar, out of the frame of observeSampled.
+//
+//go:noinline
+func observeWithTrace(obs prometheus.Observer, span trace.Span, elapsed time.Duration) {
+	if eo, ok := obs.(prometheus.ExemplarObserver); ok {
+		eo.ObserveWithExemplar(elapsed.Seconds(), prometheus.Labels{"trace_id": span.SpanContext().TraceID().String()})
 		return
 	}
 	obs.Observe(elapsed.Seconds())
 }
 
-// sampled reports whether msg's span is sampled; the span context stays out
-// of the frame of observe.
-//
 //go:noinline
-func sampled(msg *message.Message) bool {
-	return trace.SpanContextFromContext(msg.Context()).IsSampled()
-}
+func isSampled(span trace.Span) bool { return span.SpanContext().IsSampled() }
 
 // markFailed marks the process span of msg failed, out of the frame of
 // observe.
@@ -126,24 +163,12 @@ func markFailed(msg *message.Message, err error) {
 	tracing.MarkFailed(trace.SpanFromContext(msg.Context()), err)
 }
 
-// observeWithTrace observes elapsed with the trace ID of msg's sampled span
-// as an exemplar. A function of its own, so that the frame of observe, which
-// runs for every message, stays small.
-//
-//go:noinline
-func observeWithTrace(obs prometheus.Observer, msg *message.Message, elapsed time.Duration) {
-	if eo, ok := obs.(prometheus.ExemplarObserver); ok {
-		sc := trace.SpanContextFromContext(msg.Context())
-		eo.ObserveWithExemplar(elapsed.Seconds(), prometheus.Labels{"trace_id": sc.TraceID().String()})
-		return
-	}
-	obs.Observe(elapsed.Seconds())
-}
-
 func (o *observers) of(outcome int, handlerID string) prometheus.Observer {
-	if m := o.byID[outcome].Load(); m != nil {
-		if h, ok := (*m)[handlerID]; ok {
-			return h
+	if l := o.byID[outcome].Load(); l != nil {
+		for i := range *l {
+			if (*l)[i].id == handlerID {
+				return (*l)[i].obs
+			}
 		}
 	}
 	return o.add(outcome, handlerID)
@@ -152,17 +177,17 @@ func (o *observers) of(outcome int, handlerID string) prometheus.Observer {
 func (o *observers) add(outcome int, handlerID string) prometheus.Observer {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	var next map[string]prometheus.Observer
-	if m := o.byID[outcome].Load(); m != nil {
-		if h, ok := (*m)[handlerID]; ok {
-			return h
+	var next []observerOf
+	if l := o.byID[outcome].Load(); l != nil {
+		for _, e := range *l {
+			if e.id == handlerID {
+				return e.obs
+			}
 		}
-		next = maps.Clone(*m)
-	} else {
-		next = map[string]prometheus.Observer{}
+		next = slices.Clone(*l)
 	}
 	h := o.vec.WithLabelValues(handlerID, o.labels[outcome])
-	next[handlerID] = h
+	next = append(next, observerOf{id: handlerID, obs: h})
 	o.byID[outcome].Store(&next)
 	return h
 }

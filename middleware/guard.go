@@ -36,9 +36,18 @@ func RejectUndecodable(h message.HandlerFunc) message.HandlerFunc {
 // unmarshaler marked with wire.HeaderUnmarshalError, or nil.
 func undecodable(msg *message.Message) error {
 	if cause := msg.Metadata[wire.HeaderUnmarshalError]; cause != "" {
-		return wire.Undecodable(errors.New(cause))
+		return rejected(cause)
 	}
 	return nil
+}
+
+// rejected is the Undecodable error for cause; not inlined, so that
+// building it does not widen the frame of Guard, live while the handler
+// runs.
+//
+//go:noinline
+func rejected(cause string) error {
+	return wire.Undecodable(errors.New(cause))
 }
 
 // Guard is RejectUndecodable and RecoverPanics in one middleware: a message

@@ -64,16 +64,39 @@ func (t *Tracer) Middleware(h message.HandlerFunc) message.HandlerFunc {
 	if t == nil {
 		return h
 	}
-	return func(msg *message.Message) ([]*message.Message, error) {
-		ctx := t.parentContext(msg)
-		if !t.noop {
-			return t.process(ctx, msg, h)
+	if !t.noop {
+		return func(msg *message.Message) ([]*message.Message, error) {
+			return t.process(t.parentContext(msg), msg, h)
 		}
+	}
+	// Without spans, a closure of its own: its frame, live while the
+	// handler runs, holds only what propagating needs, and the outputs are
+	// passed to injectInto by address, which keeps the frame's room for the
+	// arguments of its calls small.
+	p := &propagating{t: t, h: h} // one pointer in the closure, one slot in its frame
+	return func(msg *message.Message) ([]*message.Message, error) {
+		ctx := p.t.parentContext(msg)
 		msg.SetContext(ctx)
-		out, err := h(msg)
-		t.injectOutputs(ctx, msg, out)
+		out, err := p.h(msg)
+		if len(out) > 0 {
+			p.t.injectInto(&ctx, msg, &out)
+		}
 		return out, err
 	}
+}
+
+// propagating is what the middleware without spans holds.
+type propagating struct {
+	t *Tracer
+	h message.HandlerFunc
+}
+
+// injectInto is injectOutputs for the middleware without spans.
+//
+//nolint:gocritic // ptrToRefParam: by address on purpose, to keep the caller's frame small.
+//go:noinline
+func (t *Tracer) injectInto(ctx *context.Context, in *message.Message, out *[]*message.Message) {
+	t.injectOutputs(*ctx, in, *out)
 }
 
 // parentContext returns msg's context with the trace context and baggage
