@@ -26,7 +26,7 @@ screenshots: ## Regenerate the console screenshots in docs/img with the browser 
 	KAFKAEVENTS_SCREENSHOTS=$(CURDIR)/docs/img $(GO) test -count=1 -run 'TestConsoleInBrowser' ./health/
 
 .PHONY: test-kafka
-test-kafka: ## Run the same suite against a real Apache Kafka 4.x started from Maven Central jars, then the short chaos scenarios on it
+test-kafka: ## Run the same suite against a real Apache Kafka (4.4.0; KAFKA_LOCAL_VERSION to change) started from Maven Central jars, then the short chaos scenarios on it
 	@set -euo pipefail; \
 	trap '$(KAFKA_LOCAL) down' EXIT; \
 	trap 'exit 130' INT TERM; \

@@ -59,7 +59,7 @@ func TestStaticMemberRestartGetsItsPartitionsBack(t *testing.T) {
 	// Each member's ID is derived from the instance's: {InstanceID}.{topic}.
 	memberA, memberB := "pod-0."+topic, "pod-1."+topic
 
-	a := startInstance("pod-0")
+	startInstance("pod-0")
 	b := startInstance("pod-1")
 	env.waitMembers(t, group, 2, 60*time.Second)
 	owned := ownedByInstance(t, env, group, topic)
@@ -107,7 +107,7 @@ func TestStaticMemberRestartGetsItsPartitionsBack(t *testing.T) {
 	require.Len(t, owned[memberB], 2, "a static member stays in its group after Close: %v", owned)
 	second := send(40, 40)
 
-	b = startInstance("pod-1")
+	startInstance("pod-1") // stopped at cleanup, as the others
 	require.Eventually(t, allHandled(second), session, 20*time.Millisecond, "the restarted member did not handle its partitions' records within the session timeout")
 	back := time.Since(stopped)
 	t.Logf("stopped and restarted: every record of its partitions handled %s after the stop", back.Round(time.Millisecond))
@@ -119,7 +119,6 @@ func TestStaticMemberRestartGetsItsPartitionsBack(t *testing.T) {
 	require.ElementsMatch(t, owned[memberA], got["pod-0"], "the running instance kept its partitions and got none of the stopped one's")
 	require.ElementsMatch(t, owned[memberB], got["pod-1"], "the restarted instance got its own partitions back")
 	require.Equal(t, owned, ownedByInstance(t, env, group, topic), "no rebalance: the assignment is the one from before")
-	_ = a
 }
 
 // ownedByInstance returns the partitions of topic that each member of group

@@ -26,7 +26,7 @@
 #   KAFKA_LOCAL_CONTROLLER_PORT  KRaft controller port          (19094)
 #   KAFKA_LOCAL_SASL_SSL_PORT    SASL_SSL/SCRAM port            (KAFKA_LOCAL_PORT+3: 19095)
 #   KAFKA_LOCAL_DIR              state dir (data, pid, logs)    (<repo>/.cache/kafka-local)
-#   KAFKA_LOCAL_VERSION          Kafka version from Maven Central (4.1.2)
+#   KAFKA_LOCAL_VERSION          Kafka version from Maven Central (4.4.0)
 #   KAFKA_LOCAL_CACHE            jar cache dir                  ($HOME/.cache/kafkaevents/kafka-<version>)
 #   KAFKA_LOCAL_TIMEOUT          seconds to wait for readiness  (90)
 #   KAFKA_HEAP_OPTS              JVM heap flags                 (-Xms256m -Xmx512m)
@@ -55,7 +55,7 @@ elif [[ "${PORT}" =~ ^[0-9]+$ ]]; then
 else
 	SASL_SSL_PORT=19095
 fi
-KAFKA_VERSION="${KAFKA_LOCAL_VERSION:-4.1.2}"
+KAFKA_VERSION="${KAFKA_LOCAL_VERSION:-4.4.0}"
 STATE_DIR="${KAFKA_LOCAL_DIR:-${REPO_ROOT}/.cache/kafka-local}"
 if [[ -n "${KAFKA_LOCAL_CACHE:-}" ]]; then
 	CACHE_DIR="${KAFKA_LOCAL_CACHE}"
