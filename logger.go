@@ -42,7 +42,7 @@ func (s slogLogger) Warn(msg string, fields watermill.LogFields) {
 
 // With returns the logger with fields added to every line, Warn's included.
 func (s slogLogger) With(fields watermill.LogFields) watermill.LoggerAdapter {
-	return slogLogger{LoggerAdapter: s.LoggerAdapter.With(fields), slog: s.slog.With(attrs(fields)...)}
+	return NewSlogLogger(s.slog.With(attrs(fields)...))
 }
 
 // attrs returns fields as the key-value pairs slog takes.

@@ -79,10 +79,11 @@ type Consumer struct {
 	logger watermill.LoggerAdapter
 
 	running atomic.Bool
-	// assigned is when the current session of the group began (its Setup),
-	// zero while the consumer is not in one; waiting is when it began
-	// waiting for one (Run's start, or the Cleanup of the last).
-	assigned, waiting atomic.Int64
+	// inSession is set from a session's Setup to its Cleanup; waiting is
+	// when the consumer began waiting for the next one (Run's start, or the
+	// Cleanup of the last), in Unix nanoseconds.
+	inSession atomic.Bool
+	waiting   atomic.Int64
 	// unknown limits the log lines about records naming no registered
 	// handler, which anyone who can write to a retry topic can cause.
 	unknown *lograte.Limiter
@@ -138,7 +139,7 @@ func (c *Consumer) Running() bool { return c.running.Load() }
 // without leaving (killed) until that member's session timeout. It reports
 // false while the consumer is in a session or Run does not run.
 func (c *Consumer) Waiting() (time.Duration, bool) {
-	if !c.running.Load() || c.assigned.Load() != 0 {
+	if !c.running.Load() || c.inSession.Load() {
 		return 0, false
 	}
 	since := c.waiting.Load()
@@ -220,13 +221,13 @@ type groupHandler struct {
 }
 
 func (h *groupHandler) Setup(sarama.ConsumerGroupSession) error {
-	h.c.assigned.Store(h.c.cfg.Now().UnixNano())
+	h.c.inSession.Store(true)
 	return nil
 }
 
 func (h *groupHandler) Cleanup(sarama.ConsumerGroupSession) error {
 	h.c.waiting.Store(h.c.cfg.Now().UnixNano())
-	h.c.assigned.Store(0)
+	h.c.inSession.Store(false)
 	return nil
 }
 
