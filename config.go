@@ -288,6 +288,26 @@ type RetryConfig struct {
 	// Segment is the segment.ms of the retry topics. Optional. Default: 1h.
 	// Environment: KAFKA_RETRY_SEGMENT.
 	Segment time.Duration
+	// KeepKeyOrder keeps each key's order across retries and the DLQ
+	// (delayedretry.Policy.KeepKeyOrder; see docs/key-order.md) for the
+	// handlers without a WithRetry policy of their own: the later records
+	// of a failed record's key wait, set aside in {service}.parked, until
+	// it is handled. A handler with WithOrdering(Unordered) is refused.
+	// Optional. Default: false. Environment: KAFKA_RETRY_KEEP_KEY_ORDER.
+	KeepKeyOrder bool
+	// DeadLetteredKey is what becomes of a parked key whose head is
+	// dead-lettered: "hold" keeps it parked until the head is reprocessed
+	// or an operator releases the key; "release" lets the key go on, and
+	// the DLQ record says (x-dlq-key-order) that its order broke.
+	// Case-insensitive. Optional. Default: "hold". Environment:
+	// KAFKA_RETRY_DEAD_LETTERED_KEY.
+	DeadLetteredKey string
+	// KeyOrderLimit caps the parked records (heads and records set aside)
+	// of one partition. A record that would pass it waits, and with it the
+	// partition, until a key is released; readiness warns meanwhile.
+	// Negative is an error. Optional. Default: 10000. Environment:
+	// KAFKA_RETRY_KEY_ORDER_LIMIT.
+	KeyOrderLimit int
 }
 
 // DLQConfig configures the dead-letter queue.

@@ -37,6 +37,8 @@ const (
 	defaultRetryReplication  = 1
 	defaultRetryRetention    = 7 * 24 * time.Hour
 	defaultRetrySegment      = time.Hour
+	defaultDeadLetteredKey   = "hold"
+	defaultKeyOrderLimit     = 10_000
 	defaultDLQPartitions     = 3
 	defaultDLQReplication    = 1
 	defaultDLQRetention      = 14 * 24 * time.Hour
@@ -147,6 +149,9 @@ func (c *Config) SetDefaults() {
 	setDefault(&r.ReplicationFactor, defaultRetryReplication)
 	setDefault(&r.Retention, defaultRetryRetention)
 	setDefault(&r.Segment, defaultRetrySegment)
+	r.DeadLetteredKey = normEnum(r.DeadLetteredKey)
+	setDefault(&r.DeadLetteredKey, defaultDeadLetteredKey)
+	setDefault(&r.KeyOrderLimit, defaultKeyOrderLimit)
 
 	d := &c.DLQ
 	if d.Enabled == nil {
@@ -238,5 +243,8 @@ func (c Config) retryPolicy() delayedretry.Policy {
 		MaxDelay:  c.Retry.MaxDelay,
 		Backoff:   delayedretry.Backoff(c.Retry.Backoff),
 		Jitter:    c.Retry.Jitter,
+
+		KeepKeyOrder:    c.Retry.KeepKeyOrder,
+		DeadLetteredKey: delayedretry.KeyAction(c.Retry.DeadLetteredKey),
 	}
 }

@@ -158,6 +158,18 @@ var configFields = []configField{
 	},
 	{env: "KAFKA_RETRY_SEGMENT", field: "Retry.Segment", def: "`1h`", doc: "`segment.ms`"},
 	{
+		env: "KAFKA_RETRY_KEEP_KEY_ORDER", field: "Retry.KeepKeyOrder", def: "`false`",
+		doc: "a failed record's key waits for it: see [docs/key-order.md](key-order.md)",
+	},
+	{
+		env: "KAFKA_RETRY_DEAD_LETTERED_KEY", field: "Retry.DeadLetteredKey", def: "`hold`",
+		doc: "`release`: a dead-lettered head lets its key go on",
+	},
+	{
+		env: "KAFKA_RETRY_KEY_ORDER_LIMIT", field: "Retry.KeyOrderLimit", def: "`10000`",
+		doc: "parked records per partition; past it the partition waits",
+	},
+	{
 		env: "KAFKA_DLQ_ENABLED", field: "DLQ.Enabled", def: "`true`",
 		doc: "off: a failure that would go to the DLQ is redelivered over and over and holds its partition (see [Troubleshooting](troubleshooting.md))",
 	},

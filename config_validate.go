@@ -26,6 +26,7 @@ var (
 	allowedCompressions      = []string{"none", "gzip", "snappy", "lz4", "zstd"}
 	allowedRetryBackoffs     = []string{"exponential", "linear"}
 	allowedRetryTopicModes   = []string{"lanes", "single"}
+	allowedDeadLetteredKeys  = []string{"hold", "release"}
 )
 
 // The Kafka versions that Validate requires: overall, and for the features
@@ -356,6 +357,8 @@ func (c Config) validateRetry(v *validator) {
 		v.addAgainst("Retry.Retention", []string{"Retry.MaxDelay"}, "= %s: want more than Retry.MaxDelay (%s)", r.Retention, r.MaxDelay)
 	}
 	v.positive("Retry.Segment", r.Segment)
+	v.oneOf("Retry.DeadLetteredKey", normEnum(r.DeadLetteredKey), allowedDeadLetteredKeys)
+	v.notNegative("Retry.KeyOrderLimit", int64(r.KeyOrderLimit))
 }
 
 func (c Config) validateDLQ(v *validator) {

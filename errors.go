@@ -21,4 +21,6 @@ var (
 	// ErrUnknownComponent is returned by ResetMetrics for a component other
 	// than "all", "retry" or "dlq".
 	ErrUnknownComponent = errors.New("kafkaevents: unknown metrics component (want all, retry or dlq)")
+	// ErrNotParked is returned by ReleaseKey for a key that is not parked.
+	ErrNotParked = errors.New("kafkaevents: the key is not parked")
 )

@@ -33,6 +33,9 @@ func (s *Stack) enter(h message.HandlerFunc) message.HandlerFunc {
 			return nil, nil
 		}
 		e.s.admit(msg)
+		if e.s.keys.Wants(msg) {
+			return e.viaKeyOrder(msg)
+		}
 		var mark uintptr
 		mark = e.grow.Prepare(&mark)
 		out, err := e.h(msg)

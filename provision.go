@@ -36,6 +36,14 @@ func (s *Stack) Topics() []TopicSpec {
 			})
 		}
 	}
+	if s.keyOrderUsed() {
+		// One partition, so that one read gives the whole state; compacted,
+		// so that released entries go.
+		specs = append(specs, TopicSpec{
+			Name: s.ParkedTopic(), Partitions: 1, ReplicationFactor: s.cfg.Retry.ReplicationFactor,
+			Configs: map[string]string{"cleanup.policy": "compact", "retention.ms": "-1"},
+		})
+	}
 	if s.queue != nil {
 		specs = append(specs, TopicSpec{
 			Name: s.DLQTopic(), Partitions: s.cfg.DLQ.Partitions, ReplicationFactor: s.cfg.DLQ.ReplicationFactor,

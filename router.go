@@ -98,10 +98,16 @@ func (s *Stack) AddHandler(r *message.Router, topic, handlerID string, h message
 	if err := s.checkHandler(topic, handlerID, &ho); err != nil {
 		return nil, err
 	}
+	if err := s.checkKeyOrder(topic, handlerID, &ho); err != nil {
+		return nil, err
+	}
 	if s.retrier != nil {
 		switch {
 		case ho.noRetry:
-			_ = s.retrier.SetPolicy(handlerID, delayedretry.Policy{Disabled: true})
+			// Without retries, KeepKeyOrder still holds a key behind a
+			// dead-lettered record.
+			def := s.cfg.retryPolicy()
+			_ = s.retrier.SetPolicy(handlerID, delayedretry.Policy{Disabled: true, KeepKeyOrder: def.KeepKeyOrder, DeadLetteredKey: def.DeadLetteredKey})
 		case ho.policy != nil:
 			if err := s.retrier.SetPolicy(handlerID, *ho.policy); err != nil {
 				return nil, fmt.Errorf("kafkaevents: %w", err)
@@ -190,6 +196,9 @@ func (s *Stack) plugin(r *message.Router) error {
 		if ctx.Err() != nil {
 			return errors.Join(s.startupError(parent, "creating the retry and DLQ topics"), err)
 		}
+		return err
+	}
+	if err := s.startKeyOrder(parent); err != nil {
 		return err
 	}
 	return s.startRetryConsumer(parent)

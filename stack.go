@@ -18,6 +18,7 @@ import (
 	"github.com/torix/kafkaevents/dispatch"
 	"github.com/torix/kafkaevents/dlq"
 	"github.com/torix/kafkaevents/internal/consume"
+	"github.com/torix/kafkaevents/internal/keyorder"
 	"github.com/torix/kafkaevents/internal/offsets"
 	"github.com/torix/kafkaevents/tracing"
 )
@@ -49,6 +50,7 @@ type Stack struct {
 	dlqStats    *dlq.Metrics
 	reprocessor *dlq.Reprocessor
 	browser     *dlq.Browser
+	keys        *keyorder.Parker
 	registry    *prometheus.Registry
 	durations   *prometheus.HistogramVec
 	keyWaits    *prometheus.HistogramVec
@@ -65,6 +67,7 @@ type Stack struct {
 	retryClient   sarama.Client
 	retryConsumer *delayedretry.Consumer
 	handoffClient sarama.Client
+	keysClient    sarama.Client
 	wg            sync.WaitGroup
 	closed        bool
 }
@@ -122,6 +125,7 @@ func (s *Stack) build(o options) error {
 		s.connect,
 		s.buildProducer,
 		s.buildSubscriber,
+		s.buildKeyOrder,
 		s.buildRetry,
 		s.buildDLQ,
 		s.registerMetrics,
@@ -178,6 +182,7 @@ func (s *Stack) buildSubscriber(o options) error {
 		Committed:     s.committed,
 		Logger:        s.logger,
 		Group:         cfg.Consumer.GroupID,
+		OnClaim:       s.onClaim,
 	})
 	newKafka := func(sc *sarama.Config) (message.Subscriber, error) {
 		ks, err := kafka.NewSubscriber(kafka.SubscriberConfig{
@@ -242,6 +247,7 @@ func (s *Stack) buildRetry(o options) error {
 		Metrics:     s.retryStats,
 		Now:         o.now,
 		Holder:      s.holder,
+		Parker:      s.keys,
 	}, s.logger)
 	return err
 }
@@ -255,7 +261,7 @@ func (s *Stack) buildDLQ(o options) error {
 	}
 	var err error
 	s.queue, err = dlq.New(dlq.Config{
-		Sender: s.producer, Topic: s.DLQTopic(), Tracer: s.tracer, Metrics: s.dlqStats, Now: o.now, Holder: s.holder,
+		Sender: s.producer, Topic: s.DLQTopic(), Tracer: s.tracer, Metrics: s.dlqStats, Now: o.now, Holder: s.holder, Parker: s.keys,
 	}, s.logger)
 	if err != nil {
 		return err
@@ -346,6 +352,9 @@ func (s *Stack) Close() error {
 	if s.subscriber != nil {
 		errs = append(errs, s.subscriber.Close())
 	}
+	if s.keys != nil {
+		errs = append(errs, s.keys.Close())
+	}
 	if s.handoff != nil {
 		if p := s.handoff.held.Load(); p != nil {
 			errs = append(errs, p.Close())
@@ -354,7 +363,7 @@ func (s *Stack) Close() error {
 	if s.producer != nil {
 		errs = append(errs, s.producer.Close())
 	}
-	for _, c := range []interface{ Close() error }{s.admin, s.retryClient, s.handoffClient, s.client} {
+	for _, c := range []interface{ Close() error }{s.admin, s.retryClient, s.handoffClient, s.keysClient, s.client} {
 		if c != nil && !isNilCloser(c) {
 			if err := c.Close(); err != nil && !errors.Is(err, sarama.ErrClosedClient) {
 				errs = append(errs, err)

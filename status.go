@@ -62,7 +62,7 @@ func (s *Stack) Readiness(ctx context.Context) Readiness {
 	if len(r.Errors) == 0 {
 		r.Errors = nil
 	}
-	r.Warnings = s.subscriber.Stuck(StuckAfter)
+	r.Warnings = s.keyOrderWarnings(s.subscriber.Stuck(StuckAfter))
 	if w := s.retryWaiting(ctx); w != "" {
 		if r.Warnings == nil {
 			r.Warnings = map[string]string{}

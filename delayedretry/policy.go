@@ -41,7 +41,34 @@ type Policy struct {
 	// capped at MaxDelay). Jitter only ever delays: a record is never due
 	// before its nominal delay. Optional. Default: 0.
 	Jitter float64
+	// KeepKeyOrder keeps the order of each key's records across the
+	// hand-offs: when a record of key K is handed to a retry lane, K is
+	// parked on its partition, and the later records of K are set aside
+	// (stored in the service's key-order state topic, {service}.parked)
+	// until it is handled; then they are delivered in their offset order,
+	// before any newer record of K. See docs/key-order.md. It works for a
+	// sequential handler and for a concurrent one that orders by key;
+	// records without a key are not affected. Optional. Default: false.
+	KeepKeyOrder bool
+	// DeadLetteredKey says what becomes of a parked key whose head is
+	// dead-lettered (retries exhausted, a permanent or undecodable error):
+	// KeyHeld (the default) keeps it parked until the head is reprocessed
+	// from the DLQ or an operator releases the key; KeyReleased lets the
+	// records set aside behind it go on, and the DLQ record says that it
+	// broke the key's order. Only read with KeepKeyOrder.
+	DeadLetteredKey KeyAction
 }
+
+// KeyAction is what becomes of a parked key whose head is dead-lettered
+// (Policy.DeadLetteredKey).
+type KeyAction string
+
+const (
+	// KeyHeld keeps the key parked behind its dead-lettered head.
+	KeyHeld KeyAction = "hold"
+	// KeyReleased lets the key go on without its dead-lettered head.
+	KeyReleased KeyAction = "release"
+)
 
 // DefaultPolicy is 3 attempts, exponential from 1s, capped at 30s, no jitter.
 var DefaultPolicy = Policy{Attempts: 3, BaseDelay: time.Second, MaxDelay: 30 * time.Second, Backoff: BackoffExponential}
@@ -65,6 +92,11 @@ func (p Policy) Validate() error {
 	case "", BackoffExponential, BackoffLinear:
 	default:
 		errs = append(errs, fmt.Errorf("field Backoff = %q: want %q or %q", p.Backoff, BackoffExponential, BackoffLinear))
+	}
+	switch KeyAction(strings.ToLower(string(p.DeadLetteredKey))) {
+	case "", KeyHeld, KeyReleased:
+	default:
+		errs = append(errs, fmt.Errorf("field DeadLetteredKey = %q: want %q or %q", p.DeadLetteredKey, KeyHeld, KeyReleased))
 	}
 	if p.Jitter < 0 || p.Jitter > 1 || math.IsNaN(p.Jitter) {
 		errs = append(errs, fmt.Errorf("field Jitter = %v: want a fraction in [0,1]", p.Jitter))
@@ -111,6 +143,12 @@ func (p Policy) capped(d float64) time.Duration {
 		return time.Duration(math.MaxInt64)
 	}
 	return time.Duration(d)
+}
+
+// ReleasesDeadLettered reports whether a dead-lettered head releases its
+// key (DeadLetteredKey is KeyReleased).
+func (p Policy) ReleasesDeadLettered() bool {
+	return KeyAction(strings.ToLower(string(p.DeadLetteredKey))) == KeyReleased
 }
 
 // Delays returns the nominal delays of attempts 1..Attempts.

@@ -68,6 +68,10 @@ type Config struct {
 	// partition was revoked: the message is then delivered again).
 	// Optional. Default: nil, every hand-off waits for its record.
 	Holder wire.OffsetHolder
+	// Parker parks the key of a failed record of a handler whose policy
+	// has KeepKeyOrder, before its retry record is written. Optional.
+	// Default: nil, KeepKeyOrder has no effect.
+	Parker wire.KeyParker
 }
 
 func (c *Config) setDefaults() {
@@ -337,6 +341,11 @@ func (r *Retrier) failed(ctx context.Context, msg *message.Message, err error) e
 	if wire.HandoffDisabled(msg.Context()) {
 		return err
 	}
+	if p.KeepKeyOrder && r.cfg.Parker != nil {
+		if perr := r.park(msg, &d); perr != nil {
+			return perr
+		}
+	}
 	if herr := r.schedule(msg, &d, &p, attempt, err, c); herr != nil {
 		return herr
 	}
@@ -386,6 +395,17 @@ func (r *Retrier) schedule(msg *message.Message, d *wire.Delivery, p *Policy, at
 	}
 	c.scheduled.Add(1)
 	r.logScheduled(msg, d, topic, attempt, delay, cause)
+	return nil
+}
+
+// park parks the key of msg behind it before its retry is scheduled.
+//
+//go:noinline
+func (r *Retrier) park(msg *message.Message, d *wire.Delivery) error {
+	if _, err := r.cfg.Parker.Park(msg.Context(), msg, d, false); err != nil {
+		r.logRetry(err, "Parking the key of the failed message failed; the message will be redelivered", d.HandlerID, "", d.RetryCount+1, 0)
+		return fmt.Errorf("%w: parking its key: %w", wire.ErrHandoff, err)
+	}
 	return nil
 }
 

@@ -46,6 +46,10 @@ type Config struct {
 	// message is then delivered again). Optional. Default: nil, every
 	// hand-off waits for its record.
 	Holder wire.OffsetHolder
+	// Parker parks, or releases, the key of a failed record of a handler
+	// that keeps key order, before its DLQ record is written; what became
+	// of the key goes into wire.HeaderDLQKeyOrder. Optional. Default: nil.
+	Parker wire.KeyParker
 }
 
 // Queue stores failed messages in the DLQ topic.
@@ -114,6 +118,8 @@ type Record struct {
 	FailedAt time.Time
 	// CorrelationID defaults to the one in Headers.
 	CorrelationID string
+	// KeyOrder, when set, is written to wire.HeaderDLQKeyOrder.
+	KeyOrder string
 }
 
 // Store writes rec to the DLQ and returns once the broker acknowledged it.
@@ -220,6 +226,9 @@ func (q *Queue) record(ctx context.Context, rec *Record, now time.Time) *sarama.
 	if stack := wire.PanicStack(rec.Err, wire.PanicStackLines); stack != "" {
 		set(wire.HeaderDLQPanicStack, stack)
 	}
+	if rec.KeyOrder != "" {
+		set(wire.HeaderDLQKeyOrder, rec.KeyOrder)
+	}
 	id := rec.CorrelationID
 	if id == "" {
 		id = correlation.FromMetadata(rec.Headers)
@@ -248,7 +257,7 @@ func isOwnHeader(k string) bool {
 		wire.HeaderOriginalOffset, wire.HeaderHandlerID, wire.HeaderRetryCount,
 		wire.HeaderErrorMessage, wire.HeaderFailedAt, wire.HeaderDLQStoredAt,
 		wire.HeaderDLQReason, wire.HeaderDLQPanicStack, wire.HeaderCorrelationID,
-		wire.HeaderRetryAfter, wire.HeaderUnmarshalError:
+		wire.HeaderRetryAfter, wire.HeaderUnmarshalError, wire.HeaderDLQKeyOrder:
 		return true
 	}
 	return false
@@ -322,6 +331,11 @@ func (q *Queue) failed(ctx context.Context, msg *message.Message, err error) err
 	if !d.HasOffset {
 		rec.Partition, rec.Offset, rec.HasOffset = originalOffset(msg.Metadata)
 	}
+	if q.cfg.Parker != nil {
+		if perr := q.park(msg, &d, &rec); perr != nil {
+			return perr
+		}
+	}
 	if serr := q.store(ctx, msg, rec); serr != nil {
 		q.logger.Error("Storing in the DLQ failed; the message will be redelivered", serr, watermill.LogFields{
 			"handler_id": d.HandlerID, "original_topic": d.Topic, "reason": string(reason),
@@ -329,6 +343,23 @@ func (q *Queue) failed(ctx context.Context, msg *message.Message, err error) err
 		return serr
 	}
 	wire.Report(msg, wire.Outcome{Kind: wire.OutcomeDeadLettered, Reason: reason, Err: err})
+	return nil
+}
+
+// park parks or releases the key of msg, delivered as d, before rec, its
+// DLQ record, is stored, and says in rec what became of it.
+//
+//go:noinline
+func (q *Queue) park(msg *message.Message, d *wire.Delivery, rec *Record) error {
+	d.Partition, d.Offset, d.HasOffset = rec.Partition, rec.Offset, rec.HasOffset
+	what, err := q.cfg.Parker.Park(msg.Context(), msg, d, true)
+	if err != nil {
+		q.logger.Error("Parking the key of the failed message failed; the message will be redelivered", err, watermill.LogFields{
+			"handler_id": d.HandlerID, "original_topic": d.Topic,
+		})
+		return fmt.Errorf("%w: parking its key: %w", wire.ErrHandoff, err)
+	}
+	rec.KeyOrder = what
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -24,6 +25,8 @@ var auditActions = map[string]string{
 	http.MethodGet + " " + pathRecord:           "dlq.record",
 	http.MethodPost + " " + pathRecordReprocess: "dlq.reprocess_record",
 	http.MethodGet + " " + pathAdminCheck:       "admin.sign_in",
+	http.MethodGet + " " + pathParked:           "keys.list",
+	http.MethodPost + " " + pathRelease:         "keys.release",
 }
 
 // audit writes one log line per admin request once it is answered: the
@@ -86,10 +89,24 @@ func auditTarget(c echo.Context) string {
 		b, err := io.ReadAll(io.LimitReader(req.Body, maxBody+1))
 		req.Body = io.NopCloser(io.MultiReader(bytes.NewReader(b), req.Body))
 		var body struct {
-			Topic string `json:"topic"`
+			Topic     string `json:"topic"`
+			HandlerID string `json:"handlerId"`
+			Partition *int32 `json:"partition"`
+			Key       string `json:"key"`
 		}
-		if err == nil && json.Unmarshal(b, &body) == nil && body.Topic != "" {
-			parts = append(parts, "topic="+clip(body.Topic, 200))
+		if err == nil && json.Unmarshal(b, &body) == nil {
+			if body.Topic != "" {
+				parts = append(parts, "topic="+clip(body.Topic, 200))
+			}
+			if body.HandlerID != "" {
+				parts = append(parts, "handler="+clip(body.HandlerID, 200))
+			}
+			if body.Partition != nil {
+				parts = append(parts, "partition="+strconv.Itoa(int(*body.Partition)))
+			}
+			if body.Key != "" {
+				parts = append(parts, "key="+clip(body.Key, 200))
+			}
 		}
 	}
 	return strings.Join(parts, " ")

@@ -59,6 +59,7 @@ func Register(r Routes, cfg Config) error {
 	g.POST(pathStop, h.stop, admin...)
 	g.GET(pathMessages, h.messages, admin...)
 	g.POST(pathReset, h.reset, admin...)
+	h.registerKeyOrder(g, admin)
 	return h.registerConsole(g, admin)
 }
 

@@ -26,6 +26,8 @@ type metricsBody struct {
 	LagError  string                     `json:"lagError,omitempty"`
 	// Concurrency is present when the Status reports it (a Stack does).
 	Concurrency *kafkaevents.ConcurrencyStats `json:"concurrency,omitempty"`
+	// KeyOrder is present when some handler keeps key order.
+	KeyOrder *kafkaevents.KeyOrderStats `json:"keyOrder,omitempty"`
 }
 
 // concurrencySource is the optional method of a Status that reports the
@@ -109,6 +111,9 @@ func (h *endpoints) metrics(c echo.Context) error {
 	if cs, ok := h.status.(concurrencySource); ok {
 		st := cs.ConcurrencyStats()
 		body.Concurrency = &st
+	}
+	if ks, ok := h.status.(keyOrderSource); ok {
+		body.KeyOrder = ks.KeyOrderStats()
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), h.cfg.ReadTimeout)
 	defer cancel()

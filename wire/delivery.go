@@ -19,15 +19,21 @@ const (
 	SourceRetry
 	// SourceReprocess is a DLQ record being reprocessed.
 	SourceReprocess
+	// SourceParked is a record that was set aside behind its parked key
+	// (delayedretry.Policy.KeepKeyOrder), delivered once the key's head
+	// was handled.
+	SourceParked
 )
 
-// String returns "main", "retry" or "reprocess".
+// String returns "main", "retry", "reprocess" or "parked".
 func (s Source) String() string {
 	switch s {
 	case SourceRetry:
 		return "retry"
 	case SourceReprocess:
 		return "reprocess"
+	case SourceParked:
+		return "parked"
 	default:
 		return "main"
 	}

@@ -36,6 +36,12 @@ const (
 	// the first PanicStackLines lines of its stack (PanicStack), at most
 	// MaxErrorMessageLen bytes.
 	HeaderDLQPanicStack = "x-dlq-panic-stack"
+	// HeaderDLQKeyOrder says, for a handler that keeps key order
+	// (delayedretry.Policy.KeepKeyOrder), what became of the record's key:
+	// "held" (its later records wait behind it until it is reprocessed or
+	// released) or "released" (they went on without it: the key's order is
+	// broken).
+	HeaderDLQKeyOrder = "x-dlq-key-order"
 	// HeaderReprocessCount counts how many times the record was reprocessed
 	// from the DLQ.
 	HeaderReprocessCount = "x-reprocess-count"

@@ -49,6 +49,12 @@ type Config struct {
 	Logger watermill.LoggerAdapter
 	// Group names the consumer group in those log lines. Optional.
 	Group string
+	// OnClaim, when set, is called when a claim of tp starts, before its
+	// first record is handed out, with a channel closed once the claim is
+	// revoked; the claim waits for it to return. The function it returns,
+	// when not nil, is called once the claim is revoked, with the claim's
+	// deadline, and the claim's end waits for it too. Optional.
+	OnClaim func(tp Partition, revoked <-chan struct{}) func(deadline time.Time)
 }
 
 // DefaultMaxHolds is the default of [Config.MaxHolds].
@@ -636,8 +642,18 @@ func (h markingHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sar
 		defer wg.Done()
 		o.watchClaim(tp, c, claim, stop)
 	}()
+	var claimEnded func(time.Time)
+	if o.cfg.OnClaim != nil {
+		claimEnded = o.cfg.OnClaim(tp, c.revoked)
+	}
 	err := h.ConsumerGroupHandler.ConsumeClaim(markingSession{ConsumerGroupSession: sess, marks: o, tp: tp, claim: c}, claim)
 	o.revoke(tp, c)
+	if claimEnded != nil {
+		o.mu.Lock()
+		deadline := c.deadline
+		o.mu.Unlock()
+		claimEnded(deadline)
+	}
 	o.endClaim(tp, c)
 	close(stop)
 	wg.Wait()

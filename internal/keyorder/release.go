@@ -1,0 +1,195 @@
+package keyorder
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+
+	"github.com/torix/kafkaevents/dispatch"
+	"github.com/torix/kafkaevents/internal/offsets"
+	"github.com/torix/kafkaevents/internal/redeliver"
+	"github.com/torix/kafkaevents/wire"
+)
+
+// OnClaim is called when a claim of tp starts, before it hands out its
+// first record: it waits until the state topic is read up to its end (so
+// that the keys parked by the partition's former owner are known), and
+// starts delivering the records set aside behind the keys of tp that have no
+// head any more. It keeps trying while the state topic cannot be read, until
+// revoked is closed. The returned function is called when the claim ends:
+// it stops the deliveries and waits for the one in progress until deadline.
+func (p *Parker) OnClaim(tp offsets.Partition, revoked <-chan struct{}) func(deadline time.Time) {
+	if !p.Started() {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	syncCtx, stopSync := context.WithCancel(ctx)
+	defer stopSync()
+	go func() {
+		select {
+		case <-revoked:
+		case <-syncCtx.Done():
+		}
+		stopSync()
+	}()
+	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+		err := p.Sync(syncCtx)
+		if err == nil {
+			break
+		}
+		if syncCtx.Err() != nil {
+			break
+		}
+		p.cfg.Logger.Error("Reading the key-order state before consuming the partition failed; trying again", err, watermill.LogFields{
+			"topic": tp.Topic, "partition": tp.Partition, "state_topic": p.cfg.Topic,
+		})
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-revoked:
+			t.Stop()
+		}
+	}
+	o := &owner{revoked: revoked, ctx: ctx, cancel: cancel}
+	p.mu.Lock()
+	p.owned[tp] = o
+	for g, gr := range p.groups {
+		if g.Topic == tp.Topic && g.Partition == tp.Partition {
+			p.kick(g, gr)
+		}
+	}
+	p.mu.Unlock()
+	return func(deadline time.Time) {
+		p.mu.Lock()
+		if p.owned[tp] == o {
+			delete(p.owned, tp)
+		}
+		p.mu.Unlock()
+		waited := make(chan struct{})
+		go func() {
+			o.wg.Wait()
+			close(waited)
+		}()
+		t := time.NewTimer(time.Until(deadline))
+		select {
+		case <-waited:
+		case <-t.C:
+		}
+		t.Stop()
+		cancel()
+		<-waited
+	}
+}
+
+// kick starts delivering the records set aside behind g, when g has no
+// head, this process owns g's partition and no delivery runs; p.mu is held.
+func (p *Parker) kick(g Group, gr *group) {
+	if gr.releasing || gr.heads > 0 || len(gr.entries) == 0 {
+		return
+	}
+	o := p.owned[offsets.Partition{Topic: g.Topic, Partition: g.Partition}]
+	if o == nil {
+		return
+	}
+	select {
+	case <-o.revoked:
+		return
+	default:
+	}
+	gr.releasing = true
+	o.wg.Add(1)
+	go p.releaseAll(g, o)
+}
+
+// releaseAll delivers the records set aside behind g, in offset order, one at
+// a time, until g is parked again, has none left, or o's claim is revoked.
+// Each record handled is tombstoned; one whose delivery parked g again
+// stays, as g's new head.
+func (p *Parker) releaseAll(g Group, o *owner) {
+	defer o.wg.Done()
+	backoff := 100 * time.Millisecond
+	for {
+		e, off, ok := p.nextAside(g, o)
+		if !ok {
+			return
+		}
+		d := wire.Delivery{
+			HandlerID: g.HandlerID, Topic: g.Topic, Partition: g.Partition, Offset: off, HasOffset: true,
+			Key: []byte(g.Key), Source: wire.SourceParked,
+		}
+		r := redeliver.Record{UUID: e.uuid, Payload: e.payload, Metadata: maps.Clone(e.headers), Delivery: d}
+		err := p.cfg.Dispatcher.Deliver(o.ctx, g.HandlerID, r.Message(o.ctx))
+		if err == nil {
+			p.mu.Lock()
+			gr := p.groups[g]
+			cur := (*entry)(nil)
+			if gr != nil {
+				cur = gr.entries[off]
+			}
+			p.mu.Unlock()
+			if cur == e {
+				err = p.release(o.ctx, entryKey{Group: g, Offset: off})
+			}
+			if err == nil {
+				backoff = 100 * time.Millisecond
+				continue
+			}
+		}
+		if o.ctx.Err() != nil || errors.Is(err, dispatch.ErrClosed) {
+			p.stopReleasing(g)
+			return
+		}
+		p.cfg.Logger.Info("Delivering a record set aside behind its key failed; trying again", watermill.LogFields{
+			"handler_id": g.HandlerID, "topic": g.Topic, "partition": g.Partition, "offset": off, "err": err.Error(),
+		})
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-o.revoked:
+		}
+		t.Stop()
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// nextAside returns the lowest record set aside behind g, or false, having
+// stopped the delivery, when there is none to deliver now.
+func (p *Parker) nextAside(g Group, o *owner) (*entry, int64, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	gr := p.groups[g]
+	if gr == nil {
+		return nil, 0, false
+	}
+	revoked := false
+	select {
+	case <-o.revoked:
+		revoked = true
+	default:
+	}
+	if revoked || gr.heads > 0 || len(gr.entries) == 0 || p.owned[offsets.Partition{Topic: g.Topic, Partition: g.Partition}] != o {
+		gr.releasing = false
+		if len(gr.entries) == 0 {
+			delete(p.groups, g)
+		}
+		return nil, 0, false
+	}
+	off := slices.Min(slices.Collect(maps.Keys(gr.entries)))
+	return gr.entries[off], off, true
+}
+
+// stopReleasing marks g as not being delivered.
+func (p *Parker) stopReleasing(g Group) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if gr := p.groups[g]; gr != nil {
+		gr.releasing = false
+		if len(gr.entries) == 0 {
+			delete(p.groups, g)
+		}
+	}
+}
