@@ -81,6 +81,8 @@ func TestConfigSetDefaults(t *testing.T) {
 			ReplicationFactor: 1,
 			Retention:         7 * 24 * time.Hour,
 			Segment:           time.Hour,
+			DeadLetteredKey:   "hold",
+			KeyOrderLimit:     10_000,
 		},
 		DLQ: kafkaevents.DLQConfig{
 			Enabled:           kafkaevents.Bool(true),

@@ -36,6 +36,9 @@
 //     itself (a due retry, a reprocessed DLQ record) goes back to its
 //     handler; internal/inorder: its in-order offset marks and per-handler
 //     slots.
+//   - internal/keyorder: key order across retries (KeepKeyOrder): the
+//     parked keys and the records set aside behind them, in the state topic
+//     {service}.parked, and their release.
 //   - internal/growstack: grows the stack of the message goroutine at the
 //     entry of the chain, for handlers that need it.
 //   - internal/lograte: the rate limit of the per-record log lines;
@@ -72,6 +75,8 @@
 //   - retry.go: the retry consumer and what the stack reports of retries
 //     (RetryEnabled, RetryRunning, RetryTopics, RetryStats, RetryLanes).
 //   - handoff.go: the producer of the retry records that are handed off.
+//   - keyorder.go: key order across retries: the parker's wiring, its
+//     metrics and readiness warnings, ParkedKeys and ReleaseKey.
 //   - dlq.go: the DLQ operations on the Stack (reprocessing, browsing).
 //   - provision.go: the retry and DLQ topics and their creation.
 //   - membership.go: static membership (Config.Consumer.InstanceID): the

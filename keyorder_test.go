@@ -287,3 +287,56 @@ func TestKeepKeyOrderRefusesUnordered(t *testing.T) {
 		kafkaevents.WithConcurrency(8), kafkaevents.WithOrdering(kafkaevents.Unordered))
 	require.ErrorContains(t, err, "KeepKeyOrder with WithOrdering(Unordered)")
 }
+
+// TestKeepKeyOrderAcrossARebalance: a key is parked on each of two
+// partitions; a second instance joins and takes one of them. Whichever
+// instance owns a partition keeps its key parked: the records sent after
+// the rebalance wait too, and once the heads succeed every record of each
+// key is handled in order.
+func TestKeepKeyOrderAcrossARebalance(t *testing.T) {
+	env := newEnv(t)
+	topic := uniq("keep-rebalance")
+	env.createTopics(t, 2, topic)
+	cfg := env.keyOrderConfig("keep-rebalance")
+	cfg.Retry.Attempts = 20
+	f := newFirstSuccess()
+	on := func(p int32, key, value string) kafkaevents.Message {
+		return kafkaevents.Message{Topic: topic, Key: key, Value: value, Partition: &p}
+	}
+	f.setFail("A:1", 1000)
+	f.setFail("B:1", 1000)
+	setup := func(s *kafkaevents.Stack, r *message.Router) {
+		_, err := s.AddHandler(r, topic, "Orders.keep", f.handle, kafkaevents.WithConcurrency(4))
+		require.NoError(t, err)
+	}
+	first := start(t, cfg, setup)
+	_, err := first.Stack.Producer().SendBatch(t.Context(), []kafkaevents.Message{
+		on(0, "A", "A:1"), on(0, "A", "A:2"), on(1, "B", "B:1"), on(1, "B", "B:2"),
+	})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		keys, err := first.Stack.ParkedKeys(t.Context(), 0)
+		return err == nil && len(keys) == 2 && keys[0].SetAside == 1 && keys[1].SetAside == 1
+	}, 30*time.Second, 20*time.Millisecond, "A and B parked with one record each behind them")
+
+	second := start(t, cfg, setup)
+	env.waitMembers(t, cfg.Consumer.GroupID, 2, 60*time.Second)
+	_, err = second.Stack.Producer().SendBatch(t.Context(), []kafkaevents.Message{on(0, "A", "A:3"), on(1, "B", "B:3")})
+	require.NoError(t, err)
+	time.Sleep(2 * time.Second)
+	for _, v := range []string{"A:2", "A:3", "B:2", "B:3"} {
+		assert.False(t, f.has(v), "%s handled while its key is parked", v)
+	}
+	require.Len(t, second.Stack.ConcurrencyStats().Partitions, 1, "the second instance owns one of the partitions")
+	require.Len(t, first.Stack.ConcurrencyStats().Partitions, 1, "the first instance kept the other")
+	keys, err := second.Stack.ParkedKeys(t.Context(), 0)
+	require.NoError(t, err)
+	require.Len(t, keys, 2, "the second instance sees both keys parked")
+	assert.Equal(t, 2, keys[0].SetAside+keys[1].SetAside-2, "the records sent after the rebalance are set aside")
+	f.setFail("A:1", 0)
+	f.setFail("B:1", 0)
+	require.Eventually(t, func() bool { return f.has("A:3") && f.has("B:3") }, 60*time.Second, 20*time.Millisecond)
+	f.mu.Lock()
+	assert.Empty(t, f.violations)
+	f.mu.Unlock()
+}
