@@ -1,10 +1,11 @@
 package keyorder
 
 import (
-	"bytes"
+	"encoding/json"
 	"errors"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/IBM/sarama"
 
@@ -57,36 +58,47 @@ type entryKey struct {
 	Offset int64
 }
 
-// encodeKey returns the record key of k: handler ID, topic, partition and
-// offset on lines of their own, then the record key's bytes as they are
-// (after the fourth newline, so any bytes may follow).
-func encodeKey(k entryKey) []byte {
-	b := make([]byte, 0, len(k.HandlerID)+len(k.Topic)+len(k.Key)+24)
-	b = append(b, k.HandlerID...)
-	b = append(b, '\n')
-	b = append(b, k.Topic...)
-	b = append(b, '\n')
-	b = strconv.AppendInt(b, int64(k.Partition), 10)
-	b = append(b, '\n')
-	b = strconv.AppendInt(b, k.Offset, 10)
-	b = append(b, '\n')
-	return append(b, k.Key...)
+// stateKey is the JSON form of an entryKey, the record key in the state
+// topic: readable with any consumer (kcat -f '%k'), and the same bytes for
+// the same entry, which compaction needs. A record key that is not valid
+// UTF-8 is written in keyBase64 instead of key.
+type stateKey struct {
+	HandlerID string `json:"handler"`
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+	Offset    int64  `json:"offset"`
+	Key       string `json:"key,omitempty"`
+	KeyBase64 []byte `json:"keyBase64,omitempty"`
 }
 
-var errBadKey = errors.New("keyorder: state record key is not handler\\ntopic\\npartition\\noffset\\nkey")
+// encodeKey returns the record key of k.
+func encodeKey(k entryKey) []byte {
+	sk := stateKey{HandlerID: k.HandlerID, Topic: k.Topic, Partition: k.Partition, Offset: k.Offset}
+	if utf8.ValidString(k.Key) {
+		sk.Key = k.Key
+	} else {
+		sk.KeyBase64 = []byte(k.Key)
+	}
+	b, _ := json.Marshal(sk) // strings and numbers only: never fails
+	return b
+}
+
+var errBadKey = errors.New(`keyorder: state record key is not {"handler","topic","partition","offset","key"}`)
 
 // decodeKey parses a key written by encodeKey.
 func decodeKey(b []byte) (entryKey, error) {
-	parts := bytes.SplitN(b, []byte{'\n'}, 5)
-	if len(parts) != 5 || len(parts[0]) == 0 || len(parts[1]) == 0 {
+	var sk stateKey
+	if err := json.Unmarshal(b, &sk); err != nil || sk.HandlerID == "" || sk.Topic == "" || sk.Partition < 0 || sk.Offset < 0 {
 		return entryKey{}, errBadKey
 	}
-	p, err1 := strconv.ParseInt(string(parts[2]), 10, 32)
-	o, err2 := strconv.ParseInt(string(parts[3]), 10, 64)
-	if err1 != nil || err2 != nil || p < 0 || o < 0 {
+	key := sk.Key
+	if len(sk.KeyBase64) > 0 {
+		key = string(sk.KeyBase64)
+	}
+	if key == "" {
 		return entryKey{}, errBadKey
 	}
-	return entryKey{Group: Group{HandlerID: string(parts[0]), Topic: string(parts[1]), Partition: int32(p), Key: string(parts[4])}, Offset: o}, nil
+	return entryKey{Group: Group{HandlerID: sk.HandlerID, Topic: sk.Topic, Partition: sk.Partition, Key: key}, Offset: sk.Offset}, nil
 }
 
 // entry is the state of one live entry.
