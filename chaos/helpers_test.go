@@ -724,6 +724,8 @@ const (
 type order struct {
 	ID   string
 	Kind orderKind
+	// Key is the record key; empty means the order ID.
+	Key string
 }
 
 // newOrders returns n orders: 10% fail once, 2% always fail.
@@ -753,7 +755,11 @@ func (o order) Payload() []byte {
 }
 
 func (o order) Record() *sarama.ProducerMessage {
-	return &sarama.ProducerMessage{Topic: topicOrderCreated, Key: sarama.StringEncoder(o.ID), Value: sarama.ByteEncoder(o.Payload())}
+	key := o.Key
+	if key == "" {
+		key = o.ID
+	}
+	return &sarama.ProducerMessage{Topic: topicOrderCreated, Key: sarama.StringEncoder(key), Value: sarama.ByteEncoder(o.Payload())}
 }
 
 func (c *cluster) producer(t *testing.T) sarama.SyncProducer {
@@ -805,11 +811,14 @@ type tracker struct {
 	processed map[string]int
 	dead      map[string][]string
 	last      time.Time
+	// firstAt is, per order, the earliest processedAt of its order.processed
+	// records: when the handler first handled it successfully.
+	firstAt map[string]time.Time
 }
 
 func (c *cluster) track(t *testing.T, prefix string, topics ...string) *tracker {
 	t.Helper()
-	tr := &tracker{prefix: prefix, processed: map[string]int{}, dead: map[string][]string{}}
+	tr := &tracker{prefix: prefix, processed: map[string]int{}, dead: map[string][]string{}, firstAt: map[string]time.Time{}}
 	c.readFromStart(t, tr.add, topics...)
 	return tr
 }
@@ -874,6 +883,14 @@ func (tr *tracker) add(m *sarama.ConsumerMessage) {
 	tr.last = time.Now()
 	if m.Topic == topicOrderProcessed {
 		tr.processed[id]++
+		var v struct {
+			ProcessedAt time.Time `json:"processedAt"`
+		}
+		if json.Unmarshal(m.Value, &v) == nil && !v.ProcessedAt.IsZero() {
+			if at, ok := tr.firstAt[id]; !ok || v.ProcessedAt.Before(at) {
+				tr.firstAt[id] = v.ProcessedAt
+			}
+		}
 		return
 	}
 	reason := ""
