@@ -83,11 +83,29 @@ func (s *Stack) startKeyOrder(ctx context.Context) error {
 	if err != nil {
 		return s.cfg.redactErr(fmt.Errorf("kafkaevents: key-order reader client: %w", err))
 	}
-	if err := s.keys.Start(client); err != nil {
+	// The state records are written without lingering: a record set aside
+	// waits for its write in its handler's slot, and a parked key waits
+	// for its head's.
+	wc := *sc
+	wc.Producer.Flush.Frequency = 0
+	wclient, err := s.connectClient(ctx, "connecting the key-order writer", &wc)
+	if err != nil {
 		_ = client.Close()
+		return s.cfg.redactErr(fmt.Errorf("kafkaevents: key-order writer client: %w", err))
+	}
+	writer, err := NewProducer(wclient, s.tracer)
+	if err != nil {
+		_ = client.Close()
+		_ = wclient.Close()
+		return err
+	}
+	if err := s.keys.Start(client, writer); err != nil {
+		_ = writer.Close()
+		_ = client.Close()
+		_ = wclient.Close()
 		return fmt.Errorf("kafkaevents: key order: %w", err)
 	}
-	s.keysClient = client
+	s.keysClient, s.keysWriter, s.keysWriterClient = client, writer, wclient
 	return nil
 }
 

@@ -59,17 +59,19 @@ type Stack struct {
 	// topic is not known yet: enter learns it from their first delivery.
 	unknownTopics atomic.Int32
 
-	mu            sync.Mutex
-	handlers      map[string]HandlerInfo
-	routers       []*message.Router
-	started       bool
-	cancel        context.CancelFunc
-	retryClient   sarama.Client
-	retryConsumer *delayedretry.Consumer
-	handoffClient sarama.Client
-	keysClient    sarama.Client
-	wg            sync.WaitGroup
-	closed        bool
+	mu               sync.Mutex
+	handlers         map[string]HandlerInfo
+	routers          []*message.Router
+	started          bool
+	cancel           context.CancelFunc
+	retryClient      sarama.Client
+	retryConsumer    *delayedretry.Consumer
+	handoffClient    sarama.Client
+	keysClient       sarama.Client
+	keysWriter       *Producer
+	keysWriterClient sarama.Client
+	wg               sync.WaitGroup
+	closed           bool
 }
 
 // New is NewContext with a context that is never done: only
@@ -355,6 +357,9 @@ func (s *Stack) Close() error {
 	if s.keys != nil {
 		errs = append(errs, s.keys.Close())
 	}
+	if s.keysWriter != nil {
+		errs = append(errs, s.keysWriter.Close())
+	}
 	if s.handoff != nil {
 		if p := s.handoff.held.Load(); p != nil {
 			errs = append(errs, p.Close())
@@ -363,7 +368,7 @@ func (s *Stack) Close() error {
 	if s.producer != nil {
 		errs = append(errs, s.producer.Close())
 	}
-	for _, c := range []interface{ Close() error }{s.admin, s.retryClient, s.handoffClient, s.keysClient, s.client} {
+	for _, c := range []interface{ Close() error }{s.admin, s.retryClient, s.handoffClient, s.keysClient, s.keysWriterClient, s.client} {
 		if c != nil && !isNilCloser(c) {
 			if err := c.Close(); err != nil && !errors.Is(err, sarama.ErrClosedClient) {
 				errs = append(errs, err)

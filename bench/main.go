@@ -93,8 +93,8 @@ func parseFlags() (options, error) {
 		o.only = map[int]bool{}
 		for _, f := range strings.Split(only, ",") {
 			n, err := strconv.Atoi(strings.TrimSpace(f))
-			if err != nil || n < 1 || n > 8 {
-				return o, fmt.Errorf("-only %q: want figure numbers 1 to 8", only)
+			if err != nil || n < 1 || n > 9 {
+				return o, fmt.Errorf("-only %q: want figure numbers 1 to 9", only)
 			}
 			o.only[n] = true
 		}
@@ -165,6 +165,7 @@ func run(o options) error {
 		{6, figMicro},
 		{7, figMemory},
 		{8, figIO},
+		{9, figKeyOrder},
 	}
 	var errs []error
 	for _, f := range figures {

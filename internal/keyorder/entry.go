@@ -112,6 +112,10 @@ type entry struct {
 	// (Park on a head): a delivery of the head releases it only when no
 	// Park came during it.
 	gen int
+	// handled is set on a record set aside once it was delivered and
+	// handled here, while its tombstone is on its way: it is not
+	// delivered again.
+	handled bool
 	// The record set aside: payload, headers and Watermill UUID.
 	uuid    string
 	payload []byte

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -144,7 +145,10 @@ func (p *Parker) Topic() string { return p.cfg.Topic }
 // polls, which would hold up any other request on them. The topic must
 // exist. It returns at once; [Parker.Sync] waits for what was written
 // before. Close does not close reader.
-func (p *Parker) Start(reader sarama.Client) error {
+func (p *Parker) Start(reader sarama.Client, writer wire.Sender) error {
+	if writer != nil {
+		p.cfg.Sender = writer
+	}
 	c, err := sarama.NewConsumerFromClient(reader)
 	if err != nil {
 		return fmt.Errorf("keyorder: consumer of %s: %w", p.cfg.Topic, err)
@@ -192,12 +196,24 @@ func (p *Parker) apply(m *sarama.ConsumerMessage) {
 		p.cfg.Logger.Error("Ignoring a record of the key-order state topic", err, watermill.LogFields{"topic": p.cfg.Topic, "offset": m.Offset})
 		return
 	}
+	p.put(k, e, m.Offset)
+}
+
+// put applies the state record at logOffset, the entry e of k (nil for a
+// tombstone), unless the entry of k in memory comes from a later record:
+// this process applies its own writes as soon as the broker acknowledged
+// them (write), before the reader reads them. p.mu is held.
+func (p *Parker) put(k entryKey, e *entry, logOffset int64) {
 	tp := offsets.Partition{Topic: k.Topic, Partition: k.Partition}
 	g := p.groups[k.Group]
 	old := (*entry)(nil)
 	if g != nil {
 		old = g.entries[k.Offset]
 	}
+	if old != nil && old.logOffset >= logOffset {
+		return // applied already, or older than what is applied
+	}
+	p.signal()
 	if old != nil {
 		if old.kind == KindHead {
 			g.heads--
@@ -269,12 +285,31 @@ func (p *Parker) Sync(ctx context.Context) error {
 	return p.waitRead(ctx, end-1)
 }
 
-// write writes rec to the state topic and waits until the reader applied it.
-func (p *Parker) write(ctx context.Context, rec *sarama.ProducerMessage) error {
+// write writes rec, the state record of k, to the state topic, and applies
+// e, its entry (nil for a tombstone), once the broker acknowledged it, if
+// the reader has not read it yet (what it read since is newer). A tombstone
+// is applied here only when the reader has read the entry it removes:
+// applied before, it would let the entry come back when the reader reads it.
+func (p *Parker) write(ctx context.Context, k entryKey, e *entry, rec *sarama.ProducerMessage) error {
 	if err := p.cfg.Sender.SendRecord(ctx, rec); err != nil {
 		return fmt.Errorf("keyorder: writing to %s: %w", p.cfg.Topic, err)
 	}
-	return p.waitRead(ctx, rec.Offset)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if e == nil {
+		if g := p.groups[k.Group]; g != nil {
+			if old := g.entries[k.Offset]; old != nil && old.logOffset < p.next && old.logOffset < rec.Offset {
+				p.put(k, nil, rec.Offset)
+			}
+		}
+		return nil
+	}
+	e.logOffset = rec.Offset
+	if p.next <= rec.Offset {
+		// Not read yet: what the reader applies later is newer.
+		p.put(k, e, rec.Offset)
+	}
+	return nil
 }
 
 // Wants reports whether msg's handler keeps key order: only then does
@@ -358,12 +393,14 @@ func (p *Parker) setAside(msg *message.Message, k entryKey) error {
 	if err := p.waitRoom(ctx, k.Group); err != nil {
 		return err
 	}
-	return p.write(ctx, record(p.cfg.Topic, k, KindAside, "", p.cfg.Now(), msg.UUID, msg.Payload, msg.Metadata))
+	now := p.cfg.Now()
+	e := &entry{kind: KindAside, since: now, uuid: msg.UUID, payload: msg.Payload, headers: maps.Clone(msg.Metadata)}
+	return p.write(ctx, k, e, record(p.cfg.Topic, k, KindAside, "", now, msg.UUID, msg.Payload, msg.Metadata))
 }
 
 // release tombstones the entry k.
 func (p *Parker) release(ctx context.Context, k entryKey) error {
-	return p.write(ctx, record(p.cfg.Topic, k, KindReleased, "", p.cfg.Now(), "", nil, nil))
+	return p.write(ctx, k, nil, record(p.cfg.Topic, k, KindReleased, "", p.cfg.Now(), "", nil, nil))
 }
 
 // waitRoom waits until g's partition has room for one more entry.
@@ -437,7 +474,8 @@ func (p *Parker) Park(ctx context.Context, msg *message.Message, d *wire.Deliver
 			return "", err
 		}
 	}
-	if err := p.write(ctx, record(p.cfg.Topic, k, KindHead, reason, p.cfg.Now(), "", nil, nil)); err != nil {
+	now := p.cfg.Now()
+	if err := p.write(ctx, k, &entry{kind: KindHead, reason: reason, since: now}, record(p.cfg.Topic, k, KindHead, reason, now, "", nil, nil)); err != nil {
 		return "", err
 	}
 	p.mu.Lock()

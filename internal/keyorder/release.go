@@ -4,8 +4,9 @@ import (
 	"context"
 	"errors"
 	"maps"
-	"slices"
 	"time"
+
+	"github.com/IBM/sarama"
 
 	"github.com/ThreeDotsLabs/watermill"
 
@@ -132,12 +133,10 @@ func (p *Parker) releaseAll(g Group, o *owner) {
 			}
 			p.mu.Unlock()
 			if cur == e {
-				err = p.release(o.ctx, entryKey{Group: g, Offset: off})
+				p.forget(g, off, e)
 			}
-			if err == nil {
-				backoff = 100 * time.Millisecond
-				continue
-			}
+			backoff = 100 * time.Millisecond
+			continue
 		}
 		if o.ctx.Err() != nil || errors.Is(err, dispatch.ErrClosed) {
 			p.stopReleasing(g)
@@ -178,8 +177,59 @@ func (p *Parker) nextAside(g Group, o *owner) (*entry, int64, bool) {
 		}
 		return nil, 0, false
 	}
-	off := slices.Min(slices.Collect(maps.Keys(gr.entries)))
+	off := int64(-1)
+	for o, e := range gr.entries {
+		if !e.handled && (off < 0 || o < off) {
+			off = o
+		}
+	}
+	if off < 0 {
+		// What is left was handled; its tombstones are on their way.
+		gr.releasing = false
+		return nil, 0, false
+	}
 	return gr.entries[off], off, true
+}
+
+// forget marks e, the record set aside at off behind g, handled, and writes
+// its tombstone without waiting for it: the next record of g is delivered at
+// once. A tombstone the broker refuses is written again until it is
+// acknowledged or the Parker closes; until then the record stays in the
+// state topic and, after a restart, is delivered again (at least once).
+func (p *Parker) forget(g Group, off int64, e *entry) {
+	p.mu.Lock()
+	e.handled = true
+	p.mu.Unlock()
+	rec := record(p.cfg.Topic, entryKey{Group: g, Offset: off}, KindReleased, "", p.cfg.Now(), "", nil, nil)
+	as, ok := p.cfg.Sender.(wire.AsyncSender)
+	if !ok {
+		go p.forgetSync(rec)
+		return
+	}
+	as.SendRecordAsync(context.Background(), rec, func(err error) {
+		if err != nil {
+			go p.forgetSync(record(p.cfg.Topic, entryKey{Group: g, Offset: off}, KindReleased, "", p.cfg.Now(), "", nil, nil))
+		}
+	})
+}
+
+// forgetSync writes rec, a tombstone, until the broker acknowledges it or
+// the Parker closes.
+func (p *Parker) forgetSync(rec *sarama.ProducerMessage) {
+	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+		err := p.cfg.Sender.SendRecord(context.Background(), rec)
+		if err == nil {
+			return
+		}
+		p.cfg.Logger.Error("Writing the tombstone of a delivered record set aside failed; trying again", err, watermill.LogFields{"topic": p.cfg.Topic})
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-p.done:
+			t.Stop()
+			return
+		}
+	}
 }
 
 // stopReleasing marks g as not being delivered.
