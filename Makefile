@@ -23,7 +23,7 @@ test-ui: ## Run only the browser tests of the operator console (needs chromium; 
 .PHONY: screenshots
 screenshots: ## Regenerate the console screenshots in docs/img with the browser tests (needs chromium)
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || [ -n "$$CHROME_PATH" ] || { echo "screenshots: install chromium (apt-get install -y chromium) or set CHROME_PATH" >&2; exit 1; }
-	KAFKAEVENTS_SCREENSHOTS=$(CURDIR)/docs/img $(GO) test -count=1 -run 'TestConsoleInBrowser' ./health/
+	KAFKAEVENTS_SCREENSHOTS=$(CURDIR)/docs/img $(GO) test -count=1 -run 'TestConsoleInBrowser|TestParkedKeysInBrowser' ./health/
 
 .PHONY: test-kafka
 test-kafka: ## Run the same suite against a real Apache Kafka (4.4.0; KAFKA_LOCAL_VERSION to change) started from Maven Central jars, then the short chaos scenarios on it

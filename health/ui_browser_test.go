@@ -356,3 +356,44 @@ func topicEnd(t *testing.T, s *kafkaevents.Stack, topic string) int64 {
 	}
 	return sum
 }
+
+// TestParkedKeysInBrowser: with KeepKeyOrder, a record that fails for good
+// holds its key; the overview shows the key-order card, the parked-keys
+// view lists the key with the record set aside behind it, and releasing it
+// there hands that record to its handler.
+func TestParkedKeysInBrowser(t *testing.T) {
+	exe := findChromium(t)
+	svc := startConsoleServiceWith(t, kafkaevents.RetryConfig{BaseDelay: 100 * time.Millisecond, KeepKeyOrder: true})
+	ctx := t.Context()
+	for _, v := range []string{"P-1", "P-2"} {
+		_, err := svc.stack.Producer().Send(ctx, kafkaevents.Message{Topic: svc.topic, Key: "cust-<b>9</b>", Value: []byte(v)})
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool {
+		keys, err := svc.stack.ParkedKeys(ctx, 0)
+		return err == nil && len(keys) == 1 && keys[0].SetAside == 1
+	}, 30*time.Second, 20*time.Millisecond)
+	svc.failing.Store(false)
+
+	b := newBrowser(t, exe)
+	ui := svc.url + "/kafka/ui"
+	b.run(t, "open", chromedp.Navigate(ui), chromedp.WaitVisible(`body[data-ready="true"]`, chromedp.ByQuery))
+	waitText(t, b, "#overview", "Key order")
+	waitText(t, b, "#overview", svc.service+".parked")
+	b.run(t, "sign in", chromedp.SendKeys("#token", uiToken, chromedp.ByQuery), chromedp.Click(`#signin button[type="submit"]`, chromedp.ByQuery),
+		chromedp.WaitVisible("#signedin", chromedp.ByQuery))
+	b.run(t, "parked view", show(ui+"/#/parked"), chromedp.WaitVisible(".parked-release", chromedp.ByQuery))
+	assert.Equal(t, "cust-<b>9</b>", textOf(t, b, ".parked-key"), "the key is shown as text")
+	b.screenshot(t, "console-parked.png")
+	b.run(t, "release", chromedp.Click(".parked-release", chromedp.ByQuery), chromedp.WaitVisible("#parked-release-yes", chromedp.ByQuery),
+		chromedp.Click("#parked-release-yes", chromedp.ByQuery))
+	waitText(t, b, "#parked-result", "released")
+	require.Eventually(t, func() bool { return svc.handled("P-2") == 1 }, 30*time.Second, 20*time.Millisecond, "the record set aside reached its handler")
+	assert.Equal(t, 1, svc.handled("P-1"), "the head was not handed to its handler again")
+	waitText(t, b, "main", "No key is parked.")
+	errs, dialogs := b.problems()
+	assert.Empty(t, errs)
+	assert.Empty(t, dialogs)
+	lines := strings.Join(svc.audit.all(), "\n")
+	assert.Contains(t, lines, `"action":"keys.release"`)
+}

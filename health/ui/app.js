@@ -148,6 +148,13 @@ async function overview() {
         ['Failed again', num(d.messagesFailed)], ['Parked', num(d.messagesParked)]]),
       el('h2', {}, 'By reason'), table(['Reason', 'Records#'], Object.entries(d.byReason).map(([k, v]) => [k, num(v)])),
       el('h2', {}, 'By original topic'), table(['Topic', 'Records#'], Object.entries(d.byTopic).map(([k, v]) => [topicLink(k), num(v)]))),
+    metrics.keyOrder ? card('Key order',
+      kv([['State topic', el('span', { class: 'mono' }, metrics.keyOrder.topic)], ['Limit per partition', num(metrics.keyOrder.limit)]]),
+      table(['Handler', 'Parked keys#', 'Set aside#', 'Oldest parked'], metrics.keyOrder.handlers.map((h) => [
+        el('span', { class: 'mono' }, h.id), num(h.parkedKeys), num(h.setAside), h.parkedKeys ? `${Math.round(h.oldestParkedSeconds)} s` : '']), 'No handler keeps key order'),
+      metrics.keyOrder.full.length ? el('div', {}, el('h2', {}, 'Partitions at the limit'),
+        table(['Topic', 'Partition#', 'Since'], metrics.keyOrder.full.map((f) => [f.topic, num(f.partition), when(f.since)]))) : null,
+      el('p', {}, el('a', { href: '#/parked' }, 'Parked keys'))) : null,
     card('Reprocessing runs',
       table(['Topic', 'State', 'Reprocessed#', 'Failed#', 'Skipped#', 'Parked#', 'Remaining#'], runs.map((p) => [
         p.topic, p.state, num(p.reprocessed), num(p.failed), num(p.skipped), num(p.parked), num(p.remaining)]), 'No run yet'))));
@@ -335,6 +342,42 @@ async function reprocessView() {
     card('Metrics', el('p', { class: 'muted' }, 'Zero the in-memory retry and DLQ counters (Prometheus counters are not reset).'), reset, resetOut));
 }
 
+// ---- Parked keys (KeepKeyOrder) --------------------------------------------
+
+async function parkedView() {
+  if (!isAdmin()) return adminNote();
+  const [metrics, page] = await Promise.all([call('/metrics'), call('/parked?limit=500', { admin: true, allow: [404] })]);
+  if (!metrics.keyOrder || !page) {
+    return card('Parked keys', el('p', { class: 'muted', id: 'parked-off' }, 'No handler of this service keeps key order (KeepKeyOrder, KAFKA_RETRY_KEEP_KEY_ORDER).'));
+  }
+  const out = el('p', { id: 'parked-result', role: 'status' });
+  const release = (k) => {
+    const box = el('div', { class: 'confirm', id: 'parked-confirm' },
+      el('p', {}, `Release key ${k.key} of ${k.topic}/${k.partition}? Its head (offset ${k.headOffset}, ${k.reason}) stays where it is, in its retry lane or the DLQ, and the ${num(k.setAside)} record${k.setAside === 1 ? '' : 's'} set aside behind it go to ${k.handlerId} now, in order: the key's order is broken at the head.`),
+      el('div', { class: 'actions' },
+        el('button', { type: 'button', class: 'danger', id: 'parked-release-yes', onclick: async (ev) => {
+          ev.target.disabled = true;
+          try {
+            const res = await call('/parked/release', { method: 'POST', admin: true, body: { handlerId: k.handlerId, topic: k.topic, partition: k.partition, key: k.key } });
+            out.textContent = res.message;
+            box.remove();
+            setTimeout(route, 500);
+          } catch (e) { out.textContent = `Failed: ${e.message}`; ev.target.disabled = false; }
+        } }, 'Release the key'),
+        el('button', { type: 'button', onclick: () => box.remove() }, 'Cancel')));
+    out.replaceChildren();
+    out.before(box);
+    $('parked-release-yes').focus();
+  };
+  const rows = page.keys.map((k) => [
+    el('span', { class: 'mono' }, k.handlerId), k.topic, num(k.partition),
+    el('div', { class: 'cell mono parked-key', title: k.key }, k.key), num(k.headOffset), k.reason, when(k.since), num(k.setAside),
+    el('button', { type: 'button', class: 'parked-release', onclick: () => release(k) }, 'Release…')]);
+  return card('Parked keys',
+    el('p', { class: 'muted' }, 'Keys waiting behind a failed record (their head) while the rest of the partition flows. A key whose head is in a retry lane goes on when the retry succeeds; one whose head was dead-lettered waits until the head is reprocessed from the DLQ, or until you release it here.'),
+    table(['Handler', 'Topic', 'Partition#', 'Key', 'Head offset#', 'Reason', 'Since', 'Set aside#', ''], rows, 'No key is parked.'), out);
+}
+
 // ---- Routing ---------------------------------------------------------------
 
 let seq = 0;
@@ -362,6 +405,7 @@ async function route() {
   if (m) return show(() => recordView(m[1], m[2]));
   if (name === 'dlq') return show(() => dlqView(new URLSearchParams(query)));
   if (name === 'reprocess') return show(reprocessView);
+  if (name === 'parked') return show(parkedView);
   await show(overview);
   if (mine === seq) timer = setInterval(() => { if (mine === seq) show(overview); }, REFRESH_MS);
 }
