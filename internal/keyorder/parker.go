@@ -361,9 +361,25 @@ func (p *Parker) Handle(msg *message.Message, next message.HandlerFunc) ([]*mess
 			return nil, fmt.Errorf("%w: setting the record aside behind its parked key: %w", wire.ErrHandoff, err)
 		}
 		return nil, nil
-	case d.Source == wire.SourceParked || e == nil || e.kind != KindHead:
+	case d.Source == wire.SourceParked || (e != nil && e.kind != KindHead) || (e == nil && d.Source == wire.SourceMain):
 		p.mu.Unlock()
 		return next(msg)
+	case e == nil:
+		// A retry or a reprocessing whose head this process has not read
+		// yet (another instance parked it): read the state up to its end
+		// first, so that a success releases the key.
+		p.mu.Unlock()
+		if err := p.Sync(msg.Context()); err != nil {
+			return nil, fmt.Errorf("%w: reading the key-order state: %w", wire.ErrHandoff, err)
+		}
+		p.mu.Lock()
+		if g := p.groups[k.Group]; g != nil {
+			e = g.entries[k.Offset]
+		}
+		if e == nil || e.kind != KindHead {
+			p.mu.Unlock()
+			return next(msg)
+		}
 	}
 	gen := e.gen
 	p.mu.Unlock()

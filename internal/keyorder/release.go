@@ -113,8 +113,14 @@ func (p *Parker) kick(g Group, gr *group) {
 func (p *Parker) releaseAll(g Group, o *owner) {
 	defer o.wg.Done()
 	backoff := 100 * time.Millisecond
+	var again *entry // a record whose delivery was refused: delivered again
+	var againOff int64
 	for {
-		e, off, ok := p.nextAside(g, o)
+		e, off, ok := again, againOff, again != nil
+		if !ok {
+			e, off, ok = p.nextAside(g, o)
+		}
+		again = nil
 		if !ok {
 			return
 		}
@@ -142,6 +148,10 @@ func (p *Parker) releaseAll(g Group, o *owner) {
 			p.stopReleasing(g)
 			return
 		}
+		// Refused (the chain could not hand a failure off): the same
+		// record again, whatever its entry became meanwhile, as
+		// watermill-kafka resends a nacked record.
+		again, againOff = e, off
 		p.cfg.Logger.Info("Delivering a record set aside behind its key failed; trying again", watermill.LogFields{
 			"handler_id": g.HandlerID, "topic": g.Topic, "partition": g.Partition, "offset": off, "err": err.Error(),
 		})
