@@ -83,11 +83,13 @@ func (s *Stack) startKeyOrder(ctx context.Context) error {
 	if err != nil {
 		return s.cfg.redactErr(fmt.Errorf("kafkaevents: key-order reader client: %w", err))
 	}
-	// The state records are written without lingering: a record set aside
-	// waits for its write in its handler's slot, and a parked key waits
-	// for its head's.
+	// The state records linger 1 ms, not the stack's 5 ms: a record set
+	// aside waits for its write in its handler's slot, and a parked key
+	// for its head's. Not lingering at all costs a produce request per
+	// record: on Kafka, figure 9 fell from 0.61 to 0.49 of the stack
+	// without KeepKeyOrder.
 	wc := *sc
-	wc.Producer.Flush.Frequency = 0
+	wc.Producer.Flush.Frequency = time.Millisecond
 	wclient, err := s.connectClient(ctx, "connecting the key-order writer", &wc)
 	if err != nil {
 		_ = client.Close()

@@ -34,7 +34,9 @@ func newHTTP(stack *kafkaevents.Stack, cfg kafkaevents.Config, logger *slog.Logg
 }
 
 // publishHandler publishes the JSON body to topic, keyed by the string field
-// keyField, and answers with the correlation ID, partition and offset.
+// keyField or by the query parameter key when given (several orders of one
+// customer, to see KAFKA_RETRY_KEEP_KEY_ORDER keep their order), and answers
+// with the correlation ID, partition and offset.
 func publishHandler(stack *kafkaevents.Stack, topic, keyField string) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		body, err := io.ReadAll(io.LimitReader(c.Request().Body, maxBody+1))
@@ -52,6 +54,9 @@ func publishHandler(stack *kafkaevents.Stack, topic, keyField string) echo.Handl
 		if !ok || key == "" {
 			return c.JSON(http.StatusBadRequest, errorBody("invalid_body", keyField+" must be a non-empty string"))
 		}
+		if k := c.QueryParam("key"); k != "" {
+			key = k
+		}
 		res, err := stack.Producer().Send(c.Request().Context(), kafkaevents.Message{
 			Topic: topic, Key: key, Value: json.RawMessage(body),
 			CorrelationID: c.Request().Header.Get("x-correlation-id"),
@@ -63,7 +68,7 @@ func publishHandler(stack *kafkaevents.Stack, topic, keyField string) echo.Handl
 			return c.JSON(http.StatusServiceUnavailable, errorBody("publish_failed", err.Error()))
 		}
 		return c.JSON(http.StatusAccepted, map[string]any{
-			"success": true, "topic": res.Topic, keyField: key,
+			"success": true, "topic": res.Topic, keyField: fields[keyField], "key": key,
 			"correlationId": res.CorrelationID, "partition": res.Partition, "offset": res.Offset,
 		})
 	}

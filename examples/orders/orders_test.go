@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -253,4 +254,35 @@ func TestConcurrencyFromTheEnvironment(t *testing.T) {
 	require.Equal(t, http.StatusAccepted, code)
 	got := readTopic(t, svc.Brokers, TopicOrderProcessed, 1, id)
 	require.Len(t, got, 1)
+}
+
+// TestOrdersKeepKeyOrder: with KAFKA_RETRY_KEEP_KEY_ORDER=true, three orders
+// of one customer (POST /orders?key=), the first failing twice, are
+// processed in the order they were posted; without it, the first comes
+// last.
+func TestOrdersKeepKeyOrder(t *testing.T) {
+	for _, keep := range []bool{true, false} {
+		t.Run(fmt.Sprint("keep=", keep), func(t *testing.T) {
+			svc := startService(t, map[string]string{"KAFKA_RETRY_KEEP_KEY_ORDER": fmt.Sprint(keep)})
+			suffix := strings.ReplaceAll(time.Now().Format("150405.000000"), ".", "")
+			key := "customer-" + suffix
+			for i, body := range []string{`{"orderId":"c-1-%s","failTimes":2}`, `{"orderId":"c-2-%s"}`, `{"orderId":"c-3-%s"}`} {
+				code, res := post(t, svc.URL+"/orders?key="+key, fmt.Sprintf(body, suffix))
+				require.Equal(t, http.StatusAccepted, code)
+				assert.Equal(t, key, res["key"], "order %d keyed by the customer", i+1)
+			}
+			ids := []string{"c-1-" + suffix, "c-2-" + suffix, "c-3-" + suffix}
+			recs := readTopic(t, svc.Brokers, TopicOrderProcessed, 3, ids...)
+			at := map[string]string{}
+			for _, m := range recs {
+				var v struct {
+					ProcessedAt string `json:"processedAt"`
+				}
+				require.NoError(t, json.Unmarshal(m.Value, &v))
+				at[string(m.Key)] = v.ProcessedAt
+			}
+			inOrder := at[ids[0]] < at[ids[1]] && at[ids[1]] < at[ids[2]]
+			assert.Equal(t, keep, inOrder, "processed at %v", at)
+		})
+	}
 }

@@ -288,6 +288,7 @@ func (s *Service) TryItOut() []string {
 		fmt.Sprintf(`  curl -s -XPOST %s/orders -H 'content-type: application/json' -d '{"orderId":"o-1","amount":42}'`, s.URL),
 		fmt.Sprintf(`  curl -s -XPOST %s/orders -H 'content-type: application/json' -d '{"orderId":"o-2","failTimes":2}'   # two retries, then success`, s.URL),
 		fmt.Sprintf(`  curl -s -XPOST %s/orders -H 'content-type: application/json' -d '{"orderId":"o-3","shouldFail":true}' # retries exhausted, DLQ`, s.URL),
+		fmt.Sprintf(`  curl -s -XPOST '%s/orders?key=customer-7' -H 'content-type: application/json' -d '{"orderId":"c7-1","failTimes":2}' # then c7-2 with the same key: with KAFKA_RETRY_KEEP_KEY_ORDER=true it waits for c7-1`, s.URL),
 		fmt.Sprintf(`  curl -s %s/kafka/metrics`, s.URL),
 		fmt.Sprintf(`  curl -s %s/kafka/dlq/status`, s.URL),
 		fmt.Sprintf(`  curl -s -XPOST %s/kafka/dlq/reprocess -H "authorization: Bearer %s" -H 'content-type: application/json' -d '{"topic":"order.created"}'`, s.URL, token),
