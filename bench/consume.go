@@ -85,6 +85,16 @@ func (r consumeResult) steadyRate(n int) float64 {
 // subscriber (same sarama settings as the stack's), a no-op handler and no
 // middleware.
 func (e *env) bareConsume(topic string, n int, work func(*message.Message) error) (consumeResult, error) {
+	c := newCounter(n)
+	return e.bareRun(topic, c, func(msg *message.Message) error {
+		c.add()
+		return work(msg)
+	})
+}
+
+// bareRun runs a bare Watermill router with handler h on topic until c is
+// done.
+func (e *env) bareRun(topic string, c *counter, h func(*message.Message) error) (consumeResult, error) {
 	group := e.name("bare-group")
 	sc, err := e.saramaConfig(group)
 	if err != nil {
@@ -101,11 +111,7 @@ func (e *env) bareConsume(topic string, n int, work func(*message.Message) error
 	if err != nil {
 		return consumeResult{}, err
 	}
-	c := newCounter(n)
-	r.AddConsumerHandler("bare", topic, sub, func(msg *message.Message) error {
-		c.add()
-		return work(msg)
-	})
+	r.AddConsumerHandler("bare", topic, sub, h)
 	return timeRouter(r, c)
 }
 

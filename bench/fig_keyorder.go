@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
-	"github.com/ThreeDotsLabs/watermill"
-	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/torix/kafkaevents"
@@ -201,22 +199,5 @@ func (e *env) keyOrderConsume(topic string, f *firstSuccess, keep bool) (consume
 
 // bareFirstSuccess runs a bare Watermill router with f's handler.
 func (e *env) bareFirstSuccess(topic string, f *firstSuccess) (consumeResult, error) {
-	group := e.name("bare-group")
-	sc, err := e.saramaConfig(group)
-	if err != nil {
-		return consumeResult{}, err
-	}
-	sub, err := kafka.NewSubscriber(kafka.SubscriberConfig{
-		Brokers: e.brokers, Unmarshaler: kafka.DefaultMarshaler{}, OverwriteSaramaConfig: sc, ConsumerGroup: group,
-	}, watermill.NopLogger{})
-	if err != nil {
-		return consumeResult{}, err
-	}
-	defer func() { _ = sub.Close() }()
-	r, err := newRouter()
-	if err != nil {
-		return consumeResult{}, err
-	}
-	r.AddConsumerHandler("bare", topic, sub, f.handle)
-	return timeRouter(r, f.c)
+	return e.bareRun(topic, f.c, f.handle)
 }

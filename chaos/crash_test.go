@@ -52,21 +52,7 @@ func crashLosesNothing(t *testing.T, scenario, name string, vars map[string]stri
 	tr := c.track(t, name, topicOrderProcessed, name+".dlq")
 	fed := feed(t.Context(), c.producer(t), orders, size(150, 1000))
 
-	var downtime []time.Duration
-	for i := range kills {
-		// Kill at evenly spread points of the stream, while records are in
-		// flight on the main topic and in the retry lanes.
-		tr.WaitSettled(t, orders, n*(i+1)/(kills+2), 5*time.Minute, svc)
-		svc.Kill()
-		down := time.Now()
-		svc.Start()
-		downtime = append(downtime, time.Since(down))
-		// Kill the next instance once it consumes, not while it joins the
-		// group: TestCrashDuringJoin covers that.
-		svc.WaitReady(2 * time.Minute)
-		c.waitGroupsStable(t, 2*time.Minute, name+"-group", name+"-group.retry")
-		t.Logf("%s: kill %d at %d of %d orders settled", time.Since(started).Round(time.Millisecond), i+1, tr.Settled(orders), n)
-	}
+	downtime := c.killMidStream(t, svc, tr, orders, kills, started)
 	require.NoError(t, <-fed)
 	t.Logf("%s: all orders fed, %d settled", time.Since(started).Round(time.Millisecond), tr.Settled(orders))
 	tr.WaitSettled(t, orders, n, time.Duration(size(3, 10))*time.Minute, svc)
@@ -84,6 +70,29 @@ func crashLosesNothing(t *testing.T, scenario, name string, vars map[string]stri
 	})
 	assert.Zero(t, tl.Lost, "lost orders, e.g. %v", tl.LostIDs)
 	assert.Zero(t, tl.Misrouted, "orders with the wrong outcome: %v", tl.Wrong)
+}
+
+// killMidStream kills svc (SIGKILL) kills times, at evenly spread points of
+// the stream of orders, while records are in flight on the main topic and in
+// the retry lanes, restarting it each time, and returns how long each
+// restart took to HTTP ready.
+func (c *cluster) killMidStream(t *testing.T, svc *service, tr *tracker, orders []order, kills int, started time.Time) []time.Duration {
+	t.Helper()
+	n := len(orders)
+	var downtime []time.Duration
+	for i := range kills {
+		tr.WaitSettled(t, orders, n*(i+1)/(kills+2), 5*time.Minute, svc)
+		svc.Kill()
+		down := time.Now()
+		svc.Start()
+		downtime = append(downtime, time.Since(down))
+		// Kill the next instance once it consumes, not while it joins the
+		// group: TestCrashDuringJoin covers that.
+		svc.WaitReady(2 * time.Minute)
+		c.waitGroupsStable(t, 2*time.Minute, svc.Name+"-group", svc.Name+"-group.retry")
+		t.Logf("%s: kill %d at %d of %d orders settled", time.Since(started).Round(time.Millisecond), i+1, tr.Settled(orders), n)
+	}
+	return downtime
 }
 
 func roundAll(ds []time.Duration) []string {

@@ -61,17 +61,7 @@ func TestCrashKeepsKeyOrder(t *testing.T) {
 	svc.Start()
 	tr := c.track(t, name, topicOrderProcessed, name+".dlq")
 	fed := feed(t.Context(), c.producer(t), orders, size(150, 1000))
-	var downtime []time.Duration
-	for i := range kills {
-		tr.WaitSettled(t, orders, n*(i+1)/(kills+2), 5*time.Minute, svc)
-		svc.Kill()
-		down := time.Now()
-		svc.Start()
-		downtime = append(downtime, time.Since(down))
-		svc.WaitReady(2 * time.Minute)
-		c.waitGroupsStable(t, 2*time.Minute, name+"-group", name+"-group.retry")
-		t.Logf("%s: kill %d at %d of %d orders settled", time.Since(started).Round(time.Millisecond), i+1, tr.Settled(orders), n)
-	}
+	downtime := c.killMidStream(t, svc, tr, orders, kills, started)
 	require.NoError(t, <-fed)
 	tr.WaitSettled(t, orders, n, time.Duration(size(3, 10))*time.Minute, svc)
 	settled := time.Since(started)
