@@ -1,6 +1,7 @@
 package kafkaevents
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -130,7 +131,9 @@ func (e *entry) viaKeyOrder(msg *message.Message) ([]*message.Message, error) {
 }
 
 // run is the rest of the entry middleware after admission, as
-// viaKeyOrder calls it.
+// viaKeyOrder calls it. enter writes the same lines inline rather than
+// calling run: one frame fewer on the message goroutine's 2 KiB stack for
+// every message (figure 1).
 func (e *entry) run(msg *message.Message) ([]*message.Message, error) {
 	var mark uintptr
 	mark = e.grow.Prepare(&mark)
@@ -194,10 +197,7 @@ func (s *Stack) KeyOrderStats() *KeyOrderStats {
 	}
 	st := &KeyOrderStats{Topic: s.ParkedTopic(), Limit: s.cfg.Retry.KeyOrderLimit, Handlers: []HandlerKeyOrder{}, Full: []FullPartition{}}
 	now := time.Now()
-	by := map[string]keyorder.HandlerStats{}
-	for _, h := range s.keys.Stats() {
-		by[h.HandlerID] = h
-	}
+	by := s.keys.Stats()
 	s.mu.Lock()
 	for id := range s.handlers {
 		if _, ok := by[id]; !ok {
@@ -220,13 +220,7 @@ func (s *Stack) KeyOrderStats() *KeyOrderStats {
 		st.Full = append(st.Full, FullPartition{Topic: tp.Topic, Partition: tp.Partition, Since: since})
 	}
 	slices.SortFunc(st.Full, func(a, b FullPartition) int {
-		if a.Topic != b.Topic {
-			if a.Topic < b.Topic {
-				return -1
-			}
-			return 1
-		}
-		return int(a.Partition - b.Partition)
+		return cmp.Or(strings.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
 	})
 	return st
 }

@@ -72,6 +72,15 @@ func (f *firstSuccess) has(v string) bool {
 	return f.handled[v]
 }
 
+// assertInOrder checks that every key's records were first handled
+// successfully in offset order.
+func (f *firstSuccess) assertInOrder(t *testing.T) {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	assert.Empty(t, f.violations, "order of first successful handling per key")
+}
+
 func (f *firstSuccess) setFail(v string, n int) {
 	f.mu.Lock()
 	f.fail[v] = n
@@ -121,9 +130,7 @@ func TestKeepKeyOrderAcrossRetries(t *testing.T) {
 			require.NoError(t, err)
 			require.Eventually(t, func() bool { return f.count() == len(batch) }, 60*time.Second, 20*time.Millisecond,
 				"every record handled once its key was released")
-			f.mu.Lock()
-			assert.Empty(t, f.violations, "order of first successful handling per key")
-			f.mu.Unlock()
+			f.assertInOrder(t)
 			require.Eventually(t, func() bool {
 				st := rn.Stack.KeyOrderStats()
 				return st != nil && len(st.Handlers) == 1 && st.Handlers[0].ParkedKeys == 0 && st.Handlers[0].SetAside == 0
@@ -174,9 +181,7 @@ func TestKeepKeyOrderSurvivesARestart(t *testing.T) {
 	assert.False(t, f.has("K:2") || f.has("K:4"), "records of a parked key handled after the restart")
 	f.setFail("K:1", 0)
 	require.Eventually(t, func() bool { return f.has("K:4") }, 30*time.Second, 20*time.Millisecond)
-	f.mu.Lock()
-	assert.Empty(t, f.violations)
-	f.mu.Unlock()
+	f.assertInOrder(t)
 }
 
 // TestKeepKeyOrderDeadLetteredHead: a head that fails permanently goes to
@@ -209,9 +214,7 @@ func TestKeepKeyOrderDeadLetteredHead(t *testing.T) {
 			assert.Equal(t, want, recs[0].Headers[wire.HeaderDLQKeyOrder])
 			if policy == "release" {
 				require.Eventually(t, func() bool { return f.has("K:3") }, 30*time.Second, 20*time.Millisecond)
-				f.mu.Lock()
-				assert.Empty(t, f.violations)
-				f.mu.Unlock()
+				f.assertInOrder(t)
 				return
 			}
 			require.Eventually(t, func() bool { return f.has("other:1") }, 30*time.Second, 20*time.Millisecond)
@@ -225,9 +228,7 @@ func TestKeepKeyOrderDeadLetteredHead(t *testing.T) {
 			assert.False(t, f.has("K:2"), "a record behind a held dead-lettered head was handled")
 			require.NoError(t, rn.Stack.ReleaseKey(t.Context(), "Orders.keep", topic, 0, "K"))
 			require.Eventually(t, func() bool { return f.has("K:3") }, 30*time.Second, 20*time.Millisecond)
-			f.mu.Lock()
-			assert.Empty(t, f.violations)
-			f.mu.Unlock()
+			f.assertInOrder(t)
 			assert.ErrorIs(t, rn.Stack.ReleaseKey(t.Context(), "Orders.keep", topic, 0, "K"), kafkaevents.ErrNotParked)
 		})
 	}
@@ -269,9 +270,7 @@ func TestKeepKeyOrderLimitStopsThePartition(t *testing.T) {
 	require.Len(t, st.Full, 1)
 	require.NoError(t, rn.Stack.ReleaseKey(t.Context(), "Orders.keep", topic, 0, "K"))
 	require.Eventually(t, func() bool { return f.has("other:1") && f.has("K:5") }, 30*time.Second, 20*time.Millisecond)
-	f.mu.Lock()
-	assert.Empty(t, f.violations)
-	f.mu.Unlock()
+	f.assertInOrder(t)
 	assert.Empty(t, rn.Stack.Readiness(t.Context()).Warnings)
 }
 
@@ -336,7 +335,5 @@ func TestKeepKeyOrderAcrossARebalance(t *testing.T) {
 	f.setFail("A:1", 0)
 	f.setFail("B:1", 0)
 	require.Eventually(t, func() bool { return f.has("A:3") && f.has("B:3") }, 60*time.Second, 20*time.Millisecond)
-	f.mu.Lock()
-	assert.Empty(t, f.violations)
-	f.mu.Unlock()
+	f.assertInOrder(t)
 }

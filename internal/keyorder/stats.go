@@ -20,9 +20,9 @@ type HandlerStats struct {
 	OldestParked time.Time
 }
 
-// Stats returns the parked keys of each handler that has some, sorted by
-// handler ID.
-func (p *Parker) Stats() []HandlerStats {
+// Stats returns the parked keys of each handler that has some, by handler
+// ID.
+func (p *Parker) Stats() map[string]HandlerStats {
 	if !p.Started() {
 		return nil
 	}
@@ -49,11 +49,10 @@ func (p *Parker) Stats() []HandlerStats {
 		}
 	}
 	p.mu.Unlock()
-	out := make([]HandlerStats, 0, len(by))
-	for _, s := range by {
-		out = append(out, *s)
+	out := make(map[string]HandlerStats, len(by))
+	for id, s := range by {
+		out[id] = *s
 	}
-	slices.SortFunc(out, func(a, b HandlerStats) int { return cmp.Compare(a.HandlerID, b.HandlerID) })
 	return out
 }
 
