@@ -223,6 +223,18 @@ type ProducerConfig struct {
 	// Default: 5ms, as the Java client; NoLinger sends every record at once.
 	// Environment: KAFKA_PRODUCER_LINGER (0 for NoLinger).
 	Linger time.Duration
+	// ExactlyOnceHandoffs writes each retry and DLQ hand-off, and commits
+	// the consumed offset past its original record, in one Kafka
+	// transaction: a record is handed off once whatever the process does
+	// between the two (see docs/exactly-once.md). The consumer groups then
+	// read read_committed and commit only through those transactions, at
+	// least every Consumer.CommitInterval. It needs Version 2.5.0 or newer
+	// and brokers that allow transactions; the transactional ID is
+	// {ServiceName}.handoffs.{Consumer.InstanceID}, or a random suffix when
+	// that is empty, and New fails, naming this option, when the brokers
+	// refuse it. Optional. Default: false. Environment:
+	// KAFKA_PRODUCER_EXACTLY_ONCE_HANDOFFS.
+	ExactlyOnceHandoffs *bool
 }
 
 // NoLinger is the Producer.Linger that sends every record at once.

@@ -115,6 +115,9 @@ func (c *Config) SetDefaults() {
 	if p.Idempotent == nil {
 		p.Idempotent = Bool(false)
 	}
+	if p.ExactlyOnceHandoffs == nil {
+		p.ExactlyOnceHandoffs = Bool(false)
+	}
 	if p.MaxInFlightRequests == 0 {
 		p.MaxInFlightRequests = defaultMaxInFlight
 		if *p.Idempotent {
@@ -212,6 +215,10 @@ func (c Config) FromBeginning() bool { return boolOr(c.Subscriptions.FromBeginni
 
 // Idempotent reports whether the producers are idempotent; unset means false.
 func (c Config) Idempotent() bool { return boolOr(c.Producer.Idempotent, false) }
+
+// ExactlyOnce reports whether the hand-offs are exactly once
+// (Producer.ExactlyOnceHandoffs); unset means false.
+func (c Config) ExactlyOnce() bool { return boolOr(c.Producer.ExactlyOnceHandoffs, false) }
 
 func boolOr(p *bool, def bool) bool {
 	if p == nil {

@@ -143,6 +143,12 @@ func (c Config) Sarama() (*sarama.Config, error) {
 	if c.Producer.Linger > 0 {
 		sc.Producer.Flush.Frequency = c.Producer.Linger
 	}
+	if c.ExactlyOnce() {
+		// The offsets are committed by the hand-off transactions alone,
+		// and what was aborted is not read.
+		sc.Consumer.Offsets.AutoCommit.Enable = false
+		sc.Consumer.IsolationLevel = sarama.ReadCommitted
+	}
 
 	if err := sc.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: sarama rejects the result: %w", ErrInvalidConfig, err)

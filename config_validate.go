@@ -35,6 +35,7 @@ var (
 	minSupportedKafkaVersion  = sarama.V1_0_0_0
 	cooperativeStickyMinKafka = sarama.V2_4_0_0
 	zstdMinKafka              = sarama.V2_1_0_0
+	exactlyOnceMinKafka       = sarama.V2_5_0_0
 	staticMembershipMinKafka  = sarama.V2_3_0_0
 )
 
@@ -324,6 +325,9 @@ func (c Config) validateProducer(v *validator) {
 	v.oneOf("Producer.Compression", compression, allowedCompressions)
 	if ver, err := sarama.ParseKafkaVersion(c.Version); compression == "zstd" && err == nil && !v.has("Version") && !ver.IsAtLeast(zstdMinKafka) {
 		v.addAgainst("Producer.Compression", []string{"Version"}, "= %q needs Version %s or newer, got %q", compression, zstdMinKafka, c.Version)
+	}
+	if ver, err := sarama.ParseKafkaVersion(c.Version); c.ExactlyOnce() && err == nil && !v.has("Version") && !ver.IsAtLeast(exactlyOnceMinKafka) {
+		v.addAgainst("Producer.ExactlyOnceHandoffs", []string{"Version"}, "= true needs Version %s or newer (its transactions fence zombie group members), got %q", exactlyOnceMinKafka, c.Version)
 	}
 	if c.Idempotent() {
 		if acks != "all" && !v.has("Producer.RequiredAcks") {

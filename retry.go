@@ -60,8 +60,10 @@ func (s *Stack) startRetryConsumer(ctx context.Context) error {
 	sc.Consumer.Group.InstanceId = memberInstanceID(s.cfg.Consumer.InstanceID, "retry")
 	shortest := s.retrier.ShortestDelay()
 	sc.Consumer.Fetch.Min, sc.Consumer.MaxWaitTime = retryFetch(shortest, sc.Consumer.Fetch.Min, sc.Consumer.MaxWaitTime)
-	if err := s.startHandoffProducer(ctx, shortest); err != nil {
-		return err
+	if s.txns == nil {
+		if err := s.startHandoffProducer(ctx, shortest); err != nil {
+			return err
+		}
 	}
 	client, err := s.connectClient(ctx, "connecting the retry consumer", sc)
 	if err != nil {
@@ -74,7 +76,7 @@ func (s *Stack) startRetryConsumer(ctx context.Context) error {
 	c, err := delayedretry.NewConsumer(delayedretry.ConsumerConfig{
 		Client: client, GroupID: s.cfg.Consumer.GroupID + ".retry", Topics: s.retrier.Topics(),
 		Dispatcher: s.dispatcher, DeadLetter: dead, Metrics: s.retryStats, MaxWait: s.cfg.Retry.Retention,
-		Concurrency: s.concurrencyOf,
+		Concurrency: s.concurrencyOf, Claims: claimTracker(s.retryClaims(s.cfg.Consumer.GroupID + ".retry")),
 	}, s.logger)
 	if err != nil {
 		_ = client.Close()

@@ -20,7 +20,9 @@ import (
 	"github.com/torix/kafkaevents/internal/consume"
 	"github.com/torix/kafkaevents/internal/keyorder"
 	"github.com/torix/kafkaevents/internal/offsets"
+	"github.com/torix/kafkaevents/internal/txn"
 	"github.com/torix/kafkaevents/tracing"
+	"github.com/torix/kafkaevents/wire"
 )
 
 // Stack is the kafkaevents machinery for one service: the Kafka subscriber
@@ -70,7 +72,13 @@ type Stack struct {
 	keysClient       sarama.Client
 	keysWriter       *Producer
 	keysWriterClient sarama.Client
-	wg               sync.WaitGroup
+	// txns are the hand-off transactions, txnSender their Sender, txnClient
+	// their client; nil without exactly-once hand-offs (exactlyonce.go).
+	txns      *txn.Committer
+	txnSender *txnSender
+	txnClient sarama.Client
+	txnStats  *txnStats
+	wg        sync.WaitGroup
 	closed           bool
 }
 
@@ -126,6 +134,7 @@ func (s *Stack) build(o options) error {
 	for _, step := range []func(options) error{
 		s.connect,
 		s.buildProducer,
+		s.buildExactlyOnce,
 		s.buildSubscriber,
 		s.buildKeyOrder,
 		s.buildRetry,
@@ -185,7 +194,11 @@ func (s *Stack) buildSubscriber(o options) error {
 		Logger:        s.logger,
 		Group:         cfg.Consumer.GroupID,
 		OnClaim:       s.onClaim,
+		Commit:        s.trackerCommit(),
 	})
+	if s.txns != nil {
+		s.txns.AddSource(marks.Commits)
+	}
 	newKafka := func(sc *sarama.Config) (message.Subscriber, error) {
 		ks, err := kafka.NewSubscriber(kafka.SubscriberConfig{
 			Brokers:               cfg.Brokers,
@@ -238,10 +251,14 @@ func (s *Stack) buildRetry(o options) error {
 	if !s.cfg.RetryEnabled() {
 		return nil
 	}
-	s.handoff = &handoffSender{Producer: s.producer}
+	var sender wire.Sender = s.txnSender
+	if s.txns == nil {
+		s.handoff = &handoffSender{Producer: s.producer}
+		sender = s.handoff
+	}
 	var err error
 	s.retrier, err = delayedretry.New(delayedretry.Config{
-		Sender:      s.handoff,
+		Sender:      sender,
 		TopicPrefix: s.cfg.ServiceName + ".retry",
 		Mode:        delayedretry.Mode(s.cfg.Retry.TopicMode),
 		Policy:      s.cfg.retryPolicy(),
@@ -261,9 +278,13 @@ func (s *Stack) buildDLQ(o options) error {
 	if !s.cfg.DLQEnabled() {
 		return nil
 	}
+	var sender wire.Sender = s.producer
+	if s.txns != nil {
+		sender = s.txnSender
+	}
 	var err error
 	s.queue, err = dlq.New(dlq.Config{
-		Sender: s.producer, Topic: s.DLQTopic(), Tracer: s.tracer, Metrics: s.dlqStats, Now: o.now, Holder: s.holder, Parker: s.keys,
+		Sender: sender, Topic: s.DLQTopic(), Tracer: s.tracer, Metrics: s.dlqStats, Now: o.now, Holder: s.holder, Parker: s.keys,
 	}, s.logger)
 	if err != nil {
 		return err
@@ -360,6 +381,9 @@ func (s *Stack) Close() error {
 	if s.keysWriter != nil {
 		errs = append(errs, s.keysWriter.Close())
 	}
+	if s.txns != nil {
+		errs = append(errs, s.txns.Close())
+	}
 	if s.handoff != nil {
 		if p := s.handoff.held.Load(); p != nil {
 			errs = append(errs, p.Close())
@@ -368,7 +392,7 @@ func (s *Stack) Close() error {
 	if s.producer != nil {
 		errs = append(errs, s.producer.Close())
 	}
-	for _, c := range []interface{ Close() error }{s.admin, s.retryClient, s.handoffClient, s.keysClient, s.keysWriterClient, s.client} {
+	for _, c := range []interface{ Close() error }{s.admin, s.retryClient, s.handoffClient, s.keysClient, s.keysWriterClient, s.txnClient, s.client} {
 		if c != nil && !isNilCloser(c) {
 			if err := c.Close(); err != nil && !errors.Is(err, sarama.ErrClosedClient) {
 				errs = append(errs, err)

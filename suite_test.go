@@ -283,7 +283,18 @@ type collector struct {
 
 func (e *testEnv) collect(t *testing.T, topics ...string) *collector {
 	t.Helper()
-	client := e.client(t)
+	return e.collectIsolated(t, sarama.ReadUncommitted, topics...)
+}
+
+// collectIsolated is collect at an isolation level: ReadCommitted skips
+// the records of aborted transactions.
+func (e *testEnv) collectIsolated(t *testing.T, isolation sarama.IsolationLevel, topics ...string) *collector {
+	t.Helper()
+	sc := e.saramaConfig()
+	sc.Consumer.IsolationLevel = isolation
+	client, err := sarama.NewClient(e.Brokers, sc)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = client.Close() })
 	consumer, err := sarama.NewConsumerFromClient(client)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -239,6 +239,9 @@ func (c *cluster) saramaConfig() *sarama.Config {
 	sc.Producer.MaxMessageBytes = 1 << 20
 	sc.Net.MaxOpenRequests = 1
 	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
+	// The readers see what a reader of the DLQ acts on: not the records of
+	// aborted transactions (exactly-once hand-offs).
+	sc.Consumer.IsolationLevel = sarama.ReadCommitted
 	return sc
 }
 

@@ -67,6 +67,22 @@ type ConsumerConfig struct {
 	// 1,024 more (inorder.Window). Optional. Default: 1 for every handler,
 	// one record at a time.
 	Concurrency func(handlerID string) int
+	// Claims, when set, wraps the consumer group handler and gives the
+	// context of each record it dispatches the record's position, so that
+	// the record's hand-off can hold its offset (the Stack sets it when its
+	// hand-offs are exactly once: the retry topics' offsets are then
+	// committed by the Stack's transactions, with the records that replace
+	// them, and the client must not auto-commit). Optional.
+	Claims ClaimTracker
+}
+
+// ClaimTracker tracks the claims of the retry consumer's sessions; see
+// ConsumerConfig.Claims.
+type ClaimTracker interface {
+	// WrapConsumerGroupHandler returns the handler the consumer group runs.
+	WrapConsumerGroupHandler(h sarama.ConsumerGroupHandler) sarama.ConsumerGroupHandler
+	// WithRecord returns the context of rec's dispatched message.
+	WithRecord(ctx context.Context, rec *sarama.ConsumerMessage) context.Context
 }
 
 // Consumer reads the retry topics and dispatches each record when it is due.
@@ -183,7 +199,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 	c.waiting.Store(c.cfg.Now().UnixNano())
 	c.running.Store(true)
 	defer c.running.Store(false)
-	h := &groupHandler{c: c, runCtx: ctx}
+	var h sarama.ConsumerGroupHandler = &groupHandler{c: c, runCtx: ctx}
+	if c.cfg.Claims != nil {
+		h = c.cfg.Claims.WrapConsumerGroupHandler(h)
+	}
 	backoff := time.Second
 	for ctx.Err() == nil {
 		if err := group.Consume(ctx, c.cfg.Topics, h); err != nil {
@@ -353,6 +372,9 @@ func (c *Consumer) deliver(runCtx context.Context, sess sarama.ConsumerGroupSess
 	// handler may have changed the metadata it was given.
 	r := redeliver.Record{UUID: hdr[wire.HeaderWatermillUUID], Payload: rec.Value, Delivery: d}
 	delete(hdr, wire.HeaderWatermillUUID)
+	if c.cfg.Claims != nil {
+		runCtx = c.cfg.Claims.WithRecord(runCtx, rec)
+	}
 	backoff := c.cfg.RedeliverBackoff
 	for attempt := 0; ; attempt++ {
 		r.Metadata = message.Metadata(hdr)

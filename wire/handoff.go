@@ -41,20 +41,30 @@ func SendHeld(ctx context.Context, sender Sender, holder OffsetHolder, msg *mess
 	}
 	// Kept to send again: the producer appends its own headers to rec.
 	again := copyRecord(rec)
-	async.SendRecordAsync(ctx, rec, func(err error) {
+	sendHeld(ctx, async, rec, hold, func(err error) {
 		if err == nil {
 			acked(rec)
 			hold.Release()
 			return
 		}
 		refused(err)
-		go resend(context.WithoutCancel(ctx), sender, again, hold, acked, refused, gaveUp)
+		go resend(context.WithoutCancel(ctx), async, again, hold, acked, refused, gaveUp)
 	})
 	return true
 }
 
+// sendHeld sends rec, which replaces the record hold holds, with sender's
+// SendHeldRecord when it is a HeldSender, else with SendRecordAsync.
+func sendHeld(ctx context.Context, sender AsyncSender, rec *sarama.ProducerMessage, hold OffsetHold, done func(error)) {
+	if hs, ok := sender.(HeldSender); ok {
+		hs.SendHeldRecord(ctx, rec, hold, done)
+		return
+	}
+	sender.SendRecordAsync(ctx, rec, done)
+}
+
 // resend is SendHeld's loop for a refused record.
-func resend(ctx context.Context, sender Sender, rec *sarama.ProducerMessage, hold OffsetHold, acked func(*sarama.ProducerMessage), refused func(error), gaveUp func()) {
+func resend(ctx context.Context, sender AsyncSender, rec *sarama.ProducerMessage, hold OffsetHold, acked func(*sarama.ProducerMessage), refused func(error), gaveUp func()) {
 	backoff := resendMinBackoff
 	for {
 		t := time.NewTimer(backoff)
@@ -66,7 +76,9 @@ func resend(ctx context.Context, sender Sender, rec *sarama.ProducerMessage, hol
 		case <-t.C:
 		}
 		sent := copyRecord(rec)
-		err := sender.SendRecord(ctx, sent)
+		answer := make(chan error, 1)
+		sendHeld(ctx, sender, sent, hold, func(err error) { answer <- err })
+		err := <-answer
 		if err == nil {
 			acked(sent)
 			hold.Release()

@@ -40,3 +40,16 @@ type AsyncSender interface {
 	// answer (nil when the record was acknowledged). done must not block.
 	SendRecordAsync(ctx context.Context, rec *sarama.ProducerMessage, done func(error))
 }
+
+// HeldSender is an AsyncSender that takes the hold of the record a hand-off
+// replaces: it commits the offset past the held record together with the
+// record that replaces it, in one transaction, so that the hand-off happens
+// once whatever the process does (the Stack's exactly-once hand-offs).
+type HeldSender interface {
+	AsyncSender
+	// SendHeldRecord is SendRecordAsync for rec, the record that replaces
+	// the one hold holds; done is called once the transaction carrying rec
+	// and the offset past the held record committed (nil), or failed. It
+	// does not release hold.
+	SendHeldRecord(ctx context.Context, rec *sarama.ProducerMessage, hold OffsetHold, done func(error))
+}

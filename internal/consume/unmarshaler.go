@@ -35,11 +35,16 @@ func (u HandOutUnmarshaler) Unmarshal(rec *sarama.ConsumerMessage) (*message.Mes
 // acknowledged by the broker.
 type OffsetHolder struct{ Marks *offsets.Tracker }
 
-// Hold implements wire.OffsetHolder. It returns nil for a message that
-// did not come from a Subscriber on Marks.
+// Hold implements wire.OffsetHolder. A message that did not come from a
+// Subscriber on Marks is held where its context says it was read
+// (offsets.HoldAt: a retry record dispatched by the retry consumer, when its
+// hand-offs are transactional); otherwise Hold returns nil.
 func (h OffsetHolder) Hold(msg *message.Message) wire.OffsetHold {
 	sub, ok := msg.Context().Value(subscriptionKey{}).(*subscription)
-	if !ok || sub.marks != h.Marks {
+	if !ok {
+		return offsets.HoldAt(msg.Context())
+	}
+	if sub.marks != h.Marks {
 		return nil
 	}
 	tp, off, ok := sub.position(msg)

@@ -55,6 +55,13 @@ type Config struct {
 	// when not nil, is called once the claim is revoked, with the claim's
 	// deadline, and the claim's end waits for it too. Optional.
 	OnClaim func(tp Partition, revoked <-chan struct{}) func(deadline time.Time)
+	// Commit, when set, makes the commits transactional: the session
+	// commits nothing of its own (its Commit does nothing, and the sarama
+	// config must disable auto-commit), a transaction commits what
+	// [Tracker.Commits] reports, and the end of a claim calls Commit, once
+	// its holds are released or its deadline passed, so that its offsets
+	// are committed before the partition goes to another member. Optional.
+	Commit func(ctx context.Context) error
 }
 
 // DefaultMaxHolds is the default of [Config.MaxHolds].
@@ -134,6 +141,11 @@ type claimState struct {
 	skipped int64
 	// meta is the metadata last given to the session.
 	meta string
+	// settling are the held offsets whose hand-off is in a transaction
+	// being committed, in ascending order; start is the offset the claim
+	// started at (-1 when unknown). See Commits.
+	settling []int64
+	start    int64
 	// lazy claims (a record was admitted) give the session their marks on
 	// the flush interval rather than at each mark; pushed is the offset
 	// last given to it.
@@ -483,6 +495,7 @@ type InFlight struct {
 	released  bool
 	abandoned bool
 	counted   bool
+	settling  bool
 }
 
 // Release settles the held offset: the marks of its partition may pass it.
@@ -507,6 +520,10 @@ func (h *InFlight) Release() {
 	c.active--
 	if i, ok := slices.BinarySearch(c.held, h.offset); ok {
 		c.held = slices.Delete(c.held, i, i+1)
+	}
+	if h.settling {
+		h.settling = false
+		c.unsettle(h.offset)
 	}
 	o.mark(h.tp, c, c.want)
 	o.signal()
@@ -787,12 +804,12 @@ func (o *Tracker) giveUpOut(tp Partition, c *claimState) {
 func (o *Tracker) startClaim(tp Partition, sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) *claimState {
 	c := &claimState{
 		sess: sess, revoked: make(chan struct{}),
-		handedOut: -1, refused: -1, refusedFrom: -1, marked: -1, want: -1, pushed: -1,
+		handedOut: -1, refused: -1, refusedFrom: -1, marked: -1, want: -1, pushed: -1, start: -1,
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.end, c.cancelEnd = context.WithCancel(context.Background())
 	if initial := claim.InitialOffset(); initial >= 0 {
-		c.marked, c.want, c.pushed = initial, initial, initial
+		c.marked, c.want, c.pushed, c.start = initial, initial, initial, initial
 		if o.cfg.Committed != nil {
 			if off, meta, err := o.cfg.Committed(tp); err == nil && off == initial {
 				c.skip = o.trusted(tp, meta, off, claim.HighWaterMarkOffset())
@@ -857,6 +874,10 @@ func (o *Tracker) endClaim(tp Partition, c *claimState) {
 		}
 		t.Stop()
 	}
+	if o.cfg.Commit != nil {
+		o.commitEnd(tp, c)
+		return
+	}
 	o.flush(tp, c) // before the session commits
 }
 
@@ -871,7 +892,7 @@ func (o *Tracker) finishClaim(tp Partition, c *claimState) {
 		// The holds still open are lost: their offsets stay uncommitted.
 		o.holds -= c.counted
 		c.counted, c.active = 0, 0
-		c.held = nil
+		c.held, c.settling = nil, nil
 		c.msg = nil
 		c.cancel()
 		c.cancelEnd()
@@ -911,6 +932,28 @@ func (s markingSession) MarkMessage(msg *sarama.ConsumerMessage, _ string) {
 	defer o.mu.Unlock()
 	o.mark(s.tp, s.claim, msg.Offset+1)
 	o.letGo(s.claim)
+}
+
+// MarkOffset marks offset, the next one to consume, as MarkMessage does.
+func (s markingSession) MarkOffset(topic string, partition int32, offset int64, _ string) {
+	if topic != s.tp.Topic || partition != s.tp.Partition {
+		s.ConsumerGroupSession.MarkOffset(topic, partition, offset, "")
+		return
+	}
+	o := s.marks
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.mark(s.tp, s.claim, offset)
+	o.letGo(s.claim)
+}
+
+// Commit commits the session's marks, unless the commits are
+// transactional (Config.Commit): a transaction commits them then.
+func (s markingSession) Commit() {
+	if s.marks.cfg.Commit != nil {
+		return
+	}
+	s.ConsumerGroupSession.Commit()
 }
 
 // ClaimContext returns a context that is cancelled when claim is revoked:

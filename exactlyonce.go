@@ -1,0 +1,195 @@
+package kafkaevents
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/torix/kafkaevents/delayedretry"
+	"github.com/torix/kafkaevents/internal/offsets"
+	"github.com/torix/kafkaevents/internal/txn"
+	"github.com/torix/kafkaevents/tracing"
+	"github.com/torix/kafkaevents/wire"
+)
+
+// Exactly-once hand-offs (Config.Producer.ExactlyOnceHandoffs): the
+// transactions of internal/txn write the retry and DLQ records and commit
+// the offsets of the main and retry consumer groups.
+
+const (
+	// handoffTxnLinger is how long a hand-off waits for others before its
+	// transaction starts.
+	handoffTxnLinger = 10 * time.Millisecond
+	// handoffTxnTimeout is the transaction timeout (Kafka Streams' default
+	// under exactly-once): a transaction left open by a process that died
+	// is aborted by the broker after it, and until then a read_committed
+	// reader of the retry topics and the DLQ waits at its first record.
+	handoffTxnTimeout = 10 * time.Second
+)
+
+// handoffTransactionalID returns the transactional ID of the hand-offs:
+// stable across restarts with Consumer.InstanceID, so that a restarted
+// instance fences its predecessor and aborts its open transaction at once;
+// random otherwise.
+func (c Config) handoffTransactionalID() string {
+	suffix := c.Consumer.InstanceID
+	if suffix == "" {
+		b := make([]byte, 8)
+		_, _ = rand.Read(b)
+		suffix = hex.EncodeToString(b)
+	}
+	return c.ServiceName + ".handoffs." + suffix
+}
+
+// buildExactlyOnce initialises the hand-off transactions when
+// Producer.ExactlyOnceHandoffs is set.
+func (s *Stack) buildExactlyOnce(options) error {
+	s.txnStats = newTxnStats()
+	if !s.cfg.ExactlyOnce() {
+		return nil
+	}
+	sc, err := s.cfg.Sarama()
+	if err != nil {
+		return err
+	}
+	id := s.cfg.handoffTransactionalID()
+	sc.Producer.Partitioner = newPartitioner
+	sc.Producer.Idempotent = true
+	sc.Producer.RequiredAcks = sarama.WaitForAll
+	sc.Net.MaxOpenRequests = 1
+	sc.Producer.Transaction.ID = id
+	sc.Producer.Transaction.Timeout = handoffTxnTimeout
+	// The committer gathers the records itself; a transaction sends them
+	// at once and its commit flushes them.
+	sc.Producer.Flush.Frequency = 0
+	client, err := s.connectClient(s.startCtx, "connecting the hand-off producer", sc)
+	if err != nil {
+		return s.cfg.redactErr(fmt.Errorf("kafkaevents: hand-off producer client: %w", err))
+	}
+	s.txnClient = client
+	c, err := txn.New(txn.Config{
+		Client: client, Linger: handoffTxnLinger, Interval: s.cfg.Consumer.CommitInterval,
+		Observe: s.txnStats.observe, Logger: s.logger,
+	})
+	if err != nil {
+		return err
+	}
+	if err := c.Start(); err != nil {
+		return s.cfg.redactErr(fmt.Errorf("kafkaevents: Producer.ExactlyOnceHandoffs (KAFKA_PRODUCER_EXACTLY_ONCE_HANDOFFS) is on, "+
+			"and the brokers refused the transactional producer %q: %w; allow transactions for it (ACL on transactional IDs %s.handoffs.*), "+
+			"or turn the option off", id, err, s.cfg.ServiceName))
+	}
+	s.txns = c
+	s.txnSender = &txnSender{committer: c, tracer: s.tracer}
+	return nil
+}
+
+// trackerCommit is the Commit of the offset trackers: nil without
+// exactly-once hand-offs, so that the sessions commit.
+func (s *Stack) trackerCommit() func(context.Context) error {
+	if s.txns == nil {
+		return nil
+	}
+	return s.txns.Flush
+}
+
+// retryClaims returns the tracker of the retry consumer's claims, whose
+// offsets the hand-off transactions commit; nil without exactly-once
+// hand-offs.
+func (s *Stack) retryClaims(group string) *offsets.Tracker {
+	if s.txns == nil {
+		return nil
+	}
+	t := offsets.NewTracker(offsets.Config{
+		ReleaseWait: min(s.cfg.Consumer.ShutdownTimeout, s.cfg.Consumer.RebalanceTimeout/2),
+		Logger:      s.logger, Group: group, Commit: s.txns.Flush,
+	})
+	s.txns.AddSource(t.Commits)
+	return t
+}
+
+// txnSender is the Sender of the retry and DLQ hand-offs under
+// exactly-once: each record goes into the next hand-off transaction, with
+// the offset past the record it replaces when that is held.
+type txnSender struct {
+	committer *txn.Committer
+	tracer    *tracing.Tracer
+}
+
+// SendRecord implements wire.Sender: it returns once the transaction
+// carrying rec committed, or with its error.
+func (t *txnSender) SendRecord(ctx context.Context, rec *sarama.ProducerMessage) error {
+	answer := make(chan error, 1)
+	t.send(ctx, rec, nil, func(err error) { answer <- err })
+	return <-answer
+}
+
+// SendRecordAsync implements wire.AsyncSender.
+func (t *txnSender) SendRecordAsync(ctx context.Context, rec *sarama.ProducerMessage, done func(error)) {
+	t.send(ctx, rec, nil, done)
+}
+
+// SendHeldRecord implements wire.HeldSender.
+func (t *txnSender) SendHeldRecord(ctx context.Context, rec *sarama.ProducerMessage, hold wire.OffsetHold, done func(error)) {
+	h, _ := hold.(txn.Hold)
+	t.send(ctx, rec, h, done)
+}
+
+func (t *txnSender) send(ctx context.Context, rec *sarama.ProducerMessage, hold txn.Hold, done func(error)) {
+	end := startRecord(t.tracer, ctx, rec)
+	t.committer.Send(rec, hold, func(err error) {
+		end(rec.Partition, rec.Offset, err)
+		done(err)
+	})
+}
+
+// txnStats counts the hand-off transactions for the metrics.
+type txnStats struct {
+	mu        sync.Mutex
+	committed int64
+	aborted   map[string]int64
+	records   int64
+	durations []time.Duration // of the last transactions, a ring
+	next      int
+	observer  func(txn.Outcome)
+}
+
+// txnDurationsKept is how many durations txnStats keeps for its
+// percentiles.
+const txnDurationsKept = 512
+
+func newTxnStats() *txnStats { return &txnStats{aborted: map[string]int64{}} }
+
+func (t *txnStats) observe(o txn.Outcome) {
+	t.mu.Lock()
+	if o.Err == nil {
+		t.committed++
+		t.records += int64(o.Records)
+	} else {
+		t.aborted[o.Reason]++
+	}
+	if len(t.durations) < txnDurationsKept {
+		t.durations = append(t.durations, o.Duration)
+	} else {
+		t.durations[t.next] = o.Duration
+		t.next = (t.next + 1) % txnDurationsKept
+	}
+	f := t.observer
+	t.mu.Unlock()
+	if f != nil {
+		f(o)
+	}
+}
+
+// claimTracker returns t as a delayedretry.ClaimTracker, nil when t is.
+func claimTracker(t *offsets.Tracker) delayedretry.ClaimTracker {
+	if t == nil {
+		return nil
+	}
+	return t
+}

@@ -1,0 +1,143 @@
+package offsets
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/ThreeDotsLabs/watermill"
+
+	"github.com/torix/kafkaevents/internal/txn"
+	"github.com/torix/kafkaevents/wire"
+)
+
+// commitEndTimeout bounds the transaction that commits a claim's offsets at
+// its end when its deadline has passed already.
+const commitEndTimeout = 5 * time.Second
+
+// Settling implements txn.Hold: while a transaction carrying the record
+// that replaces the held one is being committed, [Tracker.Commits] counts
+// the hold as released, so that the transaction commits the offset past it
+// together with its record. The hold itself stays open until Release.
+func (h *InFlight) Settling(on bool) {
+	o := h.marks
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	c := h.claim
+	if h.released || c.ended || h.settling == on {
+		return
+	}
+	h.settling = on
+	if on {
+		i, _ := slices.BinarySearch(c.settling, h.offset)
+		c.settling = slices.Insert(c.settling, i, h.offset)
+		return
+	}
+	c.unsettle(h.offset)
+}
+
+// unsettle removes one entry of off from c.settling; o.mu is held.
+func (c *claimState) unsettle(off int64) {
+	if i, ok := slices.BinarySearch(c.settling, off); ok {
+		c.settling = slices.Delete(c.settling, i, i+1)
+	}
+}
+
+// Commits implements txn.Source: the offset and metadata of each claim in
+// progress, with the holds that are settling counted as released, and the
+// member of the claim's session. A claim that marked nothing past the
+// offset it started at is left out, so that its committed metadata stays
+// until it has something to replace it with.
+func (o *Tracker) Commits() []txn.Commit {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := make([]txn.Commit, 0, len(o.claims))
+	for tp, c := range o.claims {
+		if c.ended || c.marked < 0 || o.active[tp] != 1 {
+			continue
+		}
+		next, meta := c.committable()
+		if next <= c.start && meta == "" {
+			continue
+		}
+		out = append(out, txn.Commit{
+			Member: &sarama.ConsumerGroupMetadata{
+				GroupID: o.cfg.Group, GenerationID: c.sess.GenerationID(), MemberID: c.sess.MemberID(),
+			},
+			Topic: tp.Topic, Partition: tp.Partition, Offset: next, Metadata: meta,
+		})
+	}
+	return out
+}
+
+// committable returns the offset and metadata that c commits when its
+// settling holds are released; o.mu is held.
+func (c *claimState) committable() (int64, string) {
+	next := c.want
+	if c.refusedFrom >= 0 {
+		next = min(next, c.refusedFrom)
+	}
+	open := c.held
+	if len(c.settling) > 0 {
+		open = make([]int64, 0, len(c.held))
+		s := c.settling
+		for _, off := range c.held {
+			if len(s) > 0 && s[0] == off {
+				s = s[1:]
+				continue
+			}
+			open = append(open, off)
+		}
+	}
+	if len(open) > 0 {
+		next = min(next, open[0])
+	}
+	next = max(next, c.marked)
+	if len(open) == 0 {
+		return next, ""
+	}
+	return next, EncodeMetadata(open[0], c.want, open)
+}
+
+// commitEnd commits the offsets of c, whose claim ends, in a transaction
+// (Config.Commit), before the partition goes to another member.
+func (o *Tracker) commitEnd(tp Partition, c *claimState) {
+	o.mu.Lock()
+	wait := max(time.Until(c.deadline), commitEndTimeout)
+	o.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if err := o.cfg.Commit(ctx); err != nil && o.cfg.Logger != nil {
+		o.cfg.Logger.Error("Committing the offsets of a revoked partition failed; its last records are delivered again", err, watermill.LogFields{
+			"consumer_group": o.cfg.Group, "topic": tp.Topic, "partition": tp.Partition,
+		})
+	}
+}
+
+// positionKey is the context key of a record's position (WithRecord).
+type positionKey struct{}
+
+// position is a record of a claim of a Tracker.
+type position struct {
+	marks *Tracker
+	tp    Partition
+	off   int64
+}
+
+// WithRecord returns ctx carrying the position of rec, a record of a claim
+// of o, so that [HoldAt] can hold rec's offset while rec is handed off.
+func (o *Tracker) WithRecord(ctx context.Context, rec *sarama.ConsumerMessage) context.Context {
+	return context.WithValue(ctx, positionKey{}, position{marks: o, tp: Partition{rec.Topic, rec.Partition}, off: rec.Offset})
+}
+
+// HoldAt holds the offset of the record whose position ctx carries
+// ([Tracker.WithRecord]), as [Tracker.Hold] does. It returns nil when ctx
+// carries none, or when Hold returns nil.
+func HoldAt(ctx context.Context) wire.OffsetHold {
+	p, ok := ctx.Value(positionKey{}).(position)
+	if !ok {
+		return nil
+	}
+	return p.marks.Hold(p.tp, p.off)
+}
