@@ -79,7 +79,7 @@ type Stack struct {
 	txnClient sarama.Client
 	txnStats  *txnStats
 	wg        sync.WaitGroup
-	closed           bool
+	closed    bool
 }
 
 // New is NewContext with a context that is never done: only
