@@ -5,10 +5,13 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/torix/kafkaevents/delayedretry"
 	"github.com/torix/kafkaevents/internal/offsets"
@@ -84,7 +87,7 @@ func (s *Stack) buildExactlyOnce(options) error {
 			"and the brokers refused the transactional producer %q: %w; allow transactions for it (ACL on transactional IDs %s.handoffs.*), "+
 			"or turn the option off", id, err, s.cfg.ServiceName))
 	}
-	s.txns = c
+	s.txns, s.txnID = c, id
 	s.txnSender = &txnSender{committer: c, tracer: s.tracer}
 	return nil
 }
@@ -148,25 +151,83 @@ func (t *txnSender) send(ctx context.Context, rec *sarama.ProducerMessage, hold 
 	})
 }
 
+// HandoffTransactionStats are the exactly-once hand-off transactions of
+// this process, as the JSON metrics report them.
+type HandoffTransactionStats struct {
+	// TransactionalID is the producer's transactional ID.
+	TransactionalID string `json:"transactionalId"`
+	// Committed counts the committed transactions, Records the hand-off
+	// records they carried.
+	Committed int64 `json:"committed"`
+	Records   int64 `json:"records"`
+	// Aborted counts the aborted transactions by reason: produce (a record
+	// was refused), offsets (the group refused the offsets, as it does a
+	// member it has moved on from), commit (ending the transaction failed),
+	// producer (no transactional producer could be initialised).
+	Aborted map[string]int64 `json:"aborted"`
+	// P50Ms, P99Ms and MaxMs are the durations of the last 512
+	// transactions, from their start to their end.
+	P50Ms float64 `json:"p50Ms"`
+	P99Ms float64 `json:"p99Ms"`
+	MaxMs float64 `json:"maxMs"`
+}
+
+// HandoffTransactions returns the hand-off transactions of this process,
+// or nil when Producer.ExactlyOnceHandoffs is off.
+func (s *Stack) HandoffTransactions() *HandoffTransactionStats {
+	if s.txns == nil {
+		return nil
+	}
+	return s.txnStats.stats(s.txnID)
+}
+
 // txnStats counts the hand-off transactions for the metrics.
 type txnStats struct {
 	mu        sync.Mutex
 	committed int64
-	aborted   map[string]int64
 	records   int64
+	aborted   map[string]int64
 	durations []time.Duration // of the last transactions, a ring
 	next      int
-	observer  func(txn.Outcome)
+
+	total   *prometheus.CounterVec
+	seconds prometheus.Histogram
 }
 
 // txnDurationsKept is how many durations txnStats keeps for its
 // percentiles.
 const txnDurationsKept = 512
 
-func newTxnStats() *txnStats { return &txnStats{aborted: map[string]int64{}} }
+func newTxnStats() *txnStats {
+	return &txnStats{
+		aborted: map[string]int64{},
+		total: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "kafkaevents", Name: "handoff_transactions_total",
+			Help: "Hand-off transactions (Producer.ExactlyOnceHandoffs), by outcome (committed, aborted) and the reason of an abort.",
+		}, []string{"outcome", "reason"}),
+		seconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "kafkaevents", Name: "handoff_transaction_seconds",
+			Help:    "Duration of the hand-off transactions (Producer.ExactlyOnceHandoffs), from their start to their commit or abort.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 12),
+		}),
+	}
+}
+
+// collectors are the Prometheus collectors of the hand-off transactions.
+func (t *txnStats) collectors() []prometheus.Collector {
+	t.total.WithLabelValues("committed", "")
+	return []prometheus.Collector{t.total, t.seconds}
+}
 
 func (t *txnStats) observe(o txn.Outcome) {
+	if o.Err == nil {
+		t.total.WithLabelValues("committed", "").Inc()
+	} else {
+		t.total.WithLabelValues("aborted", o.Reason).Inc()
+	}
+	t.seconds.Observe(o.Duration.Seconds())
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	if o.Err == nil {
 		t.committed++
 		t.records += int64(o.Records)
@@ -175,16 +236,27 @@ func (t *txnStats) observe(o txn.Outcome) {
 	}
 	if len(t.durations) < txnDurationsKept {
 		t.durations = append(t.durations, o.Duration)
-	} else {
-		t.durations[t.next] = o.Duration
-		t.next = (t.next + 1) % txnDurationsKept
+		return
 	}
-	f := t.observer
-	t.mu.Unlock()
-	if f != nil {
-		f(o)
-	}
+	t.durations[t.next] = o.Duration
+	t.next = (t.next + 1) % txnDurationsKept
 }
+
+func (t *txnStats) stats(id string) *HandoffTransactionStats {
+	t.mu.Lock()
+	st := &HandoffTransactionStats{TransactionalID: id, Committed: t.committed, Records: t.records, Aborted: maps.Clone(t.aborted)}
+	ds := slices.Clone(t.durations)
+	t.mu.Unlock()
+	if len(ds) > 0 {
+		slices.Sort(ds)
+		st.P50Ms = millis(ds[len(ds)/2])
+		st.P99Ms = millis(ds[len(ds)*99/100])
+		st.MaxMs = millis(ds[len(ds)-1])
+	}
+	return st
+}
+
+func millis(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // claimTracker returns t as a delayedretry.ClaimTracker, nil when t is.
 func claimTracker(t *offsets.Tracker) delayedretry.ClaimTracker {

@@ -1,6 +1,7 @@
 package kafkaevents_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/torix/kafkaevents"
+	"github.com/torix/kafkaevents/internal/txn"
 )
 
 // TestExactlyOnceHandoffsCarryEveryRecordOnce: with exactly-once hand-offs,
@@ -48,6 +50,26 @@ func TestExactlyOnceHandoffsCarryEveryRecordOnce(t *testing.T) {
 		assert.Equal(t, 1, c, "copies of %s", k)
 	}
 	assert.Len(t, dlq, n)
+	// Two retries and a DLQ record per record, each in a committed
+	// transaction.
+	st := rn.Stack.HandoffTransactions()
+	require.NotNil(t, st)
+	assert.Equal(t, int64(3*n), st.Records, "hand-off records committed")
+	assert.Positive(t, st.Committed)
+	assert.Empty(t, st.Aborted)
+	mfs, err := rn.Stack.Gatherer().Gather()
+	require.NoError(t, err)
+	var committed float64
+	for _, mf := range mfs {
+		if mf.GetName() == "kafkaevents_handoff_transactions_total" {
+			for _, m := range mf.GetMetric() {
+				if m.GetLabel()[0].GetValue() == "committed" {
+					committed = m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	assert.InDelta(t, float64(st.Committed), committed, 2, "Prometheus counts the committed transactions")
 	admin, err := sarama.NewClusterAdminFromClient(env.client(t))
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
@@ -75,4 +97,122 @@ func committedSum(admin sarama.ClusterAdmin, group, topic string, partitions int
 		sum += b.Offset
 	}
 	return sum
+}
+
+// TestZombieCannotCommitAHandoff: a hand-off transaction that carries the
+// offsets of a group member the group has moved on from (it left, or the
+// group rebalanced since its generation) is aborted: its record is never
+// visible to a read_committed reader and the committed offset stays.
+func TestZombieCannotCommitAHandoff(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		moveOn func(t *testing.T, env *testEnv, group, topic string, zombie sarama.ConsumerGroup)
+	}{
+		{name: "member left", moveOn: func(t *testing.T, _ *testEnv, _, _ string, zombie sarama.ConsumerGroup) {
+			require.NoError(t, zombie.Close())
+		}},
+		{name: "group rebalanced", moveOn: func(t *testing.T, env *testEnv, group, topic string, _ sarama.ConsumerGroup) {
+			other := joinGroup(t, env, group, topic)
+			<-other.claimed
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := newEnv(t)
+			topic, out, group := uniq("zombie-in"), uniq("zombie-out"), uniq("zombie-group")
+			// Two partitions: after the rebalance each member has a claim.
+			env.createTopics(t, 2, topic)
+			env.createTopics(t, 1, out)
+			zombie := joinGroup(t, env, group, topic)
+			meta := <-zombie.claimed
+			tc.moveOn(t, env, group, topic, zombie.group)
+
+			sc := env.saramaConfig()
+			sc.Producer.Idempotent = true
+			sc.Producer.RequiredAcks = sarama.WaitForAll
+			sc.Net.MaxOpenRequests = 1
+			sc.Producer.Transaction.ID = uniq("zombie-txn")
+			sc.Producer.Return.Errors = true
+			client, err := sarama.NewClient(env.Brokers, sc)
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = client.Close() })
+			var outcomes []txn.Outcome
+			c, err := txn.New(txn.Config{Client: client, Observe: func(o txn.Outcome) { outcomes = append(outcomes, o) }})
+			require.NoError(t, err)
+			require.NoError(t, c.Start())
+			c.AddSource(func() []txn.Commit {
+				return []txn.Commit{{Member: meta, Topic: topic, Partition: 0, Offset: 5}}
+			})
+			answer := make(chan error, 1)
+			c.Send(&sarama.ProducerMessage{Topic: out, Value: sarama.StringEncoder("from a zombie")}, nil, func(err error) { answer <- err })
+			require.Error(t, <-answer, "the zombie's transaction must fail")
+			require.NoError(t, c.Close())
+			require.NotEmpty(t, outcomes)
+			assert.Equal(t, "offsets", outcomes[0].Reason, "abort reason: %v", outcomes[0].Err)
+
+			admin, err := sarama.NewClusterAdminFromClient(env.client(t))
+			require.NoError(t, err)
+			assert.NotEqual(t, int64(5), committedOffsetNow(admin, group, topic), "the zombie's offset was committed")
+			// A marker record after the aborted one: once a read_committed
+			// reader reaches it, it has passed everything before.
+			p, err := sarama.NewSyncProducerFromClient(env.client(t))
+			require.NoError(t, err)
+			_, _, err = p.SendMessage(&sarama.ProducerMessage{Topic: out, Value: sarama.StringEncoder("marker")})
+			require.NoError(t, err)
+			col := env.collectIsolated(t, sarama.ReadCommitted, out)
+			col.WaitFor(t, 1, 30*time.Second, func(r record) bool { return r.Value == "marker" })
+			assert.Len(t, col.Records(nil), 1, "records visible to read_committed: %v", col.Records(nil))
+		})
+	}
+}
+
+// member is a consumer group member that reports the metadata of each
+// claim it gets and holds it until the test ends.
+type member struct {
+	group   sarama.ConsumerGroup
+	claimed chan *sarama.ConsumerGroupMetadata
+}
+
+func joinGroup(t *testing.T, env *testEnv, group, topic string) *member {
+	t.Helper()
+	sc := env.saramaConfig()
+	sc.Consumer.Group.Session.Timeout = 6 * time.Second
+	sc.Consumer.Group.Heartbeat.Interval = 500 * time.Millisecond
+	g, err := sarama.NewConsumerGroup(env.Brokers, group, sc)
+	require.NoError(t, err)
+	m := &member{group: g, claimed: make(chan *sarama.ConsumerGroupMetadata, 16)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			if err := g.Consume(ctx, []string{topic}, holdingHandler{m: m, group: group}); err != nil {
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		_ = g.Close()
+		<-done
+	})
+	return m
+}
+
+// holdingHandler reports each session's metadata once it has a claim, and
+// holds the claim until the session ends.
+type holdingHandler struct {
+	m     *member
+	group string
+}
+
+func (h holdingHandler) Setup(sess sarama.ConsumerGroupSession) error {
+	if len(sess.Claims()) > 0 {
+		h.m.claimed <- sarama.NewConsumerGroupMetadataFromSession(sess, h.group, nil)
+	}
+	return nil
+}
+func (holdingHandler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
+func (holdingHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, _ sarama.ConsumerGroupClaim) error {
+	<-sess.Context().Done()
+	return nil
 }

@@ -55,7 +55,11 @@ func (s *Stack) registerMetrics(o options) error {
 		Help:    "Time a record waited behind an earlier record with the same key, by handler (handlers with a concurrency above 1).",
 		Buckets: prometheus.ExponentialBuckets(0.001, 4, 8),
 	}, []string{"handler"})
-	for _, c := range []prometheus.Collector{s.retryStats, s.dlqStats, s.durations, s.keyWaits, lagCollector{s}, concurrencyCollector{s}, keyOrderCollector{s}} {
+	collectors := []prometheus.Collector{s.retryStats, s.dlqStats, s.durations, s.keyWaits, lagCollector{s}, concurrencyCollector{s}, keyOrderCollector{s}}
+	if s.txns != nil {
+		collectors = append(collectors, s.txnStats.collectors()...)
+	}
+	for _, c := range collectors {
 		if err := s.registry.Register(c); err != nil {
 			return fmt.Errorf("kafkaevents: register metrics: %w", err)
 		}

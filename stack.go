@@ -78,6 +78,7 @@ type Stack struct {
 	txnSender *txnSender
 	txnClient sarama.Client
 	txnStats  *txnStats
+	txnID     string
 	wg        sync.WaitGroup
 	closed    bool
 }

@@ -28,6 +28,14 @@ type metricsBody struct {
 	Concurrency *kafkaevents.ConcurrencyStats `json:"concurrency,omitempty"`
 	// KeyOrder is present when some handler keeps key order.
 	KeyOrder *kafkaevents.KeyOrderStats `json:"keyOrder,omitempty"`
+	// HandoffTransactions is present when the hand-offs are exactly once.
+	HandoffTransactions *kafkaevents.HandoffTransactionStats `json:"handoffTransactions,omitempty"`
+}
+
+// transactionSource is the optional method of a Status that reports the
+// exactly-once hand-off transactions.
+type transactionSource interface {
+	HandoffTransactions() *kafkaevents.HandoffTransactionStats
 }
 
 // concurrencySource is the optional method of a Status that reports the
@@ -114,6 +122,9 @@ func (h *endpoints) metrics(c echo.Context) error {
 	}
 	if ks, ok := h.status.(keyOrderSource); ok {
 		body.KeyOrder = ks.KeyOrderStats()
+	}
+	if ts, ok := h.status.(transactionSource); ok {
+		body.HandoffTransactions = ts.HandoffTransactions()
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), h.cfg.ReadTimeout)
 	defer cancel()
