@@ -75,6 +75,23 @@ func TestExactlyOnceHandoffsCarryEveryRecordOnce(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return committedSum(admin, cfg.Consumer.GroupID, topic, 2) == n
 	}, 20*time.Second, 50*time.Millisecond, "main group's committed offsets")
+	// The transaction markers at the ends of the lanes and of the DLQ are
+	// no backlog, and a browse of the DLQ does not wait for them.
+	require.Eventually(t, func() bool {
+		lanes, err := rn.Stack.RetryLanes(t.Context())
+		if err != nil {
+			return false
+		}
+		for _, l := range lanes {
+			if l.Backlog != 0 {
+				return false
+			}
+		}
+		return true
+	}, 20*time.Second, 100*time.Millisecond, "retry lanes drained")
+	page, err := rn.Stack.BrowseDLQ(t.Context(), topic, 10, 0)
+	require.NoError(t, err)
+	assert.Equal(t, n, page.Total)
 }
 
 // committedSum returns the sum of the committed offsets of the first
@@ -159,8 +176,22 @@ func TestZombieCannotCommitAHandoff(t *testing.T) {
 			_, _, err = p.SendMessage(&sarama.ProducerMessage{Topic: out, Value: sarama.StringEncoder("marker")})
 			require.NoError(t, err)
 			col := env.collectIsolated(t, sarama.ReadCommitted, out)
-			col.WaitFor(t, 1, 30*time.Second, func(r record) bool { return r.Value == "marker" })
+			got := col.WaitFor(t, 1, 30*time.Second, func(r record) bool { return r.Value == "marker" })
 			assert.Len(t, col.Records(nil), 1, "records visible to read_committed: %v", col.Records(nil))
+
+			// Before the marker record: the aborted record and its abort
+			// marker, which no read_committed consumer delivers.
+			rc := env.saramaConfig()
+			rc.Consumer.IsolationLevel = sarama.ReadCommitted
+			reader, err := sarama.NewClient(env.Brokers, rc)
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = reader.Close() })
+			more, err := txn.Deliverable(reader, out, 0, 0, got[0].Offset)
+			require.NoError(t, err)
+			assert.False(t, more, "offsets 0..%d hold only an aborted transaction", got[0].Offset-1)
+			more, err = txn.Deliverable(reader, out, 0, 0, got[0].Offset+1)
+			require.NoError(t, err)
+			assert.True(t, more, "offset %d is a record", got[0].Offset)
 		})
 	}
 }

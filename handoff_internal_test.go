@@ -36,7 +36,8 @@ func TestHandoffLingerIsAQuarterOfTheShortestDelay(t *testing.T) {
 func TestHandoffProducerLingersAndWrites(t *testing.T) {
 	b := embedded.New(t, embedded.Topics("handoff-out"))
 	newStack := func(t *testing.T) *Stack {
-		s, err := New(Config{Brokers: b.Addrs(), ServiceName: "handoff", LogLevel: "error"})
+		// The held producer is what the hand-offs use without transactions.
+		s, err := New(Config{Brokers: b.Addrs(), ServiceName: "handoff", LogLevel: "error", Producer: ProducerConfig{ExactlyOnceHandoffs: Bool(false)}})
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = s.Close() })
 		return s

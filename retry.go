@@ -170,7 +170,7 @@ func (s *Stack) RetryLanes(ctx context.Context) ([]RetryLane, error) {
 				} else if from, err = s.client.GetOffset(t, p, sarama.OffsetOldest); err != nil {
 					return nil, fmt.Errorf("oldest offset of %s/%d: %w", t, p, err)
 				}
-				lane.Backlog += max(end-from, 0)
+				lane.Backlog += s.deliverableLag(t, p, from, end)
 			}
 			out = append(out, lane)
 		}

@@ -9,6 +9,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/torix/kafkaevents/internal/bounded"
+	"github.com/torix/kafkaevents/internal/txn"
 )
 
 // ProducerConnected reports whether the client is open and knows at least
@@ -172,7 +173,7 @@ func (s *Stack) Lag(ctx context.Context) ([]PartitionLag, error) {
 				l := PartitionLag{Topic: t, Partition: p, Committed: -1, End: end}
 				if b := resp.GetBlock(t, p); b != nil && b.Offset >= 0 {
 					l.Committed = b.Offset
-					l.Lag = max(end-b.Offset, 0)
+					l.Lag = s.deliverableLag(t, p, b.Offset, end)
 				} else {
 					oldest, err := s.client.GetOffset(t, p, sarama.OffsetOldest)
 					if err != nil {
@@ -185,6 +186,26 @@ func (s *Stack) Lag(ctx context.Context) ([]PartitionLag, error) {
 		}
 		return out, nil
 	})
+}
+
+// tailProbeMax is the largest lag that deliverableLag checks for offsets
+// no consumer delivers.
+const tailProbeMax = 64
+
+// deliverableLag returns end minus from, the lag of a partition whose
+// committed offset is from; a lag of at most tailProbeMax offsets none of
+// which a consumer delivers (transaction markers, records of aborted
+// transactions) is 0: a group that commits past each record it handles
+// never commits past the marker that follows the last one.
+func (s *Stack) deliverableLag(topic string, partition int32, from, end int64) int64 {
+	lag := max(end-from, 0)
+	if lag == 0 || lag > tailProbeMax {
+		return lag
+	}
+	if more, err := txn.Deliverable(s.client, topic, partition, from, end); err == nil && !more {
+		return 0
+	}
+	return lag
 }
 
 // PartitionLag is the consumer lag of one partition of a consumed topic.

@@ -161,7 +161,7 @@ func (b *Browser) list(ctx context.Context, q Query) (Page, error) {
 		if q.Pending {
 			from, _ = startOffset(committed[p], from, end)
 		}
-		err = scanPartition(ctx, consumer, dlqTopic, p, from, end, func(m *sarama.ConsumerMessage) error {
+		err = scanPartition(ctx, b.cfg.Client, consumer, dlqTopic, p, from, end, func(m *sarama.ConsumerMessage) error {
 			hdr := wire.HeaderMap(m.Headers)
 			if !q.matches(hdr) {
 				return nil

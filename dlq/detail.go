@@ -99,7 +99,7 @@ func (b *Browser) read(ctx context.Context, partition int32, offset int64) (*sar
 	}
 	defer func() { _ = consumer.Close() }()
 	var found *sarama.ConsumerMessage
-	err = scanPartition(ctx, consumer, dlqTopic, partition, offset, offset+1, func(m *sarama.ConsumerMessage) error {
+	err = scanPartition(ctx, b.cfg.Client, consumer, dlqTopic, partition, offset, offset+1, func(m *sarama.ConsumerMessage) error {
 		if m.Offset == offset {
 			found = m
 		}

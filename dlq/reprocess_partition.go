@@ -110,7 +110,9 @@ type partitionReader struct {
 func (pr *partitionReader) read(ctx context.Context, s span) error {
 	part := redeliver.NewPartition(func(next int64) { pr.commits.mark(s.partition, next) }, pr.concurrency, pr.fail)
 	defer part.Wait()
-	return scanPartition(ctx, pr.consumer, pr.topic, s.partition, s.from, s.end, func(m *sarama.ConsumerMessage) error {
+	seen := int64(0)
+	err := scanPartition(ctx, pr.r.cfg.Client, pr.consumer, pr.topic, s.partition, s.from, s.end, func(m *sarama.ConsumerMessage) error {
+		seen++
 		done, err := part.Admit(ctx, m.Offset)
 		if err != nil {
 			return err
@@ -134,4 +136,10 @@ func (pr *partitionReader) read(ctx context.Context, s span) error {
 			return finish()
 		})
 	})
+	if err == nil {
+		// The offsets of the span no consumer delivers: transaction
+		// markers, aborted or compacted records.
+		pr.rn.remaining.Add(seen - s.len())
+	}
+	return err
 }

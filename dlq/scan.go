@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/IBM/sarama"
+
+	"github.com/torix/kafkaevents/internal/txn"
 )
 
 // bounds returns the first offset still in the log and the end offset (the
@@ -23,10 +26,16 @@ func bounds(client sarama.Client, topic string, partition int32) (oldest, end in
 // errStopScan ends a scan early without an error.
 var errStopScan = errors.New("stop scan")
 
+// scanIdle is how long a scan waits for its next record before it asks the
+// broker whether one is left to deliver (see txn.Deliverable).
+const scanIdle = 100 * time.Millisecond
+
 // scanPartition calls fn for each record of partition from offset from up to,
 // not including, end. It returns ctx's error if ctx ends first, fn's error
-// (other than errStopScan), or nil.
-func scanPartition(ctx context.Context, consumer sarama.Consumer, topic string, partition int32, from, end int64, fn func(*sarama.ConsumerMessage) error) error {
+// (other than errStopScan), or nil. Offsets no consumer delivers
+// (transaction markers, aborted records) end the scan when nothing
+// deliverable is left before end.
+func scanPartition(ctx context.Context, client sarama.Client, consumer sarama.Consumer, topic string, partition int32, from, end int64, fn func(*sarama.ConsumerMessage) error) error {
 	if from >= end {
 		return nil
 	}
@@ -35,10 +44,22 @@ func scanPartition(ctx context.Context, consumer sarama.Consumer, topic string, 
 		return fmt.Errorf("dlq: consume %s/%d from %d: %w", topic, partition, from, err)
 	}
 	defer func() { _ = pc.Close() }()
+	next := from
+	idle := time.NewTimer(scanIdle)
+	defer idle.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-idle.C:
+			more, err := txn.Deliverable(client, topic, partition, next, end)
+			if err != nil {
+				return err
+			}
+			if !more {
+				return nil
+			}
+			idle.Reset(scanIdle)
 		case err := <-pc.Errors():
 			if err != nil {
 				return fmt.Errorf("dlq: consume %s/%d: %w", topic, partition, err)
@@ -50,6 +71,8 @@ func scanPartition(ctx context.Context, consumer sarama.Consumer, topic string, 
 			if m.Offset >= end {
 				return nil
 			}
+			next = m.Offset + 1
+			idle.Reset(scanIdle)
 			if err := fn(m); err != nil {
 				if errors.Is(err, errStopScan) {
 					return nil

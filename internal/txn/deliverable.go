@@ -1,0 +1,101 @@
+package txn
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/IBM/sarama"
+)
+
+// tailFetchBytes is how much one fetch of Deliverable reads.
+const tailFetchBytes = 1 << 20
+
+// Deliverable reports whether partition holds, from offset from up to,
+// not including, end, a record that a consumer at the client's isolation
+// level delivers. Offsets a consumer never delivers are transaction markers
+// and, under read_committed, the records of aborted transactions: a scan that
+// waits for them would wait for ever, and a lag that counts them never
+// reaches 0. It reports true when it cannot tell yet (a transaction below
+// end is still open), so that a scan waits for the consumer.
+func Deliverable(client sarama.Client, topic string, partition int32, from, end int64) (bool, error) {
+	committed := client.Config().Consumer.IsolationLevel == sarama.ReadCommitted
+	for from < end {
+		b, err := client.Leader(topic, partition)
+		if err != nil {
+			return false, fmt.Errorf("txn: leader of %s/%d: %w", topic, partition, err)
+		}
+		req := &sarama.FetchRequest{Version: 4, MaxBytes: tailFetchBytes, Isolation: client.Config().Consumer.IsolationLevel}
+		req.AddBlock(topic, partition, from, tailFetchBytes, -1)
+		resp, err := b.Fetch(req)
+		if err != nil {
+			return false, fmt.Errorf("txn: fetch %s/%d at %d: %w", topic, partition, from, err)
+		}
+		blk := resp.GetBlock(topic, partition)
+		if blk == nil {
+			return false, fmt.Errorf("txn: fetch %s/%d at %d: no answer for the partition", topic, partition, from)
+		}
+		if blk.Err != sarama.ErrNoError {
+			return false, fmt.Errorf("txn: fetch %s/%d at %d: %w", topic, partition, from, blk.Err)
+		}
+		found, next := scanBatches(blk, from, end, committed)
+		switch {
+		case found:
+			return true, nil
+		case next > from:
+			from = next
+		case committed && blk.LastStableOffset >= 0 && blk.LastStableOffset < end:
+			return true, nil // an open transaction: not decided yet
+		default:
+			return false, nil // nothing more in the log below end
+		}
+	}
+	return false, nil
+}
+
+// scanBatches reports whether blk holds a deliverable record in [from,
+// end), and the offset after the last batch it read. Under read_committed a
+// batch of a producer whose transaction blk lists as aborted is skipped until
+// that producer's next marker, as the Java consumer does.
+func scanBatches(blk *sarama.FetchResponseBlock, from, end int64, committed bool) (found bool, next int64) {
+	next = from
+	aborted := slices.Clone(blk.AbortedTransactions)
+	slices.SortFunc(aborted, func(a, b *sarama.AbortedTransaction) int { return int(a.FirstOffset - b.FirstOffset) })
+	open := map[int64]bool{}
+	for _, rs := range blk.RecordsSet {
+		if rs.RecordBatch == nil {
+			if rs.MsgSet == nil {
+				continue
+			}
+			for _, mb := range rs.MsgSet.Messages {
+				if mb.Offset >= from && mb.Offset < end {
+					return true, next
+				}
+				next = max(next, mb.Offset+1)
+			}
+			continue
+		}
+		rb := rs.RecordBatch
+		if rb.PartialTrailingRecord && len(rb.Records) == 0 {
+			break
+		}
+		last := rb.FirstOffset + int64(rb.LastOffsetDelta)
+		for committed && len(aborted) > 0 && aborted[0].FirstOffset <= last {
+			open[aborted[0].ProducerID] = true
+			aborted = aborted[1:]
+		}
+		next = max(next, last+1)
+		if rb.Control {
+			delete(open, rb.ProducerID)
+			continue
+		}
+		if rb.IsTransactional && open[rb.ProducerID] {
+			continue
+		}
+		for _, r := range rb.Records {
+			if off := rb.FirstOffset + r.OffsetDelta; off >= from && off < end {
+				return true, next
+			}
+		}
+	}
+	return false, next
+}
