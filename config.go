@@ -232,8 +232,9 @@ type ProducerConfig struct {
 	// and brokers that allow transactions; the transactional ID is
 	// {ServiceName}.handoffs.{Consumer.InstanceID}, or a random suffix when
 	// that is empty, and New fails, naming this option, when the brokers
-	// refuse it. Optional. Default: false. Environment:
-	// KAFKA_PRODUCER_EXACTLY_ONCE_HANDOFFS.
+	// refuse it. Optional. Default: true when Version is 2.5.0 or newer
+	// (the default 2.8.0 is), else false; set false for brokers without
+	// transactions. Environment: KAFKA_PRODUCER_EXACTLY_ONCE_HANDOFFS.
 	ExactlyOnceHandoffs *bool
 }
 

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/torix/kafkaevents/delayedretry"
 )
 
@@ -116,7 +117,7 @@ func (c *Config) SetDefaults() {
 		p.Idempotent = Bool(false)
 	}
 	if p.ExactlyOnceHandoffs == nil {
-		p.ExactlyOnceHandoffs = Bool(false)
+		p.ExactlyOnceHandoffs = Bool(c.ExactlyOnce())
 	}
 	if p.MaxInFlightRequests == 0 {
 		p.MaxInFlightRequests = defaultMaxInFlight
@@ -217,8 +218,15 @@ func (c Config) FromBeginning() bool { return boolOr(c.Subscriptions.FromBeginni
 func (c Config) Idempotent() bool { return boolOr(c.Producer.Idempotent, false) }
 
 // ExactlyOnce reports whether the hand-offs are exactly once
-// (Producer.ExactlyOnceHandoffs); unset means false.
-func (c Config) ExactlyOnce() bool { return boolOr(c.Producer.ExactlyOnceHandoffs, false) }
+// (Producer.ExactlyOnceHandoffs); unset means true unless Version is older
+// than 2.5.0, where the brokers do not fence zombie members in transactions.
+func (c Config) ExactlyOnce() bool {
+	if c.Producer.ExactlyOnceHandoffs != nil {
+		return *c.Producer.ExactlyOnceHandoffs
+	}
+	ver, err := sarama.ParseKafkaVersion(strings.TrimSpace(c.Version))
+	return err != nil || ver.IsAtLeast(exactlyOnceMinKafka)
+}
 
 func boolOr(p *bool, def bool) bool {
 	if p == nil {

@@ -68,6 +68,7 @@ func TestConfigSetDefaults(t *testing.T) {
 			RequiredAcks:        "all",
 			Compression:         "none",
 			Linger:              5 * time.Millisecond,
+			ExactlyOnceHandoffs: kafkaevents.Bool(true),
 		},
 		Subscriptions: kafkaevents.SubscriptionConfig{FromBeginning: kafkaevents.Bool(false)},
 		Retry: kafkaevents.RetryConfig{

@@ -109,8 +109,8 @@ var configFields = []configField{
 	},
 	{field: "Producer.MaxInFlightRequests", def: "`5` (`1` when idempotent)"},
 	{
-		env: "KAFKA_PRODUCER_EXACTLY_ONCE_HANDOFFS", field: "Producer.ExactlyOnceHandoffs", def: "`false`",
-		doc: "each retry or DLQ record and the commit past its original in one transaction; needs Version `2.5.0`+ and transactions allowed; see [Exactly-once hand-offs](exactly-once.md)",
+		env: "KAFKA_PRODUCER_EXACTLY_ONCE_HANDOFFS", field: "Producer.ExactlyOnceHandoffs", def: "`true` (`false` when `Version` is below `2.5.0`)",
+		doc: "each retry or DLQ record and the commit past its original in one transaction; needs transactions allowed on the brokers (turn it off where they are not); see [Exactly-once hand-offs](exactly-once.md)",
 	},
 	{
 		env: "KAFKA_PRODUCER_ACKS", field: "Producer.RequiredAcks", def: "`all`",

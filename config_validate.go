@@ -326,7 +326,7 @@ func (c Config) validateProducer(v *validator) {
 	if ver, err := sarama.ParseKafkaVersion(c.Version); compression == "zstd" && err == nil && !v.has("Version") && !ver.IsAtLeast(zstdMinKafka) {
 		v.addAgainst("Producer.Compression", []string{"Version"}, "= %q needs Version %s or newer, got %q", compression, zstdMinKafka, c.Version)
 	}
-	if ver, err := sarama.ParseKafkaVersion(c.Version); c.ExactlyOnce() && err == nil && !v.has("Version") && !ver.IsAtLeast(exactlyOnceMinKafka) {
+	if ver, err := sarama.ParseKafkaVersion(c.Version); boolOr(p.ExactlyOnceHandoffs, false) && err == nil && !v.has("Version") && !ver.IsAtLeast(exactlyOnceMinKafka) {
 		v.addAgainst("Producer.ExactlyOnceHandoffs", []string{"Version"}, "= true needs Version %s or newer (its transactions fence zombie group members), got %q", exactlyOnceMinKafka, c.Version)
 	}
 	if c.Idempotent() {

@@ -177,8 +177,17 @@ func TestConfigValidate(t *testing.T) {
 			mutate: func(c *kafkaevents.Config) {
 				c.Consumer.RebalanceStrategy = "cooperative-sticky"
 				c.Version = "2.3.0"
+				c.Producer.ExactlyOnceHandoffs = nil // unset: off below 2.5.0
 			},
 			want: []string{"Consumer.RebalanceStrategy", `"cooperative-sticky"`, "needs Version 2.4.0 or newer", `"2.3.0"`},
+		},
+		{
+			name: "exactly-once hand-offs before Kafka 2.5",
+			mutate: func(c *kafkaevents.Config) {
+				c.Producer.ExactlyOnceHandoffs = kafkaevents.Bool(true)
+				c.Version = "2.4.0"
+			},
+			want: []string{"Producer.ExactlyOnceHandoffs", "needs Version 2.5.0 or newer", `"2.4.0"`, "KAFKA_PRODUCER_EXACTLY_ONCE_HANDOFFS"},
 		},
 		{
 			name:   "negative shutdown timeout",
@@ -205,6 +214,7 @@ func TestConfigValidate(t *testing.T) {
 			mutate: func(c *kafkaevents.Config) {
 				c.Producer.Compression = "zstd"
 				c.Version = "2.0.0"
+				c.Producer.ExactlyOnceHandoffs = nil // unset: off below 2.5.0
 			},
 			want: []string{"Producer.Compression", `"zstd"`, "needs Version 2.1.0 or newer", `"2.0.0"`},
 		},

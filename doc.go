@@ -32,6 +32,9 @@
 //     of handlers with WithConcurrency.
 //   - internal/offsets: offset tracking, the heart of at-least-once: no
 //     commit passes a record that is not settled.
+//   - internal/txn: exactly-once hand-offs: the transactions that write
+//     the retry and DLQ records with the offsets past their originals, and
+//     which offsets a consumer delivers (transaction markers are not).
 //   - internal/redeliver: the one path by which a record the stack reads
 //     itself (a due retry, a reprocessed DLQ record) goes back to its
 //     handler; internal/inorder: its in-order offset marks and per-handler
@@ -75,6 +78,9 @@
 //   - retry.go: the retry consumer and what the stack reports of retries
 //     (RetryEnabled, RetryRunning, RetryTopics, RetryStats, RetryLanes).
 //   - handoff.go: the producer of the retry records that are handed off.
+//   - exactlyonce.go: exactly-once hand-offs (Producer.ExactlyOnceHandoffs):
+//     the transactions of internal/txn, their Sender, the retry consumer's
+//     claims and HandoffTransactions.
 //   - keyorder.go: key order across retries: the parker's wiring, its
 //     metrics and readiness warnings, ParkedKeys and ReleaseKey.
 //   - dlq.go: the DLQ operations on the Stack (reprocessing, browsing).
@@ -110,8 +116,13 @@
 //     without stalling its partition.
 //  6. Offset release: acknowledgement marks the offset, held back below any
 //     open hold; releasing a hold lets the mark move on.
-//  7. Commit: sarama commits the marked offsets on the commit interval, and
-//     when a claim ends after its holds are released (or lost).
+//  7. Commit: with exactly-once hand-offs (exactlyonce.go, internal/txn),
+//     the retry or DLQ record and the offsets, with the holds of the
+//     records in the transaction counted as released, go in one
+//     transaction; between hand-offs the offsets alone, on the commit
+//     interval, and when a claim ends. Without them, sarama commits the
+//     marked offsets on the commit interval and when a claim ends after its
+//     holds are released (or lost).
 //
 // Due retries come back through the retry consumer (retry.go,
 // delayedretry) and dispatch to the same handler, with the same chain.

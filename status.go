@@ -188,24 +188,27 @@ func (s *Stack) Lag(ctx context.Context) ([]PartitionLag, error) {
 	})
 }
 
-// tailProbeMax is the largest lag that deliverableLag checks for offsets
-// no consumer delivers.
+// tailProbeMax is the largest lag that deliverableLag counts record by
+// record.
 const tailProbeMax = 64
 
-// deliverableLag returns end minus from, the lag of a partition whose
-// committed offset is from; a lag of at most tailProbeMax offsets none of
-// which a consumer delivers (transaction markers, records of aborted
-// transactions) is 0: a group that commits past each record it handles
-// never commits past the marker that follows the last one.
+// deliverableLag returns the lag of a partition whose committed offset is
+// from: end minus from, or, when that is at most tailProbeMax, the records in
+// between that a consumer delivers. Transactions leave offsets no consumer
+// delivers (a marker after each, the records of an aborted one), and a group
+// that commits past each record it handles never commits past the marker
+// that follows the last one: counted as offsets, an idle partition would
+// keep a lag of 1.
 func (s *Stack) deliverableLag(topic string, partition int32, from, end int64) int64 {
 	lag := max(end-from, 0)
 	if lag == 0 || lag > tailProbeMax {
 		return lag
 	}
-	if more, err := txn.Deliverable(s.client, topic, partition, from, end); err == nil && !more {
-		return 0
+	n, open, err := txn.CountDeliverable(s.client, topic, partition, from, end, lag)
+	if err != nil || open {
+		return lag
 	}
-	return lag
+	return n
 }
 
 // PartitionLag is the consumer lag of one partition of a consumed topic.
@@ -217,7 +220,8 @@ type PartitionLag struct {
 	// End is the partition's end offset (high-water mark).
 	End int64 `json:"end"`
 	// Lag is End minus Committed (End minus the oldest offset when nothing
-	// is committed).
+	// is committed); when that is 64 or less, the records in between a
+	// consumer delivers (transaction markers are not).
 	Lag int64 `json:"lag"`
 }
 

@@ -229,7 +229,7 @@ func (e *env) stackConsume(topic string, n int, mode tracingMode, work func(*mes
 // is until every first delivery was handled; it also waits for the retries.
 // With failing false the handler does the same work and fails nothing: the
 // baseline of the failure path.
-func (e *env) failingConsume(topic string, n int, retryDelay time.Duration, failing bool) (consumeResult, error) {
+func (e *env) failingConsume(topic string, n int, retryDelay time.Duration, failing, exactlyOnce bool) (consumeResult, error) {
 	first := newCounter(n)
 	failures := 0
 	if failing {
@@ -238,6 +238,7 @@ func (e *env) failingConsume(topic string, n int, retryDelay time.Duration, fail
 	retried := newCounter(failures)
 	cfg := e.stackConfig("fail")
 	cfg.Retry.Attempts, cfg.Retry.BaseDelay, cfg.Retry.MaxDelay = 1, retryDelay, retryDelay
+	cfg.Producer.ExactlyOnceHandoffs = kafkaevents.Bool(exactlyOnce)
 	sr, err := e.newStackRun(cfg, tracingNoop, func(s *kafkaevents.Stack, r *message.Router) error {
 		_, err := s.AddHandler(r, topic, "Bench.failTenth", func(msg *message.Message) error {
 			if wire.RetryCountOf(msg) > 0 {

@@ -42,15 +42,16 @@ func figConsume(e *env, o options, rep *report) error {
 		{"sdk", func() (consumeResult, error) { return e.stackConsume(topic, n, tracingSDK, noWork) }},
 		{"bare-json", func() (consumeResult, error) { return e.bareConsume(topic, n, decodeWork) }},
 		{"full-json", func() (consumeResult, error) { return e.stackConsume(topic, n, tracingNoop, decodeWork) }},
-		{"fail", func() (consumeResult, error) { return e.failingConsume(topic, n, failRetryDelay, true) }},
-		{"nofail", func() (consumeResult, error) { return e.failingConsume(topic, n, failRetryDelay, false) }},
+		{"fail", func() (consumeResult, error) { return e.failingConsume(topic, n, failRetryDelay, true, true) }},
+		{"nofail", func() (consumeResult, error) { return e.failingConsume(topic, n, failRetryDelay, false, true) }},
 		{"off", func() (consumeResult, error) { return e.stackConsume(topic, n, tracingOff, noWork) }},
 		{"full-c64", func() (consumeResult, error) {
 			return e.stackConsume(topic, n, tracingNoop, noWork, kafkaevents.WithConcurrency(64))
 		}},
+		{"fail-alo", func() (consumeResult, error) { return e.failingConsume(topic, n, failRetryDelay, true, false) }},
 	}
 	if !o.wants(1) {
-		variants = []variant{variants[1], variants[5], variants[6]}
+		variants = []variant{variants[1], variants[5], variants[6], variants[9]}
 	} else if !o.wants(2) {
 		variants = append(variants[:5], variants[7], variants[8])
 	}
@@ -67,7 +68,7 @@ func figConsume(e *env, o options, rep *report) error {
 	var steadyFull, steadyFail, inWindow []float64
 	firsts := map[string][]float64{}
 	cpus := map[string][]float64{}
-	var ratioFull, ratioSDK, ratioJSON, ratioFail, ratioFailNoop, ratioOff, ratioNoopOff, ratioConc []float64
+	var ratioFull, ratioSDK, ratioJSON, ratioFail, ratioFailNoop, ratioOff, ratioNoopOff, ratioConc, ratioEOS []float64
 	for run := range o.consumeRuns {
 		got := map[string]float64{}
 		for k := range variants {
@@ -103,6 +104,7 @@ func figConsume(e *env, o options, rep *report) error {
 		ratio(&ratioOff, "off", "bare")
 		ratio(&ratioNoopOff, "full", "off")
 		ratio(&ratioConc, "full-c64", "full")
+		ratio(&ratioEOS, "fail", "fail-alo")
 		ratio(&steadyFull, "full/steady", "bare/steady")
 		ratio(&steadyFail, "fail/steady", "nofail/steady")
 	}
@@ -166,6 +168,9 @@ func figConsume(e *env, o options, rep *report) error {
 			ratio: "failure path/no failures from the first message"})
 		s.add(row{name: "10% failing / the no-op handler of figure 1", unit: "ratio", vals: ratioFailNoop,
 			ratio: "failure path/no-op handler without failures"})
+		s.add(row{name: "full stack, 10% fail once, at-least-once hand-offs (ExactlyOnceHandoffs off)", unit: "msg/s", vals: rates["fail-alo"]})
+		s.add(row{name: "10% failing, exactly-once / at-least-once hand-offs", unit: "ratio", vals: ratioEOS,
+			ratio: "exactly-once/at-least-once hand-offs, 10% failing"})
 		s.add(row{name: "retries handled within the timed window", unit: "%", vals: inWindow})
 		s.add(row{name: "CPU per message, same handler, no failures (whole process)", unit: "µs", vals: cpus["nofail"]})
 		s.add(row{name: "CPU per message, 10% failing (whole process)", unit: "µs", vals: cpus["fail"]})

@@ -418,8 +418,9 @@ func (r *Reprocessor) reprocess(ctx context.Context, rn *run, opts ReprocessOpti
 		r: r, rn: rn, opts: opts, consumer: consumer, topic: dlqTopic,
 		commits: newBatchCommits(offsets, dlqTopic, opts.BatchSize), concurrency: r.cfg.Concurrency, fail: cancel,
 	}
-	for _, s := range spans {
-		rn.remaining.Add(s.len())
+	for i, s := range spans {
+		spans[i].records = countRecords(client, dlqTopic, s)
+		rn.remaining.Add(spans[i].records)
 		if s.outOfRange {
 			r.logger.Error("Committed reprocess offset is outside the DLQ partition's log; reading the partition from its log start", errOffsetOutOfRange, watermill.LogFields{
 				"group": offsets.group, "dlq_topic": dlqTopic, "partition": s.partition,

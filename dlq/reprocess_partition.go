@@ -7,6 +7,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/torix/kafkaevents/internal/redeliver"
+	"github.com/torix/kafkaevents/internal/txn"
 )
 
 // span is the part of one DLQ partition that a run reads.
@@ -18,10 +19,32 @@ type span struct {
 	// start instead.
 	committed  int64
 	outOfRange bool
+	// records is how many records of the span a consumer delivers, as far
+	// as the run's start could tell (see countRecords).
+	records int64
 }
 
 // len is how many offsets the span covers.
 func (s span) len() int64 { return max(s.end-s.from, 0) }
+
+// spanCountMax is the longest span whose records a run counts at its start;
+// a longer one counts as its offsets.
+const spanCountMax = 10_000
+
+// countRecords returns how many records of s a consumer delivers: the count
+// for a span of at most spanCountMax offsets (the transaction markers of
+// exactly-once hand-offs, and aborted records, are not records), else its
+// length, which the run corrects when it reaches the span's end.
+func countRecords(client sarama.Client, topic string, s span) int64 {
+	if s.len() == 0 || s.len() > spanCountMax {
+		return s.len()
+	}
+	n, open, err := txn.CountDeliverable(client, topic, s.partition, s.from, s.end, s.len())
+	if err != nil || open {
+		return s.len()
+	}
+	return n
+}
 
 // partitionSpans returns, for each partition, where a run starts (see
 // startOffset) and where it ends (the end offset now).
@@ -137,9 +160,9 @@ func (pr *partitionReader) read(ctx context.Context, s span) error {
 		})
 	})
 	if err == nil {
-		// The offsets of the span no consumer delivers: transaction
-		// markers, aborted or compacted records.
-		pr.rn.remaining.Add(seen - s.len())
+		// The offsets of the span no consumer delivers that the run's
+		// start counted: transaction markers, aborted or compacted records.
+		pr.rn.remaining.Add(seen - s.records)
 	}
 	return err
 }

@@ -18,45 +18,53 @@ const tailFetchBytes = 1 << 20
 // reaches 0. It reports true when it cannot tell yet (a transaction below
 // end is still open), so that a scan waits for the consumer.
 func Deliverable(client sarama.Client, topic string, partition int32, from, end int64) (bool, error) {
+	n, open, err := CountDeliverable(client, topic, partition, from, end, 1)
+	return n > 0 || open, err
+}
+
+// CountDeliverable counts the records of partition from offset from up to,
+// not including, end that a consumer at the client's isolation level
+// delivers (see Deliverable), stopping at limit. open is true when a
+// transaction still open below end hides records that are not counted.
+func CountDeliverable(client sarama.Client, topic string, partition int32, from, end, limit int64) (n int64, open bool, err error) {
 	committed := client.Config().Consumer.IsolationLevel == sarama.ReadCommitted
-	for from < end {
+	for from < end && n < limit {
 		b, err := client.Leader(topic, partition)
 		if err != nil {
-			return false, fmt.Errorf("txn: leader of %s/%d: %w", topic, partition, err)
+			return n, false, fmt.Errorf("txn: leader of %s/%d: %w", topic, partition, err)
 		}
 		req := &sarama.FetchRequest{Version: 4, MaxBytes: tailFetchBytes, Isolation: client.Config().Consumer.IsolationLevel}
 		req.AddBlock(topic, partition, from, tailFetchBytes, -1)
 		resp, err := b.Fetch(req)
 		if err != nil {
-			return false, fmt.Errorf("txn: fetch %s/%d at %d: %w", topic, partition, from, err)
+			return n, false, fmt.Errorf("txn: fetch %s/%d at %d: %w", topic, partition, from, err)
 		}
 		blk := resp.GetBlock(topic, partition)
 		if blk == nil {
-			return false, fmt.Errorf("txn: fetch %s/%d at %d: no answer for the partition", topic, partition, from)
+			return n, false, fmt.Errorf("txn: fetch %s/%d at %d: no answer for the partition", topic, partition, from)
 		}
 		if blk.Err != sarama.ErrNoError {
-			return false, fmt.Errorf("txn: fetch %s/%d at %d: %w", topic, partition, from, blk.Err)
+			return n, false, fmt.Errorf("txn: fetch %s/%d at %d: %w", topic, partition, from, blk.Err)
 		}
-		found, next := scanBatches(blk, from, end, committed)
+		found, next := scanBatches(blk, from, end, committed, limit-n)
+		n += found
 		switch {
-		case found:
-			return true, nil
 		case next > from:
 			from = next
 		case committed && blk.LastStableOffset >= 0 && blk.LastStableOffset < end:
-			return true, nil // an open transaction: not decided yet
+			return n, true, nil // an open transaction: not decided yet
 		default:
-			return false, nil // nothing more in the log below end
+			return n, false, nil // nothing more in the log below end
 		}
 	}
-	return false, nil
+	return n, false, nil
 }
 
-// scanBatches reports whether blk holds a deliverable record in [from,
-// end), and the offset after the last batch it read. Under read_committed a
+// scanBatches counts the deliverable records of blk in [from, end), up to
+// limit, and returns the offset after the last batch it read. Under read_committed a
 // batch of a producer whose transaction blk lists as aborted is skipped until
 // that producer's next marker, as the Java consumer does.
-func scanBatches(blk *sarama.FetchResponseBlock, from, end int64, committed bool) (found bool, next int64) {
+func scanBatches(blk *sarama.FetchResponseBlock, from, end int64, committed bool, limit int64) (found, next int64) {
 	next = from
 	aborted := slices.Clone(blk.AbortedTransactions)
 	slices.SortFunc(aborted, func(a, b *sarama.AbortedTransaction) int { return int(a.FirstOffset - b.FirstOffset) })
@@ -68,7 +76,9 @@ func scanBatches(blk *sarama.FetchResponseBlock, from, end int64, committed bool
 			}
 			for _, mb := range rs.MsgSet.Messages {
 				if mb.Offset >= from && mb.Offset < end {
-					return true, next
+					if found++; found >= limit {
+						return found, mb.Offset + 1
+					}
 				}
 				next = max(next, mb.Offset+1)
 			}
@@ -93,9 +103,11 @@ func scanBatches(blk *sarama.FetchResponseBlock, from, end int64, committed bool
 		}
 		for _, r := range rb.Records {
 			if off := rb.FirstOffset + r.OffsetDelta; off >= from && off < end {
-				return true, next
+				if found++; found >= limit {
+					return found, off + 1
+				}
 			}
 		}
 	}
-	return false, next
+	return found, next
 }
