@@ -143,12 +143,6 @@ func (c Config) Sarama() (*sarama.Config, error) {
 	if c.Producer.Linger > 0 {
 		sc.Producer.Flush.Frequency = c.Producer.Linger
 	}
-	if c.ExactlyOnce() {
-		// The offsets are committed by the hand-off transactions alone,
-		// and what was aborted is not read.
-		sc.Consumer.Offsets.AutoCommit.Enable = false
-		sc.Consumer.IsolationLevel = sarama.ReadCommitted
-	}
 
 	if err := sc.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: sarama rejects the result: %w", ErrInvalidConfig, err)
@@ -227,10 +221,27 @@ func (s *scramClient) Done() bool {
 // for a client whose producers pick partitions as the stack's do
 // (newPartitioner).
 func (c Config) producerSarama() (*sarama.Config, error) {
-	sc, err := c.Sarama()
+	sc, err := c.stackSarama()
 	if err != nil {
 		return nil, err
 	}
 	sc.Producer.Partitioner = newPartitioner
+	return sc, nil
+}
+
+// stackSarama is Sarama for the stack's own clients and consumer groups:
+// with exactly-once hand-offs the groups commit only through the hand-off
+// transactions (no auto-commit), and every reader reads read_committed, so
+// that the records of aborted transactions are not read. Sarama itself
+// leaves both as sarama has them, for the service's other clients.
+func (c Config) stackSarama() (*sarama.Config, error) {
+	sc, err := c.Sarama()
+	if err != nil {
+		return nil, err
+	}
+	if c.ExactlyOnce() {
+		sc.Consumer.Offsets.AutoCommit.Enable = false
+		sc.Consumer.IsolationLevel = sarama.ReadCommitted
+	}
 	return sc, nil
 }

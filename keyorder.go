@@ -76,7 +76,7 @@ func (s *Stack) startKeyOrder(ctx context.Context) error {
 	if s.keys.Started() || s.closed {
 		return nil
 	}
-	sc, err := s.cfg.Sarama()
+	sc, err := s.cfg.stackSarama()
 	if err != nil {
 		return err
 	}

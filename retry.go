@@ -45,7 +45,7 @@ func (s *Stack) startRetryConsumer(ctx context.Context) error {
 	}
 	// A consumer group gets a config of its own: sticky balance strategies
 	// keep state and must not be shared with the main group.
-	sc, err := s.cfg.Sarama()
+	sc, err := s.cfg.stackSarama()
 	if err != nil {
 		return err
 	}

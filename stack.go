@@ -225,7 +225,7 @@ func (s *Stack) buildSubscriber(o options) error {
 		ks = &memberSubscriber{
 			base: cfg.Consumer.InstanceID, group: cfg.Consumer.GroupID, logger: s.logger,
 			newSub: func(instanceID string) (message.Subscriber, error) {
-				sc, err := cfg.Sarama()
+				sc, err := cfg.stackSarama()
 				if err != nil {
 					return nil, err
 				}
