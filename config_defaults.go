@@ -22,7 +22,7 @@ const (
 	defaultRebalanceStrategy = "range"
 	defaultRebalanceTimeout  = 60 * time.Second
 	defaultShutdownTimeout   = 30 * time.Second
-	defaultCommitInterval    = time.Second
+	defaultCommitInterval    = 100 * time.Millisecond
 	defaultConcurrency       = 1
 	defaultStartupTimeout    = 20 * time.Second
 	defaultMaxInFlight       = 5

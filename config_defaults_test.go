@@ -59,7 +59,7 @@ func TestConfigSetDefaults(t *testing.T) {
 			RebalanceStrategy: "range",
 			RebalanceTimeout:  60 * time.Second,
 			ShutdownTimeout:   30 * time.Second,
-			CommitInterval:    time.Second,
+			CommitInterval:    100 * time.Millisecond,
 			Concurrency:       1,
 		},
 		Producer: kafkaevents.ProducerConfig{

@@ -111,6 +111,7 @@ func (s *Stack) retryClaims(group string) *offsets.Tracker {
 	t := offsets.NewTracker(offsets.Config{
 		ReleaseWait: min(s.cfg.Consumer.ShutdownTimeout, s.cfg.Consumer.RebalanceTimeout/2),
 		Logger:      s.logger, Group: group, Commit: s.txns.Flush,
+		Committed: func(tp offsets.Partition) (int64, string, error) { return s.committedIn(group, tp) },
 	})
 	s.txns.AddSource(t.Commits)
 	return t
@@ -263,5 +264,21 @@ func claimTracker(t *offsets.Tracker) delayedretry.ClaimTracker {
 	if t == nil {
 		return nil
 	}
-	return t
+	return retryClaims{t}
+}
+
+// retryClaims is the retry consumer's ClaimTracker under exactly-once
+// hand-offs: its records are held and marked as the stack's consumer's are.
+type retryClaims struct{ *offsets.Tracker }
+
+// Track implements delayedretry.ClaimTracker.
+func (r retryClaims) Track(parent context.Context, rec *sarama.ConsumerMessage) (delayedretry.TrackedRecord, error) {
+	ctx, h, err := r.Tracker.Track(parent, rec)
+	if err != nil {
+		return delayedretry.TrackedRecord{}, err
+	}
+	if h == nil {
+		return delayedretry.TrackedRecord{Skip: true}, nil
+	}
+	return delayedretry.TrackedRecord{Context: ctx, Done: h.Release, Abandon: h.Abandon}, nil
 }

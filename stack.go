@@ -416,11 +416,16 @@ func isNilCloser(c interface{ Close() error }) bool {
 // committed reads the committed offset and metadata of tp for the consumer
 // group, so that a claim skips the records its metadata says were settled.
 func (s *Stack) committed(tp offsets.Partition) (int64, string, error) {
-	b, err := s.client.Coordinator(s.cfg.Consumer.GroupID)
+	return s.committedIn(s.cfg.Consumer.GroupID, tp)
+}
+
+// committedIn is committed for group.
+func (s *Stack) committedIn(group string, tp offsets.Partition) (int64, string, error) {
+	b, err := s.client.Coordinator(group)
 	if err != nil {
 		return 0, "", err
 	}
-	req := &sarama.OffsetFetchRequest{Version: 1, ConsumerGroup: s.cfg.Consumer.GroupID}
+	req := &sarama.OffsetFetchRequest{Version: 1, ConsumerGroup: group}
 	req.AddPartition(tp.Topic, tp.Partition)
 	resp, err := b.FetchOffset(req)
 	if err != nil {

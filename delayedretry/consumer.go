@@ -81,8 +81,22 @@ type ConsumerConfig struct {
 type ClaimTracker interface {
 	// WrapConsumerGroupHandler returns the handler the consumer group runs.
 	WrapConsumerGroupHandler(h sarama.ConsumerGroupHandler) sarama.ConsumerGroupHandler
-	// WithRecord returns the context of rec's dispatched message.
-	WithRecord(ctx context.Context, rec *sarama.ConsumerMessage) context.Context
+	// Track registers rec before it is handled. An error means rec's claim
+	// is over: rec is left unmarked.
+	Track(parent context.Context, rec *sarama.ConsumerMessage) (TrackedRecord, error)
+}
+
+// TrackedRecord is a record registered with a ClaimTracker.
+type TrackedRecord struct {
+	// Context is the context of the record's dispatched message.
+	Context context.Context
+	// Done says the record is done (delivered or dead-lettered); Abandon
+	// gives it up undone, to be delivered again. Only the first call of
+	// either counts.
+	Done, Abandon func()
+	// Skip is true when the record was settled before (the claim's
+	// committed metadata says so): it is not delivered again.
+	Skip bool
 }
 
 // Consumer reads the retry topics and dispatches each record when it is due.
@@ -304,6 +318,19 @@ func (c *Consumer) handle(runCtx context.Context, sess sarama.ConsumerGroupSessi
 	if err != nil {
 		return false
 	}
+	abandon := func() {}
+	if c.cfg.Claims != nil {
+		tr, err := c.cfg.Claims.Track(runCtx, rec)
+		if err != nil {
+			return false
+		}
+		if tr.Skip {
+			done()
+			return true
+		}
+		inner := done
+		runCtx, done, abandon = tr.Context, func() { tr.Done(); inner() }, tr.Abandon
+	}
 	hdr := wire.HeaderMap(rec.Headers)
 	d, due, perr := parseRetryRecord(hdr, rec)
 	if perr == nil && c.cfg.MaxWait > 0 && due.Sub(c.cfg.Now()) > c.cfg.MaxWait {
@@ -319,17 +346,26 @@ func (c *Consumer) handle(runCtx context.Context, sess sarama.ConsumerGroupSessi
 	m := c.cfg.Metrics.of(d.HandlerID)
 	if perr != nil {
 		m.unroutable.Add(1)
-		return c.deadLetter(runCtx, sess, rec, perr, done)
+		ok := c.deadLetter(runCtx, sess, rec, perr, done)
+		if !ok {
+			abandon()
+		}
+		return ok
 	}
 	if !c.waitDue(sess.Context(), rec, d.HandlerID, due) {
+		abandon()
 		return false
 	}
 	err = part.Run(sess.Context(), d.HandlerID, func() error {
+		defer abandon() // does nothing once done was called
 		if !c.deliver(runCtx, sess, rec, hdr, d, due, done) {
 			return errSessionEnded
 		}
 		return nil
 	})
+	if err != nil {
+		abandon()
+	}
 	return err == nil
 }
 
@@ -372,9 +408,6 @@ func (c *Consumer) deliver(runCtx context.Context, sess sarama.ConsumerGroupSess
 	// handler may have changed the metadata it was given.
 	r := redeliver.Record{UUID: hdr[wire.HeaderWatermillUUID], Payload: rec.Value, Delivery: d}
 	delete(hdr, wire.HeaderWatermillUUID)
-	if c.cfg.Claims != nil {
-		runCtx = c.cfg.Claims.WithRecord(runCtx, rec)
-	}
 	backoff := c.cfg.RedeliverBackoff
 	for attempt := 0; ; attempt++ {
 		r.Metadata = message.Metadata(hdr)

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"time"
 
@@ -39,12 +40,24 @@ func SendHeld(ctx context.Context, sender Sender, holder OffsetHolder, msg *mess
 	if hold == nil {
 		return false
 	}
+	select {
+	case <-hold.Lost():
+		// The partition was revoked (a holder of exactly-once hand-offs
+		// says so with a hold lost already): msg will be delivered again.
+		gaveUp()
+		return true
+	default:
+	}
 	// Kept to send again: the producer appends its own headers to rec.
 	again := copyRecord(rec)
 	sendHeld(ctx, async, rec, hold, func(err error) {
 		if err == nil {
 			acked(rec)
 			hold.Release()
+			return
+		}
+		if errors.Is(err, ErrHoldLost) {
+			gaveUp()
 			return
 		}
 		refused(err)
@@ -79,6 +92,10 @@ func resend(ctx context.Context, sender AsyncSender, rec *sarama.ProducerMessage
 		answer := make(chan error, 1)
 		sendHeld(ctx, sender, sent, hold, func(err error) { answer <- err })
 		err := <-answer
+		if errors.Is(err, ErrHoldLost) {
+			gaveUp()
+			return
+		}
 		if err == nil {
 			acked(sent)
 			hold.Release()

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"context"
+	"errors"
 
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -40,6 +41,13 @@ type AsyncSender interface {
 	// answer (nil when the record was acknowledged). done must not block.
 	SendRecordAsync(ctx context.Context, rec *sarama.ProducerMessage, done func(error))
 }
+
+// ErrHoldLost is what a HeldSender gives a hand-off whose hold was lost
+// before the record was written: the partition of the record it replaces
+// is no longer this consumer's, and the record will be delivered again, so
+// writing its successor would hand it off twice. SendHeld then calls its
+// gaveUp.
+var ErrHoldLost = errors.New("kafkaevents: the hold of the record was lost before its hand-off was written")
 
 // HeldSender is an AsyncSender that takes the hold of the record a hand-off
 // replaces: it commits the offset past the held record together with the

@@ -343,6 +343,11 @@ func (o *Tracker) Hold(tp Partition, off int64) wire.OffsetHold {
 		return nil
 	}
 	h, err := o.hold(tp, off, false)
+	if errors.Is(err, ErrNoClaim) && o.cfg.Commit != nil {
+		// Under transactions a record whose claim is over is not handed
+		// off: it will be delivered again, by this claim's successor.
+		return lostHold{}
+	}
 	if err != nil {
 		return nil
 	}

@@ -2,6 +2,7 @@ package offsets
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"time"
 
@@ -140,4 +141,64 @@ func HoldAt(ctx context.Context) wire.OffsetHold {
 		return nil
 	}
 	return p.marks.Hold(p.tp, p.off)
+}
+
+// lostHold is the hold [Tracker.Hold] returns, under transactional commits,
+// for a record whose claim is over (or that two claims share): lost at once,
+// so that its hand-off is not written.
+type lostHold struct{}
+
+// closedLost is the Lost channel of every lostHold.
+var closedLost = func() chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}()
+
+func (lostHold) Release()              {}
+func (lostHold) Lost() <-chan struct{} { return closedLost }
+func (lostHold) Settling(bool)         {}
+
+// Track registers rec, a record of a claim of o that its reader hands to a
+// handler itself (the retry consumer), as the stack's consumer does with
+// the records of watermill-kafka: the record's offset is held until h is
+// released (done) or abandoned (given up, to be delivered again), and the
+// offset after it is marked at once, so that the commits carry the records
+// done beside it in the completed-offsets metadata. ctx is returned
+// carrying rec's position ([Tracker.WithRecord]), for the message that
+// hands rec to its handler. h is nil, and nothing held, when the committed
+// metadata read at the claim's start says rec was settled already. Track
+// waits while the metadata is at its budget; it returns an error, holding
+// nothing, when rec's claim is over or revoked, or parent ends.
+func (o *Tracker) Track(parent context.Context, rec *sarama.ConsumerMessage) (ctx context.Context, h *InFlight, err error) {
+	tp := Partition{rec.Topic, rec.Partition}
+	if o.Completed(tp, rec.Offset) {
+		o.markNext(tp, rec.Offset+1)
+		return parent, nil, nil
+	}
+	for {
+		h, changed, err := o.Admit(tp, rec.Offset)
+		switch {
+		case err == nil:
+			o.markNext(tp, rec.Offset+1)
+			return o.WithRecord(parent, rec), h, nil
+		case errors.Is(err, ErrOverBudget):
+			select {
+			case <-changed:
+			case <-parent.Done():
+				return parent, nil, parent.Err()
+			}
+		default:
+			return parent, nil, err
+		}
+	}
+}
+
+// markNext marks next on tp's claim, as much as its holds allow.
+func (o *Tracker) markNext(tp Partition, next int64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if c := o.claims[tp]; c != nil {
+		o.mark(tp, c, next)
+	}
 }

@@ -10,10 +10,17 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill"
+
+	"github.com/torix/kafkaevents/wire"
 )
 
 // Hold is the offset hold of a hand-off's original record.
 type Hold interface {
+	// Lost is closed once the hold can no longer be released: the
+	// partition of the original is no longer this consumer's, and the
+	// original will be delivered again. A hand-off whose hold is lost when
+	// its transaction starts is not written.
+	Lost() <-chan struct{}
 	// Settling counts the hold as released (true) in the offsets its
 	// Source reports, while a transaction carrying the hand-off's record is
 	// being committed, or as open again (false) when that transaction
@@ -277,6 +284,15 @@ func (c *Committer) cycle() {
 	c.pending, c.flushes = nil, nil
 	sources := slices.Clone(c.sources)
 	c.mu.Unlock()
+	live := batch[:0]
+	for _, it := range batch {
+		if it.hold != nil && isLost(it.hold) {
+			it.done(wire.ErrHoldLost)
+			continue
+		}
+		live = append(live, it)
+	}
+	batch = live
 	for _, it := range batch {
 		if it.hold != nil {
 			it.hold.Settling(true)
@@ -291,6 +307,15 @@ func (c *Committer) cycle() {
 	}
 	for _, f := range flushes {
 		f <- err
+	}
+}
+
+func isLost(h Hold) bool {
+	select {
+	case <-h.Lost():
+		return true
+	default:
+		return false
 	}
 }
 
