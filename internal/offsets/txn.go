@@ -73,22 +73,27 @@ func (o *Tracker) Commits() []txn.Commit {
 }
 
 // committable returns the offset and metadata that c commits when its
-// settling holds are released; o.mu is held.
+// settling holds are released; o.mu is held. A record whose hand-off is
+// settling counts as done whatever else holds it: the hold of a record
+// beside others in its handler, or its acknowledgement, may not have come
+// back from the handler yet when the transaction starts, and the
+// transaction must commit the offset past the record with its successor.
 func (c *claimState) committable() (int64, string) {
-	next := c.want
+	want := c.want
+	if n := len(c.settling); n > 0 {
+		want = max(want, c.settling[n-1]+1)
+	}
+	next := want
 	if c.refusedFrom >= 0 {
 		next = min(next, c.refusedFrom)
 	}
 	open := c.held
 	if len(c.settling) > 0 {
 		open = make([]int64, 0, len(c.held))
-		s := c.settling
 		for _, off := range c.held {
-			if len(s) > 0 && s[0] == off {
-				s = s[1:]
-				continue
+			if _, settling := slices.BinarySearch(c.settling, off); !settling {
+				open = append(open, off)
 			}
-			open = append(open, off)
 		}
 	}
 	if len(open) > 0 {
@@ -98,7 +103,7 @@ func (c *claimState) committable() (int64, string) {
 	if len(open) == 0 {
 		return next, ""
 	}
-	return next, EncodeMetadata(open[0], c.want, open)
+	return next, EncodeMetadata(open[0], want, open)
 }
 
 // commitEnd commits the offsets of c, whose claim ends, in a transaction

@@ -82,3 +82,43 @@ func TestCommitsCountSettlingHoldsAsReleased(t *testing.T) {
 	_, ok = commitOf(o, tp)
 	assert.False(t, ok, "an ended claim commits nothing more")
 }
+
+// TestSettlingHandOffSettlesItsRecord: the transaction of a record's
+// hand-off commits the offset past the record even when the record's own
+// hold (a record beside others in its handler) or its acknowledgement (a
+// sequential handler) has not come back yet.
+func TestSettlingHandOffSettlesItsRecord(t *testing.T) {
+	o := NewTracker(Config{Group: "g", Commit: func(context.Context) error { return nil }})
+	tp := Partition{"orders", 0}
+	raw := &markSession{}
+	o.startClaim(tp, memberSession{raw}, fakeClaim{initial: 0, hwm: 1 << 20})
+
+	// Sequential: record 0 handed off, not yet acknowledged.
+	h0 := o.Hold(tp, 0)
+	require.NotNil(t, h0)
+	h0.(*InFlight).Settling(true)
+	cm, ok := commitOf(o, tp)
+	require.True(t, ok)
+	assert.Equal(t, int64(1), cm.Offset, "past the record whose hand-off settles")
+	h0.Release()
+
+	// Beside others: record 1 admitted and in its handler, record 2 done.
+	in1, _, err := o.Admit(tp, 1)
+	require.NoError(t, err)
+	in2, _, err := o.Admit(tp, 2)
+	require.NoError(t, err)
+	o.markNext(tp, 3)
+	in2.Release()
+	cm, _ = commitOf(o, tp)
+	assert.Equal(t, int64(1), cm.Offset, "record 1 in its handler")
+	h1 := o.Hold(tp, 1)
+	require.NotNil(t, h1)
+	h1.(*InFlight).Settling(true)
+	cm, _ = commitOf(o, tp)
+	assert.Equal(t, int64(3), cm.Offset, "record 1's hand-off settles it, its handler's hold with it")
+	h1.(*InFlight).Settling(false)
+	cm, _ = commitOf(o, tp)
+	assert.Equal(t, int64(1), cm.Offset)
+	in1.Release()
+	h1.Release()
+}
