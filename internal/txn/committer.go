@@ -179,6 +179,12 @@ func (c *Committer) AddSource(s Source) {
 // once, from the committer's goroutine, with nil when the transaction
 // committed, or with its error when it was aborted; it must not block.
 func (c *Committer) Send(rec *sarama.ProducerMessage, hold Hold, done func(error)) {
+	if err := c.checkSize(rec); err != nil {
+		// Refused before it could make its transaction fail, and with it
+		// the other hand-offs of the transaction.
+		done(err)
+		return
+	}
 	c.mu.Lock()
 	if c.closed || !c.started {
 		c.mu.Unlock()
@@ -298,16 +304,60 @@ func (c *Committer) cycle() {
 			it.hold.Settling(true)
 		}
 	}
-	err := c.transact(batch, sources)
-	for _, it := range batch {
+	var err error
+	for round := 1; ; round++ {
+		err = c.transact(batch, sources)
+		if err == nil {
+			break
+		}
+		// The records the broker refused fail; the others go again at
+		// once, in a transaction without them, twice at most.
+		var refused, rest []*item
+		for _, it := range batch {
+			if it.err != nil {
+				refused = append(refused, it)
+			} else {
+				rest = append(rest, it)
+			}
+		}
+		if len(refused) == 0 || len(rest) == 0 || round == 3 {
+			break
+		}
+		finish(refused, err)
+		batch = rest
+	}
+	finish(batch, err)
+	for _, f := range flushes {
+		f <- err
+	}
+}
+
+// finish ends the hand-offs of items with err: nil once their transaction
+// committed.
+func finish(items []*item, err error) {
+	for _, it := range items {
 		if err != nil && it.hold != nil {
 			it.hold.Settling(false)
 		}
 		it.done(err)
 	}
-	for _, f := range flushes {
-		f <- err
+}
+
+// ErrRecordTooLarge is given to the done function of a hand-off whose record
+// is larger than the producer's Producer.MaxMessageBytes.
+var ErrRecordTooLarge = errors.New("txn: record larger than configured Producer.MaxMessageBytes")
+
+// checkSize refuses rec when sarama would, before it joins a transaction.
+func (c *Committer) checkSize(rec *sarama.ProducerMessage) error {
+	conf := c.cfg.Client.Config()
+	version := 1
+	if conf.Version.IsAtLeast(sarama.V0_11_0_0) {
+		version = 2
 	}
+	if size := rec.ByteSize(version); size > conf.Producer.MaxMessageBytes {
+		return fmt.Errorf("%w: %d > %d bytes", ErrRecordTooLarge, size, conf.Producer.MaxMessageBytes)
+	}
+	return nil
 }
 
 func isLost(h Hold) bool {
