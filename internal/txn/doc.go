@@ -22,6 +22,7 @@
 // closed and a new one initialised, as sarama cannot recover one
 // (IBM/sarama#2859).
 package txn
+
 //
 // Transactions leave offsets no consumer delivers: a marker after each
 // transaction in every partition it wrote, and the records of an aborted one
