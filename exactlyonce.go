@@ -145,7 +145,7 @@ func (t *txnSender) SendHeldRecord(ctx context.Context, rec *sarama.ProducerMess
 }
 
 func (t *txnSender) send(ctx context.Context, rec *sarama.ProducerMessage, hold txn.Hold, done func(error)) {
-	end := startRecord(t.tracer, ctx, rec)
+	end := startRecord(ctx, t.tracer, rec)
 	t.committer.Send(rec, hold, func(err error) {
 		end(rec.Partition, rec.Offset, err)
 		done(err)

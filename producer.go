@@ -199,11 +199,11 @@ func (p *Producer) SendRecord(ctx context.Context, rec *sarama.ProducerMessage) 
 // starts its send span and injects the trace context; the caller ends the
 // span with the broker's answer.
 func (p *Producer) startRecord(ctx context.Context, rec *sarama.ProducerMessage) func(partition int32, offset int64, err error) {
-	return startRecord(p.tracer, ctx, rec)
+	return startRecord(ctx, p.tracer, rec)
 }
 
 // startRecord is Producer.startRecord with tracer.
-func startRecord(tracer *tracing.Tracer, ctx context.Context, rec *sarama.ProducerMessage) func(partition int32, offset int64, err error) {
+func startRecord(ctx context.Context, tracer *tracing.Tracer, rec *sarama.ProducerMessage) func(partition int32, offset int64, err error) {
 	if !hasHeader(rec.Headers, correlation.Header) {
 		if id := correlation.FromContext(ctx); id != "" {
 			rec.Headers = append(rec.Headers, sarama.RecordHeader{Key: []byte(correlation.Header), Value: []byte(id)})

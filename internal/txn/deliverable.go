@@ -76,7 +76,8 @@ func scanBatches(blk *sarama.FetchResponseBlock, from, end int64, committed bool
 			}
 			for _, mb := range rs.MsgSet.Messages {
 				if mb.Offset >= from && mb.Offset < end {
-					if found++; found >= limit {
+					found++
+					if found >= limit {
 						return found, mb.Offset + 1
 					}
 				}
@@ -103,7 +104,8 @@ func scanBatches(blk *sarama.FetchResponseBlock, from, end int64, committed bool
 		}
 		for _, r := range rb.Records {
 			if off := rb.FirstOffset + r.OffsetDelta; off >= from && off < end {
-				if found++; found >= limit {
+				found++
+				if found >= limit {
 					return found, off + 1
 				}
 			}

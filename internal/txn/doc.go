@@ -21,10 +21,9 @@
 // producer the broker fenced (another one took its transactional ID) is
 // closed and a new one initialised, as sarama cannot recover one
 // (IBM/sarama#2859).
-package txn
-
 //
 // Transactions leave offsets no consumer delivers: a marker after each
 // transaction in every partition it wrote, and the records of an aborted one
 // under read_committed. A reader that waits for a partition's end offset, or
 // a lag that counts to it, asks [Deliverable] whether any record is left.
+package txn
