@@ -31,16 +31,7 @@ func TestCrashLosesNothingWithConcurrency(t *testing.T) {
 
 func crashLosesNothing(t *testing.T, scenario, name string, vars map[string]string) {
 	needProcesses(t)
-	// The services get none of the test's KAFKA_* variables; this one
-	// compares commit intervals (RELIABILITY.md).
-	if v := os.Getenv("KAFKAEVENTS_CHAOS_COMMIT_INTERVAL"); v != "" {
-		vars = maps.Clone(vars)
-		if vars == nil {
-			vars = map[string]string{}
-		}
-		vars["KAFKA_CONSUMER_COMMIT_INTERVAL"] = v
-		scenario += " commit-interval=" + v
-	}
+	vars, scenario = withCommitInterval(vars, scenario)
 	started := time.Now()
 	c := newCluster(t)
 	n := size(300, 10000)
@@ -70,6 +61,23 @@ func crashLosesNothing(t *testing.T, scenario, name string, vars map[string]stri
 	})
 	assert.Zero(t, tl.Lost, "lost orders, e.g. %v", tl.LostIDs)
 	assert.Zero(t, tl.Misrouted, "orders with the wrong outcome: %v", tl.Wrong)
+}
+
+// withCommitInterval returns vars and scenario with the commit interval of
+// KAFKAEVENTS_CHAOS_COMMIT_INTERVAL, when it is set: the services get none
+// of the test's KAFKA_* variables, and this one compares commit intervals
+// (RELIABILITY.md).
+func withCommitInterval(vars map[string]string, scenario string) (map[string]string, string) {
+	v := os.Getenv("KAFKAEVENTS_CHAOS_COMMIT_INTERVAL")
+	if v == "" {
+		return vars, scenario
+	}
+	vars = maps.Clone(vars)
+	if vars == nil {
+		vars = map[string]string{}
+	}
+	vars["KAFKA_CONSUMER_COMMIT_INTERVAL"] = v
+	return vars, scenario + " commit-interval=" + v
 }
 
 // killMidStream kills svc (SIGKILL) kills times, at evenly spread points of

@@ -3,6 +3,7 @@ package chaos_test
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"strings"
 	"sync"
@@ -40,13 +41,8 @@ func crashHandsOffOnce(t *testing.T, scenario, name string, vars map[string]stri
 		env["KAFKA_PRODUCER_EXACTLY_ONCE_HANDOFFS"] = "false"
 		scenario += " (option off)"
 	}
-	for k, v := range vars {
-		env[k] = v
-	}
-	if v := os.Getenv("KAFKAEVENTS_CHAOS_COMMIT_INTERVAL"); v != "" {
-		env["KAFKA_CONSUMER_COMMIT_INTERVAL"] = v
-		scenario += " commit-interval=" + v
-	}
+	maps.Copy(env, vars)
+	env, scenario = withCommitInterval(env, scenario)
 	started := time.Now()
 	c := newCluster(t)
 	n := size(600, 10000)
