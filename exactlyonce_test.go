@@ -14,6 +14,7 @@ import (
 
 	"github.com/torix/kafkaevents"
 	"github.com/torix/kafkaevents/internal/txn"
+	"github.com/torix/kafkaevents/wire"
 )
 
 // TestExactlyOnceHandoffsCarryEveryRecordOnce: with exactly-once hand-offs,
@@ -246,4 +247,58 @@ func (holdingHandler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
 func (holdingHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, _ sarama.ConsumerGroupClaim) error {
 	<-sess.Context().Done()
 	return nil
+}
+
+// TestDLQBrowseDoesNotWaitForAnOpenTransaction: a transaction left open in
+// the DLQ (a killed instance's, until the broker aborts it) does not hold a
+// browse: it reads up to the last stable offset.
+func TestDLQBrowseDoesNotWaitForAnOpenTransaction(t *testing.T) {
+	env := newEnv(t)
+	cfg := env.baseConfig("eos-open")
+	topic := uniq("eos-open")
+	env.createTopics(t, 1, topic)
+	cfg.DLQ.Partitions = 1
+	rn := start(t, cfg, func(s *kafkaevents.Stack, r *message.Router) {
+		_, err := s.AddHandler(r, topic, "EOS.permanent", func(*message.Message) error {
+			return wire.Permanent(errors.New("permanent"))
+		})
+		require.NoError(t, err)
+	})
+	p, err := sarama.NewSyncProducerFromClient(env.client(t))
+	require.NoError(t, err)
+	_, _, err = p.SendMessage(&sarama.ProducerMessage{Topic: topic, Value: sarama.StringEncoder("dead")})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		page, err := rn.Stack.BrowseDLQ(t.Context(), topic, 10, 0)
+		return err == nil && page.Total == 1
+	}, 30*time.Second, 50*time.Millisecond, "the record in the DLQ")
+
+	// A transactional producer writes to the DLQ and never ends its
+	// transaction.
+	sc := env.saramaConfig()
+	sc.Producer.Idempotent, sc.Producer.RequiredAcks, sc.Net.MaxOpenRequests = true, sarama.WaitForAll, 1
+	sc.Producer.Transaction.ID = uniq("open-txn")
+	client, err := sarama.NewClient(env.Brokers, sc)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = client.Close() })
+	open, err := sarama.NewAsyncProducerFromClient(client)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = open.Close() })
+	require.NoError(t, open.BeginTxn())
+	open.Input() <- &sarama.ProducerMessage{Topic: rn.Stack.DLQTopic(), Value: sarama.StringEncoder("in an open transaction")}
+	select {
+	case <-open.Successes():
+	case perr := <-open.Errors():
+		require.NoError(t, perr.Err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the open transaction's record was not written")
+	}
+
+	started := time.Now()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	page, err := rn.Stack.BrowseDLQ(ctx, topic, 10, 0)
+	require.NoError(t, err)
+	assert.Equal(t, 1, page.Total)
+	assert.Less(t, time.Since(started), 5*time.Second, "the browse waited for the open transaction")
 }

@@ -11,13 +11,14 @@ import (
 	"github.com/torix/kafkaevents/internal/txn"
 )
 
-// bounds returns the first offset still in the log and the end offset (the
-// offset the next record will get) of a partition.
+// bounds returns the first offset still in the log and the end offset of a
+// partition: the offset the next record will get, or, when the client reads
+// read_committed, the last stable offset (txn.End).
 func bounds(client sarama.Client, topic string, partition int32) (oldest, end int64, err error) {
 	if oldest, err = client.GetOffset(topic, partition, sarama.OffsetOldest); err != nil {
 		return 0, 0, fmt.Errorf("dlq: oldest offset of %s/%d: %w", topic, partition, err)
 	}
-	if end, err = client.GetOffset(topic, partition, sarama.OffsetNewest); err != nil {
+	if end, err = txn.End(client, topic, partition); err != nil {
 		return 0, 0, fmt.Errorf("dlq: end offset of %s/%d: %w", topic, partition, err)
 	}
 	return oldest, end, nil

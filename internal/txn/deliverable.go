@@ -113,3 +113,37 @@ func scanBatches(blk *sarama.FetchResponseBlock, from, end int64, committed bool
 	}
 	return found, next
 }
+
+// End returns the end offset of partition as a consumer at the client's
+// isolation level sees it: under read_committed, the last stable offset
+// (every transaction below it is decided), so that a reader that reads up to
+// it never waits for a transaction still open, such as one a killed process
+// left until the broker aborts it; the high-water mark otherwise.
+func End(client sarama.Client, topic string, partition int32) (int64, error) {
+	conf := client.Config()
+	if conf.Consumer.IsolationLevel != sarama.ReadCommitted {
+		return client.GetOffset(topic, partition, sarama.OffsetNewest)
+	}
+	b, err := client.Leader(topic, partition)
+	if err != nil {
+		return 0, fmt.Errorf("txn: leader of %s/%d: %w", topic, partition, err)
+	}
+	req := sarama.NewOffsetRequest(conf.Version)
+	req.IsolationLevel = sarama.ReadCommitted
+	req.AddBlock(topic, partition, sarama.OffsetNewest, 1)
+	resp, err := b.GetAvailableOffsets(req)
+	if err != nil {
+		return 0, fmt.Errorf("txn: stable offset of %s/%d: %w", topic, partition, err)
+	}
+	blk := resp.GetBlock(topic, partition)
+	if blk == nil {
+		return 0, fmt.Errorf("txn: stable offset of %s/%d: no answer for the partition", topic, partition)
+	}
+	if blk.Err != sarama.ErrNoError {
+		return 0, fmt.Errorf("txn: stable offset of %s/%d: %w", topic, partition, blk.Err)
+	}
+	if len(blk.Offsets) > 0 && req.Version == 0 {
+		return blk.Offsets[0], nil
+	}
+	return blk.Offset, nil
+}
