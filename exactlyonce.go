@@ -84,8 +84,8 @@ func (s *Stack) buildExactlyOnce(options) error {
 	}
 	if err := c.Start(); err != nil {
 		return s.cfg.redactErr(fmt.Errorf("kafkaevents: Producer.ExactlyOnceHandoffs (KAFKA_PRODUCER_EXACTLY_ONCE_HANDOFFS) is on, "+
-			"and the brokers refused the transactional producer %q: %w; allow transactions for it (ACL on transactional IDs %s.handoffs.*), "+
-			"or turn the option off", id, err, s.cfg.ServiceName))
+			"and the brokers refused its %w; allow transactions for it (Write and Describe on the transactional IDs with the prefix %s.handoffs.), "+
+			"or turn the option off", err, s.cfg.ServiceName))
 	}
 	s.txns, s.txnID = c, id
 	s.txnSender = &txnSender{committer: c, tracer: s.tracer}

@@ -8,12 +8,16 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/torix/kafkaevents"
 	"github.com/torix/kafkaevents/internal/txn"
+	"github.com/torix/kafkaevents/kafkatest"
 	"github.com/torix/kafkaevents/wire"
 )
 
@@ -301,4 +305,34 @@ func TestDLQBrowseDoesNotWaitForAnOpenTransaction(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 1, page.Total)
 	assert.Less(t, time.Since(started), 5*time.Second, "the browse waited for the open transaction")
+}
+
+// TestTransactionsRefusedNameTheOption: a principal that may not use
+// transactional IDs gets an error from New that names the option and the
+// transactional ID; with the option off the same principal starts.
+func TestTransactionsRefusedNameTheOption(t *testing.T) {
+	allow := func(resource kmsg.ACLResourceType) kfake.ACL {
+		return kfake.ACL{Resource: resource, Name: "*", Pattern: kmsg.ACLResourcePatternTypeLiteral, Operation: kmsg.ACLOperationAll, Allow: true}
+	}
+	// Everything but transactional IDs.
+	broker := kafkatest.New(t, kafkatest.With(kfake.EnableSASL(), kfake.EnableACLs(),
+		kfake.User("PLAIN", "orders", "orders-secret",
+			allow(kmsg.ACLResourceTypeTopic), allow(kmsg.ACLResourceTypeGroup),
+			kfake.ACL{Resource: kmsg.ACLResourceTypeCluster, Name: "kafka-cluster", Pattern: kmsg.ACLResourcePatternTypeLiteral, Operation: kmsg.ACLOperationAll, Allow: true})))
+	cfg := kafkaevents.Config{
+		ClientID: uniq("acl"), ServiceName: "acl-orders", Brokers: broker.Addrs(), StartupTimeout: 20 * time.Second,
+		SASL: kafkaevents.SASLConfig{Mechanism: "plain", Username: "orders", Password: "orders-secret"},
+		TLS:  kafkaevents.TLSConfig{Enabled: kafkaevents.Bool(false)},
+	}
+	_, err := kafkaevents.New(cfg, kafkaevents.WithLogger(watermill.NopLogger{}))
+	require.Error(t, err)
+	for _, want := range []string{"Producer.ExactlyOnceHandoffs", "KAFKA_PRODUCER_EXACTLY_ONCE_HANDOFFS", `"acl-orders.handoffs.`} {
+		assert.Contains(t, err.Error(), want)
+	}
+	assert.NotContains(t, err.Error(), "orders-secret")
+
+	cfg.Producer.ExactlyOnceHandoffs = kafkaevents.Bool(false)
+	s, err := kafkaevents.New(cfg, kafkaevents.WithLogger(watermill.NopLogger{}))
+	require.NoError(t, err, "the same principal without transactions")
+	require.NoError(t, s.Close())
 }

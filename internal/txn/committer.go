@@ -516,7 +516,7 @@ func byMember(commits []Commit) []group {
 func (c *Committer) newProducer() error {
 	p, err := sarama.NewAsyncProducerFromClient(c.cfg.Client)
 	if err != nil {
-		return fmt.Errorf("txn: transactional producer %q: %w", c.cfg.Client.Config().Producer.Transaction.ID, err)
+		return fmt.Errorf("transactional producer %q: %w", c.cfg.Client.Config().Producer.Transaction.ID, err)
 	}
 	c.producer = p
 	c.results.Add(2)
