@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -145,4 +146,73 @@ func (a *attempts) copies() (int, string) {
 		}
 	}
 	return n, example
+}
+
+// TestKillAfterEachHandoff follows one always-failing order through its
+// hops (main topic → three retry lanes → DLQ) and SIGKILLs the reference
+// service as soon as it logs each hand-off of the order, restarting it each
+// time: the moment when, with at-least-once hand-offs, the record handed off
+// is written and the offset past the original is not committed yet. With
+// exactly-once hand-offs each next hop holds exactly one record of the order
+// (read read_committed), and the DLQ one. KAFKAEVENTS_CHAOS_HANDOFFS=at-least-once
+// runs it with the option off and reports the copies instead.
+func TestKillAfterEachHandoff(t *testing.T) {
+	needProcesses(t)
+	exactlyOnce := os.Getenv("KAFKAEVENTS_CHAOS_HANDOFFS") != "at-least-once"
+	c := newCluster(t)
+	name := uniq("chaos-kill-hop")
+	svc := c.service(t, name, map[string]string{"KAFKA_PRODUCER_EXACTLY_ONCE_HANDOFFS": strconv.FormatBool(exactlyOnce)})
+	svc.Start()
+	svc.WaitReady(2 * time.Minute)
+	c.waitGroupsStable(t, 2*time.Minute, name+"-group", name+"-group.retry")
+	tr := c.track(t, name, topicOrderProcessed, name+".dlq")
+	att := &attempts{prefix: name, seen: map[string]int{}}
+	c.readFromStart(t, att.add, retryLanes(name)...)
+
+	o := order{ID: name + "-000001", Kind: kindAlwaysFail}
+	_, _, err := c.producer(t).SendMessage(o.Record())
+	require.NoError(t, err)
+	hops := []struct{ hop, line string }{
+		{"main topic → lane 1", "attempt=1"},
+		{"lane 1 → lane 2", "attempt=2"},
+		{"lane 2 → lane 3", "attempt=3"},
+		{"lane 3 → DLQ", "Message stored in the DLQ"},
+	}
+	for _, h := range hops {
+		waitUntil(t, 2*time.Minute, "the hand-off "+h.hop+" in the log", func() bool {
+			return handedOff(svc.Logs(), o.ID, h.line)
+		}, svc)
+		svc.Kill()
+		t.Logf("SIGKILL after the hand-off %s", h.hop)
+		svc.Start()
+		svc.WaitReady(2 * time.Minute)
+		c.waitGroupsStable(t, 2*time.Minute, name+"-group", name+"-group.retry")
+	}
+	waitUntil(t, 2*time.Minute, "the order in the DLQ", func() bool { return tr.Settled([]order{o}) == 1 }, svc)
+	tr.WaitQuiet(3*time.Second, 30*time.Second)
+
+	att.mu.Lock()
+	got := []int{att.seen[o.ID+" attempt 1"], att.seen[o.ID+" attempt 2"], att.seen[o.ID+" attempt 3"]}
+	att.mu.Unlock()
+	dlqCopies, _ := tr.dlqCopies([]order{o})
+	report(t, result{
+		Scenario: "kill after each hand-off" + map[bool]string{true: "", false: " (option off)"}[exactlyOnce], Broker: c.Kind,
+		tally: tr.Tally([]order{o}), Injected: "4×SIGKILL, each as soon as the service logged a hand-off of the order",
+		Took: "-", Notes: fmt.Sprintf("retry records of attempts 1, 2, 3: %v; DLQ records: %d", got, 1+dlqCopies),
+	})
+	if exactlyOnce {
+		assert.Equal(t, []int{1, 1, 1}, got, "retry records of attempts 1, 2 and 3")
+		assert.Zero(t, dlqCopies, "DLQ records beyond the first")
+	}
+}
+
+// handedOff reports whether logs has a line of a hand-off of order id that
+// contains line: a "Retry scheduled" line of that attempt, or the DLQ's.
+func handedOff(logs, id, line string) bool {
+	for _, l := range strings.Split(logs, "\n") {
+		if strings.Contains(l, id) && strings.Contains(l, line) && (strings.Contains(l, "Retry scheduled") || strings.Contains(l, "Message stored in the DLQ")) {
+			return true
+		}
+	}
+	return false
 }
