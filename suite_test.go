@@ -307,8 +307,12 @@ func (e *testEnv) collectIsolated(t *testing.T, isolation sarama.IsolationLevel,
 			return err == nil && len(parts) > 0
 		}, 20*time.Second, 50*time.Millisecond, "topic %s", topic)
 		for _, p := range parts {
-			pc, err := consumer.ConsumePartition(topic, p, sarama.OffsetOldest)
-			require.NoError(t, err)
+			// A topic just created may not have its leader yet.
+			var pc sarama.PartitionConsumer
+			require.Eventually(t, func() bool {
+				pc, err = consumer.ConsumePartition(topic, p, sarama.OffsetOldest)
+				return err == nil
+			}, 20*time.Second, 50*time.Millisecond, "consume %s/%d: %v", topic, p, err)
 			c.wg.Add(1)
 			go func() {
 				defer c.wg.Done()

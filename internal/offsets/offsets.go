@@ -577,7 +577,8 @@ type PartitionStats struct {
 	// but not committable yet (holes in the offsets included).
 	SettledAbove int64
 	// MetadataBytes is the length of the completed-offsets map last given
-	// to the session.
+	// to the session, or, when the commits are transactional, the one the
+	// next transaction commits.
 	MetadataBytes int
 	// Skipped counts the records of this claim skipped as completed.
 	Skipped int64
@@ -598,9 +599,16 @@ func (o *Tracker) Stats() []PartitionStats {
 		if c.marked >= 0 {
 			above = max(0, c.want-c.marked-int64(len(c.held)))
 		}
+		metaBytes := len(c.meta)
+		if o.cfg.Commit != nil {
+			// Under transactions the session is given no metadata: the
+			// next transaction commits the map as it is now.
+			_, meta := c.committable()
+			metaBytes = len(meta)
+		}
 		out = append(out, PartitionStats{
 			Partition: tp, Committable: c.marked, InFlight: c.active,
-			SettledAbove: above, MetadataBytes: len(c.meta), Skipped: c.skipped,
+			SettledAbove: above, MetadataBytes: metaBytes, Skipped: c.skipped,
 		})
 	}
 	slices.SortFunc(out, func(a, b PartitionStats) int {
