@@ -30,8 +30,10 @@ const (
 	handoffTxnLinger = 10 * time.Millisecond
 	// handoffTxnTimeout is the transaction timeout (Kafka Streams' default
 	// under exactly-once): a transaction left open by a process that died
-	// is aborted by the broker after it, and until then a read_committed
-	// reader of the retry topics and the DLQ waits at its first record.
+	// is aborted by the broker after it (and its next check), and until
+	// then a read_committed reader of the retry topics and the DLQ waits at
+	// its first record, and the next owner of a partition whose offsets it
+	// carried waits for them to be stable.
 	handoffTxnTimeout = 10 * time.Second
 )
 

@@ -283,7 +283,11 @@ type collector struct {
 
 func (e *testEnv) collect(t *testing.T, topics ...string) *collector {
 	t.Helper()
-	return e.collectIsolated(t, sarama.ReadUncommitted, topics...)
+	// What a consumer of the stack's topics sees: not the records of a
+	// transaction before it commits (exactly-once hand-offs), so that a
+	// test that waits for them and then reads the topic through the stack
+	// finds them too.
+	return e.collectIsolated(t, sarama.ReadCommitted, topics...)
 }
 
 // collectIsolated is collect at an isolation level: ReadCommitted skips
