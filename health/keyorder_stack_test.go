@@ -51,15 +51,21 @@ func TestParkedKeysOverTheAPI(t *testing.T) {
 
 	svc.failing.Store(false)
 	// A: its head reprocessed from the DLQ, then the record behind it.
-	var page dlq.Page
-	require.Equal(t, http.StatusOK, call(t, svc, http.MethodGet, "/kafka/dlq/records?limit=10&topic="+svc.topic, &page))
+	// The key is parked before its DLQ record's transaction commits: the
+	// record shows in the DLQ a moment later.
 	var head dlq.BrowsedRecord
-	for _, r := range page.Records {
-		if r.Preview == "A-1" {
-			head = r
+	require.Eventually(t, func() bool {
+		var page dlq.Page
+		if call(t, svc, http.MethodGet, "/kafka/dlq/records?limit=10&topic="+svc.topic, &page) != http.StatusOK {
+			return false
 		}
-	}
-	require.Equal(t, "A-1", head.Preview)
+		for _, r := range page.Records {
+			if r.Preview == "A-1" {
+				head = r
+			}
+		}
+		return head.Preview == "A-1"
+	}, 30*time.Second, 20*time.Millisecond, "the head A-1 in the DLQ")
 	require.Equal(t, http.StatusOK, call(t, svc, http.MethodPost, "/kafka/dlq/records/"+strconv.Itoa(int(head.Partition))+"/"+strconv.FormatInt(head.Offset, 10)+"/reprocess", nil))
 	require.Eventually(t, func() bool { return svc.handled("A-2") == 1 }, 30*time.Second, 20*time.Millisecond, "A-2 after its head")
 
