@@ -21,8 +21,12 @@ const (
 	// its payload, its headers are the record's.
 	KindAside = "aside"
 	// KindReleased is the tombstone of a head or of a record set aside that
-	// was handled.
+	// was handled, and of a hand-off marker.
 	KindReleased = "released"
+	// KindHandedOff marks the hand-off of a pending head as acknowledged
+	// (see HeaderHandoff): its key is the head's with "handedOff": true,
+	// its value the head's offset in the state topic.
+	KindHandedOff = "handed-off"
 )
 
 // Headers of the state topic's records.
@@ -33,6 +37,12 @@ const (
 	HeaderReason = "x-parked-reason"
 	// HeaderSince is when the entry was written (RFC 3339).
 	HeaderSince = "x-parked-at"
+	// HeaderHandoff is "pending" on a head that carries its record: a record
+	// set aside that failed when it was delivered, whose only copy was its
+	// entry until its retry or DLQ record was acknowledged. Until a
+	// KindHandedOff marker names it, the next owner of its partition delivers
+	// it again, as a record set aside.
+	HeaderHandoff = "x-parked-handoff"
 )
 
 // Reasons of a head.
@@ -52,10 +62,12 @@ type Group struct {
 }
 
 // entryKey is the key of an entry in the state topic: its group and the
-// original offset of the record.
+// original offset of the record; HandedOff for the hand-off marker of the
+// head at that offset.
 type entryKey struct {
 	Group
-	Offset int64
+	Offset    int64
+	HandedOff bool
 }
 
 // stateKey is the JSON form of an entryKey, the record key in the state
@@ -69,11 +81,12 @@ type stateKey struct {
 	Offset    int64  `json:"offset"`
 	Key       string `json:"key,omitempty"`
 	KeyBase64 []byte `json:"keyBase64,omitempty"`
+	HandedOff bool   `json:"handedOff,omitempty"`
 }
 
 // encodeKey returns the record key of k.
 func encodeKey(k entryKey) []byte {
-	sk := stateKey{HandlerID: k.HandlerID, Topic: k.Topic, Partition: k.Partition, Offset: k.Offset}
+	sk := stateKey{HandlerID: k.HandlerID, Topic: k.Topic, Partition: k.Partition, Offset: k.Offset, HandedOff: k.HandedOff}
 	if utf8.ValidString(k.Key) {
 		sk.Key = k.Key
 	} else {
@@ -98,7 +111,7 @@ func decodeKey(b []byte) (entryKey, error) {
 	if key == "" {
 		return entryKey{}, errBadKey
 	}
-	return entryKey{Group: Group{HandlerID: sk.HandlerID, Topic: sk.Topic, Partition: sk.Partition, Key: key}, Offset: sk.Offset}, nil
+	return entryKey{Group: Group{HandlerID: sk.HandlerID, Topic: sk.Topic, Partition: sk.Partition, Key: key}, Offset: sk.Offset, HandedOff: sk.HandedOff}, nil
 }
 
 // entry is the state of one live entry.
@@ -116,10 +129,47 @@ type entry struct {
 	// handled here, while its tombstone is on its way: it is not
 	// delivered again.
 	handled bool
-	// The record set aside: payload, headers and Watermill UUID.
+	// pending is set on a head that carries its record (HeaderHandoff);
+	// stale on a pending head whose hand-off no marker confirmed when its
+	// partition's claim started: it is delivered again, as a record set
+	// aside, and does not hold its key meanwhile.
+	pending, stale bool
+	// handedOff is, for a hand-off marker, the state-topic offset of the
+	// head it confirms.
+	handedOff int64
+	// The record set aside (or carried by a pending head): payload, headers
+	// and Watermill UUID.
 	uuid    string
 	payload []byte
 	headers map[string]string
+}
+
+// holdsKey reports whether e holds its key: a head, unless stale.
+func (e *entry) holdsKey() bool { return e != nil && e.kind == KindHead && !e.stale }
+
+// carries reports whether e carries a record: set aside, or a pending head.
+func (e *entry) carries() bool { return e != nil && (e.kind == KindAside || e.pending) }
+
+// pendingHead builds the state record of a head at k that carries its
+// record, copied from e.
+func pendingHead(topic string, k entryKey, reason string, now time.Time, e *entry) *sarama.ProducerMessage {
+	rec := record(topic, k, KindHead, reason, now, e.uuid, e.payload, e.headers)
+	rec.Value = sarama.ByteEncoder(nonNil(e.payload))
+	rec.Headers = append(rec.Headers, sarama.RecordHeader{Key: []byte(HeaderHandoff), Value: []byte("pending")})
+	return rec
+}
+
+// handedOffMarker builds the marker that the hand-off of the pending head at
+// k, written at state offset head, was acknowledged; a tombstone when head
+// is negative.
+func handedOffMarker(topic string, k entryKey, head int64, now time.Time) *sarama.ProducerMessage {
+	k.HandedOff = true
+	if head < 0 {
+		return record(topic, k, KindReleased, "", now, "", nil, nil)
+	}
+	rec := record(topic, k, KindHandedOff, "", now, "", nil, nil)
+	rec.Value = sarama.StringEncoder(strconv.FormatInt(head, 10))
+	return rec
 }
 
 // record builds the state record of k, of kind, at now; aside records
@@ -128,7 +178,7 @@ func record(topic string, k entryKey, kind, reason string, now time.Time, uuid s
 	hs := make([]sarama.RecordHeader, 0, len(headers)+4)
 	for hk, hv := range headers {
 		switch hk {
-		case HeaderKind, HeaderReason, HeaderSince, wire.HeaderWatermillUUID:
+		case HeaderKind, HeaderReason, HeaderSince, HeaderHandoff, wire.HeaderWatermillUUID:
 			continue
 		}
 		hs = append(hs, sarama.RecordHeader{Key: []byte(hk), Value: []byte(hv)})
@@ -186,6 +236,8 @@ func decode(m *sarama.ConsumerMessage) (entryKey, *entry, error) {
 			}
 		case wire.HeaderWatermillUUID:
 			e.uuid = string(h.Value)
+		case HeaderHandoff:
+			e.pending = string(h.Value) == "pending"
 		default:
 			if md == nil {
 				md = map[string]string{}
@@ -196,6 +248,16 @@ func decode(m *sarama.ConsumerMessage) (entryKey, *entry, error) {
 	switch {
 	case m.Value == nil || e.kind == KindReleased:
 		return k, nil, nil
+	case k.HandedOff:
+		n, err := strconv.ParseInt(string(m.Value), 10, 64)
+		if e.kind != KindHandedOff || err != nil || n < 0 {
+			return k, nil, errors.New("keyorder: hand-off marker is not a state offset: " + strconv.Quote(string(m.Value)))
+		}
+		e.handedOff = n
+		return k, e, nil
+	case e.kind == KindHead && e.pending:
+		e.payload, e.headers = m.Value, md
+		return k, e, nil
 	case e.kind == KindHead:
 		return k, e, nil
 	case e.kind == KindAside:

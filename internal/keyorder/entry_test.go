@@ -58,6 +58,28 @@ func TestStateRecordsDecode(t *testing.T) {
 	require.NoError(t, err)
 	assert.Nil(t, e, "a tombstone")
 
+	_, e, err = decode(consumed(pendingHead("s", k, ReasonRetry, now, &entry{uuid: "u-1", payload: []byte("payload"), headers: map[string]string{"x-a": "1"}})))
+	require.NoError(t, err)
+	require.NotNil(t, e)
+	assert.True(t, e.pending && e.holdsKey() && e.carries(), "a pending head holds its key and carries its record")
+	assert.Equal(t, "payload", string(e.payload))
+	assert.Equal(t, "u-1", e.uuid)
+	assert.Equal(t, map[string]string{"x-a": "1"}, e.headers)
+
+	mk, e, err := decode(consumed(handedOffMarker("s", k, 42, now)))
+	require.NoError(t, err)
+	require.NotNil(t, e)
+	assert.True(t, mk.HandedOff)
+	assert.Equal(t, k.Offset, mk.Offset)
+	assert.Equal(t, int64(42), e.handedOff)
+	_, e, err = decode(consumed(handedOffMarker("s", k, -1, now)))
+	require.NoError(t, err)
+	assert.Nil(t, e, "the marker's tombstone")
+	bad := consumed(handedOffMarker("s", k, 42, now))
+	bad.Value = []byte("not an offset")
+	_, _, err = decode(bad)
+	assert.Error(t, err)
+
 	m := consumed(record("s", k, KindHead, "", now, "", nil, nil))
 	for _, h := range m.Headers {
 		if string(h.Key) == HeaderKind {

@@ -80,6 +80,9 @@ type Parker struct {
 	// owned are the partitions this process consumes, while their claims
 	// run (OnClaim).
 	owned map[offsets.Partition]*owner
+	// markers are the hand-off markers read, by the key of the head they
+	// name: the head's offset in the state topic.
+	markers map[entryKey]int64
 
 	consumer sarama.Consumer
 	pc       sarama.PartitionConsumer
@@ -134,6 +137,7 @@ func New(cfg Config) (*Parker, error) {
 	return &Parker{
 		cfg: cfg, groups: map[Group]*group{}, counts: map[offsets.Partition]int{},
 		full: map[offsets.Partition]time.Time{}, moved: make(chan struct{}), owned: map[offsets.Partition]*owner{},
+		markers: map[entryKey]int64{},
 	}, nil
 }
 
@@ -196,6 +200,15 @@ func (p *Parker) apply(m *sarama.ConsumerMessage) {
 		p.cfg.Logger.Error("Ignoring a record of the key-order state topic", err, watermill.LogFields{"topic": p.cfg.Topic, "offset": m.Offset})
 		return
 	}
+	if k.HandedOff {
+		k.HandedOff = false
+		if e == nil {
+			delete(p.markers, k)
+		} else {
+			p.markers[k] = e.handedOff
+		}
+		return
+	}
 	p.put(k, e, m.Offset)
 }
 
@@ -214,8 +227,12 @@ func (p *Parker) put(k entryKey, e *entry, logOffset int64) {
 		return // applied already, or older than what is applied
 	}
 	p.signal()
+	if _, marked := p.markers[k]; marked && (e == nil || !e.pending) && p.owned[tp] != nil {
+		// The head the marker named is gone: the owner drops the marker.
+		go p.forgetSync(handedOffMarker(p.cfg.Topic, k, -1, p.cfg.Now()))
+	}
 	if old != nil {
-		if old.kind == KindHead {
+		if old.holdsKey() {
 			g.heads--
 		}
 		delete(g.entries, k.Offset)
@@ -230,7 +247,7 @@ func (p *Parker) put(k entryKey, e *entry, logOffset int64) {
 			e.gen = old.gen
 		}
 		g.entries[k.Offset] = e
-		if e.kind == KindHead {
+		if e.holdsKey() {
 			g.heads++
 		}
 		p.counts[tp]++
@@ -466,9 +483,12 @@ func (p *Parker) Park(ctx context.Context, msg *message.Message, d *wire.Deliver
 	if g != nil {
 		e = g.entries[k.Offset]
 	}
+	// A record delivered from the state topic has no other copy until its
+	// hand-off is acknowledged: its head carries it (releaseAll).
+	carried := d.Source == wire.SourceParked && e.carries()
 	if dead && releaseDead {
 		p.mu.Unlock()
-		if e != nil && e.kind == KindHead {
+		if e != nil && e.kind == KindHead && !carried {
 			if err := p.release(ctx, k); err != nil {
 				return "", err
 			}
@@ -491,7 +511,13 @@ func (p *Parker) Park(ctx context.Context, msg *message.Message, d *wire.Deliver
 		}
 	}
 	now := p.cfg.Now()
-	if err := p.write(ctx, k, &entry{kind: KindHead, reason: reason, since: now}, record(p.cfg.Topic, k, KindHead, reason, now, "", nil, nil)); err != nil {
+	head := &entry{kind: KindHead, reason: reason, since: now}
+	rec := record(p.cfg.Topic, k, KindHead, reason, now, "", nil, nil)
+	if carried {
+		head.pending, head.uuid, head.payload, head.headers = true, e.uuid, e.payload, e.headers
+		rec = pendingHead(p.cfg.Topic, k, reason, now, e)
+	}
+	if err := p.write(ctx, k, head, rec); err != nil {
 		return "", err
 	}
 	p.mu.Lock()

@@ -20,7 +20,9 @@ import (
 // first record: it waits until the state topic is read up to its end (so
 // that the keys parked by the partition's former owner are known), and
 // starts delivering the records set aside behind the keys of tp that have no
-// head any more. It keeps trying while the state topic cannot be read, until
+// head any more, and the pending heads whose hand-off no marker confirms
+// (the former owner stopped before their retry or DLQ record was
+// acknowledged). It keeps trying while the state topic cannot be read, until
 // revoked is closed. The returned function is called when the claim ends:
 // it stops the deliveries and waits for the one in progress until deadline.
 func (p *Parker) OnClaim(tp offsets.Partition, revoked <-chan struct{}) func(deadline time.Time) {
@@ -58,6 +60,9 @@ func (p *Parker) OnClaim(tp offsets.Partition, revoked <-chan struct{}) func(dea
 	o := &owner{revoked: revoked, ctx: ctx, cancel: cancel}
 	p.mu.Lock()
 	p.owned[tp] = o
+	for _, k := range p.unclaimedHandoffs(tp) {
+		go p.forgetSync(handedOffMarker(p.cfg.Topic, k, -1, p.cfg.Now()))
+	}
 	for g, gr := range p.groups {
 		if g.Topic == tp.Topic && g.Partition == tp.Partition {
 			p.kick(g, gr)
@@ -129,18 +134,12 @@ func (p *Parker) releaseAll(g Group, o *owner) {
 			Key: []byte(g.Key), Source: wire.SourceParked,
 		}
 		r := redeliver.Record{UUID: e.uuid, Payload: e.payload, Metadata: maps.Clone(e.headers), Delivery: d}
+		p.mu.Lock()
+		gen := e.gen
+		p.mu.Unlock()
 		err := p.cfg.Dispatcher.Deliver(o.ctx, g.HandlerID, r.Message(o.ctx))
 		if err == nil {
-			p.mu.Lock()
-			gr := p.groups[g]
-			cur := (*entry)(nil)
-			if gr != nil {
-				cur = gr.entries[off]
-			}
-			p.mu.Unlock()
-			if cur == e {
-				p.forget(g, off, e)
-			}
+			p.handled(g, off, e, gen, o)
 			backoff = 100 * time.Millisecond
 			continue
 		}
@@ -163,6 +162,79 @@ func (p *Parker) releaseAll(g Group, o *owner) {
 		t.Stop()
 		backoff = min(2*backoff, 5*time.Second)
 	}
+}
+
+// handled settles e, the record at off behind g, delivered and handled
+// (Deliver returned nil) while its entry was at gen. Handled as it was, it
+// is forgotten. Handed off again instead (the delivery parked g behind it,
+// and its retry or DLQ record was acknowledged before Deliver returned), its
+// head carries it: the head holds g again, and a marker says its hand-off
+// was acknowledged, so that the partition's next owner does not deliver it
+// again. A marker that cannot be written leaves the head pending: delivered
+// again by the next owner (at least once).
+func (p *Parker) handled(g Group, off int64, e *entry, gen int, o *owner) {
+	p.mu.Lock()
+	gr := p.groups[g]
+	cur := (*entry)(nil)
+	if gr != nil {
+		cur = gr.entries[off]
+	}
+	forget := cur == e && e.gen == gen
+	marker := int64(-1)
+	if !forget && cur != nil && cur.pending {
+		if cur.stale {
+			cur.stale = false
+			gr.heads++
+		}
+		marker = cur.logOffset
+	}
+	p.mu.Unlock()
+	switch {
+	case forget:
+		p.forget(g, off, e)
+	case marker >= 0:
+		err := p.cfg.Sender.SendRecord(o.ctx, handedOffMarker(p.cfg.Topic, entryKey{Group: g, Offset: off}, marker, p.cfg.Now()))
+		if err != nil {
+			p.cfg.Logger.Error("Writing the hand-off marker of a parked key's head failed: the partition's next owner delivers the head again", err, watermill.LogFields{
+				"handler_id": g.HandlerID, "topic": g.Topic, "partition": g.Partition, "offset": off, "state_topic": p.cfg.Topic,
+			})
+		}
+	}
+}
+
+// unclaimedHandoffs marks stale the pending heads of tp that no marker
+// confirms, at the start of its claim: their records are delivered again.
+// It returns the markers of tp that name no pending head, to be dropped.
+// p.mu is held.
+func (p *Parker) unclaimedHandoffs(tp offsets.Partition) []entryKey {
+	for g, gr := range p.groups {
+		if g.Topic != tp.Topic || g.Partition != tp.Partition {
+			continue
+		}
+		for off, e := range gr.entries {
+			if !e.pending || e.stale {
+				continue
+			}
+			if at, ok := p.markers[entryKey{Group: g, Offset: off}]; !ok || at != e.logOffset {
+				e.stale = true
+				gr.heads--
+			}
+		}
+	}
+	var drop []entryKey
+	for k, at := range p.markers {
+		if k.Topic != tp.Topic || k.Partition != tp.Partition {
+			continue
+		}
+		var e *entry
+		if gr := p.groups[k.Group]; gr != nil {
+			e = gr.entries[k.Offset]
+		}
+		if e == nil || !e.pending || e.logOffset != at {
+			drop = append(drop, k)
+		}
+	}
+	return drop
 }
 
 // nextAside returns the lowest record set aside behind g, or false, having
