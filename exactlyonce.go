@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/torix/kafkaevents/delayedretry"
+	"github.com/torix/kafkaevents/dlq"
 	"github.com/torix/kafkaevents/internal/offsets"
 	"github.com/torix/kafkaevents/internal/txn"
 	"github.com/torix/kafkaevents/tracing"
@@ -118,6 +119,31 @@ func (s *Stack) retryClaims(group string) *offsets.Tracker {
 	s.txns.AddSource(t.Commits)
 	return t
 }
+
+// reprocessCommits commits the positions of DLQ reprocess runs in the
+// hand-off transactions, for their groups, which have no members: generation
+// -1 and no member ID, as a producer without a consumer group's membership
+// commits them.
+type reprocessCommits struct{ c *txn.Committer }
+
+// Track implements dlq.TransactionalCommits.
+func (r reprocessCommits) Track(group, topic string, positions func() []dlq.RunPosition) (remove func()) {
+	member := &sarama.ConsumerGroupMetadata{GroupID: group, GenerationID: sarama.GroupGenerationUndefined}
+	return r.c.AddSource(func() []txn.Commit {
+		ps := positions()
+		out := make([]txn.Commit, len(ps))
+		for i, p := range ps {
+			out[i] = txn.Commit{Member: member, Topic: topic, Partition: p.Partition, Offset: p.Offset, Metadata: p.Metadata}
+		}
+		return out
+	})
+}
+
+// Flush implements dlq.TransactionalCommits.
+func (r reprocessCommits) Flush(ctx context.Context) error { return r.c.Flush(ctx) }
+
+// Forget implements dlq.TransactionalCommits.
+func (r reprocessCommits) Forget(group string) { r.c.Forget(group) }
 
 // txnSender is the Sender of the retry and DLQ hand-offs under
 // exactly-once: each record goes into the next hand-off transaction, with

@@ -290,10 +290,14 @@ func (s *Stack) buildDLQ(o options) error {
 	if err != nil {
 		return err
 	}
-	s.reprocessor, err = dlq.NewReprocessor(dlq.ReprocessorConfig{
+	rcfg := dlq.ReprocessorConfig{
 		Client: s.client, Queue: s.queue, Dispatcher: s.dispatcher, MaxReprocess: s.cfg.DLQ.MaxReprocess,
 		Concurrency: s.concurrencyOf,
-	}, s.logger)
+	}
+	if s.txns != nil {
+		rcfg.Transactions = reprocessCommits{s.txns}
+	}
+	s.reprocessor, err = dlq.NewReprocessor(rcfg, s.logger)
 	if err != nil {
 		return err
 	}

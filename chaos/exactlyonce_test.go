@@ -120,14 +120,19 @@ func (a *attempts) add(m *sarama.ConsumerMessage) {
 	if json.Unmarshal(m.Value, &v) != nil || !strings.HasPrefix(v.OrderID, a.prefix) {
 		return
 	}
-	attempt := ""
+	attempt, reprocessed := "", ""
 	for _, h := range m.Headers {
-		if string(h.Key) == "x-retry-count" {
+		switch string(h.Key) {
+		case "x-retry-count":
 			attempt = string(h.Value)
+		case "x-reprocess-count":
+			if string(h.Value) != "0" {
+				reprocessed = " reprocess " + string(h.Value)
+			}
 		}
 	}
 	a.mu.Lock()
-	a.seen[v.OrderID+" attempt "+attempt]++
+	a.seen[v.OrderID+" attempt "+attempt+reprocessed]++
 	a.mu.Unlock()
 }
 
@@ -149,19 +154,23 @@ func (a *attempts) copies() (int, string) {
 }
 
 // TestKillAfterEachHandoff follows one always-failing order through its
-// hops (main topic → three retry lanes → DLQ) and SIGKILLs the reference
-// service as soon as it logs each hand-off of the order, restarting it each
-// time: the moment when, with at-least-once hand-offs, the record handed off
+// hops (main topic → three retry lanes → DLQ, then a reprocess run → lane 1)
+// and SIGKILLs the reference service as soon as it logs each hand-off of the
+// order, restarting it each time (and starting the reprocess run again): the moment when, with at-least-once hand-offs, the record handed off
 // is written and the offset past the original is not committed yet. With
 // exactly-once hand-offs each next hop holds exactly one record of the order
-// (read read_committed), and the DLQ one. KAFKAEVENTS_CHAOS_HANDOFFS=at-least-once
+// (read read_committed), the DLQ one, and lane 1 one of the reprocessing.
+// KAFKAEVENTS_CHAOS_HANDOFFS=at-least-once
 // runs it with the option off and reports the copies instead.
 func TestKillAfterEachHandoff(t *testing.T) {
 	needProcesses(t)
 	exactlyOnce := os.Getenv("KAFKAEVENTS_CHAOS_HANDOFFS") != "at-least-once"
 	c := newCluster(t)
 	name := uniq("chaos-kill-hop")
-	svc := c.service(t, name, map[string]string{"KAFKA_PRODUCER_EXACTLY_ONCE_HANDOFFS": strconv.FormatBool(exactlyOnce)})
+	const token = "chaos-kill-hop-token"
+	svc := c.service(t, name, map[string]string{
+		"KAFKA_PRODUCER_EXACTLY_ONCE_HANDOFFS": strconv.FormatBool(exactlyOnce), "KAFKA_ADMIN_TOKEN": token,
+	})
 	svc.Start()
 	svc.WaitReady(2 * time.Minute)
 	c.waitGroupsStable(t, 2*time.Minute, name+"-group", name+"-group.retry")
@@ -190,20 +199,58 @@ func TestKillAfterEachHandoff(t *testing.T) {
 	}
 	waitUntil(t, 2*time.Minute, "the order in the DLQ", func() bool { return tr.Settled([]order{o}) == 1 }, svc)
 	tr.WaitQuiet(3*time.Second, 30*time.Second)
-
 	att.mu.Lock()
 	got := []int{att.seen[o.ID+" attempt 1"], att.seen[o.ID+" attempt 2"], att.seen[o.ID+" attempt 3"]}
 	att.mu.Unlock()
 	dlqCopies, _ := tr.dlqCopies([]order{o})
+
+	// The last hop: a reprocess run hands the order to lane 1 again, and the
+	// service is killed as soon as it logged that; a new run after the
+	// restart must not hand it off a second time.
+	reprocess := func() {
+		code, out := svc.Post("/kafka/dlq/reprocess", `{"topic":"order.created"}`, "Bearer "+token)
+		require.Less(t, code, 300, "start a reprocess run: %s", out)
+	}
+	before := countHandoffs(svc.Logs(), o.ID, "attempt=1")
+	reprocess()
+	waitUntil(t, 2*time.Minute, "the hand-off reprocess → lane 1 in the log", func() bool {
+		return countHandoffs(svc.Logs(), o.ID, "attempt=1") > before
+	}, svc)
+	svc.Kill()
+	t.Logf("SIGKILL after the hand-off reprocess → lane 1")
+	svc.Start()
+	svc.WaitReady(2 * time.Minute)
+	c.waitGroupsStable(t, 2*time.Minute, name+"-group", name+"-group.retry")
+	reprocess()
+	waitUntil(t, 2*time.Minute, "the second reprocess run finished", func() bool {
+		return strings.Contains(svc.Logs(), "DLQ reprocessing finished")
+	}, svc)
+	tr.WaitQuiet(3*time.Second, 30*time.Second)
+	att.mu.Lock()
+	again := att.seen[o.ID+" attempt 1 reprocess 1"]
+	att.mu.Unlock()
+
 	report(t, result{
 		Scenario: "kill after each hand-off" + map[bool]string{true: "", false: " (option off)"}[exactlyOnce], Broker: c.Kind,
-		tally: tr.Tally([]order{o}), Injected: "4×SIGKILL, each as soon as the service logged a hand-off of the order",
-		Took: "-", Notes: fmt.Sprintf("retry records of attempts 1, 2, 3: %v; DLQ records: %d", got, 1+dlqCopies),
+		tally: tr.Tally([]order{o}), Injected: "5×SIGKILL, each as soon as the service logged a hand-off of the order (the last one of a reprocess run)",
+		Took: "-", Notes: fmt.Sprintf("retry records of attempts 1, 2, 3: %v; DLQ records: %d; lane-1 records of its reprocessing: %d", got, 1+dlqCopies, again),
 	})
 	if exactlyOnce {
 		assert.Equal(t, []int{1, 1, 1}, got, "retry records of attempts 1, 2 and 3")
 		assert.Zero(t, dlqCopies, "DLQ records beyond the first")
+		assert.Equal(t, 1, again, "lane-1 records of the reprocessed order")
 	}
+}
+
+// countHandoffs counts the lines of logs that handedOff matches.
+func countHandoffs(logs, id, line string) int {
+	n := 0
+	for _, l := range strings.Split(logs, "\n") {
+		if handedOff(l, id, line) {
+			n++
+		}
+	}
+	return n
 }
 
 // handedOff reports whether logs has a line of a hand-off of order id that

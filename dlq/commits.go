@@ -29,13 +29,20 @@ func (g groupCommits) coordinator() (*sarama.Broker, error) {
 // fetch returns the committed offset of each partition, or -1 where none is
 // committed (including when the group does not exist yet).
 func (g groupCommits) fetch(topic string, parts []int32) (map[int32]int64, error) {
+	out, _, err := g.fetchWithMetadata(topic, parts)
+	return out, err
+}
+
+// fetchWithMetadata is fetch, with the metadata committed with each offset.
+func (g groupCommits) fetchWithMetadata(topic string, parts []int32) (map[int32]int64, map[int32]string, error) {
 	out := make(map[int32]int64, len(parts))
+	md := make(map[int32]string, len(parts))
 	for _, p := range parts {
 		out[p] = -1
 	}
 	b, err := g.coordinator()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	req := &sarama.OffsetFetchRequest{Version: 1, ConsumerGroup: g.group}
 	for _, p := range parts {
@@ -43,10 +50,10 @@ func (g groupCommits) fetch(topic string, parts []int32) (map[int32]int64, error
 	}
 	resp, err := b.FetchOffset(req)
 	if err != nil {
-		return nil, fmt.Errorf("dlq: fetch offsets of group %s: %w", g.group, err)
+		return nil, nil, fmt.Errorf("dlq: fetch offsets of group %s: %w", g.group, err)
 	}
 	if resp.Err != sarama.ErrNoError && !errors.Is(resp.Err, sarama.ErrGroupIDNotFound) {
-		return nil, fmt.Errorf("dlq: fetch offsets of group %s: %w", g.group, resp.Err)
+		return nil, nil, fmt.Errorf("dlq: fetch offsets of group %s: %w", g.group, resp.Err)
 	}
 	for _, p := range parts {
 		blk := resp.GetBlock(topic, p)
@@ -55,13 +62,13 @@ func (g groupCommits) fetch(topic string, parts []int32) (map[int32]int64, error
 		}
 		switch {
 		case blk.Err == sarama.ErrNoError:
-			out[p] = blk.Offset
+			out[p], md[p] = blk.Offset, blk.Metadata
 		case errors.Is(blk.Err, sarama.ErrGroupIDNotFound), errors.Is(blk.Err, sarama.ErrUnknownTopicOrPartition):
 		default:
-			return nil, fmt.Errorf("dlq: fetch offset of %s/%d for group %s: %w", topic, p, g.group, blk.Err)
+			return nil, nil, fmt.Errorf("dlq: fetch offset of %s/%d for group %s: %w", topic, p, g.group, blk.Err)
 		}
 	}
-	return out, nil
+	return out, md, nil
 }
 
 // commit stores offsets (the next offset to read, per partition).

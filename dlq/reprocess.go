@@ -13,6 +13,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 
 	"github.com/torix/kafkaevents/dispatch"
+	kvoffsets "github.com/torix/kafkaevents/internal/offsets"
+	"github.com/torix/kafkaevents/internal/redeliver"
 )
 
 var (
@@ -129,6 +131,12 @@ type ReprocessorConfig struct {
 	// StopOnError, and when nil, every record is delivered alone, in offset
 	// order.
 	Concurrency func(handlerID string) int
+	// Transactions, when set, commits the runs' positions in the
+	// transactions of the hand-offs (exactly-once hand-offs), at the
+	// committer's interval and at the end of a run, instead of every
+	// BatchSize records. Optional: nil commits them with OffsetCommit
+	// requests.
+	Transactions TransactionalCommits
 }
 
 // Reprocessor replays DLQ records per original topic. One run per topic at a
@@ -377,6 +385,10 @@ func (r *Reprocessor) execute(ctx context.Context, rn *run, opts ReprocessOption
 	return p, err
 }
 
+// flushTimeout bounds the last commit of a run whose positions are
+// committed in transactions.
+const flushTimeout = 15 * time.Second
+
 // errOffsetOutOfRange is logged with a committed offset that startOffset
 // does not trust.
 var errOffsetOutOfRange = errors.New("dlq: committed offset out of range")
@@ -403,7 +415,7 @@ func (r *Reprocessor) reprocess(ctx context.Context, rn *run, opts ReprocessOpti
 	}
 	defer func() { _ = consumer.Close() }()
 	offsets := groupCommits{client: client, group: r.GroupID(opts.Topic)}
-	committed, err := offsets.fetch(dlqTopic, parts)
+	committed, metadata, err := offsets.fetchWithMetadata(dlqTopic, parts)
 	if err != nil {
 		return err
 	}
@@ -417,6 +429,16 @@ func (r *Reprocessor) reprocess(ctx context.Context, rn *run, opts ReprocessOpti
 	reader := &partitionReader{
 		r: r, rn: rn, opts: opts, consumer: consumer, topic: dlqTopic,
 		commits: newBatchCommits(offsets, dlqTopic, opts.BatchSize), concurrency: r.cfg.Concurrency, fail: cancel,
+	}
+	txns := r.cfg.Transactions
+	if txns != nil {
+		reader.positions = &runPositions{parts: map[int32]*redeliver.Partition{}}
+		reader.done = map[int32]*kvoffsets.Window{}
+		for p, md := range metadata {
+			if w, ok := kvoffsets.DecodeMetadata(md, committed[p]); ok {
+				reader.done[p] = w
+			}
+		}
 	}
 	for i, s := range spans {
 		spans[i].records = countRecords(client, dlqTopic, s)
@@ -436,8 +458,27 @@ func (r *Reprocessor) reprocess(ctx context.Context, rn *run, opts ReprocessOpti
 	if opts.StopOnError {
 		parallel, reader.concurrency = 1, nil
 	}
+	var commitErr error
+	if txns != nil {
+		// The replaced positions first, outside the transactions, which
+		// then may commit below what they committed before.
+		if commitErr = reader.commits.commit(); commitErr != nil {
+			return commitErr
+		}
+		txns.Forget(offsets.group)
+		remove := txns.Track(offsets.group, dlqTopic, reader.positions.positions)
+		errs := eachPartition(ctx, cancel, spans, parallel, reader.read)
+		fctx, cancelFlush := context.WithTimeout(context.WithoutCancel(ctx), flushTimeout)
+		commitErr = txns.Flush(fctx)
+		cancelFlush()
+		remove()
+		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+			return errors.Join(cause, commitErr)
+		}
+		return errors.Join(append(errs, commitErr)...)
+	}
 	errs := eachPartition(ctx, cancel, spans, parallel, reader.read)
-	commitErr := reader.commits.commit()
+	commitErr = reader.commits.commit()
 	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
 		// Partitions stopped by another's failure report the cancellation;
 		// the cause is the error that matters.

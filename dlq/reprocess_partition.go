@@ -6,6 +6,7 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/torix/kafkaevents/internal/offsets"
 	"github.com/torix/kafkaevents/internal/redeliver"
 	"github.com/torix/kafkaevents/internal/txn"
 )
@@ -119,6 +120,11 @@ type partitionReader struct {
 	consumer sarama.Consumer
 	topic    string // the DLQ topic
 	commits  *batchCommits
+	// positions are the partitions read, when the run's positions are
+	// committed in transactions; done the records past each committed
+	// position that a run did already (the commit metadata).
+	positions *runPositions
+	done      map[int32]*offsets.Window
 	// concurrency is ReprocessorConfig.Concurrency, or nil (one record at
 	// a time) with StopOnError.
 	concurrency func(handlerID string) int
@@ -133,17 +139,34 @@ type partitionReader struct {
 func (pr *partitionReader) read(ctx context.Context, s span) error {
 	part := redeliver.NewPartition(func(next int64) { pr.commits.mark(s.partition, next) }, pr.concurrency, pr.fail)
 	defer part.Wait()
+	if pr.positions != nil {
+		pr.positions.add(s.partition, part)
+	}
+	done := pr.done[s.partition]
 	seen := int64(0)
 	err := scanPartition(ctx, pr.r.cfg.Client, pr.consumer, pr.topic, s.partition, s.from, s.end, func(m *sarama.ConsumerMessage) error {
 		seen++
-		done, err := part.Admit(ctx, m.Offset)
+		mark, err := part.AdmitMark(ctx, m.Offset)
 		if err != nil {
 			return err
 		}
-		finish := func() error {
-			done()
-			pr.rn.remaining.Add(-1)
-			return pr.commits.recordDone()
+		var finish func() error
+		var holds *recordHolds
+		if pr.positions != nil {
+			// Done once delivered and once every hand-off of it committed,
+			// in the transaction that commits the position past it.
+			holds = newRecordHolds(mark, func() { pr.rn.remaining.Add(-1) })
+			finish = func() error { holds.release(); return nil }
+		} else {
+			finish = func() error {
+				mark.Done()
+				pr.rn.remaining.Add(-1)
+				return pr.commits.recordDone()
+			}
+		}
+		if done.Settled(m.Offset) {
+			// Done by a run that stopped before its position passed it.
+			return finish()
 		}
 		rec, deliver, err := pr.r.route(pr.rn, pr.opts, m)
 		if err != nil {
@@ -152,8 +175,12 @@ func (pr *partitionReader) read(ctx context.Context, s span) error {
 		if !deliver {
 			return finish()
 		}
+		dctx := ctx
+		if holds != nil {
+			dctx = withHold(ctx, holds)
+		}
 		return part.Run(ctx, rec.handlerID, func() error {
-			if err := pr.r.deliver(ctx, pr.rn, pr.opts, rec); err != nil {
+			if err := pr.r.deliver(dctx, pr.rn, pr.opts, rec); err != nil {
 				return err
 			}
 			return finish()

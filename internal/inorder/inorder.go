@@ -23,11 +23,15 @@ type Marks struct {
 	mu      sync.Mutex
 	pending []*entry      // in offset order
 	moved   chan struct{} // closed when the front of pending moves
+	next    int64         // the last offset marked; -1 before the first
 }
 
 type entry struct {
 	off  int64
 	done bool
+	// settling is set while the record's hand-off is being committed in a
+	// transaction that also commits the offsets (see Marks.Committable).
+	settling bool
 }
 
 // NewMarks returns Marks that call mark with the offset after the last record
@@ -35,7 +39,7 @@ type entry struct {
 // mark is called with the Marks' lock held, so calls come in offset order;
 // it must not call back into the Marks.
 func NewMarks(mark func(next int64)) *Marks {
-	return &Marks{mark: mark, moved: make(chan struct{})}
+	return &Marks{mark: mark, moved: make(chan struct{}), next: -1}
 }
 
 // Window is the most records a reader keeps added and not yet covered by a
@@ -48,11 +52,58 @@ const Window = 1024
 // added before, and returns the func that says it is done. Calling that func
 // more than once has no further effect.
 func (m *Marks) Add(off int64) (done func()) {
+	mk := m.AddMark(off)
+	return mk.Done
+}
+
+// Mark is one record added to [Marks].
+type Mark struct {
+	m *Marks
+	e *entry
+}
+
+// AddMark is Add, returning the record's Mark.
+func (m *Marks) AddMark(off int64) *Mark {
 	e := &entry{off: off}
 	m.mu.Lock()
 	m.pending = append(m.pending, e)
 	m.mu.Unlock()
-	return func() { m.done(e) }
+	return &Mark{m: m, e: e}
+}
+
+// Done says the record is done; calling it more than once has no further
+// effect.
+func (k *Mark) Done() { k.m.done(k.e) }
+
+// Settling counts the record as done (true) in [Marks.Committable], while a
+// transaction that carries its hand-off and the offsets is being committed,
+// or not any more (false) when that transaction failed.
+func (k *Mark) Settling(on bool) {
+	k.m.mu.Lock()
+	k.e.settling = on
+	k.m.mu.Unlock()
+}
+
+// Committable returns what a transaction committing now may commit, with
+// the records marked settling counted as done: next, the offset after the
+// last record done in a row (-1 when nothing was added or marked yet), and
+// the records of [next, end) that are not done, for the commit's metadata.
+func (m *Marks) Committable() (next, end int64, unsettled []int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	next = m.next
+	i := 0
+	for ; i < len(m.pending) && (m.pending[i].done || m.pending[i].settling); i++ {
+		next = m.pending[i].off + 1
+	}
+	end = next
+	for _, e := range m.pending[i:] {
+		if !e.done && !e.settling {
+			unsettled = append(unsettled, e.off)
+		}
+		end = e.off + 1
+	}
+	return next, end, unsettled
 }
 
 func (m *Marks) done(e *entry) {
@@ -69,6 +120,7 @@ func (m *Marks) done(e *entry) {
 		m.pending = m.pending[1:]
 	}
 	if next >= 0 {
+		m.next = next
 		m.mark(next)
 		close(m.moved)
 		m.moved = make(chan struct{})

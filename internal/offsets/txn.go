@@ -143,9 +143,21 @@ func (o *Tracker) WithRecord(ctx context.Context, rec *sarama.ConsumerMessage) c
 func HoldAt(ctx context.Context) wire.OffsetHold {
 	p, ok := ctx.Value(positionKey{}).(position)
 	if !ok {
+		if hold, ok := ctx.Value(holderKey{}).(func() wire.OffsetHold); ok {
+			return hold()
+		}
 		return nil
 	}
 	return p.marks.Hold(p.tp, p.off)
+}
+
+type holderKey struct{}
+
+// WithHolder returns ctx carrying hold, which holds the offset of the record
+// handled in ctx for one hand-off, for a reader that tracks its offsets
+// itself (a DLQ reprocess run): [HoldAt] calls it.
+func WithHolder(ctx context.Context, hold func() wire.OffsetHold) context.Context {
+	return context.WithValue(ctx, holderKey{}, hold)
 }
 
 // lostHold is the hold [Tracker.Hold] returns, under transactional commits,

@@ -41,6 +41,21 @@ func (p *Partition) Admit(ctx context.Context, offset int64) (done func(), err e
 	return p.marks.Add(offset), nil
 }
 
+// AdmitMark is Admit, returning the record's mark: its Done says the record
+// is done, its Settling counts it done in Committable while its hand-off is
+// committed in a transaction.
+func (p *Partition) AdmitMark(ctx context.Context, offset int64) (*inorder.Mark, error) {
+	if err := p.marks.Room(ctx, inorder.Window); err != nil {
+		return nil, err
+	}
+	return p.marks.AddMark(offset), nil
+}
+
+// Committable is [inorder.Marks.Committable] of the partition's records.
+func (p *Partition) Committable() (next, end int64, unsettled []int64) {
+	return p.marks.Committable()
+}
+
 // Run runs deliver, the delivery of one record of handlerID. For a handler
 // that takes more than one record at a time, it waits for one of the
 // handler's slots, starts deliver beside the reader and returns nil at once;

@@ -94,7 +94,8 @@ type Committer struct {
 
 	mu       sync.Mutex
 	pending  []*item
-	sources  []Source
+	sources  []source
+	forget   []string
 	flushes  []chan error
 	closed   bool
 	started  bool
@@ -107,6 +108,12 @@ type Committer struct {
 	producer sarama.AsyncProducer
 	results  sync.WaitGroup
 	last     map[partitionKey]Commit
+}
+
+// source is a Source added, with what identifies it for its removal.
+type source struct {
+	id      *int
+	offsets Source
 }
 
 type partitionKey struct {
@@ -167,10 +174,27 @@ func (c *Committer) Start() error {
 	return nil
 }
 
-// AddSource adds the offsets of a consumer to every transaction.
-func (c *Committer) AddSource(s Source) {
+// AddSource adds the offsets of a consumer to every transaction, until
+// remove is called.
+func (c *Committer) AddSource(s Source) (remove func()) {
+	id := new(int)
 	c.mu.Lock()
-	c.sources = append(c.sources, s)
+	c.sources = append(c.sources, source{id: id, offsets: s})
+	c.mu.Unlock()
+	return func() {
+		c.mu.Lock()
+		c.sources = slices.DeleteFunc(c.sources, func(s source) bool { return s.id == id })
+		c.mu.Unlock()
+	}
+}
+
+// Forget forgets the offsets committed for group, so that the next
+// transaction may commit lower ones: for a group whose offsets were
+// committed outside the committer since (a reprocess run that replaced an
+// offset it did not trust).
+func (c *Committer) Forget(group string) {
+	c.mu.Lock()
+	c.forget = append(c.forget, group)
 	c.mu.Unlock()
 }
 
@@ -286,10 +310,20 @@ func (c *Committer) failPending() {
 // cycle runs one transaction with what is waiting.
 func (c *Committer) cycle() {
 	c.mu.Lock()
-	batch, flushes := c.pending, c.flushes
-	c.pending, c.flushes = nil, nil
-	sources := slices.Clone(c.sources)
+	batch, flushes, forget := c.pending, c.flushes, c.forget
+	c.pending, c.flushes, c.forget = nil, nil, nil
+	sources := make([]Source, len(c.sources))
+	for i, s := range c.sources {
+		sources[i] = s.offsets
+	}
 	c.mu.Unlock()
+	for _, g := range forget {
+		for k := range c.last {
+			if k.group == g {
+				delete(c.last, k)
+			}
+		}
+	}
 	live := batch[:0]
 	for _, it := range batch {
 		if it.hold != nil && isLost(it.hold) {
