@@ -109,3 +109,40 @@ func TestMarksRoom(t *testing.T) {
 		t.Fatal("Room did not return once the front moved")
 	}
 }
+
+// TestMarksCommittable: a transaction commits past the records marked
+// settling as if they were done, names the records done past that position,
+// and goes back below a settling record whose transaction failed.
+func TestMarksCommittable(t *testing.T) {
+	var marked []int64
+	m := NewMarks(func(next int64) { marked = append(marked, next) })
+	next, end, unsettled := m.Committable()
+	assert.Equal(t, int64(-1), next, "nothing added")
+	assert.Equal(t, int64(-1), end)
+	assert.Empty(t, unsettled)
+
+	r10, r11, r12, r13 := m.AddMark(10), m.AddMark(11), m.AddMark(12), m.AddMark(13)
+	r12.Done()
+	next, end, unsettled = m.Committable()
+	assert.Equal(t, []any{int64(-1), int64(14), []int64{10, 11, 13}}, []any{next, end, unsettled})
+
+	r10.Settling(true)
+	next, end, unsettled = m.Committable()
+	assert.Equal(t, []any{int64(11), int64(14), []int64{11, 13}}, []any{next, end, unsettled}, "10 counts as done while its hand-off is committed")
+	assert.Empty(t, marked, "settling marks nothing")
+
+	r11.Settling(true)
+	next, _, unsettled = m.Committable()
+	assert.Equal(t, int64(13), next, "11 settling, 12 done")
+	assert.Equal(t, []int64{13}, unsettled)
+	r11.Settling(false)
+	next, _, _ = m.Committable()
+	assert.Equal(t, int64(11), next, "11's transaction failed")
+
+	r10.Done()
+	r11.Done()
+	r13.Done()
+	assert.Equal(t, []int64{11, 13, 14}, marked)
+	next, end, unsettled = m.Committable()
+	assert.Equal(t, []any{int64(14), int64(14), []int64(nil)}, []any{next, end, unsettled}, "everything done")
+}
