@@ -462,8 +462,8 @@ func (r *Reprocessor) reprocess(ctx context.Context, rn *run, opts ReprocessOpti
 	if txns != nil {
 		// The replaced positions first, outside the transactions, which
 		// then may commit below what they committed before.
-		if commitErr = reader.commits.commit(); commitErr != nil {
-			return commitErr
+		if err := reader.commits.commit(); err != nil {
+			return err
 		}
 		txns.Forget(offsets.group)
 		remove := txns.Track(offsets.group, dlqTopic, reader.positions.positions)
