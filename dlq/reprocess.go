@@ -452,6 +452,8 @@ func (r *Reprocessor) reprocess(ctx context.Context, rn *run, opts ReprocessOpti
 			// growing past the untrusted offset does not make it look
 			// valid to the next run.
 			reader.commits.mark(s.partition, s.from)
+			// Its metadata names offsets of another log too.
+			delete(reader.done, s.partition)
 		}
 	}
 	parallel := len(spans)
