@@ -11,6 +11,12 @@ import (
 // DLQTopic returns the DLQ topic name, {service}.dlq.
 func (s *Stack) DLQTopic() string { return s.cfg.ServiceName + ".dlq" }
 
+// DLQRunsTopic returns the topic of the DLQ reprocess runs,
+// {service}.dlq.runs: every instance reads it, so that a topic has one run
+// at a time across instances and each shows the runs of all (see
+// dlq.RunLog).
+func (s *Stack) DLQRunsTopic() string { return s.DLQTopic() + ".runs" }
+
 // DLQEnabled reports whether the DLQ is on.
 func (s *Stack) DLQEnabled() bool { return s.queue != nil }
 
@@ -107,4 +113,38 @@ func (s *Stack) ReprocessRecord(ctx context.Context, partition int32, offset int
 		return dlq.RecordResult{}, ErrDLQDisabled
 	}
 	return s.reprocessor.ReprocessRecord(ctx, partition, offset)
+}
+
+// startDLQRuns starts reading the runs topic, when the DLQ is on; the
+// router plugin calls it after Provision.
+func (s *Stack) startDLQRuns(ctx context.Context) error {
+	if s.runs == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.runs.Started() || s.closed {
+		return nil
+	}
+	sc, err := s.cfg.stackSarama()
+	if err != nil {
+		return err
+	}
+	client, err := s.connectClient(ctx, "connecting the DLQ runs reader", sc)
+	if err != nil {
+		return s.cfg.redactErr(fmt.Errorf("kafkaevents: DLQ runs reader client: %w", err))
+	}
+	if err := s.runs.Start(client); err != nil {
+		_ = client.Close()
+		return fmt.Errorf("kafkaevents: DLQ runs: %w", err)
+	}
+	s.runsClient = client
+	// The runs of other instances, and the last ones, are known before the
+	// first status is asked for.
+	sctx, cancel := context.WithTimeout(ctx, s.cfg.StartupTimeout)
+	defer cancel()
+	if err := s.runs.Sync(sctx); err != nil {
+		return fmt.Errorf("kafkaevents: reading %s: %w", s.DLQRunsTopic(), err)
+	}
+	return nil
 }

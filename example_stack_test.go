@@ -46,6 +46,7 @@ func ExampleNew() {
 	// billing.retry.2s partitions: 3 retention.ms: 604800000
 	// billing.retry.4s partitions: 3 retention.ms: 604800000
 	// billing.dlq partitions: 3 retention.ms: 1209600000
+	// billing.dlq.runs partitions: 1 retention.ms: -1
 	// consumer group: billing-group
 }
 

@@ -48,6 +48,11 @@ func (s *Stack) Topics() []TopicSpec {
 		specs = append(specs, TopicSpec{
 			Name: s.DLQTopic(), Partitions: s.cfg.DLQ.Partitions, ReplicationFactor: s.cfg.DLQ.ReplicationFactor,
 			Configs: map[string]string{"retention.ms": strconv.FormatInt(s.cfg.DLQ.Retention.Milliseconds(), 10)},
+		}, TopicSpec{
+			// One partition, so that every instance reads the runs in one
+			// order; compacted, so that each run keeps its last record.
+			Name: s.DLQRunsTopic(), Partitions: 1, ReplicationFactor: s.cfg.DLQ.ReplicationFactor,
+			Configs: map[string]string{"cleanup.policy": "compact", "retention.ms": "-1"},
 		})
 	}
 	return specs

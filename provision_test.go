@@ -28,12 +28,13 @@ func TestProvisionTopics(t *testing.T) {
 		require.NoError(t, err)
 	})
 	specs := rn.Stack.Topics()
-	// Exponential 100ms, 200ms, 400ms: three lanes plus the DLQ.
-	require.Len(t, specs, 4)
+	// Exponential 100ms, 200ms, 400ms: three lanes, the DLQ and its runs.
+	require.Len(t, specs, 5)
 	assert.Equal(t, cfg.ServiceName+".retry.100ms", specs[0].Name)
 	assert.Equal(t, cfg.ServiceName+".retry.200ms", specs[1].Name)
 	assert.Equal(t, cfg.ServiceName+".retry.400ms", specs[2].Name)
 	assert.Equal(t, cfg.ServiceName+".dlq", specs[3].Name)
+	assert.Equal(t, cfg.ServiceName+".dlq.runs", specs[4].Name)
 
 	admin, err := sarama.NewClusterAdmin(env.Brokers, env.saramaConfig())
 	require.NoError(t, err)
@@ -51,9 +52,12 @@ func TestProvisionTopics(t *testing.T) {
 		for _, e := range results[0].Configs {
 			got[e.Name] = e.Value
 		}
-		if sp.Name == cfg.ServiceName+".dlq" {
+		switch sp.Name {
+		case cfg.ServiceName + ".dlq.runs":
+			assert.Equal(t, "-1", got["retention.ms"], "the runs are kept")
+		case cfg.ServiceName + ".dlq":
 			assert.Equal(t, strconv.FormatInt((48*time.Hour).Milliseconds(), 10), got["retention.ms"])
-		} else {
+		default:
 			assert.Equal(t, strconv.FormatInt((2*time.Hour).Milliseconds(), 10), got["retention.ms"], sp.Name)
 			assert.Equal(t, strconv.FormatInt((30*time.Minute).Milliseconds(), 10), got["segment.ms"], sp.Name)
 		}

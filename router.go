@@ -201,5 +201,8 @@ func (s *Stack) plugin(r *message.Router) error {
 	if err := s.startKeyOrder(parent); err != nil {
 		return err
 	}
+	if err := s.startDLQRuns(parent); err != nil {
+		return err
+	}
 	return s.startRetryConsumer(parent)
 }

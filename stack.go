@@ -70,6 +70,8 @@ type Stack struct {
 	retryConsumer    *delayedretry.Consumer
 	handoffClient    sarama.Client
 	keysClient       sarama.Client
+	runs             *dlq.RunLog
+	runsClient       sarama.Client
 	keysWriter       *Producer
 	keysWriterClient sarama.Client
 	// txns are the hand-off transactions, txnSender their Sender, txnClient
@@ -290,9 +292,15 @@ func (s *Stack) buildDLQ(o options) error {
 	if err != nil {
 		return err
 	}
+	s.runs, err = dlq.NewRunLog(dlq.RunLogConfig{
+		Sender: s.producer, Topic: s.DLQRunsTopic(), Instance: s.cfg.Consumer.InstanceID, Logger: s.logger,
+	})
+	if err != nil {
+		return err
+	}
 	rcfg := dlq.ReprocessorConfig{
 		Client: s.client, Queue: s.queue, Dispatcher: s.dispatcher, MaxReprocess: s.cfg.DLQ.MaxReprocess,
-		Concurrency: s.concurrencyOf,
+		Concurrency: s.concurrencyOf, Runs: s.runs,
 	}
 	if s.txns != nil {
 		rcfg.Transactions = reprocessCommits{s.txns}
@@ -383,6 +391,9 @@ func (s *Stack) Close() error {
 	if s.keys != nil {
 		errs = append(errs, s.keys.Close())
 	}
+	if s.runs != nil {
+		errs = append(errs, s.runs.Close())
+	}
 	if s.keysWriter != nil {
 		errs = append(errs, s.keysWriter.Close())
 	}
@@ -397,7 +408,7 @@ func (s *Stack) Close() error {
 	if s.producer != nil {
 		errs = append(errs, s.producer.Close())
 	}
-	for _, c := range []interface{ Close() error }{s.admin, s.retryClient, s.handoffClient, s.keysClient, s.keysWriterClient, s.txnClient, s.client} {
+	for _, c := range []interface{ Close() error }{s.admin, s.retryClient, s.handoffClient, s.keysClient, s.keysWriterClient, s.runsClient, s.txnClient, s.client} {
 		if c != nil && !isNilCloser(c) {
 			if err := c.Close(); err != nil && !errors.Is(err, sarama.ErrClosedClient) {
 				errs = append(errs, err)

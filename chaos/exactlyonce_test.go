@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -221,7 +222,19 @@ func TestKillAfterEachHandoff(t *testing.T) {
 	svc.Start()
 	svc.WaitReady(2 * time.Minute)
 	c.waitGroupsStable(t, 2*time.Minute, name+"-group", name+"-group.retry")
-	reprocess()
+	// The killed run holds its topic until its lease expires (30 s after
+	// its last renewal): until then a start is refused with a 409.
+	restarted := time.Now()
+	waitUntil(t, 2*time.Minute, "a new reprocess run once the killed run's lease expired", func() bool {
+		code, out := svc.Post("/kafka/dlq/reprocess", `{"topic":"order.created"}`, "Bearer "+token)
+		if code == http.StatusConflict {
+			time.Sleep(time.Second)
+			return false
+		}
+		require.Less(t, code, 300, "start a reprocess run: %s", out)
+		return true
+	}, svc)
+	t.Logf("a new run started %s after the restart", time.Since(restarted).Round(time.Second))
 	waitUntil(t, 2*time.Minute, "the second reprocess run finished", func() bool {
 		return strings.Contains(svc.Logs(), "DLQ reprocessing finished")
 	}, svc)

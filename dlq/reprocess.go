@@ -104,6 +104,10 @@ type Progress struct {
 	// and the end captured at its start.
 	Remaining int64  `json:"remaining"`
 	Error     string `json:"error,omitempty"`
+	// RunID identifies the run and Holder the instance that runs it, when
+	// the runs are kept in Kafka (ReprocessorConfig.Runs).
+	RunID  string `json:"runId,omitempty"`
+	Holder string `json:"holder,omitempty"`
 }
 
 // ReprocessorConfig configures a Reprocessor.
@@ -137,6 +141,12 @@ type ReprocessorConfig struct {
 	// BatchSize records. Optional: nil commits them with OffsetCommit
 	// requests.
 	Transactions TransactionalCommits
+	// Runs, once started, keeps the runs in Kafka: a run starts only when
+	// no run of its topic holds the topic on any instance that shares the
+	// runs topic, Status and Active show the runs of every instance, and
+	// Stop stops a run wherever it runs. Optional: nil, or not started,
+	// keeps the runs of this process only.
+	Runs *RunLog
 }
 
 // Reprocessor replays DLQ records per original topic. One run per topic at a
@@ -165,6 +175,11 @@ type Reprocessor struct {
 }
 
 type run struct {
+	id string
+	// leased is set once the run holds its topic in the runs topic.
+	leased bool
+	// lost is why the run was ended from the runs topic, if it was.
+	lost                                            atomic.Pointer[string]
 	cancel                                          context.CancelFunc
 	p                                               Progress
 	mu                                              sync.Mutex
@@ -212,7 +227,7 @@ func (r *Reprocessor) GroupID(topic string) string { return groupID(r.cfg.GroupP
 // ErrAlreadyRunning when topic is being reprocessed, an error wrapping
 // ErrInvalidOptions for bad options, or ErrClosed.
 func (r *Reprocessor) Start(opts ReprocessOptions) error {
-	rn, ctx, err := r.begin(&opts)
+	rn, ctx, err := r.begin(context.Background(), &opts)
 	if err != nil {
 		return err
 	}
@@ -226,7 +241,7 @@ func (r *Reprocessor) Start(opts ReprocessOptions) error {
 // Reprocess runs synchronously and returns the run's final progress. The
 // error is the one that ended the run early, if any.
 func (r *Reprocessor) Reprocess(ctx context.Context, opts ReprocessOptions) (Progress, error) {
-	rn, runCtx, err := r.begin(&opts)
+	rn, runCtx, err := r.begin(ctx, &opts)
 	if err != nil {
 		return Progress{}, err
 	}
@@ -236,39 +251,107 @@ func (r *Reprocessor) Reprocess(ctx context.Context, opts ReprocessOptions) (Pro
 	return r.execute(runCtx, rn, opts)
 }
 
-func (r *Reprocessor) begin(opts *ReprocessOptions) (*run, context.Context, error) {
+// claimTimeout bounds the claim of a run's topic in the runs topic.
+const claimTimeout = 10 * time.Second
+
+func (r *Reprocessor) begin(ctx context.Context, opts *ReprocessOptions) (*run, context.Context, error) {
 	if err := opts.setDefaultsAndValidate(); err != nil {
 		return nil, nil, err
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.closed {
+		r.mu.Unlock()
 		return nil, nil, ErrClosed
 	}
-	if _, ok := r.runs[opts.Topic]; ok {
+	if other, ok := r.runs[opts.Topic]; ok {
+		r.mu.Unlock()
+		p := other.snapshot()
+		if p.RunID != "" {
+			return nil, nil, &RunHeldError{Topic: opts.Topic, RunID: p.RunID, Holder: p.Holder, Since: p.StartedAt}
+		}
 		return nil, nil, fmt.Errorf("%w: %s", ErrAlreadyRunning, opts.Topic)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	rn := &run{cancel: cancel, p: Progress{Topic: opts.Topic, GroupID: r.GroupID(opts.Topic), State: StateRunning, StartedAt: time.Now().UTC()}}
+	runCtx, cancel := context.WithCancel(context.Background())
+	rn := &run{id: watermill.NewShortUUID(), cancel: cancel, p: Progress{Topic: opts.Topic, GroupID: r.GroupID(opts.Topic), State: StateRunning, StartedAt: time.Now().UTC()}}
 	r.runs[opts.Topic] = rn
 	r.wg.Add(1)
-	return rn, ctx, nil
+	r.mu.Unlock()
+	if log := r.cfg.Runs; log.Started() {
+		cctx, cancelClaim := context.WithTimeout(ctx, claimTimeout)
+		err := log.acquire(cctx, opts.Topic, rn.id, rn.snapshot(), rn.stop, rn.end)
+		cancelClaim()
+		if err != nil {
+			cancel()
+			r.mu.Lock()
+			delete(r.runs, opts.Topic)
+			r.mu.Unlock()
+			r.wg.Done()
+			return nil, nil, err
+		}
+		rn.leased = true
+		rn.mu.Lock()
+		rn.p.RunID, rn.p.Holder = rn.id, log.Holder()
+		rn.mu.Unlock()
+	}
+	return rn, runCtx, nil
 }
 
 // Stop ends the run of topic, if any, and reports whether there was one. The
-// run commits what it completed.
+// run commits what it completed. With the runs in Kafka, a run of another
+// instance is asked to stop, and stops once that instance reads the
+// request.
 func (r *Reprocessor) Stop(topic string) bool {
 	r.mu.Lock()
 	rn, ok := r.runs[topic]
 	r.mu.Unlock()
 	if ok {
 		rn.stop()
+		return true
 	}
+	if log := r.cfg.Runs; log.Started() {
+		ctx, cancel := context.WithTimeout(context.Background(), claimTimeout)
+		defer cancel()
+		n, err := log.requestStop(ctx, topic)
+		if err != nil {
+			r.logger.Error("Could not ask for the stop of a DLQ reprocess run", err, watermill.LogFields{"topic": topic})
+		}
+		return n > 0
+	}
+	return false
+}
+
+// StopAll ends every run and returns how many there were, asking the runs
+// of other instances to stop when the runs are kept in Kafka.
+func (r *Reprocessor) StopAll() int {
+	n := r.stopLocal()
+	if log := r.cfg.Runs; log.Started() {
+		ctx, cancel := context.WithTimeout(context.Background(), claimTimeout)
+		defer cancel()
+		running, _ := log.status()
+		for _, p := range running {
+			if r.localRun(p.Topic) {
+				continue
+			}
+			m, err := log.requestStop(ctx, p.Topic)
+			if err != nil {
+				r.logger.Error("Could not ask for the stop of a DLQ reprocess run", err, watermill.LogFields{"topic": p.Topic})
+			}
+			n += m
+		}
+	}
+	return n
+}
+
+// localRun reports whether topic has a run in this process.
+func (r *Reprocessor) localRun(topic string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.runs[topic]
 	return ok
 }
 
-// StopAll ends every run and returns how many there were.
-func (r *Reprocessor) StopAll() int {
+// stopLocal ends the runs of this process and returns how many there were.
+func (r *Reprocessor) stopLocal() int {
 	r.mu.Lock()
 	runs := make([]*run, 0, len(r.runs))
 	for _, rn := range r.runs {
@@ -290,16 +373,32 @@ func (rn *run) stop() {
 	rn.cancel()
 }
 
+// end stops the run because it no longer holds its lease: the lease was
+// taken over, or could not be renewed.
+func (rn *run) end(reason string) {
+	rn.lost.Store(&reason)
+	rn.stop()
+}
+
 // Active reports whether topic is being reprocessed; with "" whether any
-// topic is.
+// topic is. With the runs in Kafka, the runs of every instance count.
 func (r *Reprocessor) Active(topic string) bool {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if topic == "" {
-		return len(r.runs) > 0
-	}
+	n := len(r.runs)
 	_, ok := r.runs[topic]
-	return ok
+	r.mu.Unlock()
+	if (topic == "" && n > 0) || ok {
+		return true
+	}
+	if log := r.cfg.Runs; log.Started() {
+		if topic == "" {
+			running, _ := log.status()
+			return len(running) > 0
+		}
+		_, held := log.holding(topic)
+		return held
+	}
+	return false
 }
 
 // Status lists the runs in progress and the last finished run of each topic.
@@ -309,15 +408,33 @@ type Status struct {
 }
 
 // Status returns the runs in progress with their progress and the last
-// result per topic.
+// result per topic. With the runs in Kafka, it has the runs of every
+// instance, as of their last renewal for those of other instances, and the
+// last runs survive restarts.
 func (r *Reprocessor) Status() Status {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	s := Status{Running: []Progress{}, Last: map[string]Progress{}}
+	mine := map[string]bool{}
 	for _, rn := range r.runs {
-		s.Running = append(s.Running, rn.snapshot())
+		p := rn.snapshot()
+		s.Running = append(s.Running, p)
+		mine[p.Topic] = true
 	}
 	maps.Copy(s.Last, r.last)
+	r.mu.Unlock()
+	if log := r.cfg.Runs; log.Started() {
+		running, last := log.status()
+		for _, p := range running {
+			if !mine[p.Topic] {
+				s.Running = append(s.Running, p)
+			}
+		}
+		for topic, p := range last {
+			if old, ok := s.Last[topic]; !ok || p.FinishedAt.After(old.FinishedAt) {
+				s.Last[topic] = p
+			}
+		}
+	}
 	return s
 }
 
@@ -338,7 +455,7 @@ func (r *Reprocessor) Close() error {
 		rn.cancel()
 	}
 	r.mu.Unlock()
-	r.StopAll()
+	r.stopLocal()
 	r.wg.Wait()
 	return nil
 }
@@ -348,9 +465,14 @@ var errStoppedOnError = errors.New("dlq: record failed again; run stopped (stopO
 func (r *Reprocessor) execute(ctx context.Context, rn *run, opts ReprocessOptions) (Progress, error) {
 	ctx, cancelTimeout := context.WithTimeout(ctx, opts.Timeout)
 	defer cancelTimeout()
+	stopRenewing := r.renew(rn, opts.Topic)
 	err := r.reprocess(ctx, rn, opts)
+	stopRenewing()
 
 	rn.mu.Lock()
+	if lost := rn.lost.Load(); lost != nil && rn.p.Error == "" {
+		rn.p.Error = "run ended: " + *lost
+	}
 	switch {
 	case errors.Is(err, errStoppedOnError):
 		rn.p.State = StateStoppedOnError
@@ -371,6 +493,13 @@ func (r *Reprocessor) execute(ctx context.Context, rn *run, opts ReprocessOption
 	p := rn.snapshot()
 
 	r.cfg.Queue.Metrics().add(p.Reprocessed, p.Skipped, p.Failed, p.Parked)
+	if rn.leased {
+		fctx, cancel := context.WithTimeout(context.Background(), claimTimeout)
+		if ferr := r.cfg.Runs.finish(fctx, opts.Topic, rn.id, p); ferr != nil {
+			r.logger.Error("Could not record the end of a DLQ reprocess run; other instances see it abandoned once its lease expires", ferr, watermill.LogFields{"topic": opts.Topic, "run": rn.id})
+		}
+		cancel()
+	}
 	r.mu.Lock()
 	delete(r.runs, opts.Topic)
 	r.last[opts.Topic] = p
@@ -383,6 +512,48 @@ func (r *Reprocessor) execute(ctx context.Context, rn *run, opts ReprocessOption
 		return p, nil
 	}
 	return p, err
+}
+
+// renew renews the lease of rn, when it holds one, every Lease/6 with its
+// progress, until the function it returns is called. A run that could not
+// renew its lease for Lease/2 ends: once the lease expires, another
+// instance may take its topic.
+func (r *Reprocessor) renew(rn *run, topic string) (stop func()) {
+	if !rn.leased {
+		return func() {}
+	}
+	log := r.cfg.Runs
+	every := log.cfg.Lease / 6
+	done, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		last := time.Now()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), every)
+			err := log.renew(ctx, topic, rn.id, rn.snapshot())
+			cancel()
+			if err == nil {
+				last = time.Now()
+				continue
+			}
+			if since := time.Since(last); since > log.cfg.Lease/2 {
+				r.logger.Error("DLQ reprocess run ended: its lease could not be renewed", err, watermill.LogFields{"topic": topic, "run": rn.id, "since": since.String()})
+				rn.end(fmt.Sprintf("its lease could not be renewed for %s: %v", since.Round(time.Millisecond), err))
+				return
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+	}
 }
 
 // flushTimeout bounds the last commit of a run whose positions are

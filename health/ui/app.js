@@ -156,8 +156,8 @@ async function overview() {
         table(['Topic', 'Partition#', 'Since'], metrics.keyOrder.full.map((f) => [f.topic, num(f.partition), when(f.since)]))) : null,
       el('p', {}, el('a', { href: '#/parked' }, 'Parked keys'))) : null,
     card('Reprocessing runs',
-      table(['Topic', 'State', 'Reprocessed#', 'Failed#', 'Skipped#', 'Parked#', 'Remaining#'], runs.map((p) => [
-        p.topic, p.state, num(p.reprocessed), num(p.failed), num(p.skipped), num(p.parked), num(p.remaining)]), 'No run yet'))));
+      table(['Topic', 'State', 'Instance', 'Reprocessed#', 'Failed#', 'Skipped#', 'Parked#', 'Remaining#'], runs.map((p) => [
+        p.topic, p.state, p.holder || '', num(p.reprocessed), num(p.failed), num(p.skipped), num(p.parked), num(p.remaining)]), 'No run yet'))));
 }
 
 // ---- Dead-letter browser --------------------------------------------------
@@ -283,7 +283,7 @@ async function recordView(p, o) {
 // ---- Reprocess a topic, reset metrics ------------------------------------
 
 function progressLine(p) {
-  return `${p.state}: ${num(p.reprocessed)} reprocessed, ${num(p.failed)} failed, ${num(p.skipped)} skipped, ${num(p.parked)} parked, ${num(p.remaining)} left to read`;
+  return `${p.state}${p.holder ? ` on ${p.holder}` : ''}: ${num(p.reprocessed)} reprocessed, ${num(p.failed)} failed, ${num(p.skipped)} skipped, ${num(p.parked)} parked, ${num(p.remaining)} left to read`;
 }
 
 async function reprocessView() {
