@@ -98,8 +98,8 @@ type topicRuns struct {
 // runLease is the lease of a run, as of its last record.
 type runLease struct {
 	run, holder, instance string
-	at, expires time.Time
-	progress    Progress
+	at, expires           time.Time
+	progress              Progress
 }
 
 // localRun is the callbacks of a run of this instance.
