@@ -415,18 +415,34 @@ func (l *RunLog) acquire(ctx context.Context, topic, run string, p Progress, sto
 		err = l.waitRead(ctx, off)
 	}
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	if err != nil {
-		delete(l.local, run)
-		return err
-	}
-	if b, ok := l.beaten[run]; ok {
+	b, beaten := l.beaten[run]
+	if err != nil || beaten {
 		delete(l.beaten, run)
 		delete(l.local, run)
 		l.ended[run] = true
+	}
+	l.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if beaten {
+		// The claim that lost is removed: once compaction dropped the
+		// records of the run that won, it would look like one that won.
+		if terr := l.tombstone(ctx, runKey{Topic: topic, Run: run}); terr != nil {
+			l.cfg.Logger.Error("Could not remove a claim that lost from the DLQ runs topic", terr, watermill.LogFields{"topic": topic, "run": run})
+		}
 		return &RunHeldError{Topic: topic, RunID: b.run, Holder: b.holder, Since: b.at}
 	}
 	return nil
+}
+
+// tombstone removes the records of key k from the runs topic.
+func (l *RunLog) tombstone(ctx context.Context, k runKey) error {
+	key, err := json.Marshal(k)
+	if err != nil {
+		return err
+	}
+	return l.cfg.Sender.SendRecord(ctx, &sarama.ProducerMessage{Topic: l.cfg.Topic, Partition: 0, Key: sarama.ByteEncoder(key)})
 }
 
 // renew renews the lease of run with its progress.
