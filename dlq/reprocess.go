@@ -328,13 +328,14 @@ func (r *Reprocessor) StopAll() int {
 		ctx, cancel := context.WithTimeout(context.Background(), claimTimeout)
 		defer cancel()
 		running, _ := log.status()
-		for _, p := range running {
-			if r.localRun(p.Topic) {
+		for i := range running {
+			topic := running[i].Topic
+			if r.localRun(topic) {
 				continue
 			}
-			m, err := log.requestStop(ctx, p.Topic)
+			m, err := log.requestStop(ctx, topic)
 			if err != nil {
-				r.logger.Error("Could not ask for the stop of a DLQ reprocess run", err, watermill.LogFields{"topic": p.Topic})
+				r.logger.Error("Could not ask for the stop of a DLQ reprocess run", err, watermill.LogFields{"topic": topic})
 			}
 			n += m
 		}
@@ -424,14 +425,14 @@ func (r *Reprocessor) Status() Status {
 	r.mu.Unlock()
 	if log := r.cfg.Runs; log.Started() {
 		running, last := log.status()
-		for _, p := range running {
-			if !mine[p.Topic] {
-				s.Running = append(s.Running, p)
+		for i := range running {
+			if !mine[running[i].Topic] {
+				s.Running = append(s.Running, running[i])
 			}
 		}
-		for topic, p := range last {
-			if old, ok := s.Last[topic]; !ok || p.FinishedAt.After(old.FinishedAt) {
-				s.Last[topic] = p
+		for topic := range last {
+			if old, ok := s.Last[topic]; !ok || last[topic].FinishedAt.After(old.FinishedAt) {
+				s.Last[topic] = last[topic]
 			}
 		}
 	}

@@ -470,13 +470,6 @@ func (l *RunLog) finish(ctx context.Context, topic, run string, p Progress) erro
 	return l.waitRead(ctx, off)
 }
 
-// forget drops run, a run of this instance that ends without a lease.
-func (l *RunLog) forget(run string) {
-	l.mu.Lock()
-	delete(l.local, run)
-	l.mu.Unlock()
-}
-
 // requestStop asks the run holding topic ("" for every topic) to stop,
 // wherever it runs, and returns how many runs it asked.
 func (l *RunLog) requestStop(ctx context.Context, topic string) (int, error) {
