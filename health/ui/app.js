@@ -283,7 +283,7 @@ async function recordView(p, o) {
 // ---- Reprocess a topic, reset metrics ------------------------------------
 
 function progressLine(p) {
-  return `${p.state}${p.holder ? ` on ${p.holder}` : ''}: ${num(p.reprocessed)} reprocessed, ${num(p.failed)} failed, ${num(p.skipped)} skipped, ${num(p.parked)} parked, ${num(p.remaining)} left to read`;
+  return `${p.state}: ${num(p.reprocessed)} reprocessed, ${num(p.failed)} failed, ${num(p.skipped)} skipped, ${num(p.parked)} parked, ${num(p.remaining)} left to read${p.holder ? `, on ${p.holder}` : ''}`;
 }
 
 async function reprocessView() {
